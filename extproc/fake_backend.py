@@ -1,0 +1,203 @@
+"""An OpenAI-compatible model-backend simulator: `switchyard fake-backend`.
+
+It answers /v1/chat/completions (JSON, or SSE with `stream: true`) with its own
+name, a usage block, a configurable latency and failure rate. Its behaviour can
+be changed while it runs (POST /control), so tests can make a canary degrade
+on command. GET /stats tells how many chat requests reached it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import signal
+import time
+from dataclasses import dataclass
+
+MAX_BODY = 64 * 1024 * 1024
+
+
+@dataclass
+class Behaviour:
+    latency_ms: float = 0.0
+    error_rate: float = 0.0
+    status: int = 500
+    """The status of a simulated failure."""
+
+
+class FakeBackend:
+    def __init__(self, name: str, behaviour: Behaviour, seed: int | None = None) -> None:
+        self.name = name
+        self.behaviour = behaviour
+        self.requests = 0
+        self.errors = 0
+        self._random = random.Random(seed)
+        self._ids = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await self._one_request(reader, writer):
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    async def _one_request(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        request_line = await reader.readline()
+        if not request_line:
+            return False
+        method, path, _ = request_line.decode("latin-1").split(" ", 2)
+        headers: dict[str, str] = {}
+        while True:
+            line = await reader.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            key, _, value = line.decode("latin-1").partition(":")
+            headers[key.strip().lower()] = value.strip()
+        body = await self._read_body(reader, headers)
+        keep_alive = headers.get("connection", "").lower() != "close"
+        if path.startswith("/v1/chat/completions") and method == "POST":
+            await self._chat(body, writer)
+        elif path == "/control" and method == "POST":
+            update = json.loads(body or b"{}")
+            for key in ("latency_ms", "error_rate", "status"):
+                if key in update:
+                    setattr(self.behaviour, key, type(getattr(self.behaviour, key))(update[key]))
+            self._send_json(writer, 200, self._state())
+        elif path == "/stats":
+            self._send_json(writer, 200, self._state())
+        elif path == "/v1/models":
+            self._send_json(writer, 200, {"object": "list", "data": [{"id": self.name}]})
+        else:
+            self._send_json(writer, 404, {"error": {"message": f"no route {path}"}})
+        await writer.drain()
+        return keep_alive
+
+    async def _read_body(self, reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int((await reader.readline()).split(b";")[0], 16)
+                if size == 0:
+                    await reader.readline()
+                    return b"".join(chunks)
+                chunks.append(await reader.readexactly(size))
+                await reader.readline()
+        length = int(headers.get("content-length", "0"))
+        if length > MAX_BODY:
+            raise ValueError("body too large")
+        return await reader.readexactly(length) if length else b""
+
+    def _state(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "requests": self.requests,
+            "errors": self.errors,
+            "latency_ms": self.behaviour.latency_ms,
+            "error_rate": self.behaviour.error_rate,
+        }
+
+    def _send_json(self, writer: asyncio.StreamWriter, status: int, payload: object) -> None:
+        body = json.dumps(payload).encode()
+        writer.write(
+            f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nx-backend: {self.name}\r\n\r\n".encode()
+            + body
+        )
+
+    async def _chat(self, body: bytes, writer: asyncio.StreamWriter) -> None:
+        self.requests += 1
+        behaviour = self.behaviour
+        if behaviour.latency_ms > 0:
+            await asyncio.sleep(behaviour.latency_ms / 1000)
+        if self._random.random() < behaviour.error_rate:
+            self.errors += 1
+            self._send_json(
+                writer,
+                behaviour.status,
+                {"error": {"message": f"{self.name}: simulated failure", "type": "server_error"}},
+            )
+            return
+        try:
+            request = json.loads(body)
+        except ValueError:
+            self._send_json(writer, 400, {"error": {"message": "invalid JSON"}})
+            return
+        messages = request.get("messages") or [{}]
+        prompt_tokens = max(1, len(json.dumps(messages)) // 4)
+        answer = f"[{self.name}] answered"
+        completion_tokens = len(answer.split())
+        self._ids += 1
+        completion_id = f"chatcmpl-{self.name}-{self._ids}"
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        model = request.get("model") or self.name
+        if request.get("stream") is True:
+            await self._stream(writer, completion_id, model, answer, usage)
+            return
+        self._send_json(
+            writer,
+            200,
+            {
+                "id": completion_id,
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "backend": self.name,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": answer},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": usage,
+            },
+        )
+
+    async def _stream(
+        self,
+        writer: asyncio.StreamWriter,
+        completion_id: str,
+        model: str,
+        answer: str,
+        usage: dict[str, int],
+    ) -> None:
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\nx-backend: " + self.name.encode() + b"\r\n\r\n"
+        )
+
+        def event(payload: object) -> None:
+            data = f"data: {json.dumps(payload) if payload != '[DONE]' else payload}\n\n".encode()
+            writer.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+
+        base = {"id": completion_id, "object": "chat.completion.chunk", "model": model}
+        for word in answer.split():
+            delta = {"index": 0, "delta": {"content": word + " "}, "finish_reason": None}
+            event({**base, "choices": [delta]})
+            await writer.drain()
+        event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        event({**base, "choices": [], "usage": usage, "backend": self.name})
+        event("[DONE]")
+        writer.write(b"0\r\n\r\n")
+
+
+async def serve_fake_backend(
+    name: str, host: str, port: int, behaviour: Behaviour, seed: int | None = None
+) -> None:
+    backend = FakeBackend(name, behaviour, seed)
+    server = await asyncio.start_server(backend.handle, host, port, backlog=1024)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        await stop.wait()

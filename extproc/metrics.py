@@ -1,0 +1,109 @@
+"""switchyard's Prometheus metrics, in one registry per server."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from extproc.rollout import CanaryState, Phase
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.decisions = Counter(
+            "switchyard_decisions",
+            "Routing decisions by route, classifier label and cohort.",
+            ["route", "label", "cohort"],
+            registry=r,
+        )
+        self.immediate_responses = Counter(
+            "switchyard_immediate_responses",
+            "Requests answered by switchyard itself (bad body, too large, blocked).",
+            ["code"],
+            registry=r,
+        )
+        self.processing_errors = Counter(
+            "switchyard_processing_errors",
+            "Unexpected errors while processing a request; the request went on unrouted.",
+            ["phase"],
+            registry=r,
+        )
+        self.classification_seconds = Histogram(
+            "switchyard_classification_seconds",
+            "Time to classify one batch.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.classification_batch = Histogram(
+            "switchyard_classification_batch_size",
+            "Conversations per classifier batch.",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=r,
+        )
+        self.config_reloads = Counter(
+            "switchyard_config_reloads",
+            "Config reloads by result (success, failure).",
+            ["result"],
+            registry=r,
+        )
+        self.canary_percent = Gauge(
+            "switchyard_canary_percent",
+            "Share of sessions the canary serves now.",
+            ["route", "backend"],
+            registry=r,
+        )
+        self.canary_phase = Gauge(
+            "switchyard_canary_phase",
+            "1 for the rollout phase each route's canary is in.",
+            ["route", "phase"],
+            registry=r,
+        )
+        self.rollbacks = Counter(
+            "switchyard_rollbacks", "Canary rollbacks.", ["route", "reason"], registry=r
+        )
+        self.promotions = Counter(
+            "switchyard_promotions", "Canary promotions to a next step.", ["route"], registry=r
+        )
+        self.upstream_requests = Counter(
+            "switchyard_upstream_requests",
+            "Responses seen in observability mode, by route, cohort, backend and status class.",
+            ["route", "cohort", "backend", "status"],
+            registry=r,
+        )
+        self.upstream_latency = Histogram(
+            "switchyard_upstream_latency_seconds",
+            "Time from the request reaching the router to the end of the response.",
+            ["route", "cohort", "backend"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.tokens = Counter(
+            "switchyard_tokens",
+            "Tokens reported in responses' usage, by kind (prompt, completion).",
+            ["route", "cohort", "backend", "kind"],
+            registry=r,
+        )
+        self.cost = Counter(
+            "switchyard_cost",
+            "Cost of responses from per-backend prices, in the prices' currency.",
+            ["route", "cohort", "backend"],
+            registry=r,
+        )
+
+    def observe_classification(self, seconds: float, batch: int) -> None:
+        self.classification_seconds.observe(seconds)
+        self.classification_batch.observe(batch)
+
+    def record_rollout(self, route: str, old: CanaryState | None, new: CanaryState) -> None:
+        self.canary_percent.labels(route, new.backend).set(new.serving_percent)
+        for phase in Phase:
+            self.canary_phase.labels(route, phase.value).set(1 if new.phase is phase else 0)
+        if old is None:
+            return
+        if new.phase is Phase.ROLLED_BACK and old.phase is not Phase.ROLLED_BACK:
+            self.rollbacks.labels(route, new.reason.split(":")[0] or "operator").inc()
+        elif new.percent > old.percent:
+            self.promotions.labels(route).inc()

@@ -1,0 +1,218 @@
+"""Responses seen in observability mode: status, latency, tokens, cost per route/cohort/backend.
+
+A second ext_proc filter in Envoy sends each request's headers (with the
+routing headers switchyard set) and its response (headers, then every body
+chunk) without waiting for switchyard, so reading them adds no latency to the
+response. TrafficStats keeps the totals for the A/B report and a short window
+of samples for the canary analysis.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from extproc import headers as h
+from extproc.config import Config
+from extproc.metrics import Metrics
+from extproc.processor import header_map
+from proto import ext_proc_pb2
+
+USAGE_TAIL_BYTES = 16_384
+"""usage comes last in a JSON answer and in the final SSE event: only the tail is kept."""
+_USAGE = re.compile(rb'"usage"\s*:\s*(\{[^{}]*\})')
+LATENCIES_KEPT = 20_000
+"""Per route / cohort / backend, for the report's percentiles."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float
+    error: bool
+    latency: float
+
+
+@dataclass
+class Totals:
+    requests: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCIES_KEPT))
+    ttfbs: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCIES_KEPT))
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def parse_usage(tail: bytes) -> tuple[int, int] | None:
+    """(prompt_tokens, completion_tokens) from the last usage object in a response's tail."""
+    matches = _USAGE.findall(tail)
+    for raw in reversed(matches):
+        try:
+            usage = json.loads(raw)
+        except ValueError:
+            continue
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if isinstance(prompt, int) and isinstance(completion, int):
+            return prompt, completion
+    return None
+
+
+class TrafficStats:
+    """Thread-safe: written by the gRPC loop, read by the analysis and the HTTP endpoints."""
+
+    def __init__(self, metrics: Metrics, clock: Callable[[], float] = time.monotonic) -> None:
+        self._metrics = metrics
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._totals: dict[tuple[str, str, str], Totals] = {}
+        self._windows: dict[tuple[str, str], deque[Sample]] = {}
+
+    def record(
+        self,
+        route: str,
+        cohort: str,
+        backend: str,
+        status: int,
+        latency: float,
+        ttfb: float | None,
+        usage: tuple[int, int] | None,
+        cost: float,
+    ) -> None:
+        error = status >= 500 or status == 0
+        now = self._clock()
+        with self._lock:
+            totals = self._totals.setdefault((route, cohort, backend), Totals())
+            totals.requests += 1
+            totals.errors += error
+            totals.latencies.append(latency)
+            if ttfb is not None:
+                totals.ttfbs.append(ttfb)
+            if usage is not None:
+                totals.prompt_tokens += usage[0]
+                totals.completion_tokens += usage[1]
+                totals.cost += cost
+            self._windows.setdefault((route, cohort), deque()).append(Sample(now, error, latency))
+        labels = (route, cohort, backend)
+        self._metrics.upstream_requests.labels(*labels, f"{status // 100}xx").inc()
+        self._metrics.upstream_latency.labels(*labels).observe(latency)
+        if usage is not None:
+            self._metrics.tokens.labels(*labels, "prompt").inc(usage[0])
+            self._metrics.tokens.labels(*labels, "completion").inc(usage[1])
+            self._metrics.cost.labels(*labels).inc(cost)
+
+    def window(self, route: str, cohort: str, seconds: float) -> list[Sample]:
+        """Samples of the last `seconds`; older ones are dropped for good."""
+        cutoff = self._clock() - seconds
+        with self._lock:
+            samples = self._windows.get((route, cohort))
+            if samples is None:
+                return []
+            while samples and samples[0].at < cutoff:
+                samples.popleft()
+            return list(samples)
+
+    def forget_window(self, route: str) -> None:
+        """After a rollout step changes, the next verdict starts from fresh samples."""
+        with self._lock:
+            for key in [key for key in self._windows if key[0] == route]:
+                del self._windows[key]
+
+    def snapshot(self) -> list[dict[str, object]]:
+        with self._lock:
+            items = [
+                (key, totals, list(totals.latencies), list(totals.ttfbs))
+                for key, totals in self._totals.items()
+            ]
+        rows: list[dict[str, object]] = []
+        for (route, cohort, backend), totals, latencies, ttfbs in sorted(items, key=lambda i: i[0]):
+            rows.append(
+                {
+                    "route": route,
+                    "cohort": cohort,
+                    "backend": backend,
+                    "requests": totals.requests,
+                    "errors": totals.errors,
+                    "latency_p50_ms": _ms(_quantile(latencies, 0.50)),
+                    "latency_p95_ms": _ms(_quantile(latencies, 0.95)),
+                    "latency_p99_ms": _ms(_quantile(latencies, 0.99)),
+                    "ttfb_p50_ms": _ms(_quantile(ttfbs, 0.50)),
+                    "prompt_tokens": totals.prompt_tokens,
+                    "completion_tokens": totals.completion_tokens,
+                    "cost": round(totals.cost, 8),
+                }
+            )
+        return rows
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
+class ObserveStream:
+    """One request seen in observability mode, from its headers to its last body chunk."""
+
+    def __init__(self, config: Config, traffic: TrafficStats) -> None:
+        self._config = config
+        self._traffic = traffic
+        self._started = time.perf_counter()
+        self._route = self._cohort = ""
+        self._status = 0
+        self._backend = ""
+        self._ttfb: float | None = None
+        self._tail = b""
+        self._done = False
+
+    def on_message(self, request: ext_proc_pb2.ProcessingRequest) -> None:
+        phase = request.WhichOneof("request")
+        if phase == "request_headers":
+            headers = header_map(request.request_headers.headers)
+            self._route = headers.get(h.ROUTE, "")
+            self._cohort = headers.get(h.COHORT, "")
+            self._started = time.perf_counter()
+        elif phase == "response_headers":
+            headers = header_map(request.response_headers.headers)
+            status = headers.get(":status", "0")
+            self._status = int(status) if status.isdigit() else 0
+            self._backend = headers.get(h.BACKEND, "")
+            self._ttfb = time.perf_counter() - self._started
+            if request.response_headers.end_of_stream:
+                self._finish()
+        elif phase == "response_body":
+            body = request.response_body
+            self._tail = (self._tail + body.body)[-USAGE_TAIL_BYTES:]
+            if body.end_of_stream:
+                self._finish()
+        elif phase == "response_trailers":
+            self._finish()
+
+    def _finish(self) -> None:
+        # Requests switchyard did not route (fail-open, non-chat paths) carry
+        # no route header: they are not part of any A/B comparison.
+        if self._done or not self._route:
+            return
+        self._done = True
+        latency = time.perf_counter() - self._started
+        usage = parse_usage(self._tail) if self._tail else None
+        cost = 0.0
+        backend = self._backend or "unknown"
+        if usage is not None:
+            price = next(
+                (b.price for b in self._config.backends if b.name == backend and b.price), None
+            )
+            if price is not None:
+                cost = (usage[0] * price.prompt_per_1m + usage[1] * price.completion_per_1m) / 1e6
+        self._traffic.record(
+            self._route, self._cohort, backend, self._status, latency, self._ttfb, usage, cost
+        )

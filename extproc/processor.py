@@ -1,0 +1,132 @@
+"""One handler per request phase of a routing stream (request headers, request body).
+
+Handlers take the stream's state and Envoy's message and return the answer;
+they raise RequestError for requests switchyard answers itself. The stream
+loop (extproc.server) does the I/O, the logging and the error mapping.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from extproc.chat import parse_chat
+from extproc.errors import RequestError
+from extproc.metrics import Metrics
+from extproc.runtime import Runtime
+from proto import core_pb2, ext_proc_pb2, http_status_pb2, processing_mode_pb2
+
+BodySendMode = processing_mode_pb2.ProcessingMode.BodySendMode
+
+
+def header_map(headers: core_pb2.HeaderMap) -> dict[str, str]:
+    """Envoy's headers as a dict; Envoy sends lower-case names, values in raw_value."""
+    out: dict[str, str] = {}
+    for header in headers.headers:
+        value = header.raw_value.decode("utf-8", "replace") if header.raw_value else header.value
+        # Repeated headers (cookie, mostly) are joined the way HTTP allows.
+        out[header.key] = f"{out[header.key]}; {value}" if header.key in out else value
+    return out
+
+
+def set_headers(values: Mapping[str, str]) -> ext_proc_pb2.HeaderMutation:
+    return ext_proc_pb2.HeaderMutation(
+        set_headers=[
+            core_pb2.HeaderValueOption(
+                header=core_pb2.HeaderValue(key=key, raw_value=value.encode()),
+                append_action=core_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+            )
+            for key, value in values.items()
+        ]
+    )
+
+
+def immediate_response(error: RequestError) -> ext_proc_pb2.ProcessingResponse:
+    """The JSON error a client sees, shaped like an OpenAI API error."""
+    body = {"error": {"type": error.code, "code": error.code, "message": error.message}}
+    return ext_proc_pb2.ProcessingResponse(
+        immediate_response=ext_proc_pb2.ImmediateResponse(
+            status=http_status_pb2.HttpStatus(code=error.status),  # type: ignore[arg-type]
+            headers=set_headers({"content-type": "application/json"}),
+            body=json.dumps(body).encode(),
+            details=f"switchyard_{error.code}",
+        )
+    )
+
+
+CONTINUE_HEADERS = ext_proc_pb2.ProcessingResponse(
+    request_headers=ext_proc_pb2.HeadersResponse(response=ext_proc_pb2.CommonResponse())
+)
+CONTINUE_BODY = ext_proc_pb2.ProcessingResponse(
+    request_body=ext_proc_pb2.BodyResponse(response=ext_proc_pb2.CommonResponse())
+)
+# A request switchyard does not route: tell Envoy not to send its body.
+PASS_THROUGH = ext_proc_pb2.ProcessingResponse(
+    request_headers=ext_proc_pb2.HeadersResponse(response=ext_proc_pb2.CommonResponse()),
+    mode_override=processing_mode_pb2.ProcessingMode(request_body_mode=BodySendMode.NONE),
+)
+
+
+@dataclass
+class RoutingStream:
+    """What one request's stream carries from its headers to its body."""
+
+    runtime: Runtime
+    metrics: Metrics
+    headers: dict[str, str] = field(default_factory=dict)
+    is_chat: bool = False
+
+    def on_request_headers(
+        self, message: ext_proc_pb2.HttpHeaders
+    ) -> ext_proc_pb2.ProcessingResponse:
+        self.headers = header_map(message.headers)
+        server = self.runtime.config.server
+        path = self.headers.get(":path", "")
+        self.is_chat = (
+            self.headers.get(":method") == "POST"
+            and any(path.startswith(prefix) for prefix in server.chat_paths)
+            and not message.end_of_stream
+        )
+        if not self.is_chat:
+            return PASS_THROUGH
+        length = self.headers.get("content-length", "")
+        if length.isdigit() and int(length) > server.max_body_bytes:
+            raise RequestError(
+                413,
+                "request_too_large",
+                f"request body is {length} bytes; this deployment accepts at most "
+                f"{server.max_body_bytes}",
+            )
+        return CONTINUE_HEADERS
+
+    async def on_request_body(
+        self, message: ext_proc_pb2.HttpBody
+    ) -> ext_proc_pb2.ProcessingResponse:
+        if not self.is_chat:
+            return CONTINUE_BODY
+        limit = self.runtime.config.server.max_body_bytes
+        if len(message.body) > limit:
+            raise RequestError(
+                413,
+                "request_too_large",
+                f"request body is larger than {limit} bytes, the most this deployment accepts",
+            )
+        chat = parse_chat(message.body)
+        router = self.runtime.router
+        label = None
+        if self.runtime.classifier is not None and chat.user_messages:
+            prediction = await self.runtime.classifier.classify(chat.user_messages)
+            label = prediction.label
+        decision = router.decide(chat, self.headers, label)
+        if decision is None:
+            return CONTINUE_BODY
+        self.metrics.decisions.labels(decision.route, label or "", decision.cohort).inc()
+        return ext_proc_pb2.ProcessingResponse(
+            request_body=ext_proc_pb2.BodyResponse(
+                response=ext_proc_pb2.CommonResponse(
+                    header_mutation=set_headers(decision.headers()),
+                    clear_route_cache=True,
+                )
+            )
+        )

@@ -1,0 +1,159 @@
+"""The routing decision: which route, which cohort, which sticky value.
+
+A Router is compiled once from a Config (regexes, keyword sets, label sets)
+and then only read by the request path. The classifier's label is supplied by
+the caller; this module does no I/O.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from extproc import headers as h
+from extproc.chat import ChatRequest
+from extproc.config import Config, MatchConfig, RouteConfig
+from extproc.errors import RequestError
+from extproc.rollout import Rollouts
+from extproc.session import cohort_bucket, session_key, sticky_value
+
+Matcher = Callable[[ChatRequest, Mapping[str, str], str | None], bool]
+
+
+def _compile_match(match: MatchConfig) -> Matcher:
+    if match.label is not None:
+        labels = frozenset(match.label)
+        return lambda chat, headers, label: label in labels
+    if match.keywords is not None:
+        pattern = re.compile(
+            r"(?<!\w)(?:" + "|".join(re.escape(k) for k in match.keywords) + r")(?!\w)",
+            re.IGNORECASE,
+        )
+        return lambda chat, headers, label: pattern.search(chat.text) is not None
+    if match.regex is not None:
+        regex = re.compile(match.regex)
+        return lambda chat, headers, label: regex.search(chat.text) is not None
+    if match.model is not None:
+        models = frozenset(match.model)
+        return lambda chat, headers, label: chat.model in models
+    assert match.header is not None
+    name, value = match.header.name, match.header.value
+    return lambda chat, headers, label: headers.get(name) == value
+
+
+@dataclass(frozen=True)
+class CompiledRoute:
+    config: RouteConfig
+    matches: Matcher | None
+    needs_label: bool
+
+
+@dataclass(frozen=True)
+class Decision:
+    route: str
+    cohort: str
+    sticky: int | None
+    label: str | None
+
+    def headers(self) -> dict[str, str]:
+        out = {h.ROUTE: self.route, h.COHORT: self.cohort}
+        if self.sticky is not None:
+            out[h.STICKY] = str(self.sticky)
+        if self.label is not None:
+            out[h.LABEL] = self.label
+        return out
+
+
+class Router:
+    def __init__(self, config: Config, rollouts: Rollouts) -> None:
+        self.config = config
+        self._rollouts = rollouts
+        self._routes = [
+            CompiledRoute(
+                route,
+                _compile_match(route.match) if route.match else None,
+                bool(route.match and route.match.label),
+            )
+            for route in config.routes
+            if route.match is not None
+        ]
+        self._default = config.default_route
+        self._blocked = frozenset(label.name for label in config.labels if label.action == "block")
+        self._sources = tuple(config.session.sources)
+        self._allow_sessions = {
+            route.name: frozenset(route.canary.allow.sessions)
+            for route in config.routes
+            if route.canary
+        }
+        self._allow_users = {
+            route.name: frozenset(route.canary.allow.users)
+            for route in config.routes
+            if route.canary
+        }
+        force = config.force_cohort
+        self._force_header = force.header
+        self._token_header = force.token_header
+        self._force_token = os.environ.get(force.token_env, "").encode()
+
+    @property
+    def needs_label(self) -> bool:
+        """Whether any decision can depend on the classifier."""
+        return bool(self._blocked) or any(route.needs_label for route in self._routes)
+
+    def decide(
+        self, chat: ChatRequest, headers: Mapping[str, str], label: str | None
+    ) -> Decision | None:
+        """The decision for a chat request, or None when no route applies (no routes configured)."""
+        if label in self._blocked:
+            raise RequestError(
+                403,
+                "prompt_blocked",
+                f"this request was classified as {label!r}, which this deployment does not serve",
+            )
+        route_name = self._default
+        for route in self._routes:
+            assert route.matches is not None
+            if route.matches(chat, headers, label):
+                route_name = route.config.name
+                break
+        if route_name is None:
+            return None
+        key = session_key(self._sources, headers, chat)
+        cohort = self._cohort(route_name, key, chat.user, headers)
+        if cohort == h.CANARY:
+            self._rollouts.record_canary_request(route_name)
+        return Decision(
+            route=route_name,
+            cohort=cohort,
+            sticky=sticky_value(key) if key is not None else None,
+            label=label,
+        )
+
+    def _forced_cohort(self, headers: Mapping[str, str]) -> str | None:
+        forced = headers.get(self._force_header)
+        if forced not in (h.CANARY, h.STABLE) or not self._force_token:
+            return None
+        token = headers.get(self._token_header, "").encode()
+        return forced if hmac.compare_digest(token, self._force_token) else None
+
+    def _cohort(
+        self, route: str, key: str | None, user: str | None, headers: Mapping[str, str]
+    ) -> str:
+        state = self._rollouts.state(route)
+        if state is None:
+            return h.STABLE
+        forced = self._forced_cohort(headers)
+        if forced is not None:
+            return forced
+        if state.serving_percent <= 0:
+            return h.STABLE
+        if (key is not None and key in self._allow_sessions[route]) or (
+            user is not None and user in self._allow_users[route]
+        ):
+            return h.CANARY
+        if key is None:
+            return h.STABLE
+        return h.CANARY if cohort_bucket(route, key) < state.serving_percent * 100 else h.STABLE

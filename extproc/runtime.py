@@ -1,0 +1,67 @@
+"""Compiling a validated Config into what the request path reads, and swapping it safely."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from extproc.classify import BatchingClassifier
+from extproc.config import Config
+from extproc.metrics import Metrics
+from extproc.rollout import Rollouts
+from extproc.routing import Router
+
+log = logging.getLogger("switchyard.runtime")
+
+
+@dataclass(frozen=True)
+class Runtime:
+    config: Config
+    router: Router
+    classifier: BatchingClassifier | None
+    """None when no route or label depends on a label: rules-only routing loads no model."""
+
+    def close(self) -> None:
+        if self.classifier is not None:
+            self.classifier.close()
+
+
+def build_runtime(config: Config, rollouts: Rollouts, metrics: Metrics) -> Runtime:
+    """Everything that can fail (model loading included) happens here, before any swap."""
+    router = Router(config, rollouts)
+    classifier = None
+    if router.needs_label:
+        # Imported here: rules-only routing never loads onnxruntime.
+        from classifier.labels import Label, load_classifier
+
+        spec = config.classifier
+        labels = [
+            Label(name=label.name, examples=tuple(label.examples), description=label.description)
+            for label in config.labels
+        ]
+        model = load_classifier(
+            spec.model,
+            labels,
+            threshold=spec.threshold,
+            fallback=spec.fallback,
+            max_tokens=spec.max_tokens,
+        )
+        classifier = BatchingClassifier(
+            model,
+            max_batch=spec.max_batch,
+            cache_size=spec.cache_size,
+            observe_latency=metrics.observe_classification,
+        )
+    return Runtime(config=config, router=router, classifier=classifier)
+
+
+class RuntimeHolder:
+    """The one reference the server reads at the start of each stream."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.current = runtime
+
+    def swap(self, runtime: Runtime) -> None:
+        # Streams that already read the old runtime finish with it; its
+        # classifier and worker thread go when the last of them lets go.
+        self.current = runtime

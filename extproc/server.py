@@ -1,0 +1,146 @@
+"""The gRPC server: Envoy's ext_proc streams and gRPC health.
+
+Each stream is a thin loop that dispatches Envoy's messages to one handler per
+phase (extproc.processor for routing, extproc.observe for responses seen in
+observability mode). This is the one place where errors become answers:
+a RequestError becomes the client's JSON error, anything unexpected is logged
+and counted, and the request goes on unrouted, so switchyard never fails a
+request that Envoy could still serve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+
+from extproc.errors import RequestError
+from extproc.metrics import Metrics
+from extproc.observe import ObserveStream, TrafficStats
+from extproc.processor import CONTINUE_BODY, CONTINUE_HEADERS, RoutingStream, immediate_response
+from extproc.runtime import RuntimeHolder
+from proto import ext_proc_pb2, ext_proc_pb2_grpc, health_pb2, health_pb2_grpc
+
+log = logging.getLogger("switchyard.server")
+
+EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
+ServingStatus = health_pb2.HealthCheckResponse.ServingStatus
+
+
+class ExternalProcessor(ext_proc_pb2_grpc.ExternalProcessorServicer):
+    def __init__(self, runtimes: RuntimeHolder, metrics: Metrics, traffic: TrafficStats) -> None:
+        self._runtimes = runtimes
+        self._metrics = metrics
+        self._traffic = traffic
+
+    async def Process(
+        self,
+        request_iterator: AsyncIterator[ext_proc_pb2.ProcessingRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[ext_proc_pb2.ProcessingResponse]:
+        routing: RoutingStream | None = None
+        observing: ObserveStream | None = None
+        async for request in request_iterator:
+            if request.observability_mode:
+                # Envoy does not wait for answers on these streams: send none.
+                if observing is None:
+                    observing = ObserveStream(self._runtimes.current.config, self._traffic)
+                self._observe(observing, request)
+                continue
+            if routing is None:
+                # One runtime for the whole stream, even if a reload swaps it meanwhile.
+                routing = RoutingStream(self._runtimes.current, self._metrics)
+            yield await self._route(routing, request)
+
+    async def _route(
+        self, stream: RoutingStream, request: ext_proc_pb2.ProcessingRequest
+    ) -> ext_proc_pb2.ProcessingResponse:
+        phase = request.WhichOneof("request")
+        try:
+            if phase == "request_headers":
+                return stream.on_request_headers(request.request_headers)
+            if phase == "request_body":
+                return await stream.on_request_body(request.request_body)
+        except RequestError as error:
+            self._metrics.immediate_responses.labels(error.code).inc()
+            return immediate_response(error)
+        except Exception:
+            self._metrics.processing_errors.labels(phase or "unknown").inc()
+            log.exception("unexpected error in %s; request continues unrouted", phase)
+            return CONTINUE_BODY if phase == "request_body" else CONTINUE_HEADERS
+        # A phase this filter is not configured to send: answer it unchanged.
+        return _continue(phase)
+
+    def _observe(self, stream: ObserveStream, request: ext_proc_pb2.ProcessingRequest) -> None:
+        try:
+            stream.on_message(request)
+        except Exception:
+            self._metrics.processing_errors.labels("observe").inc()
+            log.exception("unexpected error while observing a response")
+
+
+def _continue(phase: str | None) -> ext_proc_pb2.ProcessingResponse:
+    common = ext_proc_pb2.CommonResponse()
+    if phase in ("request_trailers", "response_trailers"):
+        return ext_proc_pb2.ProcessingResponse(
+            **{phase: ext_proc_pb2.TrailersResponse()}  # type: ignore[arg-type]
+        )
+    if phase in ("response_headers",):
+        return ext_proc_pb2.ProcessingResponse(
+            response_headers=ext_proc_pb2.HeadersResponse(response=common)
+        )
+    return ext_proc_pb2.ProcessingResponse(response_body=ext_proc_pb2.BodyResponse(response=common))
+
+
+class Health(health_pb2_grpc.HealthServicer):
+    """SERVING for "" and the ext_proc service until shutdown begins."""
+
+    def __init__(self) -> None:
+        self.serving = True
+        self._changed = asyncio.Event()
+
+    def _status(self, service: str) -> int:
+        if service not in ("", EXT_PROC_SERVICE):
+            return ServingStatus.SERVICE_UNKNOWN
+        return ServingStatus.SERVING if self.serving else ServingStatus.NOT_SERVING
+
+    async def Check(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
+    ) -> health_pb2.HealthCheckResponse:
+        status = self._status(request.service)
+        if status == ServingStatus.SERVICE_UNKNOWN:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown service {request.service!r}")
+        return health_pb2.HealthCheckResponse(status=status)  # type: ignore[arg-type]
+
+    async def Watch(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[health_pb2.HealthCheckResponse]:
+        while True:
+            yield health_pb2.HealthCheckResponse(status=self._status(request.service))  # type: ignore[arg-type]
+            self._changed.clear()
+            await self._changed.wait()
+
+    def set_not_serving(self) -> None:
+        self.serving = False
+        self._changed.set()
+
+
+async def start_grpc_server(
+    listen: str, processor: ExternalProcessor, health: Health
+) -> grpc.aio.Server:
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", 70 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    ext_proc_pb2_grpc.add_ExternalProcessorServicer_to_server(processor, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    try:
+        server.add_insecure_port(listen)
+    except RuntimeError:
+        raise OSError(f"cannot listen on {listen}: address in use or not available") from None
+    await server.start()
+    return server

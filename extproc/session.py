@@ -1,0 +1,68 @@
+"""Session keys and the hashes that keep a session on one cohort and one backend.
+
+Everything here is a pure function of the request, so every replica with the
+same config makes the same choice without sharing state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from http.cookies import CookieError, SimpleCookie
+
+from extproc.chat import ChatRequest
+
+COHORT_BUCKETS = 10_000
+"""Cohort resolution: 0.01 % of sessions."""
+
+
+def _cookie(header: str, name: str) -> str | None:
+    cookies: SimpleCookie = SimpleCookie()
+    try:
+        cookies.load(header)
+    except CookieError:
+        return None
+    morsel = cookies.get(name)
+    return morsel.value if morsel and morsel.value else None
+
+
+def session_key(
+    sources: Sequence[str], headers: Mapping[str, str], chat: ChatRequest
+) -> str | None:
+    """The value of the first configured source the request carries, or None."""
+    for source in sources:
+        kind, _, name = source.partition(":")
+        value: str | None = None
+        if kind == "header":
+            value = headers.get(name) or None
+        elif kind == "cookie":
+            cookie_header = headers.get("cookie")
+            value = _cookie(cookie_header, name) if cookie_header else None
+        elif kind == "user":
+            value = chat.user
+        elif kind == "first_message" and chat.user_messages:
+            # The opening message identifies a conversation that carries no id:
+            # it is resent, unchanged, with every later turn.
+            value = hashlib.sha256(chat.user_messages[0].strip().encode()).hexdigest()
+        if value:
+            return value
+    return None
+
+
+def _hash64(salt: str, key: str) -> int:
+    digest = hashlib.blake2b(f"{salt}\0{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def sticky_value(key: str) -> int:
+    """For Envoy's weighted_clusters header_name, which picks by this value modulo the weights."""
+    # 2**53 keeps the value exact for any consumer that parses it as a double.
+    return _hash64("sticky", key) % (1 << 53)
+
+
+def cohort_bucket(route: str, key: str) -> int:
+    """0..COHORT_BUCKETS-1; a session is canary when bucket < percent * 100.
+
+    Raising the percentage only adds buckets, so a canary session stays canary.
+    """
+    return _hash64(f"cohort:{route}", key) % COHORT_BUCKETS

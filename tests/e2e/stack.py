@@ -1,0 +1,352 @@
+"""A real stack on 127.0.0.1 for end-to-end tests: fake backends, switchyard, Envoy.
+
+Every process is a real subprocess started from the installed `switchyard` and
+`envoy` commands; nothing is mocked. Ports are picked free at start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+BIN = Path(sys.executable).parent
+SWITCHYARD = str(BIN / "switchyard")
+ENVOY = str(BIN / "envoy")
+REPO = Path(__file__).resolve().parents[2]
+MODEL_DIR = REPO / "build" / "model"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as exc:  # not up yet
+            last = exc
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
+
+
+def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def http_post(port: int, path: str, body: bytes = b"", timeout: float = 5.0) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("POST", path, body=body)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def backend(self) -> str:
+        return self.headers.get("x-switchyard-backend", "")
+
+    @property
+    def route(self) -> str:
+        return self.headers.get("x-switchyard-route", "")
+
+    @property
+    def cohort(self) -> str:
+        return self.headers.get("x-switchyard-cohort", "")
+
+
+def chat_body(*user_messages: str, **extra: Any) -> bytes:
+    messages = [{"role": "user", "content": text} for text in user_messages]
+    return json.dumps({"model": "any", "messages": messages, **extra}).encode()
+
+
+class Client:
+    """A keep-alive HTTP/1.1 client to Envoy's listener; one per thread."""
+
+    def __init__(self, port: int, timeout: float = 30.0) -> None:
+        self._port = port
+        self._timeout = timeout
+        self._conn: http.client.HTTPConnection | None = None
+
+    def request(
+        self,
+        body: bytes,
+        headers: dict[str, str] | None = None,
+        path: str = "/v1/chat/completions",
+        method: str = "POST",
+    ) -> Reply:
+        for attempt in range(2):
+            if self._conn is None:
+                self._conn = http.client.HTTPConnection(
+                    "127.0.0.1", self._port, timeout=self._timeout
+                )
+            try:
+                all_headers = {"content-type": "application/json", **(headers or {})}
+                self._conn.request(
+                    method, path, body=body if method != "GET" else None, headers=all_headers
+                )
+                response = self._conn.getresponse()
+                data = response.read()
+                reply = Reply(
+                    response.status, {k.lower(): v for k, v in response.getheaders()}, data
+                )
+                if response.getheader("connection", "").lower() == "close":
+                    self.close()
+                return reply
+            except (ConnectionError, http.client.HTTPException):
+                # A kept-alive connection Envoy closed meanwhile: one fresh try.
+                self.close()
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def chat(
+        self, *user_messages: str, headers: dict[str, str] | None = None, **extra: Any
+    ) -> Reply:
+        return self.request(chat_body(*user_messages, **extra), headers)
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+@dataclass
+class Backend:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    def control(self, **behaviour: float) -> None:
+        status, _ = http_post(self.port, "/control", json.dumps(behaviour).encode())
+        assert status == 200
+
+    def stats(self) -> dict[str, Any]:
+        return json.loads(http_get(self.port, "/stats")[1])
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    config: dict[str, Any]
+    backends: dict[str, Backend] = field(default_factory=dict)
+    switchyard: subprocess.Popen[bytes] | None = None
+    envoy: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    _clients: threading.local = field(default_factory=threading.local)
+    _all_clients: list[Client] = field(default_factory=list)
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "switchyard.yaml"
+
+    @property
+    def port(self) -> int:
+        return int(self.config["envoy"]["listen"].rsplit(":", 1)[1])
+
+    @property
+    def admin_port(self) -> int:
+        return int(self.config["envoy"]["admin"].rsplit(":", 1)[1])
+
+    @property
+    def metrics_port(self) -> int:
+        return int(self.config["server"]["metrics_listen"].rsplit(":", 1)[1])
+
+    @property
+    def client(self) -> Client:
+        client = getattr(self._clients, "client", None)
+        if client is None:
+            client = self._clients.client = Client(self.port)
+            self._all_clients.append(client)
+        return client
+
+    def write_config(self, config: dict[str, Any] | None = None) -> None:
+        if config is not None:
+            self.config = config
+        tmp = self.config_path.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump(self.config, sort_keys=False))
+        os.replace(tmp, self.config_path)  # atomic: the watcher never reads half a file
+
+    def start_backends(self) -> None:
+        for backend in self.config.get("backends", []):
+            port = int(backend["address"].rsplit(":", 1)[1])
+            with open(self.workdir / f"backend-{backend['name']}.log", "wb") as log:
+                process = subprocess.Popen(
+                    [
+                        SWITCHYARD,
+                        "fake-backend",
+                        "--name",
+                        backend["name"],
+                        "--port",
+                        str(port),
+                        "--seed",
+                        "1",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            self.backends[backend["name"]] = Backend(backend["name"], port, process)
+        for backend in self.backends.values():
+            wait_until(
+                lambda b=backend: http_get(b.port, "/stats")[0] == 200,
+                15,
+                f"backend {backend.name}",
+            )
+
+    def start_switchyard(self, timeout: float = 60) -> None:
+        with open(self.workdir / "switchyard.log", "ab") as log:
+            self.switchyard = subprocess.Popen(
+                [SWITCHYARD, "serve", "-c", str(self.config_path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+            )
+        wait_until(self._switchyard_up, timeout, "switchyard /healthz")
+
+    def _switchyard_up(self) -> bool:
+        assert self.switchyard is not None
+        if self.switchyard.poll() is not None:
+            raise RuntimeError(f"switchyard exited: {self.log('switchyard')[-2000:]}")
+        return http_get(self.metrics_port, "/healthz")[0] == 200
+
+    def start_envoy(self) -> None:
+        bootstrap = self.workdir / "envoy.yaml"
+        subprocess.run(
+            [SWITCHYARD, "envoy", "-c", str(self.config_path), "-o", str(bootstrap)], check=True
+        )
+        with open(self.workdir / "envoy.log", "ab") as log:
+            self.envoy = subprocess.Popen(
+                [
+                    ENVOY,
+                    "-c",
+                    str(bootstrap),
+                    "--disable-hot-restart",
+                    "--log-level",
+                    "warn",
+                    "--concurrency",
+                    "1",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until(lambda: http_get(self.admin_port, "/ready")[0] == 200, 30, "envoy /ready")
+
+    def stop_switchyard(self, sig: int = signal.SIGKILL) -> None:
+        if self.switchyard is not None and self.switchyard.poll() is None:
+            self.switchyard.send_signal(sig)
+            self.switchyard.wait(timeout=60)
+        self.switchyard = None
+
+    def envoy_stats(self) -> dict[str, int]:
+        status, body = http_get(self.admin_port, "/stats?format=json")
+        assert status == 200
+        return {
+            item["name"]: item["value"] for item in json.loads(body)["stats"] if "value" in item
+        }
+
+    def switchyard_stats(self) -> dict[str, Any]:
+        return json.loads(http_get(self.metrics_port, "/stats")[1])
+
+    def metrics_text(self) -> str:
+        return http_get(self.metrics_port, "/metrics")[1].decode()
+
+    def log(self, name: str) -> str:
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def close(self) -> None:
+        for client in self._all_clients:
+            client.close()
+        for process in [self.envoy, self.switchyard, *(b.process for b in self.backends.values())]:
+            if process is not None and process.poll() is None:
+                process.terminate()
+        for process in [self.envoy, self.switchyard, *(b.process for b in self.backends.values())]:
+            if process is not None:
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+def make_config(
+    backends: list[str],
+    routes: list[dict[str, Any]],
+    default_route: str,
+    *,
+    labels: list[dict[str, Any]] | None = None,
+    classifier: dict[str, Any] | None = None,
+    **sections: Any,
+) -> dict[str, Any]:
+    """A config on free ports; sections (server, envoy, analysis...) are merged in."""
+    config: dict[str, Any] = {
+        "server": {
+            "listen": f"127.0.0.1:{free_port()}",
+            "metrics_listen": f"127.0.0.1:{free_port()}",
+            "reload_interval_s": 0.5,
+            "drain_s": 0.5,
+            "grace_s": 10,
+        },
+        "envoy": {"listen": f"127.0.0.1:{free_port()}", "admin": f"127.0.0.1:{free_port()}"},
+        "backends": [{"name": name, "address": f"127.0.0.1:{free_port()}"} for name in backends],
+        "routes": routes,
+        "default_route": default_route,
+    }
+    if labels is not None:
+        config["labels"] = labels
+        config["classifier"] = {"model": str(MODEL_DIR), **(classifier or {})}
+    for key, value in sections.items():
+        config[key] = {**config.get(key, {}), **value}
+    return config
+
+
+@contextlib.contextmanager
+def running_stack(
+    workdir: Path, config: dict[str, Any], env: dict[str, str] | None = None
+) -> Iterator[Stack]:
+    stack = Stack(workdir, config, env=env or {})
+    try:
+        stack.write_config()
+        stack.start_backends()
+        stack.start_switchyard()
+        stack.start_envoy()
+        yield stack
+    finally:
+        stack.close()

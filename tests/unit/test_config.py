@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from extproc.config import load_config, parse_config
+from extproc.errors import ConfigError
+
+GOOD = {
+    "backends": [
+        {"name": "a", "address": "127.0.0.1:1"},
+        {"name": "b", "address": "llm.internal:443", "tls": True},
+    ],
+    "routes": [
+        {
+            "name": "r1",
+            "match": {"keywords": ["x"]},
+            "backends": [{"backend": "a"}],
+            "canary": {"backend": "b", "percent": 5, "steps": [5, 10, 100]},
+        },
+        {"name": "dflt", "backends": [{"backend": "a", "weight": 3}]},
+    ],
+    "default_route": "dflt",
+}
+
+
+def _issues(data: object) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(data, "switchyard.yaml")
+    assert "switchyard.yaml" in str(info.value)
+    return [str(issue) for issue in info.value.issues]
+
+
+def test_a_good_config_loads_with_defaults_from_the_model() -> None:
+    cfg = parse_config(GOOD, "x")
+    assert cfg.server.listen == "127.0.0.1:50051"
+    assert cfg.route("r1").canary is not None
+    assert cfg.processor_address == cfg.server.listen
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda d: d["routes"][0]["backends"].append({"backend": "ghost"}),
+            "routes[0].backends[1].backend: unknown backend 'ghost'",
+        ),
+        (
+            lambda d: d["routes"][1]["backends"][0].update(weight=-1),
+            "routes[1].backends[0].weight: Input should be greater than or equal to 1",
+        ),
+        (
+            lambda d: d["routes"][0]["canary"].update(percent=150),
+            "routes[0].canary.percent: Input should be less than or equal to 100",
+        ),
+        (
+            lambda d: d["routes"][0]["canary"].update(steps=[10, 5]),
+            "routes[0].canary.steps: expected strictly increasing percentages",
+        ),
+        (
+            lambda d: d["routes"][0].update(match={"keywords": ["x"], "regex": "y"}),
+            "routes[0].match: expected exactly one of label, keywords, regex, model, header (got keywords, regex)",
+        ),
+        (
+            lambda d: d["routes"][0].update(match={"regex": "("}),
+            "routes[0].match.regex: expected a Python regular expression",
+        ),
+        (lambda d: d.update(default_route="nowhere"), "default_route: unknown route 'nowhere'"),
+        (
+            lambda d: d["backends"][0].update(address="localhost"),
+            "backends[0].address: expected host:port",
+        ),
+        (lambda d: d.update(sever={}), "sever: unknown key"),
+        (
+            lambda d: d["routes"][0].update(match={"label": ["medical"]}),
+            "routes[0].match.label: unknown label 'medical'",
+        ),
+        (
+            lambda d: d["backends"].append({"name": "a", "address": "127.0.0.1:2"}),
+            "backends[2].name: duplicate name 'a'",
+        ),
+    ],
+)
+def test_each_mistake_names_its_key_path(change, expected: str) -> None:
+    import copy
+
+    data = copy.deepcopy(GOOD)
+    change(data)
+    issues = _issues(data)
+    assert any(issue.startswith(expected) for issue in issues), issues
+
+
+def test_yaml_syntax_errors_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("routes:\n  - name: a\n   bad: [\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(path) in str(info.value) and "line " in str(info.value)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read file"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_relative_model_dir_resolves_against_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("classifier: {model: models/enc}\n")
+    assert load_config(path).classifier.model == (tmp_path / "models/enc").resolve()

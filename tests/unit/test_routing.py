@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import pytest
+
+from extproc import headers as h
+from extproc.chat import ChatRequest
+from extproc.config import parse_config
+from extproc.errors import RequestError
+from extproc.rollout import Rollouts
+from extproc.routing import Router
+from extproc.session import cohort_bucket, session_key, sticky_value
+
+
+def make_router(percent: float = 5, **canary: object) -> tuple[Router, Rollouts]:
+    config = parse_config(
+        {
+            "labels": [
+                {"name": "med", "examples": ["x"]},
+                {"name": "bad", "examples": ["y"], "action": "block"},
+            ],
+            "backends": [{"name": n, "address": f"127.0.0.1:{i + 1}"} for i, n in enumerate("abc")],
+            "routes": [
+                {
+                    "name": "m",
+                    "match": {"label": "med"},
+                    "backends": [{"backend": "a"}],
+                    "canary": {"backend": "b", "percent": percent, **canary},
+                },
+                {"name": "d", "backends": [{"backend": "a"}, {"backend": "c"}]},
+            ],
+            "default_route": "d",
+        },
+        "test",
+    )
+    rollouts = Rollouts()
+    rollouts.apply_config(config)
+    return Router(config, rollouts), rollouts
+
+
+def chat(*messages: str, user: str | None = None) -> ChatRequest:
+    return ChatRequest(model=None, user=user, stream=False, user_messages=messages)
+
+
+def test_session_key_sources_in_order() -> None:
+    sources = ["header:x-session-id", "cookie:sid", "user", "first_message"]
+    c = chat("hello", "again", user="u1")
+    assert session_key(sources, {"x-session-id": "s1", "cookie": "sid=k"}, c) == "s1"
+    assert session_key(sources, {"cookie": "a=1; sid=k"}, c) == "k"
+    assert session_key(sources, {}, c) == "u1"
+    first = session_key(sources, {}, chat("hello", "again"))
+    assert first == session_key(sources, {}, chat("hello", "more", "and more"))
+    assert session_key(sources, {}, chat()) is None
+
+
+def test_cohort_share_is_close_to_the_percentage() -> None:
+    canary = sum(cohort_bucket("m", f"s{i}") < 500 for i in range(20_000))
+    assert abs(canary / 20_000 - 0.05) < 0.006
+
+
+def test_raising_the_percentage_keeps_canary_sessions_canary() -> None:
+    router, rollouts = make_router(percent=5, steps=[5, 10, 50])
+    keys = [f"s{i}" for i in range(3000)]
+    before = {
+        k for k in keys if router.decide(chat("x"), {"x-session-id": k}, "med").cohort == h.CANARY
+    }
+    rollouts.promote("m")
+    after = {
+        k for k in keys if router.decide(chat("x"), {"x-session-id": k}, "med").cohort == h.CANARY
+    }
+    assert before and before < after
+    rollouts.rollback("m")
+    assert all(
+        router.decide(chat("x"), {"x-session-id": k}, "med").cohort == h.STABLE for k in before
+    )
+
+
+def test_blocked_labels_are_refused() -> None:
+    router, _ = make_router()
+    with pytest.raises(RequestError) as info:
+        router.decide(chat("x"), {}, "bad")
+    assert info.value.status == 403
+
+
+def test_allowlists_and_forced_cohort_need_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    router, _ = make_router(percent=0.01, allow={"sessions": ["tester"], "users": ["qa"]})
+    assert router.decide(chat("x"), {"x-session-id": "tester"}, "med").cohort == h.CANARY
+    assert router.decide(chat("x", user="qa"), {}, "med").cohort == h.CANARY
+    forced = {
+        "x-session-id": "zz",
+        "x-switchyard-force-cohort": "canary",
+        "x-switchyard-token": "t0k",
+    }
+    assert router.decide(chat("x"), forced, "med").cohort == h.STABLE  # no token configured
+    monkeypatch.setenv("SWITCHYARD_FORCE_TOKEN", "t0k")
+    router, _ = make_router(percent=0.01)
+    assert router.decide(chat("x"), forced, "med").cohort == h.CANARY
+    assert (
+        router.decide(chat("x"), {**forced, "x-switchyard-token": "wrong"}, "med").cohort
+        == h.STABLE
+    )
+
+
+def test_sticky_value_is_deterministic_and_spread() -> None:
+    assert sticky_value("abc") == sticky_value("abc")
+    shares = [sticky_value(f"k{i}") % 100 < 70 for i in range(10_000)]
+    assert abs(sum(shares) / 10_000 - 0.7) < 0.02
