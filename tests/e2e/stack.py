@@ -341,6 +341,7 @@ def make_config(
 def running_stack(
     workdir: Path, config: dict[str, Any], env: dict[str, str] | None = None
 ) -> Iterator[Stack]:
+    workdir.mkdir(parents=True, exist_ok=True)
     stack = Stack(workdir, config, env=env or {})
     try:
         stack.write_config()
