@@ -351,3 +351,56 @@ def running_stack(
         yield stack
     finally:
         stack.close()
+
+
+@dataclass(frozen=True)
+class Sent:
+    at: float
+    session: str
+    status: int
+    backend: str
+    cohort: str
+
+
+class Load:
+    """Steady traffic from `threads` clients, each request a new session, until stopped."""
+
+    def __init__(self, stack: Stack, prompt: str, threads: int = 8, pause_s: float = 0.0) -> None:
+        self.sent: list[Sent] = []
+        self._stack = stack
+        self._prompt = prompt
+        self._pause_s = pause_s
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._run, args=(i,)) for i in range(threads)]
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def _run(self, index: int) -> None:
+        client = Client(self._stack.port)
+        n = 0
+        try:
+            while not self._stop.is_set():
+                session = f"load-{index}-{n}"
+                n += 1
+                reply = client.chat(self._prompt, headers={"x-session-id": session})
+                with self._lock:
+                    self.sent.append(
+                        Sent(time.monotonic(), session, reply.status, reply.backend, reply.cohort)
+                    )
+                if self._pause_s:
+                    time.sleep(self._pause_s)
+        finally:
+            client.close()
+
+    def since(self, start: float) -> list[Sent]:
+        with self._lock:
+            return [s for s in self.sent if s.at >= start]

@@ -1,0 +1,188 @@
+"""`switchyard report`: the A/B table from a running Envoy and switchyard.
+
+Upstream counts and latencies per cluster come from Envoy's own stats; the
+per route/cohort/backend rows (errors, latency, time to first byte, tokens,
+cost) and the canary verdicts come from switchyard's /stats, which computes
+them from the responses it observes.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+
+class ReportError(Exception):
+    """Envoy or switchyard could not be read."""
+
+
+def _fetch_json(url: str) -> Any:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise ReportError(f"cannot read {url}: {exc}") from None
+
+
+def envoy_stats(admin: str) -> tuple[dict[str, int], dict[str, dict[str, float]]]:
+    """Counters/gauges by name, and cumulative histogram quantiles by name."""
+    data = _fetch_json(f"{admin.rstrip('/')}/stats?format=json")
+    values: dict[str, int] = {}
+    quantiles: dict[str, dict[str, float]] = {}
+    for item in data.get("stats", []):
+        if "value" in item:
+            values[item["name"]] = item["value"]
+        elif "histograms" in item:
+            histograms = item["histograms"]
+            supported = histograms.get("supported_quantiles", [])
+            for computed in histograms.get("computed_quantiles", []):
+                quantiles[computed["name"]] = {
+                    f"p{q:g}": value["cumulative"]
+                    for q, value in zip(supported, computed["values"], strict=False)
+                    if value.get("cumulative") is not None
+                }
+    return values, quantiles
+
+
+def _cell(value: object, fmt: str = "{}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
+    ]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines)
+
+
+def build_report(admin: str, switchyard: str, *, as_json: bool = False) -> str:
+    values, quantiles = envoy_stats(admin)
+    own = _fetch_json(f"{switchyard.rstrip('/')}/stats")
+    traffic: list[dict[str, Any]] = own.get("traffic", [])
+    rollouts: dict[str, dict[str, Any]] = own.get("rollouts", {})
+    clusters = sorted(
+        {
+            name.split(".")[1]
+            for name in values
+            if name.startswith("cluster.")
+            and name.endswith(".upstream_rq_total")
+            and not name.split(".")[1].startswith("_")
+        }
+    )
+    envoy_rows = []
+    for cluster in clusters:
+        prefix = f"cluster.{cluster}."
+        times = quantiles.get(prefix + "upstream_rq_time", {})
+        envoy_rows.append(
+            {
+                "cluster": cluster,
+                "requests": values.get(prefix + "upstream_rq_total", 0),
+                "2xx": values.get(prefix + "upstream_rq_2xx", 0),
+                "5xx": values.get(prefix + "upstream_rq_5xx", 0),
+                "timeouts": values.get(prefix + "upstream_rq_timeout", 0),
+                "resets": values.get(prefix + "upstream_rq_rx_reset", 0)
+                + values.get(prefix + "upstream_rq_tx_reset", 0),
+                "p50_ms": times.get("p50"),
+                "p95_ms": times.get("p95"),
+                "p99_ms": times.get("p99"),
+            }
+        )
+    fail_open = values.get("http.ingress.ext_proc.switchyard.failure_mode_allowed", 0)
+    timeouts = values.get("http.ingress.ext_proc.switchyard.message_timeouts", 0)
+    if as_json:
+        return json.dumps(
+            {
+                "ab": traffic,
+                "envoy_clusters": envoy_rows,
+                "canaries": rollouts,
+                "fail_open": fail_open,
+                "processor_timeouts": timeouts,
+            },
+            indent=1,
+        )
+
+    ab_rows = []
+    for row in traffic:
+        requests = row["requests"] or 1
+        ab_rows.append(
+            [
+                row["route"],
+                row["cohort"],
+                row["backend"],
+                str(row["requests"]),
+                f"{row['errors'] / requests:.2%}",
+                _cell(row["latency_p50_ms"], "{:.1f}"),
+                _cell(row["latency_p95_ms"], "{:.1f}"),
+                _cell(row["latency_p99_ms"], "{:.1f}"),
+                _cell(row["ttfb_p50_ms"], "{:.1f}"),
+                f"{row['prompt_tokens'] / requests:.0f}",
+                f"{row['completion_tokens'] / requests:.0f}",
+                f"{row['cost'] / requests:.6f}",
+            ]
+        )
+    parts = [
+        "A/B by route, cohort and backend (responses observed by switchyard)",
+        _table(
+            [
+                "route",
+                "cohort",
+                "backend",
+                "requests",
+                "errors",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+                "ttfb p50",
+                "prompt tok/req",
+                "compl tok/req",
+                "cost/req",
+            ],
+            ab_rows,
+        ),
+        "",
+        "Envoy upstream clusters",
+        _table(
+            [
+                "cluster",
+                "requests",
+                "2xx",
+                "5xx",
+                "timeouts",
+                "resets",
+                "p50 ms",
+                "p95 ms",
+                "p99 ms",
+            ],
+            [
+                [
+                    r["cluster"],
+                    str(r["requests"]),
+                    str(r["2xx"]),
+                    str(r["5xx"]),
+                    str(r["timeouts"]),
+                    str(r["resets"]),
+                    _cell(r["p50_ms"], "{:.1f}"),
+                    _cell(r["p95_ms"], "{:.1f}"),
+                    _cell(r["p99_ms"], "{:.1f}"),
+                ]
+                for r in envoy_rows
+            ],
+        ),
+        "",
+        f"Requests that bypassed switchyard (fail-open): {fail_open}; "
+        f"processor timeouts: {timeouts}",
+        "",
+        "Canaries",
+    ]
+    if not rollouts:
+        parts.append("  (no route has a canary)")
+    for route, state in rollouts.items():
+        parts.append(
+            f"  {route}: {state['backend']} at {state['percent']:g}% ({state['phase']}"
+            f"{', ' + state['reason'] if state['reason'] else ''}) -> {state['verdict']}"
+        )
+    return "\n".join(parts)

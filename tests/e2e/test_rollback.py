@@ -1,0 +1,155 @@
+"""Canary analysis through real Envoy with backends that degrade on command (issue: A/B + rollback)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.stack import SWITCHYARD, Load, Stack, make_config, running_stack, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def canary_config(**canary: Any) -> dict[str, Any]:
+    routes = [
+        {
+            "name": "clinical",
+            "match": {"keywords": ["symptom"]},
+            "backends": [{"backend": "med-v1"}],
+            "canary": {
+                "backend": "med-v2",
+                "percent": 10,
+                "steps": [10, 25, 50, 100],
+                "hold": {"seconds": 3600, "requests": 100},
+                **canary,
+            },
+        },
+        {"name": "general", "backends": [{"backend": "cheap"}]},
+    ]
+    config = make_config(
+        ["med-v1", "med-v2", "cheap"],
+        routes,
+        "general",
+        analysis={"interval_s": 0.5, "window_s": 30},
+    )
+    config["backends"][0]["price"] = {"prompt_per_1m": 2.0, "completion_per_1m": 8.0}
+    return config
+
+
+def rollout(stack: Stack) -> dict[str, Any]:
+    return stack.switchyard_stats()["rollouts"]["clinical"]
+
+
+def test_failing_canary_is_rolled_back_within_five_seconds(tmp_path: Path) -> None:
+    with running_stack(tmp_path, canary_config()) as stack, Load(stack, "symptom: cough") as load:
+        wait_until(lambda: sum(s.cohort == "canary" for s in load.sent) >= 30, 30, "canary traffic")
+        stack.backends["med-v2"].control(error_rate=1.0)
+        broken_at = time.monotonic()
+        wait_until(lambda: rollout(stack)["phase"] == "rolled_back", 30, "the rollback")
+        detected_at = time.monotonic()
+        time.sleep(2)
+    took = detected_at - broken_at
+    failed = [s for s in load.since(broken_at) if s.status >= 500]
+    print(
+        f"rollback after {took:.2f}s; {len(failed)} client requests failed meanwhile "
+        f"(of {len(load.since(broken_at))})"
+    )
+    assert took < 5.0
+    assert failed and all(s.backend == "med-v2" for s in failed)
+    assert len(failed) < 200
+    after = [s for s in load.since(detected_at + 0.5)]
+    assert after and all(s.status == 200 and s.cohort == "stable" for s in after)
+    assert "rolled_back" in stack.log("switchyard") and "error_rate" in stack.log("switchyard")
+
+
+def test_doubled_latency_is_rolled_back_within_a_minute(tmp_path: Path) -> None:
+    with running_stack(tmp_path, canary_config()) as stack:
+        for backend in stack.backends.values():
+            backend.control(latency_ms=50)
+        with Load(stack, "symptom: rash", threads=12):
+            time.sleep(3)
+            assert rollout(stack)["phase"] == "progressing"
+            stack.backends["med-v2"].control(latency_ms=100)
+            slowed_at = time.monotonic()
+            wait_until(lambda: rollout(stack)["phase"] == "rolled_back", 60, "latency rollback")
+            took = time.monotonic() - slowed_at
+        print(f"latency rollback after {took:.1f}s: {rollout(stack)['reason']}")
+        assert rollout(stack)["reason"].startswith("latency")
+
+
+def test_healthy_canary_climbs_every_step(tmp_path: Path) -> None:
+    config = canary_config(hold={"seconds": 1, "requests": 10})
+    with running_stack(tmp_path, config) as stack, Load(stack, "symptom: sneeze"):
+        seen = []
+
+        def climbed() -> bool:
+            state = rollout(stack)
+            if not seen or seen[-1] != state["percent"]:
+                seen.append(state["percent"])
+            return state["phase"] == "promoted"
+
+        wait_until(climbed, 90, "promotion to 100 %", interval=0.2)
+        assert seen == [10, 25, 50, 100]
+        assert 'switchyard_promotions_total{route="clinical"} 3.0' in stack.metrics_text()
+
+
+def test_a_a_canary_is_never_rolled_back_and_report_matches_traffic(tmp_path: Path) -> None:
+    config = canary_config()
+    with running_stack(tmp_path, config) as stack:
+        for backend in stack.backends.values():
+            backend.control(latency_ms=5, error_rate=0.02)
+        with Load(stack, "symptom: itch", threads=6) as load:
+            deadline = time.monotonic() + 150
+            while time.monotonic() < deadline:
+                assert rollout(stack)["phase"] == "progressing", rollout(stack)
+                time.sleep(1)
+        time.sleep(1.5)  # observe streams of the last requests close
+        result = subprocess.run(
+            [
+                SWITCHYARD,
+                "report",
+                "--admin",
+                f"http://127.0.0.1:{stack.admin_port}",
+                "--switchyard",
+                f"http://127.0.0.1:{stack.metrics_port}",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        text = subprocess.run(
+            [
+                SWITCHYARD,
+                "report",
+                "--admin",
+                f"http://127.0.0.1:{stack.admin_port}",
+                "--switchyard",
+                f"http://127.0.0.1:{stack.metrics_port}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    report = json.loads(result.stdout)
+    sent = Counter((s.cohort, s.backend) for s in load.sent)
+    errors = Counter((s.cohort, s.backend) for s in load.sent if s.status >= 500)
+    rows = {(r["cohort"], r["backend"]): r for r in report["ab"] if r["route"] == "clinical"}
+    assert set(rows) == {("stable", "med-v1"), ("canary", "med-v2")}
+    for key, row in rows.items():
+        assert row["requests"] == sent[key], (key, row, sent)
+        assert row["errors"] == errors[key]
+        assert row["prompt_tokens"] > 0 and row["latency_p50_ms"] >= 5
+    assert rows[("stable", "med-v1")]["cost"] > 0 and rows[("canary", "med-v2")]["cost"] == 0
+    clusters = {r["cluster"]: r for r in report["envoy_clusters"]}
+    assert clusters["med-v2"]["requests"] == sent[("canary", "med-v2")]
+    assert report["canaries"]["clinical"]["phase"] == "progressing"
+    assert "healthy" in report["canaries"]["clinical"]["verdict"]
+    assert "clinical: med-v2 at 10% (progressing" in text
+    print(text)
