@@ -160,6 +160,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from extproc.demo import run_demo
+
+    return run_demo(Path(args.config), _load(args.config))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="switchyard", description="Envoy ext_proc sidecar for LLM routing and canaries."
@@ -210,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--switchyard", default="http://127.0.0.1:9464", help="switchyard HTTP URL")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_report)
+    p = with_config(sub.add_parser("demo", help="run Envoy, switchyard and fake backends locally"))
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -306,8 +306,13 @@ def render(config: Config) -> dict[str, Any]:
                             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
                         },
                         {
-                            "header": {"key": h.BACKEND, "value": "%UPSTREAM_CLUSTER%"},
+                            "header": {"key": h.LABEL, "value": reply_header.format(h.LABEL)},
                             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                        },
+                        {
+                            # Absent only from answers switchyard gave itself, which say so.
+                            "header": {"key": h.BACKEND, "value": "%UPSTREAM_CLUSTER%"},
+                            "append_action": "ADD_IF_ABSENT",
                         },
                     ],
                 }

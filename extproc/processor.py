@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from extproc import headers as h
 from extproc.chat import parse_chat
 from extproc.errors import RequestError
 from extproc.metrics import Metrics
@@ -48,7 +49,7 @@ def immediate_response(error: RequestError) -> ext_proc_pb2.ProcessingResponse:
     return ext_proc_pb2.ProcessingResponse(
         immediate_response=ext_proc_pb2.ImmediateResponse(
             status=http_status_pb2.HttpStatus(code=error.status),  # type: ignore[arg-type]
-            headers=set_headers({"content-type": "application/json"}),
+            headers=set_headers({"content-type": "application/json", h.BACKEND: "switchyard"}),
             body=json.dumps(body).encode(),
             details=f"switchyard_{error.code}",
         )
