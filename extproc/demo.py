@@ -90,23 +90,49 @@ class Demo:
         for backend in self.config.backends:
             # Different latencies per backend make the A/B table worth reading.
             latency = 10 + 7 * (sum(map(ord, backend.name)) % 6)
-            self._start(f"backend-{backend.name}", [
-                *self.switchyard_cmd, "fake-backend", "--name", backend.name,
-                "--port", str(_port(backend.address)), "--latency-ms", str(latency),
-            ])
+            self._start(
+                f"backend-{backend.name}",
+                [
+                    *self.switchyard_cmd,
+                    "fake-backend",
+                    "--name",
+                    backend.name,
+                    "--port",
+                    str(_port(backend.address)),
+                    "--latency-ms",
+                    str(latency),
+                ],
+            )
         self._start("switchyard", [*self.switchyard_cmd, "serve", "-c", str(self.config_path)])
         envoy_yaml = self.workdir / "envoy.yaml"
         envoy_yaml.write_text(yaml.safe_dump(render(self.config), sort_keys=False))
         envoy = shutil.which("envoy") or str(Path(sys.executable).parent / "envoy")
-        self._start("envoy", [envoy, "-c", str(envoy_yaml), "--disable-hot-restart",
-                              "--log-level", "warn", "--concurrency", "1"])
+        self._start(
+            "envoy",
+            [
+                envoy,
+                "-c",
+                str(envoy_yaml),
+                "--disable-hot-restart",
+                "--log-level",
+                "warn",
+                "--concurrency",
+                "1",
+            ],
+        )
         metrics = _port(self.config.server.metrics_listen)
         admin = _port(self.config.envoy.admin)
         for backend in self.config.backends:
-            _wait(lambda b=backend: _get(_port(b.address), "/stats")[0] == 200, 20,
-                  f"backend {backend.name}")
-        _wait(lambda: self._alive("switchyard") and _get(metrics, "/healthz")[0] == 200, 60,
-              "switchyard")
+            _wait(
+                lambda b=backend: _get(_port(b.address), "/stats")[0] == 200,
+                20,
+                f"backend {backend.name}",
+            )
+        _wait(
+            lambda: self._alive("switchyard") and _get(metrics, "/healthz")[0] == 200,
+            60,
+            "switchyard",
+        )
         _wait(lambda: self._alive("envoy") and _get(admin, "/ready")[0] == 200, 30, "envoy")
 
     def _alive(self, name: str) -> bool:
@@ -116,13 +142,21 @@ class Demo:
         return True
 
     def chat(
-        self, conn: http.client.HTTPConnection, prompt: str, extra: dict[str, object],
+        self,
+        conn: http.client.HTTPConnection,
+        prompt: str,
+        extra: dict[str, object],
         headers: dict[str, str],
     ) -> tuple[int, dict[str, str], bytes]:
-        body = json.dumps({"model": "demo", "messages": [{"role": "user", "content": prompt}],
-                           **extra})
-        conn.request("POST", "/v1/chat/completions", body=body,
-                     headers={"content-type": "application/json", **headers})
+        body = json.dumps(
+            {"model": "demo", "messages": [{"role": "user", "content": prompt}], **extra}
+        )
+        conn.request(
+            "POST",
+            "/v1/chat/completions",
+            body=body,
+            headers={"content-type": "application/json", **headers},
+        )
         response = conn.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
 
@@ -138,21 +172,26 @@ class Demo:
                 note = "  <- client tried to force route=clinical, cohort=canary"
             if status != 200:
                 note = "  <- " + json.loads(body)["error"]["message"]
-            _say(f"{status:<7}{reply_headers.get('x-switchyard-label', '-'):<11}"
-                 f"{reply_headers.get('x-switchyard-route', '-'):<11}"
-                 f"{reply_headers.get('x-switchyard-cohort', '-'):<8}"
-                 f"{reply_headers.get('x-switchyard-backend', '-'):<20}{prompt[:60]}{note}")
+            _say(
+                f"{status:<7}{reply_headers.get('x-switchyard-label', '-'):<11}"
+                f"{reply_headers.get('x-switchyard-route', '-'):<11}"
+                f"{reply_headers.get('x-switchyard-cohort', '-'):<8}"
+                f"{reply_headers.get('x-switchyard-backend', '-'):<20}{prompt[:60]}{note}"
+            )
 
         _say("\n== 2. 400 sessions per route: canary share and weighted split, sticky ==")
-        for prompt in ("My knee is swollen after running, what should I do?",
-                       "I cannot find the invoice for my last payment in my account"):
+        for prompt in (
+            "My knee is swollen after running, what should I do?",
+            "I cannot find the invoice for my last payment in my account",
+        ):
             counts: Counter[str] = Counter()
             moved = 0
             for session in range(400):
                 first = second = ""
                 for turn in range(2):
-                    _, reply_headers, _ = self.chat(conn, prompt, {},
-                                                    {"x-session-id": f"demo-{session}"})
+                    _, reply_headers, _ = self.chat(
+                        conn, prompt, {}, {"x-session-id": f"demo-{session}"}
+                    )
                     backend = reply_headers.get("x-switchyard-backend", "?")
                     first, second = (backend, second) if turn == 0 else (first, backend)
                 moved += first != second
@@ -175,14 +214,28 @@ class Demo:
             _say(f"{status} -> {reply_headers.get('x-switchyard-backend')}: {prompt[:60]}")
         conn.close()
         stats = json.loads(_get(_port(self.config.envoy.admin), "/stats?format=json")[1])
-        wanted = ("streams_started", "failure_mode_allowed", "message_timeouts",
-                  "upstream_rq_total")
+        wanted = (
+            "streams_started",
+            "failure_mode_allowed",
+            "message_timeouts",
+            "upstream_rq_total",
+        )
         _say("\n== 5. Envoy stats ==")
         for item in stats["stats"]:
             name = item.get("name", "")
-            if "value" in item and name.endswith(wanted) and item["value"] and (
-                "ext_proc" in name or (name.startswith("cluster.") and ".upstream_rq_total" in name
-                                       and not name.startswith("cluster._"))):
+            if (
+                "value" in item
+                and name.endswith(wanted)
+                and item["value"]
+                and (
+                    "ext_proc" in name
+                    or (
+                        name.startswith("cluster.")
+                        and ".upstream_rq_total" in name
+                        and not name.startswith("cluster._")
+                    )
+                )
+            ):
                 _say(f"  {name}: {item['value']}")
 
     def stop(self) -> None:

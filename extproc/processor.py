@@ -8,17 +8,20 @@ loop (extproc.server) does the I/O, the logging and the error mapping.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from extproc import headers as h
 from extproc.chat import parse_chat
 from extproc.errors import RequestError
+from extproc.logs import redact
 from extproc.metrics import Metrics
 from extproc.runtime import Runtime
 from proto import core_pb2, ext_proc_pb2, http_status_pb2, processing_mode_pb2
 
 BodySendMode = processing_mode_pb2.ProcessingMode.BodySendMode
+log = logging.getLogger("switchyard.request")
 
 
 def header_map(headers: core_pb2.HeaderMap) -> dict[str, str]:
@@ -78,6 +81,10 @@ class RoutingStream:
     headers: dict[str, str] = field(default_factory=dict)
     is_chat: bool = False
 
+    @property
+    def request_id(self) -> str:
+        return self.headers.get("x-request-id", "-")
+
     def on_request_headers(
         self, message: ext_proc_pb2.HttpHeaders
     ) -> ext_proc_pb2.ProcessingResponse:
@@ -123,6 +130,15 @@ class RoutingStream:
         if decision is None:
             return CONTINUE_BODY
         self.metrics.decisions.labels(decision.route, label or "", decision.cohort).inc()
+        if self.runtime.config.server.log_prompts and log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "routed request_id=%s route=%s cohort=%s label=%s prompt=%r",
+                self.request_id,
+                decision.route,
+                decision.cohort,
+                label,
+                redact(chat.user_messages[-1] if chat.user_messages else ""),
+            )
         return ext_proc_pb2.ProcessingResponse(
             request_body=ext_proc_pb2.BodyResponse(
                 response=ext_proc_pb2.CommonResponse(

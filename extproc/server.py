@@ -68,7 +68,12 @@ class ExternalProcessor(ext_proc_pb2_grpc.ExternalProcessorServicer):
             return immediate_response(error)
         except Exception:
             self._metrics.processing_errors.labels(phase or "unknown").inc()
-            log.exception("unexpected error in %s; request continues unrouted", phase)
+            log.exception(
+                "unexpected error in %s; request continues unrouted (request_id=%s)",
+                phase,
+                stream.request_id,
+                extra={"request_id": stream.request_id},
+            )
             return CONTINUE_BODY if phase == "request_body" else CONTINUE_HEADERS
         # A phase this filter is not configured to send: answer it unchanged.
         return _continue(phase)

@@ -15,12 +15,27 @@ from tests.e2e.stack import Stack, free_port, http_post, make_config, running_st
 pytestmark = pytest.mark.e2e
 
 ROUTES = [
-    {"name": "clinical", "match": {"keywords": ["symptom"]}, "backends": [{"backend": "med-v1"}],
-     "canary": {"backend": "med-v2", "percent": 5, "steps": [5, 10, 50, 100], "auto": False,
-                "allow": {"users": ["internal-tester"]}}},
-    {"name": "support", "match": {"keywords": ["invoice"]}, "backends": [
-        {"backend": "selfhosted", "weight": 70}, {"backend": "api-a", "weight": 20},
-        {"backend": "api-b", "weight": 10}]},
+    {
+        "name": "clinical",
+        "match": {"keywords": ["symptom"]},
+        "backends": [{"backend": "med-v1"}],
+        "canary": {
+            "backend": "med-v2",
+            "percent": 5,
+            "steps": [5, 10, 50, 100],
+            "auto": False,
+            "allow": {"users": ["internal-tester"]},
+        },
+    },
+    {
+        "name": "support",
+        "match": {"keywords": ["invoice"]},
+        "backends": [
+            {"backend": "selfhosted", "weight": 70},
+            {"backend": "api-a", "weight": 20},
+            {"backend": "api-b", "weight": 10},
+        ],
+    },
     {"name": "general", "backends": [{"backend": "cheap"}]},
 ]
 BACKENDS = ["med-v1", "med-v2", "selfhosted", "api-a", "api-b", "cheap"]
@@ -31,13 +46,15 @@ def within_binomial(count: int, n: int, p: float, sigmas: float = 4.5) -> bool:
     return abs(count - n * p) <= sigmas * math.sqrt(n * p * (1 - p))
 
 
-def backends_by_session(stack: Stack, sessions: list[str], prompt: str,
-                        repeats: int = 1) -> dict[str, set[str]]:
+def backends_by_session(
+    stack: Stack, sessions: list[str], prompt: str, repeats: int = 1
+) -> dict[str, set[str]]:
     def one(session: str) -> tuple[str, set[str]]:
         seen = set()
         for turn in range(repeats):
-            reply = stack.client.chat(prompt, *(["and then?"] * turn),
-                                      headers={"x-session-id": session})
+            reply = stack.client.chat(
+                prompt, *(["and then?"] * turn), headers={"x-session-id": session}
+            )
             assert reply.status == 200, reply.body
             seen.add(reply.backend)
         return session, seen
@@ -49,7 +66,9 @@ def backends_by_session(stack: Stack, sessions: list[str], prompt: str,
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     config = make_config(BACKENDS, ROUTES, "general")
-    with running_stack(tmp_path_factory.mktemp("canary"), config, env={"SWITCHYARD_FORCE_TOKEN": TOKEN}) as stack:
+    with running_stack(
+        tmp_path_factory.mktemp("canary"), config, env={"SWITCHYARD_FORCE_TOKEN": TOKEN}
+    ) as stack:
         yield stack
 
 
@@ -64,7 +83,9 @@ def test_five_percent_canary_over_2000_sessions_is_sticky(stack: Stack) -> None:
     assert stats["cluster.med-v2.upstream_rq_total"] >= 2 * canary
 
 
-def test_raising_the_share_keeps_canary_sessions_and_rollback_sends_all_to_stable(stack: Stack) -> None:
+def test_raising_the_share_keeps_canary_sessions_and_rollback_sends_all_to_stable(
+    stack: Stack,
+) -> None:
     sessions = [f"grow-{i}" for i in range(600)]
     before = backends_by_session(stack, sessions, "symptom: cough")
     canary_before = {s for s, b in before.items() if b == {"med-v2"}}
@@ -77,7 +98,9 @@ def test_raising_the_share_keeps_canary_sessions_and_rollback_sends_all_to_stabl
     assert http_post(stack.metrics_port, "/rollout/clinical/rollback")[0] == 200
     rolled_back = backends_by_session(stack, sessions, "symptom: cough")
     assert all(b == {"med-v1"} for b in rolled_back.values())
-    assert 'switchyard_rollbacks_total{reason="operator",route="clinical"} 1.0' in stack.metrics_text()
+    assert (
+        'switchyard_rollbacks_total{reason="operator",route="clinical"} 1.0' in stack.metrics_text()
+    )
     assert http_post(stack.metrics_port, "/rollout/clinical/reset")[0] == 200
     reset = backends_by_session(stack, sessions, "symptom: cough")
     assert {s for s, b in reset.items() if b == {"med-v2"}} == canary_before
@@ -93,8 +116,13 @@ def test_70_20_10_split_is_honoured_and_sticky(stack: Stack) -> None:
 
 
 def test_cohort_is_forced_only_with_the_token(stack: Stack) -> None:
-    stable_sessions = [s for s, b in backends_by_session(
-        stack, [f"force-{i}" for i in range(40)], "symptom: rash").items() if b == {"med-v1"}]
+    stable_sessions = [
+        s
+        for s, b in backends_by_session(
+            stack, [f"force-{i}" for i in range(40)], "symptom: rash"
+        ).items()
+        if b == {"med-v1"}
+    ]
     session = stable_sessions[0]
     forced = {"x-session-id": session, "x-switchyard-force-cohort": "canary"}
     assert stack.client.chat("symptom: rash", headers=forced).backend == "med-v1"
@@ -116,11 +144,15 @@ def test_allowlisted_users_get_the_canary(stack: Stack) -> None:
 def test_two_independent_envoy_switchyard_pairs_agree(tmp_path: Path) -> None:
     config = make_config(BACKENDS, ROUTES, "general")
     with running_stack(tmp_path / "a", config) as first:
-        second_config = {**config,
-                         "server": {**config["server"], "listen": f"127.0.0.1:{free_port()}",
-                                    "metrics_listen": f"127.0.0.1:{free_port()}"},
-                         "envoy": {"listen": f"127.0.0.1:{free_port()}",
-                                   "admin": f"127.0.0.1:{free_port()}"}}
+        second_config = {
+            **config,
+            "server": {
+                **config["server"],
+                "listen": f"127.0.0.1:{free_port()}",
+                "metrics_listen": f"127.0.0.1:{free_port()}",
+            },
+            "envoy": {"listen": f"127.0.0.1:{free_port()}", "admin": f"127.0.0.1:{free_port()}"},
+        }
         (tmp_path / "b").mkdir()
         second = Stack(tmp_path / "b", second_config)
         try:
@@ -130,6 +162,7 @@ def test_two_independent_envoy_switchyard_pairs_agree(tmp_path: Path) -> None:
             sessions = [f"pair-{i}" for i in range(400)]
             for prompt in ("symptom: nausea", "invoice missing"):
                 assert backends_by_session(first, sessions, prompt) == backends_by_session(
-                    second, sessions, prompt)
+                    second, sessions, prompt
+                )
         finally:
             second.close()

@@ -1,0 +1,136 @@
+"""The per-request handlers on bad and odd input, without gRPC (fakes are fine here)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from extproc.config import parse_config
+from extproc.errors import RequestError
+from extproc.metrics import Metrics
+from extproc.processor import RoutingStream
+from extproc.rollout import Rollouts
+from extproc.runtime import build_runtime
+from proto import core_pb2, ext_proc_pb2
+
+CONFIG = parse_config(
+    {
+        "server": {"max_body_bytes": 4096},
+        "backends": [{"name": "a", "address": "127.0.0.1:1"}, {"name": "b", "address": "127.0.0.1:2"}],
+        "routes": [
+            {"name": "kw", "match": {"keywords": ["refund"]}, "backends": [{"backend": "a"}]},
+            {"name": "model", "match": {"model": "big"}, "backends": [{"backend": "a"}]},
+            {"name": "d", "backends": [{"backend": "b"}]},
+        ],
+        "default_route": "d",
+    },
+    "test",
+)
+
+
+def stream() -> RoutingStream:
+    rollouts = Rollouts()
+    rollouts.apply_config(CONFIG)
+    metrics = Metrics()
+    return RoutingStream(build_runtime(CONFIG, rollouts, metrics), metrics)
+
+
+def headers(method: str = "POST", path: str = "/v1/chat/completions", **extra: str) -> ext_proc_pb2.HttpHeaders:
+    values = {":method": method, ":path": path, **extra}
+    return ext_proc_pb2.HttpHeaders(
+        headers=core_pb2.HeaderMap(
+            headers=[core_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in values.items()]
+        ),
+        end_of_stream=method == "GET",
+    )
+
+
+def route_of(body: bytes, **header_values: str) -> dict[str, str]:
+    s = stream()
+    s.on_request_headers(headers(**header_values))
+    response = asyncio.run(s.on_request_body(ext_proc_pb2.HttpBody(body=body, end_of_stream=True)))
+    mutation = response.request_body.response.header_mutation
+    assert response.request_body.response.clear_route_cache == bool(mutation.set_headers)
+    return {o.header.key: o.header.raw_value.decode() for o in mutation.set_headers}
+
+
+def error_of(body: bytes) -> RequestError:
+    s = stream()
+    s.on_request_headers(headers())
+    with pytest.raises(RequestError) as info:
+        asyncio.run(s.on_request_body(ext_proc_pb2.HttpBody(body=body, end_of_stream=True)))
+    return info.value
+
+
+def chat(**fields: object) -> bytes:
+    return json.dumps({"messages": [{"role": "user", "content": "hi"}], **fields}).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not json", "not valid JSON"),
+        (b"\xff\xfe{}", "not valid"),
+        (b"[1, 2]", "expected a JSON object"),
+        (b"{}", "messages: expected a non-empty list"),
+        (b'{"messages": []}', "messages: expected a non-empty list"),
+        (b'{"messages": [42]}', "messages[0]: expected an object"),
+        (b'{"messages": [{"role": "user", "content": 42}]}', "messages[0].content"),
+        (b"[" * 100 + b"]" * 100, "nested deeper than"),
+    ],
+)
+def test_bad_bodies_get_a_400_with_the_reason(body: bytes, reason: str) -> None:
+    error = error_of(body)
+    assert error.status == 400 and reason in error.message
+
+
+def test_body_over_the_limit_is_413_from_headers_or_body() -> None:
+    s = stream()
+    with pytest.raises(RequestError) as info:
+        s.on_request_headers(headers(**{"content-length": "999999"}))
+    assert info.value.status == 413
+    assert error_of(b" " * 5000).status == 413
+
+
+def test_odd_but_valid_bodies_are_routed() -> None:
+    parts = [{"type": "image_url", "image_url": {"url": "data:..."}}, {"type": "text", "text": "a refund please"}]
+    assert route_of(json.dumps({"messages": [{"role": "user", "content": parts}]}).encode())["x-switchyard-route"] == "kw"
+    assert route_of(chat(model="big"))["x-switchyard-route"] == "model"
+    assert route_of(chat(model="never-heard-of-it"))["x-switchyard-route"] == "d"
+    assert route_of(chat(stream=True))["x-switchyard-route"] == "d"
+    only_system = json.dumps({"messages": [{"role": "system", "content": "x"}]}).encode()
+    assert route_of(only_system)["x-switchyard-route"] == "d"
+
+
+def test_non_chat_requests_pass_through_without_their_body() -> None:
+    s = stream()
+    response = s.on_request_headers(headers(method="GET", path="/v1/models"))
+    assert response.mode_override.request_body_mode == 0  # NONE
+    response = stream().on_request_headers(headers(path="/v1/embeddings"))
+    assert response.HasField("mode_override")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(
+    st.binary(max_size=300),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(
+            st.sampled_from(["messages", "role", "content", "model", "user", "stream", "type", "text"]),
+            children, max_size=5),
+        max_leaves=30,
+    ).map(lambda value: json.dumps(value).encode()),
+))
+def test_any_body_gets_a_route_or_a_clear_error(body: bytes) -> None:
+    s = stream()
+    s.on_request_headers(headers())
+    try:
+        response = asyncio.run(s.on_request_body(ext_proc_pb2.HttpBody(body=body, end_of_stream=True)))
+    except RequestError as error:
+        assert error.status in (400, 413) and error.message
+    else:
+        assert response.request_body.response.clear_route_cache
