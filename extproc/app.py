@@ -128,7 +128,9 @@ class Switchyard:
         cfg = self.config.server
         processor = ExternalProcessor(self.runtimes, self.metrics, self.traffic)
         server = await start_grpc_server(cfg.listen, processor, self.health)
-        api = HttpApi(cfg.metrics_listen, self.metrics, self.rollouts, self.stats)
+        api = HttpApi(
+            cfg.metrics_listen, self.metrics, self.rollouts, self.stats, lambda: self.health.serving
+        )
         api.start()
         log.info("serving ext_proc on %s, metrics on %s", cfg.listen, cfg.metrics_listen)
         loop = asyncio.get_running_loop()

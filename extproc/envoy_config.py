@@ -3,7 +3,9 @@
 A pure function of the Config: no environment reads, no defaults of its own.
 The request path it builds, filter by filter:
 
-1. a Lua filter drops client-sent switchyard headers and clears the route
+1. a Lua filter answers chat requests whose content-length is over
+   server.max_body_bytes with switchyard's JSON 413 (before Envoy buffers
+   anything), drops client-sent switchyard headers and clears the route
    cache, so a request with spoofed headers is routed as if it had none
    (which matters when switchyard is down and Envoy fails open);
 2. the routing ext_proc filter sends request headers and the buffered body
@@ -31,18 +33,41 @@ ROUTING_FILTER = "switchyard.route"
 OBSERVE_FILTER = "switchyard.observe"
 HCM_STAT_PREFIX = "ingress"
 VIRTUAL_HOST = "switchyard"
-BUFFER_HEADROOM = 65_536
-"""Envoy buffers a little more than server.max_body_bytes, so that switchyard, not
-Envoy's buffer limit, answers an oversized body with a clear 413."""
+BUFFER_FACTOR = 2
+"""Envoy buffers up to twice server.max_body_bytes, so that switchyard answers a
+body of unannounced length up to that size with its own 413; beyond it, Envoy's
+buffer limit answers with a plain 413."""
 
 _TYPE = "type.googleapis.com/envoy.extensions."
 EXT_PROC_TYPE = _TYPE + "filters.http.ext_proc.v3.ExternalProcessor"
 EXT_PROC_PER_ROUTE_TYPE = _TYPE + "filters.http.ext_proc.v3.ExtProcPerRoute"
 
-_STRIP_LUA = """
-local internal = {%s}
+_REQUEST_LUA = """
+local internal = {%(internal)s}
+local chat_paths = {%(chat_paths)s}
+local max_body = %(max_body)d
+
+local function is_chat(path)
+  for _, prefix in ipairs(chat_paths) do
+    if string.sub(path, 1, #prefix) == prefix then
+      return true
+    end
+  end
+  return false
+end
+
 function envoy_on_request(handle)
   local headers = handle:headers()
+  local length = tonumber(headers:get("content-length") or "")
+  if length ~= nil and length > max_body and is_chat(headers:get(":path") or "") then
+    handle:respond(
+      {[":status"] = "413", ["content-type"] = "application/json",
+       ["%(backend_header)s"] = "switchyard"},
+      string.format('{"error": {"type": "request_too_large", "code": "request_too_large", '
+        .. '"message": "request body is %%d bytes; this deployment accepts at most %%d"}}',
+        length, max_body))
+    return
+  end
   local found = false
   for _, name in ipairs(internal) do
     if headers:get(name) ~= nil then
@@ -265,13 +290,18 @@ def render(config: Config) -> dict[str, Any]:
             "config",
             [ConfigIssue("routes", "expected at least one route to render Envoy config")],
         )
-    strip_lua = _STRIP_LUA % ", ".join(f'"{name}"' for name in h.INTERNAL)
+    request_lua = _REQUEST_LUA % {
+        "internal": ", ".join(f'"{name}"' for name in h.INTERNAL),
+        "chat_paths": ", ".join(f'"{path}"' for path in config.server.chat_paths),
+        "max_body": config.server.max_body_bytes,
+        "backend_header": h.BACKEND,
+    }
     http_filters: list[dict[str, Any]] = [
         {
-            "name": "switchyard.strip_internal_headers",
+            "name": "switchyard.request_guard",
             "typed_config": {
                 "@type": _TYPE + "filters.http.lua.v3.Lua",
-                "default_source_code": {"inline_string": strip_lua},
+                "default_source_code": {"inline_string": request_lua},
             },
         },
         _routing_filter(config),
@@ -338,7 +368,7 @@ def render(config: Config) -> dict[str, Any]:
                     "name": "ingress",
                     "address": _socket_address(config.envoy.listen),
                     "per_connection_buffer_limit_bytes": config.server.max_body_bytes
-                    + BUFFER_HEADROOM,
+                    * BUFFER_FACTOR,
                     "filter_chains": [
                         {
                             "filters": [

@@ -20,7 +20,12 @@ ROLLOUT_ACTIONS = ("promote", "pause", "resume", "rollback", "reset")
 
 class HttpApi:
     def __init__(
-        self, address: str, metrics: Metrics, rollouts: Rollouts, stats: Callable[[], object]
+        self,
+        address: str,
+        metrics: Metrics,
+        rollouts: Rollouts,
+        stats: Callable[[], object],
+        serving: Callable[[], bool],
     ) -> None:
         host, _, port = address.rpartition(":")
 
@@ -34,7 +39,11 @@ class HttpApi:
                 elif self.path == "/stats":
                     self._json(200, stats())
                 elif self.path == "/healthz":
-                    self._json(200, {"status": "ok"})
+                    # 503 once draining, so an HTTP readiness probe sees what gRPC health says.
+                    if serving():
+                        self._json(200, {"status": "serving"})
+                    else:
+                        self._json(503, {"status": "draining"})
                 else:
                     self._json(404, {"error": f"no such path {self.path}"})
 

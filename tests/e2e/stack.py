@@ -171,6 +171,7 @@ class Stack:
     switchyard: subprocess.Popen[bytes] | None = None
     envoy: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    serve_args: list[str] = field(default_factory=list)
     _clients: threading.local = field(default_factory=threading.local)
     _all_clients: list[Client] = field(default_factory=list)
 
@@ -234,7 +235,7 @@ class Stack:
     def start_switchyard(self, timeout: float = 60) -> None:
         with open(self.workdir / "switchyard.log", "ab") as log:
             self.switchyard = subprocess.Popen(
-                [SWITCHYARD, "serve", "-c", str(self.config_path)],
+                [SWITCHYARD, *self.serve_args, "serve", "-c", str(self.config_path)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **self.env},
@@ -281,6 +282,11 @@ class Stack:
         return {
             item["name"]: item["value"] for item in json.loads(body)["stats"] if "value" in item
         }
+
+    def switchyard_rss_kb(self) -> int:
+        assert self.switchyard is not None
+        status = Path(f"/proc/{self.switchyard.pid}/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1])
 
     def switchyard_stats(self) -> dict[str, Any]:
         return json.loads(http_get(self.metrics_port, "/stats")[1])
@@ -339,10 +345,13 @@ def make_config(
 
 @contextlib.contextmanager
 def running_stack(
-    workdir: Path, config: dict[str, Any], env: dict[str, str] | None = None
+    workdir: Path,
+    config: dict[str, Any],
+    env: dict[str, str] | None = None,
+    serve_args: list[str] | None = None,
 ) -> Iterator[Stack]:
     workdir.mkdir(parents=True, exist_ok=True)
-    stack = Stack(workdir, config, env=env or {})
+    stack = Stack(workdir, config, env=env or {}, serve_args=serve_args or [])
     try:
         stack.write_config()
         stack.start_backends()

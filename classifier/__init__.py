@@ -1,0 +1,21 @@
+"""Semantic prompt classifier for switchyard.
+
+Modules, one job each:
+
+    build        build_model(): packaged all-MiniLM-L6-v2 weights -> ONNX fp32 + int8 dir
+    bert_graph   the BERT sentence-encoder graph, written with onnx.helper (no torch)
+    tokenize     tokenizer.json with per-batch padding and truncation
+    onnx_io      onnxruntime session + mapping onto the model's declared inputs
+    encoder      Encoder: texts -> L2-normalised embeddings
+    scoring      the decision rule's scores (language centring, centroid/nearest blend)
+    conversation the stateless multi-turn rule
+    decision     score vector -> Prediction (threshold, fallback, runner-up)
+    labels       LabelClassifier (few-shot), load_classifier() factory
+    sequence     SequenceClassifier (fine-tuned logits model + labels.json)
+    evaluate     accuracy / per-label / out-of-scope reports, JSONL loaders
+    text         language guess and follow-up anchors used by the rule
+    errors       the exception tree (ClassifierError and subclasses)
+
+Nothing is imported here, so ``import classifier.labels`` does not pull in the build-time
+dependencies (onnx, safetensors).
+"""

@@ -1,0 +1,173 @@
+"""Measure a classifier on labelled prompts: accuracy, per-label P/R/F1, confusions, and
+how well prompts labelled with the fallback (out-of-scope) are rejected."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from classifier.errors import EvalDataError
+from classifier.types import Classifier
+
+BATCH = 64
+
+
+@dataclass(frozen=True)
+class LabelStats:
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    n: int
+    accuracy: float
+    per_label: dict[str, LabelStats]
+    confusions: list[tuple[str, str, int]]  # (expected, predicted, count), most frequent first
+    fallback: str
+    oos_recall: float | None  # share of fallback-labelled rows predicted as the fallback
+    oos_precision: float | None  # share of fallback predictions that were out-of-scope
+    in_scope_accuracy: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["confusions"] = [
+            {"expected": e, "predicted": p, "count": c} for e, p, c in self.confusions
+        ]
+        return data
+
+
+def _ratio(num: int, den: int) -> float:
+    return num / den if den else 0.0
+
+
+def report_from_predictions(
+    expected: Sequence[str], predicted: Sequence[str], fallback: str
+) -> EvalReport:
+    """The report for paired expected/predicted labels (pure: no model involved)."""
+    if len(expected) != len(predicted):
+        raise ValueError("expected and predicted must have the same length")
+    pairs = list(zip(expected, predicted, strict=True))
+    correct = sum(e == p for e, p in pairs)
+    per_label: dict[str, LabelStats] = {}
+    for label in sorted(set(expected) | set(predicted)):
+        tp = sum(e == p == label for e, p in pairs)
+        n_pred = sum(p == label for _, p in pairs)
+        n_true = sum(e == label for e, _ in pairs)
+        precision, recall = _ratio(tp, n_pred), _ratio(tp, n_true)
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_label[label] = LabelStats(precision, recall, f1, n_true)
+    confusions = Counter((e, p) for e, p in pairs if e != p)
+    ranked = sorted(confusions.items(), key=lambda item: (-item[1], item[0]))
+    oos = [p for e, p in pairs if e == fallback]
+    rejected = [e for e, p in pairs if p == fallback]
+    in_scope = [(e, p) for e, p in pairs if e != fallback]
+    return EvalReport(
+        n=len(pairs),
+        accuracy=_ratio(correct, len(pairs)),
+        per_label=per_label,
+        confusions=[(e, p, c) for (e, p), c in ranked],
+        fallback=fallback,
+        oos_recall=_ratio(oos.count(fallback), len(oos)) if oos else None,
+        oos_precision=_ratio(rejected.count(fallback), len(rejected)) if rejected else None,
+        in_scope_accuracy=(
+            _ratio(sum(e == p for e, p in in_scope), len(in_scope)) if in_scope else None
+        ),
+    )
+
+
+def evaluate(clf: Classifier, rows: Sequence[tuple[str, str]], fallback: str) -> EvalReport:
+    """Classify every ``(text, expected_label)`` row and report how it went."""
+    predicted: list[str] = []
+    for start in range(0, len(rows), BATCH):
+        batch = [text for text, _ in rows[start : start + BATCH]]
+        predicted.extend(p.label for p in clf.classify(batch))
+    return report_from_predictions([label for _, label in rows], predicted, fallback)
+
+
+def evaluate_conversations(
+    clf: Classifier, cases: Sequence[tuple[Sequence[str], str]], fallback: str
+) -> EvalReport:
+    """Like ``evaluate`` for ``(user_messages, expected_label)`` conversations."""
+    predictions = clf.classify_conversations([messages for messages, _ in cases])
+    return report_from_predictions(
+        [label for _, label in cases], [p.label for p in predictions], fallback
+    )
+
+
+def format_report(report: EvalReport) -> str:
+    """A plain-text summary for terminals and logs."""
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.1f}%"
+
+    lines = [
+        f"n={report.n}  accuracy={pct(report.accuracy)}  "
+        f"in-scope accuracy={pct(report.in_scope_accuracy)}",
+        f"out-of-scope ({report.fallback!r}): recall={pct(report.oos_recall)}  "
+        f"precision={pct(report.oos_precision)}",
+        "",
+        f"{'label':<16}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}",
+    ]
+    for label, s in report.per_label.items():
+        lines.append(
+            f"{label:<16}{pct(s.precision):>10}{pct(s.recall):>10}{pct(s.f1):>10}{s.support:>9}"
+        )
+    if report.confusions:
+        lines += ["", "most frequent confusions (expected -> predicted):"]
+        lines += [f"  {e} -> {p}: {c}" for e, p, c in report.confusions[:10]]
+    return "\n".join(lines)
+
+
+def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvalDataError(path, None, f"cannot read file: {exc}") from exc
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise EvalDataError(path, number, f"invalid JSON: {exc}") from exc
+        if not isinstance(record, dict):
+            raise EvalDataError(path, number, "expected a JSON object")
+        records.append((number, record))
+    return records
+
+
+def _label_of(path: Path, number: int, record: dict[str, Any]) -> str:
+    label = record.get("label")
+    if not isinstance(label, str) or not label:
+        raise EvalDataError(path, number, '"label" must be a non-empty string')
+    return label
+
+
+def load_jsonl(path: Path) -> list[tuple[str, str]]:
+    """Read ``{"text": ..., "label": ...}`` lines (other keys are ignored)."""
+    rows = []
+    for number, record in _read_jsonl(Path(path)):
+        text = record.get("text")
+        if not isinstance(text, str):
+            raise EvalDataError(path, number, '"text" must be a string')
+        rows.append((text, _label_of(Path(path), number, record)))
+    return rows
+
+
+def load_conversations_jsonl(path: Path) -> list[tuple[list[str], str]]:
+    """Read ``{"messages": [user messages, oldest first], "label": ...}`` lines."""
+    cases = []
+    for number, record in _read_jsonl(Path(path)):
+        messages = record.get("messages")
+        if not isinstance(messages, list) or not all(isinstance(m, str) for m in messages):
+            raise EvalDataError(path, number, '"messages" must be a list of strings')
+        cases.append((messages, _label_of(Path(path), number, record)))
+    return cases

@@ -1,0 +1,86 @@
+"""Score embeddings against labelled example embeddings (pure numpy, no model calls).
+
+The rule, chosen on data/eval/dev.jsonl (see docs/CLASSIFIER.md):
+
+1. Language centering. Each embedding has the mean example embedding of its language
+   subtracted (and is re-normalised). This removes the shared "this is French" direction
+   that otherwise makes all French prompts similar to each other; it also removes the
+   generic "this is a question" direction common to every example.
+2. Label score = mean of (cosine to the label centroid, cosine to the label's nearest
+   example). The centroid is robust to one odd example; the nearest example catches a
+   prompt that matches one phrasing closely. Their blend beat either alone, top-k means
+   and a softmax head fitted on the examples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from classifier.encoder import l2_normalise
+
+# A language's own mean is used only when enough examples are in that language; with
+# fewer, the mean is mostly topic, and subtracting it would erase the topic itself.
+MIN_EXAMPLES_PER_LANGUAGE = 8
+CENTROID_WEIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class Centering:
+    """Per-language mean vectors, with the all-examples mean for unknown languages."""
+
+    overall: np.ndarray
+    by_language: dict[str, np.ndarray]
+
+    @classmethod
+    def fit(cls, embeddings: np.ndarray, languages: Sequence[str | None]) -> Centering:
+        langs = np.array([lang or "" for lang in languages])
+        by_language = {
+            lang: embeddings[langs == lang].mean(axis=0)
+            for lang in sorted(set(langs) - {""})
+            if (langs == lang).sum() >= MIN_EXAMPLES_PER_LANGUAGE
+        }
+        return cls(overall=embeddings.mean(axis=0), by_language=by_language)
+
+    def apply(self, embeddings: np.ndarray, languages: Sequence[str | None]) -> np.ndarray:
+        means = (
+            np.stack([self.by_language.get(lang or "", self.overall) for lang in languages])
+            if len(languages)
+            else np.zeros_like(embeddings)
+        )
+        return l2_normalise(embeddings - means)
+
+
+class ExampleIndex:
+    """Centred example embeddings grouped by label, scored with the centroid/nearest blend."""
+
+    def __init__(
+        self,
+        embeddings: np.ndarray,
+        languages: Sequence[str | None],
+        label_ids: Sequence[int],
+        n_labels: int,
+        centering: Centering,
+    ) -> None:
+        ids = np.asarray(label_ids, dtype=np.int64)
+        if len(ids) != len(embeddings) or len(ids) == 0:
+            raise ValueError("one label id per example embedding, and at least one example")
+        if set(ids.tolist()) != set(range(n_labels)):
+            raise ValueError("every label needs at least one example")
+        self.centering = centering
+        order = np.argsort(ids, kind="stable")
+        # Sorted by label, so the per-label maximum is one np.maximum.reduceat call.
+        self._examples = centering.apply(embeddings, list(languages))[order]
+        self._starts = np.searchsorted(ids[order], np.arange(n_labels))
+        sums = np.add.reduceat(self._examples, self._starts, axis=0)
+        self._centroids = l2_normalise(sums)
+
+    def scores(self, embeddings: np.ndarray, languages: Sequence[str | None]) -> np.ndarray:
+        """Label scores [n, n_labels] for raw (uncentred) embeddings, higher is closer."""
+        q = self.centering.apply(embeddings, list(languages))
+        nearest = np.maximum.reduceat(q @ self._examples.T, self._starts, axis=1)
+        centroid = q @ self._centroids.T
+        blended: np.ndarray = CENTROID_WEIGHT * centroid + (1 - CENTROID_WEIGHT) * nearest
+        return blended.astype(np.float32)

@@ -1,0 +1,56 @@
+"""Shared fixtures: the encoder is built once per session (or reused from build/model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from classifier.build import build_model, is_up_to_date
+from classifier.encoder import Encoder
+from classifier.labels import Label, LabelClassifier
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO / "data" / "eval"
+REPO_MODEL = REPO / "build" / "model"
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete model directory: `make model`'s output when it is current, else a fresh build."""
+    if is_up_to_date(REPO_MODEL):
+        return REPO_MODEL
+    return build_model(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="session")
+def encoder(model_dir: Path) -> Encoder:
+    return Encoder(model_dir)
+
+
+@pytest.fixture(scope="session")
+def fp32_encoder(model_dir: Path) -> Encoder:
+    return Encoder(model_dir, model_file="model-fp32.onnx")
+
+
+@pytest.fixture(scope="session")
+def label_config() -> dict:
+    # The example config is the one home of the example labels.
+    return yaml.safe_load((REPO / "switchyard.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def labels(label_config: dict) -> list[Label]:
+    return [
+        Label(item["name"], tuple(item["examples"]), item.get("description"))
+        for item in label_config["labels"]
+    ]
+
+
+@pytest.fixture(scope="session")
+def classifier(encoder: Encoder, labels: list[Label], label_config: dict) -> LabelClassifier:
+    settings = label_config["classifier"]
+    return LabelClassifier(
+        encoder, labels, threshold=settings["threshold"], fallback=settings["fallback"]
+    )

@@ -1,0 +1,77 @@
+"""Pure parts of the decision rule: conversation combination, decide(), language guess."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from classifier.conversation import TurnPolicy, combine_turns
+from classifier.decision import decide
+from classifier.text import guess_language
+
+POLICY = TurnPolicy(switch_margin=0.1, decay=0.5, window=3, follow_up_weight=0.0)
+TH = 0.3
+
+
+def test_confident_last_message_decides_alone() -> None:
+    scores = np.array([[0.9, 0.1], [0.1, 0.45]])
+    np.testing.assert_array_equal(combine_turns(scores, [False, False], TH, POLICY), scores[-1])
+
+
+def test_follow_up_keeps_previous_topic() -> None:
+    scores = np.array([[0.6, 0.1], [0.05, 0.1]])
+    combined = combine_turns(scores, [False, True], TH, POLICY)
+    np.testing.assert_allclose(combined, scores[0])  # follow-up weight 0: only the first counts
+
+
+def test_contentful_unmatched_last_message_decides_alone() -> None:
+    scores = np.array([[0.6, 0.1], [0.05, 0.1]])
+    np.testing.assert_array_equal(combine_turns(scores, [False, False], TH, POLICY), scores[-1])
+
+
+def test_weak_last_message_is_combined_with_recency_weights() -> None:
+    scores = np.array([[0.0, 0.9], [0.6, 0.1], [0.32, 0.3]])
+    combined = combine_turns(scores, [False, False, False], TH, POLICY)
+    expected = (0.25 * scores[0] + 0.5 * scores[1] + 1.0 * scores[2]) / 1.75
+    np.testing.assert_allclose(combined, expected)
+
+
+def test_window_limits_history() -> None:
+    scores = np.array([[0.0, 5.0], [0.6, 0.1], [0.0, 0.0], [0.0, 0.0]])
+    combined = combine_turns(scores, [False, False, True, True], TH, POLICY)
+    assert combined[0] > combined[1]  # the first message fell out of the 3-message window
+
+
+def test_combine_rejects_mismatched_flags() -> None:
+    with pytest.raises(ValueError):
+        combine_turns(np.zeros((2, 3)), [True], TH, POLICY)
+
+
+def test_invalid_policy() -> None:
+    with pytest.raises(ValueError):
+        TurnPolicy(decay=0.0)
+
+
+def test_decide() -> None:
+    names = ["a", "b", "c"]
+    p = decide(np.array([0.2, 0.5, 0.4]), names, 0.3, "other")
+    assert (p.label, p.runner_up) == ("b", "c")
+    assert p.score == pytest.approx(0.5) and p.runner_up_score == pytest.approx(0.4)
+    low = decide(np.array([0.2, 0.25, 0.1]), names, 0.3, "other")
+    assert (low.label, low.runner_up, low.score) == ("other", "b", pytest.approx(0.25))
+    single = decide(np.array([0.9]), ["a"], 0.3, "other")
+    assert (single.label, single.runner_up) == ("a", None)
+
+
+@pytest.mark.parametrize(
+    ("text", "lang"),
+    [
+        ("How do I cancel my subscription?", "en"),
+        ("Comment résilier mon abonnement ?", "fr"),
+        ("d'accord, vas-y", "fr"),
+        ("ok", None),
+        ("SELECT * FROM t", None),
+    ],
+)
+def test_guess_language(text: str, lang: str | None) -> None:
+    assert guess_language(text) == lang
