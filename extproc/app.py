@@ -10,6 +10,7 @@ from pathlib import Path
 
 from extproc.analysis import Status, Verdict, analyze
 from extproc.config import Config, load_config
+from extproc.envoy_config import render
 from extproc.errors import ConfigError
 from extproc.http_api import HttpApi
 from extproc.metrics import Metrics
@@ -67,10 +68,21 @@ class Switchyard:
                 "config reload failed, the running config stays: %s: %s", type(exc).__name__, exc
             )
             return False
+        if config.routes and self.config.routes and render(config) != render(self.config):
+            # Still adopted: the rest of the change works now, and Envoy falls back to
+            # the default route for what it does not know yet.
+            log.warning(
+                "config reloaded from %s, but the change needs an Envoy update too: run "
+                "`switchyard envoy` and restart Envoy (requests for routes Envoy does not "
+                "know take the default route until then)",
+                self.config_path,
+            )
+            self.metrics.config_reloads.labels("success_needs_envoy_update").inc()
+        else:
+            self.metrics.config_reloads.labels("success").inc()
+            log.info("config reloaded from %s", self.config_path)
         self._adopt_rollouts(config)
         self.runtimes.swap(runtime)
-        self.metrics.config_reloads.labels("success").inc()
-        log.info("config reloaded from %s", self.config_path)
         return True
 
     async def _watch_config(self) -> None:

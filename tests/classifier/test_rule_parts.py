@@ -24,9 +24,12 @@ def test_follow_up_keeps_previous_topic() -> None:
     np.testing.assert_allclose(combined, scores[0])  # follow-up weight 0: only the first counts
 
 
-def test_contentful_unmatched_last_message_decides_alone() -> None:
+def test_unmatched_last_message_does_not_leave_the_topic_alone() -> None:
+    # "and for how many days?" matches no label: the conversation's topic carries it.
     scores = np.array([[0.6, 0.1], [0.05, 0.1]])
-    np.testing.assert_array_equal(combine_turns(scores, [False, False], TH, POLICY), scores[-1])
+    combined = combine_turns(scores, [False, False], TH, POLICY)
+    np.testing.assert_allclose(combined, (0.5 * scores[0] + scores[1]) / 1.5)
+    assert combined.argmax() == 0
 
 
 def test_weak_last_message_is_combined_with_recency_weights() -> None:
