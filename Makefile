@@ -35,6 +35,7 @@ envoy-config: $(STAMP)
 
 test: system-deps install model
 	$(BIN)/ruff check .
+	$(BIN)/mypy extproc classifier
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 test-fast: install

@@ -89,9 +89,8 @@ def latency_confidence(
 
 def analyze(canary: Sequence[Sample], stable: Sequence[Sample], cfg: AnalysisConfig) -> Verdict:
     nc, ns = len(canary), len(stable)
-    counts = {"canary_requests": nc, "stable_requests": ns}
     if nc < cfg.min_requests or ns < cfg.min_requests:
-        return Verdict(Status.NOT_ENOUGH_DATA, **counts)
+        return Verdict(Status.NOT_ENOUGH_DATA, canary_requests=nc, stable_requests=ns)
     canary_errors = sum(s.error for s in canary)
     stable_errors = sum(s.error for s in stable)
     confidence = error_rate_confidence(canary_errors, nc, stable_errors, ns, cfg)
@@ -102,7 +101,8 @@ def analyze(canary: Sequence[Sample], stable: Sequence[Sample], cfg: AnalysisCon
             canary_errors / nc,
             stable_errors / ns,
             confidence,
-            **counts,
+            nc,
+            ns,
         )
     # Latency of successful answers only: a fast error is not a fast answer.
     canary_latency = [s.latency for s in canary if not s.error]
@@ -115,6 +115,7 @@ def analyze(canary: Sequence[Sample], stable: Sequence[Sample], cfg: AnalysisCon
             median(canary_latency) * 1000,
             median(stable_latency) * 1000,
             confidence,
-            **counts,
+            nc,
+            ns,
         )
-    return Verdict(Status.HEALTHY, **counts)
+    return Verdict(Status.HEALTHY, canary_requests=nc, stable_requests=ns)

@@ -123,8 +123,9 @@ class Demo:
         metrics = _port(self.config.server.metrics_listen)
         admin = _port(self.config.envoy.admin)
         for backend in self.config.backends:
+            port = _port(backend.address)
             _wait(
-                lambda b=backend: _get(_port(b.address), "/stats")[0] == 200,
+                lambda port=port: _get(port, "/stats")[0] == 200,  # type: ignore[misc]
                 20,
                 f"backend {backend.name}",
             )

@@ -79,7 +79,7 @@ class FakeBackend:
 
     async def _read_body(self, reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
         if headers.get("transfer-encoding", "").lower() == "chunked":
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 size = int((await reader.readline()).split(b";")[0], 16)
                 if size == 0:

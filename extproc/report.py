@@ -73,7 +73,7 @@ def build_report(admin: str, switchyard: str, *, as_json: bool = False) -> str:
             and not name.split(".")[1].startswith("_")
         }
     )
-    envoy_rows = []
+    envoy_rows: list[dict[str, Any]] = []
     for cluster in clusters:
         prefix = f"cluster.{cluster}."
         times = quantiles.get(prefix + "upstream_rq_time", {})
