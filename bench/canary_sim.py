@@ -1,4 +1,4 @@
-"""Simulates the canary analysis (extproc.analysis) to measure its false-alarm rate and detection time.
+"""Simulates the canary analysis (extproc.analysis): false-alarm rate and detection time.
 
 Traffic is generated second by second (Poisson-free: a fixed rate, each request
 independently an error with the cohort's error rate, latency lognormal around
