@@ -14,6 +14,7 @@ Modules, one job each:
     sequence     SequenceClassifier (fine-tuned logits model + labels.json)
     evaluate     accuracy / per-label / out-of-scope reports, JSONL loaders
     text         language guess and follow-up anchors used by the rule
+    neutral      the fixed neutral corpus the centring is computed from (cached per model)
     errors       the exception tree (ClassifierError and subclasses)
 
 Nothing is imported here, so ``import classifier.labels`` does not pull in the build-time

@@ -54,6 +54,7 @@ class Encoder:
         self.max_tokens = max_tokens
         self.tokenizer = TextTokenizer(self.model_dir, max_tokens)
         path = self.model_dir / model_file
+        self.model_path = path
         self._session, self._inputs = open_session(path, threads)
         output = self._session.get_outputs()[0]
         if len(output.shape) not in (2, 3):

@@ -1,7 +1,8 @@
 """Few-shot label classifier: a label is a name plus a handful of example prompts.
 
 The examples are embedded once at construction (no training run); ``classify`` embeds the
-prompts and scores them against the examples with the rule in ``classifier.scoring``.
+prompts and scores them against the examples with the rule in ``classifier.scoring``, after
+centring on the fixed neutral corpus of ``classifier.neutral``.
 ``load_classifier`` picks this or a fine-tuned ``SequenceClassifier`` from a model directory.
 """
 
@@ -16,7 +17,8 @@ from classifier.conversation import TurnPolicy, combine_turns
 from classifier.decision import check_settings, decide
 from classifier.encoder import Encoder
 from classifier.errors import LabelError
-from classifier.scoring import Centering, ExampleIndex
+from classifier.neutral import neutral_centering
+from classifier.scoring import ExampleIndex
 from classifier.sequence import LABELS_FILE, SequenceClassifier
 from classifier.text import FOLLOW_UP_ANCHORS, guess_language
 from classifier.types import Label, Prediction
@@ -49,11 +51,12 @@ class LabelClassifier:
 
         texts = [example for label in labels for example in label.examples]
         label_ids = [i for i, label in enumerate(labels) for _ in label.examples]
-        # Examples and follow-up anchors are embedded in one call: one pass over the model.
+        # The centring is fixed (the neutral corpus's per-language means), so every label's
+        # scores depend on its own examples only: adding or removing a label moves nothing else.
+        centering = neutral_centering(encoder)
         embeddings = encoder.encode([*texts, *FOLLOW_UP_ANCHORS])
         langs = [guess_language(t) for t in (*texts, *FOLLOW_UP_ANCHORS)]
         examples, anchors = embeddings[: len(texts)], embeddings[len(texts) :]
-        centering = Centering.fit(examples, langs[: len(texts)])
         self._index = ExampleIndex(examples, langs[: len(texts)], label_ids, len(labels), centering)
         self._follow_up = ExampleIndex(
             anchors, langs[len(texts) :], [0] * len(anchors), 1, centering

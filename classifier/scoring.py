@@ -2,14 +2,18 @@
 
 The rule, chosen on data/eval/dev.jsonl (see docs/CLASSIFIER.md):
 
-1. Language centering. Each embedding has the mean example embedding of its language
-   subtracted (and is re-normalised). This removes the shared "this is French" direction
-   that otherwise makes all French prompts similar to each other; it also removes the
-   generic "this is a question" direction common to every example.
+1. Language centring. Each embedding has a fixed per-language mean subtracted (and is
+   re-normalised): the mean embedding of the built-in neutral corpus
+   (``classifier.neutral``) in that language. This removes the shared "this is French"
+   direction that otherwise makes all French prompts similar to each other, and the generic
+   "this is a chat request" direction common to every prompt. The mean does not depend on
+   the configured labels, so a label's scores do not move when other labels are added or
+   removed (it used to be the mean of the configured examples).
 2. Label score = mean of (cosine to the label centroid, cosine to the label's nearest
    example). The centroid is robust to one odd example; the nearest example catches a
    prompt that matches one phrasing closely. Their blend beat either alone, top-k means
-   and a softmax head fitted on the examples.
+   and a softmax head fitted on the examples. Each label's score uses only its own
+   examples.
 """
 
 from __future__ import annotations
@@ -21,15 +25,19 @@ import numpy as np
 
 from classifier.encoder import l2_normalise
 
-# A language's own mean is used only when enough examples are in that language; with
-# fewer, the mean is mostly topic, and subtracting it would erase the topic itself.
+# A language's own mean is used only when enough reference sentences are in that language;
+# with fewer, the mean is mostly topic, and subtracting it would erase the topic itself.
 MIN_EXAMPLES_PER_LANGUAGE = 8
 CENTROID_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
 class Centering:
-    """Per-language mean vectors, with the all-examples mean for unknown languages."""
+    """Per-language mean vectors, with the all-sentences mean for unknown languages.
+
+    ``fit`` takes any reference sentences' embeddings; the classifier fits it on the fixed
+    neutral corpus (``classifier.neutral.neutral_centering``), never on the label examples.
+    """
 
     overall: np.ndarray
     by_language: dict[str, np.ndarray]

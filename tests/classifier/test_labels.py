@@ -21,8 +21,8 @@ from .conftest import DATA
 
 # Floors: measured on this repo's data (docs/CLASSIFIER.md) minus a margin, so a change
 # that makes the classifier clearly worse fails, and noise does not.
-EVAL_ACCURACY_FLOOR = 0.72
-EVAL_OOS_RECALL_FLOOR = 0.72
+EVAL_ACCURACY_FLOOR = 0.77
+EVAL_OOS_RECALL_FLOOR = 0.78
 MULTITURN_ACCURACY_FLOOR = 0.78
 
 TOY = [
