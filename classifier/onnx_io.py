@@ -68,6 +68,9 @@ def open_session(path: Path, threads: int) -> tuple[ort.InferenceSession, ModelI
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle intra-op threads would spin waiting for work, burning the CPU that Envoy and
+    # the gRPC loop share with them (measured: 2.3x the CPU per inference on one core).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only: ORT's warnings would go to the sidecar's stderr
     try:
         session = ort.InferenceSession(

@@ -87,25 +87,11 @@ def cmd_build_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def _classifier(config: Config):  # type: ignore[no-untyped-def]
-    from classifier.labels import Label, load_classifier
-
-    spec = config.classifier
-    labels = [
-        Label(label.name, tuple(label.examples), label.description) for label in config.labels
-    ]
-    return load_classifier(
-        spec.model,
-        labels,
-        threshold=spec.threshold,
-        fallback=spec.fallback,
-        max_tokens=spec.max_tokens,
-    )
-
-
 def cmd_classify(args: argparse.Namespace) -> int:
+    from extproc.runtime import load_label_classifier
+
     config = _load(args.config)
-    classifier = _classifier(config)
+    classifier = load_label_classifier(config)
     for prediction in classifier.classify(args.text):
         runner_up = (
             f"  (runner-up {prediction.runner_up} {prediction.runner_up_score:.3f})"
@@ -118,10 +104,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from classifier.evaluate import evaluate, format_report, load_jsonl
+    from extproc.runtime import load_label_classifier
 
     config = _load(args.config)
     rows = load_jsonl(Path(args.data))
-    report = evaluate(_classifier(config), rows, fallback=config.classifier.fallback)
+    report = evaluate(load_label_classifier(config), rows, fallback=config.classifier.fallback)
     print(json.dumps(report.to_json()) if args.json else format_report(report))
     return 0
 

@@ -54,8 +54,10 @@ class ServerConfig(Model):
     """On SIGTERM: how long to keep accepting new streams (health NOT_SERVING) before stopping."""
     grace_s: float = Field(default=30.0, ge=0)
     """On SIGTERM, after draining: how long in-flight streams may take to finish."""
-    classify_threads: int = Field(default=2, ge=1, le=64)
-    """onnxruntime threads for the classifier."""
+    classify_threads: int = Field(default=1, ge=1, le=64)
+    """onnxruntime intra-op threads per classification. One is the most work per CPU
+    (batches run one after another); more lowers the latency of long prompts on an idle
+    machine."""
     chat_paths: list[Annotated[str, Field(pattern=r"^/")]] = ["/v1/chat/completions"]
     """Path prefixes of chat requests; other paths pass through untouched."""
 
@@ -104,6 +106,9 @@ class ClassifierConfig(Model):
     max_tokens: int = Field(default=128, ge=8, le=512)
     cache_size: int = Field(default=10_000, ge=0)
     max_batch: int = Field(default=16, ge=1, le=256)
+    max_wait_ms: int = Field(default=400, ge=10)
+    """Longest a request waits for the classifier before it is routed without a label
+    (load shedding, counted); must stay under envoy.message_timeout_ms."""
 
 
 class LabelConfig(Model):
@@ -291,6 +296,14 @@ def _cross_reference_issues(cfg: Config) -> list[ConfigIssue]:
     unique("backends", [backend.name for backend in cfg.backends])
     unique("routes", [route.name for route in cfg.routes])
 
+    if cfg.classifier.max_wait_ms >= cfg.envoy.message_timeout_ms:
+        issues.append(
+            ConfigIssue(
+                "classifier.max_wait_ms",
+                f"expected less than envoy.message_timeout_ms ({cfg.envoy.message_timeout_ms}), "
+                "so that switchyard sheds load before Envoy gives up on it",
+            )
+        )
     label_names = {label.name for label in cfg.labels}
     if cfg.classifier.fallback in label_names:
         issues.append(

@@ -43,6 +43,13 @@ class Metrics:
             buckets=(1, 2, 4, 8, 16, 32, 64),
             registry=r,
         )
+        self.classifier_degraded = Counter(
+            "switchyard_classifier_degraded",
+            "Classifications under overload: 'truncated' (cheaper, shorter input) or 'shed'"
+            " (no label: routed by the other rules or to the default route).",
+            ["mode"],
+            registry=r,
+        )
         self.config_reloads = Counter(
             "switchyard_config_reloads",
             "Config reloads by result (success, failure).",

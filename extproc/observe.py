@@ -26,6 +26,8 @@ from proto import ext_proc_pb2
 USAGE_TAIL_BYTES = 16_384
 """usage comes last in a JSON answer and in the final SSE event: only the tail is kept."""
 _USAGE = re.compile(rb'"usage"\s*:\s*(\{[^{}]*\})')
+UPSTREAM_TIME = "x-envoy-upstream-service-time"
+"""Envoy's time from sending the request upstream to the upstream's response headers, in ms."""
 LATENCIES_KEPT = 20_000
 """Per route / cohort / backend, for the report's percentiles."""
 
@@ -161,32 +163,36 @@ def _ms(seconds: float | None) -> float | None:
 
 
 class ObserveStream:
-    """One request seen in observability mode, from its headers to its last body chunk."""
+    """One response seen in observability mode, from its headers to its last body chunk.
+
+    Only the response is sent (one message fewer per request): the route, cohort and
+    backend come from the response headers Envoy's route adds, the time to first byte
+    from Envoy's x-envoy-upstream-service-time, and the rest of the latency is measured
+    here from the headers to the last chunk.
+    """
 
     def __init__(self, config: Config, traffic: TrafficStats) -> None:
         self._config = config
         self._traffic = traffic
-        self._started = time.perf_counter()
-        self._route = self._cohort = ""
+        self._route = self._cohort = self._backend = ""
         self._status = 0
-        self._backend = ""
         self._ttfb: float | None = None
+        self._headers_at = 0.0
         self._tail = b""
         self._done = False
 
     def on_message(self, request: ext_proc_pb2.ProcessingRequest) -> None:
         phase = request.WhichOneof("request")
-        if phase == "request_headers":
-            headers = header_map(request.request_headers.headers)
+        if phase == "response_headers":
+            headers = header_map(request.response_headers.headers)
+            self._headers_at = time.perf_counter()
             self._route = headers.get(h.ROUTE, "")
             self._cohort = headers.get(h.COHORT, "")
-            self._started = time.perf_counter()
-        elif phase == "response_headers":
-            headers = header_map(request.response_headers.headers)
+            self._backend = headers.get(h.BACKEND, "")
             status = headers.get(":status", "0")
             self._status = int(status) if status.isdigit() else 0
-            self._backend = headers.get(h.BACKEND, "")
-            self._ttfb = time.perf_counter() - self._started
+            upstream_ms = headers.get(UPSTREAM_TIME, "")
+            self._ttfb = int(upstream_ms) / 1000 if upstream_ms.isdigit() else None
             if request.response_headers.end_of_stream:
                 self._finish()
         elif phase == "response_body":
@@ -203,7 +209,7 @@ class ObserveStream:
         if self._done or not self._route:
             return
         self._done = True
-        latency = time.perf_counter() - self._started
+        latency = (self._ttfb or 0.0) + time.perf_counter() - self._headers_at
         usage = parse_usage(self._tail) if self._tail else None
         cost = 0.0
         backend = self._backend or "unknown"

@@ -125,7 +125,7 @@ class RoutingStream:
         label = None
         if self.runtime.classifier is not None and chat.user_messages:
             prediction = await self.runtime.classifier.classify(chat.user_messages)
-            label = prediction.label
+            label = prediction.label if prediction is not None else None
         decision = router.decide(chat, self.headers, label)
         if decision is None:
             return CONTINUE_BODY

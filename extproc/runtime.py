@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from extproc.classify import BatchingClassifier
 from extproc.config import Config
 from extproc.metrics import Metrics
 from extproc.rollout import Rollouts
 from extproc.routing import Router
+
+if TYPE_CHECKING:
+    from classifier.labels import LabelClassifier, SequenceClassifier
 
 log = logging.getLogger("switchyard.runtime")
 
@@ -21,9 +25,25 @@ class Runtime:
     classifier: BatchingClassifier | None
     """None when no route or label depends on a label: rules-only routing loads no model."""
 
-    def close(self) -> None:
-        if self.classifier is not None:
-            self.classifier.close()
+
+def load_label_classifier(config: Config) -> LabelClassifier | SequenceClassifier:
+    """The classifier the config's labels and model describe (loads the model)."""
+    # Imported here: rules-only routing never loads onnxruntime.
+    from classifier.labels import Label, load_classifier
+
+    spec = config.classifier
+    labels = [
+        Label(name=label.name, examples=tuple(label.examples), description=label.description)
+        for label in config.labels
+    ]
+    return load_classifier(
+        spec.model,
+        labels,
+        threshold=spec.threshold,
+        fallback=spec.fallback,
+        max_tokens=spec.max_tokens,
+        threads=config.server.classify_threads,
+    )
 
 
 def build_runtime(config: Config, rollouts: Rollouts, metrics: Metrics) -> Runtime:
@@ -31,26 +51,16 @@ def build_runtime(config: Config, rollouts: Rollouts, metrics: Metrics) -> Runti
     router = Router(config, rollouts)
     classifier = None
     if router.needs_label:
-        # Imported here: rules-only routing never loads onnxruntime.
-        from classifier.labels import Label, load_classifier
-
         spec = config.classifier
-        labels = [
-            Label(name=label.name, examples=tuple(label.examples), description=label.description)
-            for label in config.labels
-        ]
-        model = load_classifier(
-            spec.model,
-            labels,
-            threshold=spec.threshold,
-            fallback=spec.fallback,
-            max_tokens=spec.max_tokens,
-        )
         classifier = BatchingClassifier(
-            model,
+            load_label_classifier(config),
             max_batch=spec.max_batch,
             cache_size=spec.cache_size,
+            max_wait_s=spec.max_wait_ms / 1000,
             observe_latency=metrics.observe_classification,
+            observe_degraded=lambda mode, count: metrics.classifier_degraded.labels(mode).inc(
+                count
+            ),
         )
     return Runtime(config=config, router=router, classifier=classifier)
 
