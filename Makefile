@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 MODEL  := build/model/model.onnx
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps model proto test test-fast lint demo bench envoy-config clean
+.PHONY: install system-deps model proto test test-fast lint demo bench envoy-config helm-schema clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ proto: $(STAMP)
 
 envoy-config: $(STAMP)
 	$(BIN)/switchyard envoy -c switchyard.yaml -o envoy/envoy.yaml
+
+# The chart's values.schema.json follows the config model (a test checks it is fresh).
+helm-schema: $(STAMP)
+	$(BIN)/python -m tests.helm.schema_gen
 
 test: system-deps install model
 	$(BIN)/ruff check .

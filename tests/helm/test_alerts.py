@@ -31,13 +31,16 @@ def test_promtool_accepts_the_rules() -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 4 rules found" in result.stdout
+    assert "SUCCESS: 5 rules found" in result.stdout
 
 
 def test_switchyard_metrics_in_the_rules_exist() -> None:
     exported = {family.name for family in Metrics().registry.collect()}
     named = set(re.findall(r"\b(switchyard_[a-z_]+)", _exprs()))
-    assert named == {"switchyard_rollbacks_total", "switchyard_processing_errors_total", "switchyard_config_reloads_total"}
+    assert named == {
+        "switchyard_rollbacks_total", "switchyard_processing_errors_total",
+        "switchyard_config_reloads_total", "switchyard_classifier_degraded_total",
+    }
     for name in named:
         assert name.removesuffix("_total") in exported, name  # counters: the family name
 
