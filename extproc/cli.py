@@ -61,7 +61,7 @@ def cmd_envoy(args: argparse.Namespace) -> int:
     try:
         bootstrap = render(config)
     except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        print(ConfigError(args.config, exc.issues), file=sys.stderr)
         return 2
     text = yaml.safe_dump(bootstrap, sort_keys=False, width=120)
     if args.output:
