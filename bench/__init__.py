@@ -1,0 +1,1 @@
+"""Benchmarks of switchyard: `python bench/run.py` (make bench), docs/BENCHMARKS.md."""

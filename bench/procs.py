@@ -1,0 +1,178 @@
+"""Processes the benchmark starts, and what /proc and HTTP say about them.
+
+Every process runs on 127.0.0.1 on a free port, with its output in a log file
+of the run's work directory; `Proc.cpu_seconds` and `Proc.memory` read
+/proc/PID/{stat,status}, which cover every thread of the process.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SWITCHYARD = str(BIN / "switchyard")
+ENVOY = str(BIN / "envoy")  # execs the real binary: the PID is Envoy's own
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Callable[[], T], timeout: float, what: str) -> T:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except (OSError, http.client.HTTPException) as exc:  # not up yet
+            last = exc
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
+
+
+def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def taskset(cpus: str | None) -> list[str]:
+    """The command prefix that pins a process to `cpus` ("0", "1", "0-1"), or nothing."""
+    return ["taskset", "-c", cpus] if cpus else []
+
+
+@dataclass
+class Proc:
+    name: str
+    command: list[str]
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @classmethod
+    def start(
+        cls, name: str, command: list[str], workdir: Path, env: dict[str, str] | None = None
+    ) -> Proc:
+        log = workdir / f"{name}.log"
+        with open(log, "ab") as out:
+            process = subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
+                env={**os.environ, **(env or {})},
+            )
+        return cls(name, command, process, log)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{tail}")
+
+    def cpu_seconds(self) -> float:
+        """user + system CPU time of every thread so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        # After "pid (comm)": state is field 3, utime 14 and stime 15 (1-based).
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def memory(self) -> dict[str, float]:
+        """Resident memory now (VmRSS) and at its peak (VmHWM), in MiB."""
+        out: dict[str, float] = {}
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0]) / 1024
+        return out
+
+    def terminate(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def wait_idle(procs: list[Proc], timeout: float = 8.0, busy: float = 0.05) -> float:
+    """Waits until `procs` together use under `busy` of a core; returns the seconds waited.
+
+    Work a run left behind (classifications of requests wrk gave up on, observe
+    streams closing) is then counted in that run, not in the next one.
+    """
+    started = time.monotonic()
+    interval = 0.2
+    previous = sum(p.cpu_seconds() for p in procs)
+    while time.monotonic() - started < timeout:
+        time.sleep(interval)
+        now = sum(p.cpu_seconds() for p in procs)
+        if now - previous < busy * interval:
+            break
+        previous = now
+    return time.monotonic() - started
+
+
+def envoy_counters(admin_port: int, pattern: str) -> dict[str, int]:
+    """Envoy's counters and gauges whose name matches the regex `pattern`."""
+    status, body = http_get(admin_port, f"/stats?format=json&filter={pattern}")
+    if status != 200:
+        raise RuntimeError(f"Envoy admin /stats answered {status}")
+    return {
+        item["name"]: int(item["value"]) for item in json.loads(body)["stats"] if "value" in item
+    }
+
+
+def prometheus_values(port: int, names: tuple[str, ...]) -> dict[str, float]:
+    """Unlabelled samples (sums and counts of histograms) from a /metrics page."""
+    status, body = http_get(port, "/metrics")
+    if status != 200:
+        raise RuntimeError(f"/metrics answered {status}")
+    out: dict[str, float] = {}
+    for line in body.decode().splitlines():
+        name, _, value = line.partition(" ")
+        if name in names:
+            out[name] = float(value)
+    return out
+
+
+def wait_http(port: int, path: str, proc: Proc, timeout: float, what: str) -> None:
+    def ready() -> bool:
+        proc.check_alive()
+        return http_get(port, path)[0] == 200
+
+    wait_until(ready, timeout, what)
+
+
+def json_dump(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
+    os.replace(tmp, path)

@@ -1,0 +1,92 @@
+"""What is measured: the scenarios, the stacks they run on, and the body each one sends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import configs, load
+from bench.configs import Addresses
+from bench.stacks import Lab, Stack
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    stack: str
+    """Scenarios with the same stack share one Envoy and processor."""
+    body: str
+    """static, repeated or unique (see bench.load)."""
+    title: str
+    tokens: int | None = None
+    """Encoder tokens per prompt, for unique prompts."""
+
+    @property
+    def semantic(self) -> bool:
+        return self.stack == "semantic"
+
+    def script(self) -> str:
+        if self.body == "unique":
+            assert self.tokens is not None
+            return load.unique_script(self.tokens)
+        if self.body == "repeated":
+            return load.repeated_script([configs.chat_body(p) for p in configs.REPEATED_PROMPTS])
+        return load.static_script(configs.chat_body(configs.RULES_PROMPT))
+
+
+SWITCHYARD = "Envoy + switchyard"
+SCENARIOS = [
+    Scenario("ceiling", "ceiling", "static", "Envoy straight to the backend (no ext_proc)"),
+    Scenario("trivial", "trivial", "static", "Envoy + trivial processor (JSON parse, one header)"),
+    Scenario("rules", "rules", "static", f"{SWITCHYARD}, rules-only"),
+    Scenario("rules-no-observe", "rules-no-observe", "static", f"{SWITCHYARD}, rules, observe off"),
+    *(
+        Scenario(
+            f"semantic-unique-{n}",
+            "semantic",
+            "unique",
+            f"{SWITCHYARD}, semantic, unique {n}-token prompts",
+            n,
+        )
+        for n in (16, 32, 64, 256)
+    ),
+    Scenario(
+        "semantic-repeated", "semantic", "repeated", f"{SWITCHYARD}, semantic, 8 repeated prompts"
+    ),
+]
+BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
+QUICK = ["ceiling", "trivial", "rules", "semantic-unique-32", "semantic-repeated"]
+TARGET_PROMPT = "semantic-unique-32"
+"""The ~30-token scenario the semantic latency targets are checked on."""
+
+
+def model_available() -> bool:
+    return (configs.MODEL_DIR / "model.onnx").is_file()
+
+
+def start_stack(lab: Lab, name: str) -> Stack:
+    """Starts the stack `name` on `lab`'s backend."""
+    if name == "ceiling":
+        return lab.start_ceiling(name)
+    addresses = Addresses.pick()
+    if name == "trivial":
+        # Rendered from the rules-only config: the same Envoy, filter for filter.
+        config = configs.rules_config(addresses, lab.backend_address, observe=True)
+        return lab.start_trivial(name, config, addresses)
+    if name in ("rules", "rules-no-observe"):
+        config = configs.rules_config(addresses, lab.backend_address, observe=name == "rules")
+        probe = configs.chat_body(configs.RULES_PROMPT)
+        return lab.start_switchyard(name, config, addresses, probe, configs.RULES_ROUTE)
+    if name == "semantic":
+        if not model_available():
+            raise RuntimeError(f"no model in {configs.MODEL_DIR}: run `make model` first")
+        config = configs.semantic_config(addresses, lab.backend_address)
+        probe = configs.chat_body(configs.REPEATED_PROMPTS[0])
+        return lab.start_switchyard(name, config, addresses, probe, "*")
+    raise ValueError(f"unknown stack {name!r}")
+
+
+def write_script(scenario: Scenario, workdir: Path) -> Path:
+    path = workdir / f"{scenario.name}.lua"
+    path.write_text(scenario.script())
+    return path

@@ -1,0 +1,216 @@
+"""Starting what a scenario runs on: the backend, Envoy, and a processor.
+
+One fast backend serves every stack. Each stack is an Envoy (--concurrency 1)
+with, for all but the ceiling, an ext_proc processor: switchyard itself, or
+the trivial processor behind the very Envoy config switchyard renders.
+All stacks run side by side for the whole benchmark and take turns, so a
+change in the machine's load touches every scenario alike.
+"""
+
+from __future__ import annotations
+
+import http.client
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench import envoy_bootstrap
+from bench.configs import RULES_PROMPT, RULES_ROUTE, Addresses, chat_body
+from bench.procs import (
+    ENVOY,
+    REPO,
+    SWITCHYARD,
+    Proc,
+    free_port,
+    taskset,
+    wait_http,
+    wait_until,
+)
+
+
+@dataclass(frozen=True)
+class Pinning:
+    """CPUs (taskset -c lists) for each kind of process; None leaves it to the scheduler."""
+
+    mode: str
+    load: str | None = None
+    backend: str | None = None
+    envoy: str | None = None
+    processor: str | None = None
+
+    @classmethod
+    def named(cls, mode: str) -> Pinning:
+        if mode == "none":
+            return cls(mode)
+        if mode == "split":
+            # wrk and the backend on one core, the system under test on the other.
+            return cls(mode, load="1", backend="1", envoy="0", processor="0")
+        if mode == "load":
+            # Only wrk and the backend are kept off the system under test's core 0;
+            # Envoy and the processor may use both cores.
+            return cls(mode, load="1", backend="1")
+        raise ValueError(f"unknown pinning {mode!r}: expected none, load or split")
+
+
+@dataclass
+class Stack:
+    name: str
+    envoy: Proc
+    admin_port: int
+    port: int
+    processor: Proc | None = None
+    metrics_port: int | None = None
+    """switchyard's HTTP port (/metrics); None for the trivial processor and the ceiling."""
+    config_file: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1/chat/completions"
+
+    @property
+    def procs(self) -> list[Proc]:
+        return [self.envoy, *([self.processor] if self.processor else [])]
+
+    def probe(self, body: bytes) -> tuple[int, str]:
+        """One request through the stack: its status and the route switchyard picked."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("POST", "/v1/chat/completions", body, {"content-type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            return response.status, response.getheader("x-switchyard-route") or ""
+        finally:
+            conn.close()
+
+
+@dataclass
+class Lab:
+    """Owns every process of a benchmark run and stops them all at the end."""
+
+    workdir: Path
+    pinning: Pinning
+    procs: list[Proc] = field(default_factory=list)
+    backend_address: str = ""
+
+    def _start(self, name: str, command: list[str]) -> Proc:
+        proc = Proc.start(name, command, self.workdir)
+        self.procs.append(proc)
+        return proc
+
+    def _envoy(self, name: str, bootstrap: Path, cpus: str | None, admin: int) -> Proc:
+        command = [
+            *taskset(cpus),
+            ENVOY,
+            "-c",
+            str(bootstrap),
+            "--concurrency",
+            "1",
+            "--disable-hot-restart",
+            "--log-level",
+            "warn",
+        ]
+        proc = self._start(name, command)
+        wait_http(admin, "/ready", proc, 30, f"{name} /ready")
+        return proc
+
+    def _write(self, name: str, data: dict[str, Any]) -> Path:
+        path = self.workdir / name
+        path.write_text(yaml.safe_dump(data, sort_keys=False, width=120))
+        return path
+
+    def start_backend(self) -> None:
+        port, admin = free_port(), free_port()
+        self.backend_address = f"127.0.0.1:{port}"
+        bootstrap = self._write(
+            "backend-envoy.yaml",
+            envoy_bootstrap.backend(self.backend_address, f"127.0.0.1:{admin}"),
+        )
+        self._envoy("backend", bootstrap, self.pinning.backend, admin)
+
+    def start_ceiling(self, name: str) -> Stack:
+        port, admin = free_port(), free_port()
+        bootstrap = self._write(
+            f"{name}-envoy.yaml",
+            envoy_bootstrap.ceiling(
+                f"127.0.0.1:{port}", f"127.0.0.1:{admin}", self.backend_address
+            ),
+        )
+        stack = Stack(
+            name, self._envoy(f"{name}-envoy", bootstrap, self.pinning.envoy, admin), admin, port
+        )
+        self._check(stack, "")
+        return stack
+
+    def _render_envoy(self, name: str, config_file: Path) -> Path:
+        bootstrap = self.workdir / f"{name}-envoy.yaml"
+        command = [SWITCHYARD, "envoy", "-c", str(config_file), "-o", str(bootstrap)]
+        Proc.start(f"{name}-render", command, self.workdir).process.wait(timeout=60)
+        if not bootstrap.exists():
+            raise RuntimeError(f"switchyard envoy did not render {bootstrap}")
+        return bootstrap
+
+    def start_switchyard(
+        self, name: str, config: dict[str, Any], addresses: Addresses, probe: bytes, route: str
+    ) -> Stack:
+        config_file = self._write(f"{name}.yaml", config)
+        command = [*taskset(self.pinning.processor), SWITCHYARD, "serve", "-c", str(config_file)]
+        processor = self._start(f"{name}-switchyard", command)
+        # Loading the model takes a few seconds; rules-only starts at once.
+        wait_http(addresses.metrics, "/healthz", processor, 120, f"{name} switchyard /healthz")
+        bootstrap = self._render_envoy(name, config_file)
+        envoy = self._envoy(f"{name}-envoy", bootstrap, self.pinning.envoy, addresses.admin)
+        stack = Stack(
+            name,
+            envoy,
+            addresses.admin,
+            addresses.listen,
+            processor,
+            addresses.metrics,
+            config_file,
+        )
+        self._check(stack, route, probe)
+        return stack
+
+    def start_trivial(self, name: str, config: dict[str, Any], addresses: Addresses) -> Stack:
+        """switchyard's rendered Envoy config for `config`, with the trivial processor behind it."""
+        config_file = self._write(f"{name}.yaml", config)
+        command = [
+            *taskset(self.pinning.processor),
+            sys.executable,
+            str(REPO / "bench" / "trivial_processor.py"),
+            "--listen",
+            f"127.0.0.1:{addresses.grpc}",
+            "--route",
+            RULES_ROUTE,
+        ]
+        processor = self._start(f"{name}-processor", command)
+        bootstrap = self._render_envoy(name, config_file)
+        envoy = self._envoy(f"{name}-envoy", bootstrap, self.pinning.envoy, addresses.admin)
+        stack = Stack(name, envoy, addresses.admin, addresses.listen, processor, None, config_file)
+        self._check(stack, RULES_ROUTE)
+        return stack
+
+    def _check(self, stack: Stack, route: str, body: bytes | None = None) -> None:
+        """Waits until a request goes through and, with a processor, is routed as expected.
+
+        route "" expects no routing; "*" accepts any route switchyard picks.
+        """
+        body = body or chat_body(RULES_PROMPT)
+
+        def routed() -> bool:
+            for proc in stack.procs:
+                proc.check_alive()
+            status, got = stack.probe(body)
+            return status == 200 and (got == route or (route == "*" and got not in ("", "-")))
+
+        wait_until(routed, 60, f"{stack.name}: a request routed to {route or 'the backend'}")
+
+    def stop(self) -> None:
+        # All at once: each switchyard drains for server.drain_s after SIGTERM.
+        for proc in self.procs:
+            proc.terminate()
+        for proc in reversed(self.procs):
+            proc.stop()
