@@ -42,6 +42,7 @@ class Switchyard:
 
     def _adopt_rollouts(self, config: Config) -> None:
         self.rollouts.apply_config(config)
+        self.traffic.analyse_routes(frozenset(self.rollouts.states()))
         for route, state in self.rollouts.states().items():
             self.metrics.record_rollout(route, None, state)
 

@@ -28,6 +28,8 @@ USAGE_TAIL_BYTES = 16_384
 _USAGE = re.compile(rb'"usage"\s*:\s*(\{[^{}]*\})')
 UPSTREAM_TIME = "x-envoy-upstream-service-time"
 """Envoy's time from sending the request upstream to the upstream's response headers, in ms."""
+WINDOW_SAMPLES_KEPT = 200_000
+"""Per route/cohort window, whatever analysis.window_s says: a hard memory bound."""
 LATENCIES_KEPT = 20_000
 """Per route / cohort / backend, for the report's percentiles."""
 
@@ -80,6 +82,14 @@ class TrafficStats:
         self._lock = threading.Lock()
         self._totals: dict[tuple[str, str, str], Totals] = {}
         self._windows: dict[tuple[str, str], deque[Sample]] = {}
+        self._analysed: frozenset[str] = frozenset()
+
+    def analyse_routes(self, routes: frozenset[str]) -> None:
+        """Keeps analysis windows only for these routes (those with a canary)."""
+        with self._lock:
+            self._analysed = routes
+            for key in [key for key in self._windows if key[0] not in routes]:
+                del self._windows[key]
 
     def record(
         self,
@@ -105,7 +115,11 @@ class TrafficStats:
                 totals.prompt_tokens += usage[0]
                 totals.completion_tokens += usage[1]
                 totals.cost += cost
-            self._windows.setdefault((route, cohort), deque()).append(Sample(now, error, latency))
+            if route in self._analysed:
+                window = self._windows.get((route, cohort))
+                if window is None:
+                    window = self._windows[(route, cohort)] = deque(maxlen=WINDOW_SAMPLES_KEPT)
+                window.append(Sample(now, error, latency))
         labels = (route, cohort, backend)
         self._metrics.upstream_requests.labels(*labels, f"{status // 100}xx").inc()
         self._metrics.upstream_latency.labels(*labels).observe(latency)

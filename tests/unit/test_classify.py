@@ -39,7 +39,10 @@ def test_overload_truncates_then_sheds_and_never_waits_past_the_budget() -> None
     fake = SlowClassifier(0.03)
     degraded: list[tuple[str, int]] = []
     batching = BatchingClassifier(
-        fake, max_batch=16, cache_size=0, max_wait_s=0.2,
+        fake,
+        max_batch=16,
+        cache_size=0,
+        max_wait_s=0.2,
         observe_degraded=lambda mode, n: degraded.append((mode, n)),
     )
     long_text = "word " * 200

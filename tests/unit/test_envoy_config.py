@@ -22,7 +22,9 @@ def test_committed_example_bootstrap_is_fresh() -> None:
 def test_example_bootstrap_passes_envoy_validate() -> None:
     result = subprocess.run(
         [ENVOY, "--mode", "validate", "-c", str(REPO / "envoy" / "envoy.yaml")],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -37,10 +39,16 @@ def test_routes_forward_by_cohort_and_sticky_header() -> None:
     bootstrap = render(load_config(REPO / "switchyard.yaml"))
     canary = _route(bootstrap, "clinical.canary")
     assert canary["route"]["cluster"] == "clinical-v2"
-    assert {m["name"] for m in canary["match"]["headers"]} == {"x-switchyard-route", "x-switchyard-cohort"}
+    assert {m["name"] for m in canary["match"]["headers"]} == {
+        "x-switchyard-route",
+        "x-switchyard-cohort",
+    }
     split = _route(bootstrap, "support.stable")["route"]["weighted_clusters"]
     assert split["header_name"] == "x-switchyard-sticky"
     assert [(c["name"], c["weight"]) for c in split["clusters"]] == [
-        ("support-selfhosted", 70), ("support-api-a", 20), ("support-api-b", 10)]
+        ("support-selfhosted", 70),
+        ("support-api-a", 20),
+        ("support-api-b", 10),
+    ]
     passthrough = _route(bootstrap, "passthrough")
     assert passthrough["typed_per_filter_config"]["switchyard.route"]["disabled"] is True

@@ -20,7 +20,10 @@ from proto import core_pb2, ext_proc_pb2
 CONFIG = parse_config(
     {
         "server": {"max_body_bytes": 4096},
-        "backends": [{"name": "a", "address": "127.0.0.1:1"}, {"name": "b", "address": "127.0.0.1:2"}],
+        "backends": [
+            {"name": "a", "address": "127.0.0.1:1"},
+            {"name": "b", "address": "127.0.0.1:2"},
+        ],
         "routes": [
             {"name": "kw", "match": {"keywords": ["refund"]}, "backends": [{"backend": "a"}]},
             {"name": "model", "match": {"model": "big"}, "backends": [{"backend": "a"}]},
@@ -39,7 +42,9 @@ def stream() -> RoutingStream:
     return RoutingStream(build_runtime(CONFIG, rollouts, metrics), metrics)
 
 
-def headers(method: str = "POST", path: str = "/v1/chat/completions", **extra: str) -> ext_proc_pb2.HttpHeaders:
+def headers(
+    method: str = "POST", path: str = "/v1/chat/completions", **extra: str
+) -> ext_proc_pb2.HttpHeaders:
     values = {":method": method, ":path": path, **extra}
     return ext_proc_pb2.HttpHeaders(
         headers=core_pb2.HeaderMap(
@@ -97,8 +102,16 @@ def test_body_over_the_limit_is_413_from_headers_or_body() -> None:
 
 
 def test_odd_but_valid_bodies_are_routed() -> None:
-    parts = [{"type": "image_url", "image_url": {"url": "data:..."}}, {"type": "text", "text": "a refund please"}]
-    assert route_of(json.dumps({"messages": [{"role": "user", "content": parts}]}).encode())["x-switchyard-route"] == "kw"
+    parts = [
+        {"type": "image_url", "image_url": {"url": "data:..."}},
+        {"type": "text", "text": "a refund please"},
+    ]
+    assert (
+        route_of(json.dumps({"messages": [{"role": "user", "content": parts}]}).encode())[
+            "x-switchyard-route"
+        ]
+        == "kw"
+    )
     assert route_of(chat(model="big"))["x-switchyard-route"] == "model"
     assert route_of(chat(model="never-heard-of-it"))["x-switchyard-route"] == "d"
     assert route_of(chat(stream=True))["x-switchyard-route"] == "d"
@@ -115,21 +128,32 @@ def test_non_chat_requests_pass_through_without_their_body() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(
-    st.binary(max_size=300),
-    st.recursive(
-        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-        lambda children: st.lists(children, max_size=4) | st.dictionaries(
-            st.sampled_from(["messages", "role", "content", "model", "user", "stream", "type", "text"]),
-            children, max_size=5),
-        max_leaves=30,
-    ).map(lambda value: json.dumps(value).encode()),
-))
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+            lambda children: (
+                st.lists(children, max_size=4)
+                | st.dictionaries(
+                    st.sampled_from(
+                        ["messages", "role", "content", "model", "user", "stream", "type", "text"]
+                    ),
+                    children,
+                    max_size=5,
+                )
+            ),
+            max_leaves=30,
+        ).map(lambda value: json.dumps(value).encode()),
+    )
+)
 def test_any_body_gets_a_route_or_a_clear_error(body: bytes) -> None:
     s = stream()
     s.on_request_headers(headers())
     try:
-        response = asyncio.run(s.on_request_body(ext_proc_pb2.HttpBody(body=body, end_of_stream=True)))
+        response = asyncio.run(
+            s.on_request_body(ext_proc_pb2.HttpBody(body=body, end_of_stream=True))
+        )
     except RequestError as error:
         assert error.status in (400, 413) and error.message
     else:

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import json
+
+from extproc.metrics import Metrics
+from extproc.observe import TrafficStats, parse_usage
+
+
+def test_usage_from_a_json_answer_and_from_the_last_sse_event() -> None:
+    answer = json.dumps({"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 3}})
+    assert parse_usage(answer.encode()) == (12, 3)
+    sse = (
+        b'data: {"choices": [{"delta": {"content": "usage"}}]}\n\n'
+        b'data: {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 40, "total_tokens": 47}}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    assert parse_usage(sse) == (7, 40)
+    assert parse_usage(b'{"usage": {"prompt_tokens": "x"}}') is None
+    assert parse_usage(b"no usage here") is None
+
+
+def test_only_canary_routes_keep_an_analysis_window() -> None:
+    clock = [0.0]
+    traffic = TrafficStats(Metrics(), clock=lambda: clock[0])
+    traffic.analyse_routes(frozenset({"clinical"}))
+    for i in range(100):
+        clock[0] = float(i)
+        traffic.record("clinical", "canary", "b", 200, 0.01, 0.005, (1, 1), 0.0)
+        traffic.record("general", "stable", "c", 500, 0.01, None, None, 0.0)
+    assert len(traffic.window("clinical", "canary", 10)) == 11
+    assert traffic.window("general", "stable", 1000) == []  # no window kept: no canary
+    rows = {(r["route"], r["cohort"]): r for r in traffic.snapshot()}
+    assert rows[("general", "stable")]["errors"] == 100  # totals are kept for every route
+    assert rows[("clinical", "canary")]["prompt_tokens"] == 100
+    traffic.analyse_routes(frozenset())
+    assert traffic.window("clinical", "canary", 1000) == []
