@@ -115,7 +115,7 @@ def _base(addresses: Addresses, backend_address: str, observe: bool) -> dict[str
         "envoy": {
             "listen": f"127.0.0.1:{addresses.listen}",
             "admin": f"127.0.0.1:{addresses.admin}",
-            "observe": observe,
+            "observe": "all" if observe else "off",
         },
         "backends": [
             {"name": name, "address": backend_address} for name in ("med", "coder", "big", "cheap")

@@ -83,8 +83,11 @@ class EnvoyConfig(Model):
     upstream_timeout_s: float = Field(default=120.0, gt=0)
     retries: int = Field(default=1, ge=0, le=5)
     """Retries on connect failure or reset before the upstream answered."""
-    observe: bool = True
-    """Send responses to switchyard in observability mode (tokens, cost, canary analysis)."""
+    observe: Literal["all", "canaries", "off"] = "all"
+    """Which responses Envoy shows switchyard in observability mode (the A/B numbers:
+    tokens, cost, latency; the canary analysis): every routed response, only those of
+    routes with a canary (the analysis still works; about half of switchyard's CPU per
+    request is observing), or none (no A/B numbers, no automatic rollback)."""
     observe_close_timeout_ms: int = Field(default=500, ge=100, le=5000)
 
     @field_validator("listen", "admin")

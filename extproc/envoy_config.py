@@ -41,6 +41,7 @@ buffer limit answers with a plain 413."""
 _TYPE = "type.googleapis.com/envoy.extensions."
 EXT_PROC_TYPE = _TYPE + "filters.http.ext_proc.v3.ExternalProcessor"
 EXT_PROC_PER_ROUTE_TYPE = _TYPE + "filters.http.ext_proc.v3.ExtProcPerRoute"
+DISABLED = {"@type": EXT_PROC_PER_ROUTE_TYPE, "disabled": True}
 
 _REQUEST_LUA = """
 local internal = {%(internal)s}
@@ -206,14 +207,15 @@ def _routes(config: Config) -> list[dict[str, Any]]:
                     "route": _forward(config, route, canary=True),
                 }
             )
-        routes.append(
-            {
-                "name": f"{route.name}.stable",
-                "stat_prefix": f"{route.name}.stable",
-                "match": {"prefix": "/", "headers": [_header_match(h.ROUTE, route.name)]},
-                "route": _forward(config, route, canary=False),
-            }
-        )
+        stable: dict[str, Any] = {
+            "name": f"{route.name}.stable",
+            "stat_prefix": f"{route.name}.stable",
+            "match": {"prefix": "/", "headers": [_header_match(h.ROUTE, route.name)]},
+            "route": _forward(config, route, canary=False),
+        }
+        if route.canary is None and config.envoy.observe == "canaries":
+            stable["typed_per_filter_config"] = {OBSERVE_FILTER: DISABLED}
+        routes.append(stable)
     assert config.default_route is not None
     default = config.route(config.default_route)
     # Requests switchyard has not routed (yet, or at all when it is down).
@@ -224,16 +226,18 @@ def _routes(config: Config) -> list[dict[str, Any]]:
                 "stat_prefix": "unrouted",
                 "match": {"prefix": prefix},
                 "route": _forward(config, default, canary=False),
+                # Still this route after the routing filter: switchyard did not route
+                # it (fail-open), so there is no route or cohort to observe it for.
+                "typed_per_filter_config": {OBSERVE_FILTER: DISABLED},
             }
         )
-    disabled = {"@type": EXT_PROC_PER_ROUTE_TYPE, "disabled": True}
     routes.append(
         {
             "name": "passthrough",
             "stat_prefix": "passthrough",
             "match": {"prefix": "/"},
             "route": _forward(config, default, canary=False),
-            "typed_per_filter_config": {ROUTING_FILTER: disabled, OBSERVE_FILTER: disabled},
+            "typed_per_filter_config": {ROUTING_FILTER: DISABLED, OBSERVE_FILTER: DISABLED},
         }
     )
     return routes
@@ -309,7 +313,7 @@ def render(config: Config) -> dict[str, Any]:
         },
         _routing_filter(config),
     ]
-    if config.envoy.observe:
+    if config.envoy.observe != "off":
         http_filters.append(_observe_filter(config))
     http_filters.append(
         {
@@ -354,7 +358,7 @@ def render(config: Config) -> dict[str, Any]:
         "http_filters": http_filters,
     }
     clusters = [_processor_cluster(EXT_PROC_CLUSTER, config.processor_address)]
-    if config.envoy.observe:
+    if config.envoy.observe != "off":
         clusters.append(_processor_cluster(OBSERVE_CLUSTER, config.processor_address))
     clusters += [_backend_cluster(backend) for backend in config.backends]
     return {

@@ -286,7 +286,9 @@ class Stack:
     def switchyard_rss_kb(self) -> int:
         assert self.switchyard is not None
         status = Path(f"/proc/{self.switchyard.pid}/status").read_text()
-        return int(next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1])
+        return int(
+            next(line for line in status.splitlines() if line.startswith("VmRSS")).split()[1]
+        )
 
     def switchyard_stats(self) -> dict[str, Any]:
         return json.loads(http_get(self.metrics_port, "/stats")[1])

@@ -153,3 +153,18 @@ def test_a_a_canary_is_never_rolled_back_and_report_matches_traffic(tmp_path: Pa
     assert "healthy" in report["canaries"]["clinical"]["verdict"]
     assert "clinical: med-v2 at 10% (progressing" in text
     print(text)
+
+
+def test_observe_canaries_only_watches_routes_with_a_canary(tmp_path: Path) -> None:
+    config = canary_config()
+    config["envoy"]["observe"] = "canaries"
+    with running_stack(tmp_path, config) as stack:
+        for session in range(40):
+            for prompt in ("symptom: cough", "hello"):
+                reply = stack.client.chat(prompt, headers={"x-session-id": f"s{session}"})
+                assert reply.status == 200
+        time.sleep(1.0)
+        routes = {row["route"] for row in stack.switchyard_stats()["traffic"]}
+        streams = stack.envoy_stats()["http.ingress.ext_proc.observe.streams_started"]
+    assert routes == {"clinical"}
+    assert streams == 40  # the general route's 40 responses were not sent to switchyard
