@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -20,6 +21,12 @@ from extproc.runtime import RuntimeHolder, build_runtime
 from extproc.server import ExternalProcessor, Health, start_grpc_server
 
 log = logging.getLogger("switchyard")
+
+GIL_SWITCH_INTERVAL_S = 0.0005
+"""gRPC's poller thread, the classifier thread and the event loop hand the GIL to each
+other on every request; Python's default (5 ms) lets a busy thread keep it that long.
+Measured with make bench (one core): added p50 at c=1 2.56 -> 1.65 ms rules-only,
+9.4 -> 8.2 ms semantic."""
 
 
 class Switchyard:
@@ -138,6 +145,7 @@ class Switchyard:
     # -- lifecycle -----------------------------------------------------------------
 
     async def run(self) -> None:
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         cfg = self.config.server
         processor = ExternalProcessor(self.runtimes, self.metrics, self.traffic)
         server = await start_grpc_server(cfg.listen, processor, self.health)
