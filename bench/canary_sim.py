@@ -82,8 +82,10 @@ def main() -> None:
                 break
             alarms += 1
             elapsed += hit + cfg.window_s  # after a (false) rollback, a fresh window
-        print(f"| A/A, {error_rate:.1%} errors, {median} ms median | {alarms} false rollback(s) "
-              f"in {args.hours:g} h |")
+        print(
+            f"| A/A, {error_rate:.1%} errors, {median} ms median | {alarms} false rollback(s) "
+            f"in {args.hours:g} h |"
+        )
     stable = Cohort(0.01, 800)
     cases = [
         ("canary fails every request", Cohort(1.0, 800)),
@@ -93,13 +95,17 @@ def main() -> None:
         ("latency x1.3", Cohort(0.01, 1040)),
     ]
     for name, after in cases:
-        times = [run(cfg, args.rate, args.share, stable, stable, after, 120, 1200, rng)
-                 for _ in range(10)]
+        times = [
+            run(cfg, args.rate, args.share, stable, stable, after, 120, 1200, rng)
+            for _ in range(10)
+        ]
         found = sorted(t for t in times if t is not None)
         if found:
             median = found[len(found) // 2]
-            print(f"| {name} | detected {len(found)}/10, median {median:.1f} s, "
-                  f"max {found[-1]:.1f} s after the change |")
+            print(
+                f"| {name} | detected {len(found)}/10, median {median:.1f} s, "
+                f"max {found[-1]:.1f} s after the change |"
+            )
         else:
             print(f"| {name} | not detected within 1080 s (10/10 runs) |")
 

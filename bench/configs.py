@@ -14,7 +14,8 @@ from typing import Any
 
 import yaml
 
-from bench.procs import REPO, free_port
+from bench.procs import REPO
+from tests.e2e.stack import free_port
 
 MODEL_DIR = REPO / "build" / "model"
 SYSTEM_PROMPT = "You are a helpful assistant. Answer briefly."

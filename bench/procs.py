@@ -7,55 +7,23 @@ of the run's work directory; `Proc.cpu_seconds` and `Proc.memory` read
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+
+# The same process helpers the end-to-end tests use.
+from tests.e2e.stack import http_get, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SWITCHYARD = str(BIN / "switchyard")
 ENVOY = str(BIN / "envoy")  # execs the real binary: the PID is Envoy's own
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(check: Callable[[], T], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except (OSError, http.client.HTTPException) as exc:  # not up yet
-            last = exc
-        time.sleep(0.05)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
-
-
-def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 def taskset(cpus: str | None) -> list[str]:
