@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -248,11 +248,16 @@ class Stack:
             raise RuntimeError(f"switchyard exited: {self.log('switchyard')[-2000:]}")
         return http_get(self.metrics_port, "/healthz")[0] == 200
 
-    def start_envoy(self) -> None:
+    def start_envoy(self, edit: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """Renders Envoy's bootstrap with `switchyard envoy` (a test may edit it) and starts Envoy."""
         bootstrap = self.workdir / "envoy.yaml"
         subprocess.run(
             [SWITCHYARD, "envoy", "-c", str(self.config_path), "-o", str(bootstrap)], check=True
         )
+        if edit is not None:
+            rendered = yaml.safe_load(bootstrap.read_text())
+            edit(rendered)
+            bootstrap.write_text(yaml.safe_dump(rendered))
         with open(self.workdir / "envoy.log", "ab") as log:
             self.envoy = subprocess.Popen(
                 [

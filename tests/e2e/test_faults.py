@@ -6,6 +6,7 @@ import http.client
 import json
 import random
 import signal
+import socket
 import threading
 import time
 from collections import Counter
@@ -219,3 +220,42 @@ def test_soak_mixed_input_loses_nothing(tmp_path: Path) -> None:
     assert stats["http.ingress.ext_proc.switchyard.failure_mode_allowed"] == 0
     assert stats["http.ingress.ext_proc.switchyard.message_timeouts"] == 0
     assert max(rss[2:]) - rss[2] < 30_000, rss  # no growth after warm-up beyond 30 MB
+
+
+def test_a_stuck_observer_costs_the_response_nothing(tmp_path: Path) -> None:
+    """The observe filter's processor accepts connections and never answers: responses
+    must come back as fast as before and complete."""
+    black_hole = socket.socket()
+    black_hole.bind(("127.0.0.1", 0))
+    black_hole.listen(1024)  # the kernel completes handshakes; nobody ever reads
+    port = black_hole.getsockname()[1]
+
+    def point_observe_at_black_hole(bootstrap: dict[str, Any]) -> None:
+        for cluster in bootstrap["static_resources"]["clusters"]:
+            if cluster["name"] == "_switchyard_observe":
+                endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]
+                endpoint["endpoint"]["address"] = {
+                    "socket_address": {"address": "127.0.0.1", "port_value": port}
+                }
+
+    stack = Stack(tmp_path, config())
+    try:
+        stack.write_config()
+        stack.start_backends()
+        stack.start_switchyard()
+        stack.start_envoy(edit=point_observe_at_black_hole)
+        timings = []
+        for _ in range(30):
+            started = time.monotonic()
+            reply = stack.client.chat("symptom: cough", stream=True)
+            timings.append(time.monotonic() - started)
+            assert reply.status == 200 and reply.backend == "med" and b"[DONE]" in reply.body
+        timings.sort()
+        print(
+            f"with a stuck observer: p50 {timings[15] * 1000:.1f} ms, max {timings[-1] * 1000:.1f} ms"
+        )
+        assert timings[15] < 0.05 and timings[-1] < 0.5
+        assert stack.switchyard_stats()["traffic"] == []  # the observer really saw nothing
+    finally:
+        stack.close()
+        black_hole.close()
