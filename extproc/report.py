@@ -1,17 +1,40 @@
 """`switchyard report`: the A/B table from a running Envoy and switchyard.
 
-Upstream counts and latencies per cluster come from Envoy's own stats; the
-per route/cohort/backend rows (errors, latency, time to first byte, tokens,
-cost) and the canary verdicts come from switchyard's /stats, which computes
-them from the responses it observes.
+Upstream counts and latencies come from Envoy's own stats, per Envoy route
+(each switchyard route and cohort has one, named `<route>.<cohort>` by its
+stat_prefix) and per cluster (backend); the per route/cohort/backend rows
+(errors, latency, time to first byte, tokens, cost) and the canary verdicts
+come from switchyard's /stats, which computes them from the responses it
+observes.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from typing import Any
+
+from extproc.envoy_config import VIRTUAL_HOST
+
+_ROUTE_TOTAL = re.compile(rf"^vhost\.{VIRTUAL_HOST}\.route\.(.+)\.upstream_rq_total$")
+_CLUSTER_TOTAL = re.compile(r"^cluster\.([^._][^.]*)\.upstream_rq_total$")
+UPSTREAM_COLUMNS = ["requests", "2xx", "5xx", "timeouts", "resets", "p50 ms", "p95 ms", "p99 ms"]
+AB_COLUMNS = [
+    "route",
+    "cohort",
+    "backend",
+    "requests",
+    "errors",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "ttfb p50",
+    "prompt tok/req",
+    "compl tok/req",
+    "cost/req",
+]
 
 
 class ReportError(Exception):
@@ -46,17 +69,55 @@ def envoy_stats(admin: str) -> tuple[dict[str, int], dict[str, dict[str, float]]
     return values, quantiles
 
 
-def _cell(value: object, fmt: str = "{}") -> str:
+def _upstream(
+    name: str, prefix: str, values: dict[str, int], quantiles: dict[str, dict[str, float]]
+) -> dict[str, Any]:
+    """Envoy's upstream numbers under one stats prefix (a cluster's or a route's)."""
+    times = quantiles.get(prefix + "upstream_rq_time", {})
+    return {
+        "name": name,
+        "requests": values.get(prefix + "upstream_rq_total", 0),
+        "2xx": values.get(prefix + "upstream_rq_2xx", 0),
+        "5xx": values.get(prefix + "upstream_rq_5xx", 0),
+        "timeouts": values.get(prefix + "upstream_rq_timeout", 0),
+        "resets": values.get(prefix + "upstream_rq_rx_reset", 0)
+        + values.get(prefix + "upstream_rq_tx_reset", 0),
+        "p50_ms": times.get("p50"),
+        "p95_ms": times.get("p95"),
+        "p99_ms": times.get("p99"),
+    }
+
+
+def _cell(value: object, fmt: str = "{:.1f}") -> str:
     return "-" if value is None else fmt.format(value)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)
-    ]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
-    return "\n".join(lines)
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
+    lines = [header, *rows]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines
+    )
+
+
+def _upstream_table(first: str, rows: list[dict[str, Any]]) -> str:
+    return _table(
+        [first, *UPSTREAM_COLUMNS],
+        [
+            [
+                r["name"],
+                str(r["requests"]),
+                str(r["2xx"]),
+                str(r["5xx"]),
+                str(r["timeouts"]),
+                str(r["resets"]),
+                _cell(r["p50_ms"]),
+                _cell(r["p95_ms"]),
+                _cell(r["p99_ms"]),
+            ]
+            for r in rows
+        ],
+    )
 
 
 def build_report(admin: str, switchyard: str, *, as_json: bool = False) -> str:
@@ -64,47 +125,26 @@ def build_report(admin: str, switchyard: str, *, as_json: bool = False) -> str:
     own = _fetch_json(f"{switchyard.rstrip('/')}/stats")
     traffic: list[dict[str, Any]] = own.get("traffic", [])
     rollouts: dict[str, dict[str, Any]] = own.get("rollouts", {})
-    clusters = sorted(
-        {
-            name.split(".")[1]
-            for name in values
-            if name.startswith("cluster.")
-            and name.endswith(".upstream_rq_total")
-            and not name.split(".")[1].startswith("_")
-        }
-    )
-    envoy_rows: list[dict[str, Any]] = []
-    for cluster in clusters:
-        prefix = f"cluster.{cluster}."
-        times = quantiles.get(prefix + "upstream_rq_time", {})
-        envoy_rows.append(
-            {
-                "cluster": cluster,
-                "requests": values.get(prefix + "upstream_rq_total", 0),
-                "2xx": values.get(prefix + "upstream_rq_2xx", 0),
-                "5xx": values.get(prefix + "upstream_rq_5xx", 0),
-                "timeouts": values.get(prefix + "upstream_rq_timeout", 0),
-                "resets": values.get(prefix + "upstream_rq_rx_reset", 0)
-                + values.get(prefix + "upstream_rq_tx_reset", 0),
-                "p50_ms": times.get("p50"),
-                "p95_ms": times.get("p95"),
-                "p99_ms": times.get("p99"),
-            }
-        )
+    routes = sorted(m[1] for name in values if (m := _ROUTE_TOTAL.match(name)))
+    clusters = sorted(m[1] for name in values if (m := _CLUSTER_TOTAL.match(name)))
+    route_rows = [
+        _upstream(r, f"vhost.{VIRTUAL_HOST}.route.{r}.", values, quantiles) for r in routes
+    ]
+    cluster_rows = [_upstream(c, f"cluster.{c}.", values, quantiles) for c in clusters]
     fail_open = values.get("http.ingress.ext_proc.switchyard.failure_mode_allowed", 0)
     timeouts = values.get("http.ingress.ext_proc.switchyard.message_timeouts", 0)
     if as_json:
         return json.dumps(
             {
                 "ab": traffic,
-                "envoy_clusters": envoy_rows,
+                "envoy_routes": route_rows,
+                "envoy_clusters": cluster_rows,
                 "canaries": rollouts,
                 "fail_open": fail_open,
                 "processor_timeouts": timeouts,
             },
             indent=1,
         )
-
     ab_rows = []
     for row in traffic:
         requests = row["requests"] or 1
@@ -115,10 +155,10 @@ def build_report(admin: str, switchyard: str, *, as_json: bool = False) -> str:
                 row["backend"],
                 str(row["requests"]),
                 f"{row['errors'] / requests:.2%}",
-                _cell(row["latency_p50_ms"], "{:.1f}"),
-                _cell(row["latency_p95_ms"], "{:.1f}"),
-                _cell(row["latency_p99_ms"], "{:.1f}"),
-                _cell(row["ttfb_p50_ms"], "{:.1f}"),
+                _cell(row["latency_p50_ms"]),
+                _cell(row["latency_p95_ms"]),
+                _cell(row["latency_p99_ms"]),
+                _cell(row["ttfb_p50_ms"]),
                 f"{row['prompt_tokens'] / requests:.0f}",
                 f"{row['completion_tokens'] / requests:.0f}",
                 f"{row['cost'] / requests:.6f}",
@@ -126,52 +166,13 @@ def build_report(admin: str, switchyard: str, *, as_json: bool = False) -> str:
         )
     parts = [
         "A/B by route, cohort and backend (responses observed by switchyard)",
-        _table(
-            [
-                "route",
-                "cohort",
-                "backend",
-                "requests",
-                "errors",
-                "p50 ms",
-                "p95 ms",
-                "p99 ms",
-                "ttfb p50",
-                "prompt tok/req",
-                "compl tok/req",
-                "cost/req",
-            ],
-            ab_rows,
-        ),
+        _table(AB_COLUMNS, ab_rows),
+        "",
+        "Envoy routes (<route>.<cohort>)",
+        _upstream_table("route", route_rows),
         "",
         "Envoy upstream clusters",
-        _table(
-            [
-                "cluster",
-                "requests",
-                "2xx",
-                "5xx",
-                "timeouts",
-                "resets",
-                "p50 ms",
-                "p95 ms",
-                "p99 ms",
-            ],
-            [
-                [
-                    r["cluster"],
-                    str(r["requests"]),
-                    str(r["2xx"]),
-                    str(r["5xx"]),
-                    str(r["timeouts"]),
-                    str(r["resets"]),
-                    _cell(r["p50_ms"], "{:.1f}"),
-                    _cell(r["p95_ms"], "{:.1f}"),
-                    _cell(r["p99_ms"], "{:.1f}"),
-                ]
-                for r in envoy_rows
-            ],
-        ),
+        _upstream_table("cluster", cluster_rows),
         "",
         f"Requests that bypassed switchyard (fail-open): {fail_open}; "
         f"processor timeouts: {timeouts}",
@@ -181,8 +182,9 @@ def build_report(admin: str, switchyard: str, *, as_json: bool = False) -> str:
     if not rollouts:
         parts.append("  (no route has a canary)")
     for route, state in rollouts.items():
+        reason = f", {state['reason']}" if state["reason"] else ""
         parts.append(
-            f"  {route}: {state['backend']} at {state['percent']:g}% ({state['phase']}"
-            f"{', ' + state['reason'] if state['reason'] else ''}) -> {state['verdict']}"
+            f"  {route}: {state['backend']} at {state['percent']:g}% ({state['phase']}{reason})"
+            f" -> {state['verdict']}"
         )
     return "\n".join(parts)

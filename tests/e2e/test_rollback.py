@@ -147,8 +147,11 @@ def test_a_a_canary_is_never_rolled_back_and_report_matches_traffic(tmp_path: Pa
         assert row["errors"] == errors[key]
         assert row["prompt_tokens"] > 0 and row["latency_p50_ms"] >= 5
     assert rows[("stable", "med-v1")]["cost"] > 0 and rows[("canary", "med-v2")]["cost"] == 0
-    clusters = {r["cluster"]: r for r in report["envoy_clusters"]}
+    clusters = {r["name"]: r for r in report["envoy_clusters"]}
     assert clusters["med-v2"]["requests"] == sent[("canary", "med-v2")]
+    routes = {r["name"]: r for r in report["envoy_routes"]}
+    assert routes["clinical.canary"]["requests"] == sent[("canary", "med-v2")]
+    assert routes["clinical.stable"]["5xx"] == errors[("stable", "med-v1")]
     assert report["canaries"]["clinical"]["phase"] == "progressing"
     assert "healthy" in report["canaries"]["clinical"]["verdict"]
     assert "clinical: med-v2 at 10% (progressing" in text
