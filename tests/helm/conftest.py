@@ -30,7 +30,9 @@ NAMESPACE = "llm"
 def helm() -> str:
     found = shutil.which("helm") or str(REPO / "build" / "tools" / "helm" / "helm")
     if not Path(found).is_file():
-        pytest.fail("helm not found on PATH nor at build/tools/helm/helm: run scripts/system-deps.sh")
+        pytest.fail(
+            "helm not found on PATH nor at build/tools/helm/helm: run scripts/system-deps.sh"
+        )
     return found
 
 
@@ -44,9 +46,7 @@ def tool(name: str) -> str:
 
 
 def run_helm(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [helm(), *args], capture_output=True, text=True, timeout=60, check=False
-    )
+    return subprocess.run([helm(), *args], capture_output=True, text=True, timeout=60, check=False)
 
 
 def template_result(*values: Path | str) -> subprocess.CompletedProcess[str]:

@@ -28,7 +28,10 @@ def _exprs() -> str:
 def test_promtool_accepts_the_rules() -> None:
     result = subprocess.run(
         [tool("promtool"), "check", "rules", str(ALERTS)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 5 rules found" in result.stdout
@@ -38,8 +41,10 @@ def test_switchyard_metrics_in_the_rules_exist() -> None:
     exported = {family.name for family in Metrics().registry.collect()}
     named = set(re.findall(r"\b(switchyard_[a-z_]+)", _exprs()))
     assert named == {
-        "switchyard_rollbacks_total", "switchyard_processing_errors_total",
-        "switchyard_config_reloads_total", "switchyard_classifier_degraded_total",
+        "switchyard_rollbacks_total",
+        "switchyard_processing_errors_total",
+        "switchyard_config_reloads_total",
+        "switchyard_classifier_degraded_total",
     }
     for name in named:
         assert name.removesuffix("_total") in exported, name  # counters: the family name
@@ -60,12 +65,29 @@ def test_envoy_fail_open_metric_is_what_envoy_exports(tmp_path: Path) -> None:
     cfg["backends"][0]["address"] = f"127.0.0.1:{_free_port()}"
     (tmp_path / "switchyard.yaml").write_text(yaml.safe_dump(cfg))
     subprocess.run(
-        [tool("switchyard"), "envoy", "-c", str(tmp_path / "switchyard.yaml"), "-o", str(tmp_path / "envoy.yaml")],
-        check=True, capture_output=True, timeout=60,
+        [
+            tool("switchyard"),
+            "envoy",
+            "-c",
+            str(tmp_path / "switchyard.yaml"),
+            "-o",
+            str(tmp_path / "envoy.yaml"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     envoy = subprocess.Popen(
-        [tool("envoy"), "-c", str(tmp_path / "envoy.yaml"), "--disable-hot-restart", "--log-level", "error"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            tool("envoy"),
+            "-c",
+            str(tmp_path / "envoy.yaml"),
+            "--disable-hot-restart",
+            "--log-level",
+            "error",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 20
@@ -84,7 +106,11 @@ def test_envoy_fail_open_metric_is_what_envoy_exports(tmp_path: Path) -> None:
         # No backend either: a 503, after ext_proc failed open.
         with contextlib.suppress(urllib.error.HTTPError):
             urllib.request.urlopen(request, timeout=10).read()
-        stats = urllib.request.urlopen(f"http://127.0.0.1:{admin}/stats/prometheus", timeout=5).read().decode()
+        stats = (
+            urllib.request.urlopen(f"http://127.0.0.1:{admin}/stats/prometheus", timeout=5)
+            .read()
+            .decode()
+        )
     finally:
         envoy.terminate()
         envoy.wait(timeout=10)

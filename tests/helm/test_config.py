@@ -30,7 +30,9 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(args), capture_output=True, text=True, timeout=60, check=False)
 
 
-@pytest.mark.parametrize("values", [(), (FULL,), (EXTPROC_ONLY,)], ids=["default", "full", "extproc-only"])
+@pytest.mark.parametrize(
+    "values", [(), (FULL,), (EXTPROC_ONLY,)], ids=["default", "full", "extproc-only"]
+)
 def test_configmap_passes_switchyard_check(values: tuple[Path, ...], tmp_path: Path) -> None:
     config = tmp_path / "switchyard.yaml"
     config.write_text(switchyard_yaml(render(*values)))
@@ -40,14 +42,23 @@ def test_configmap_passes_switchyard_check(values: tuple[Path, ...], tmp_path: P
 
 
 @pytest.mark.parametrize("values", [(), (FULL,)], ids=["default", "full"])
-def test_rendered_envoy_bootstrap_passes_envoy_validate(values: tuple[Path, ...], tmp_path: Path) -> None:
+def test_rendered_envoy_bootstrap_passes_envoy_validate(
+    values: tuple[Path, ...], tmp_path: Path
+) -> None:
     docs = render(*values)
     config = tmp_path / "switchyard.yaml"
     config.write_text(switchyard_yaml(docs))
     bootstrap = tmp_path / "envoy.yaml"
     # What the init container runs, with the pod's paths mapped into tmp_path.
     args = container(docs, "render-envoy-config")["args"]
-    args = [str(config) if a.endswith("/switchyard.yaml") else str(bootstrap) if a.endswith("/envoy.yaml") else a for a in args]
+    args = [
+        str(config)
+        if a.endswith("/switchyard.yaml")
+        else str(bootstrap)
+        if a.endswith("/envoy.yaml")
+        else a
+        for a in args
+    ]
     result = _run(tool("switchyard"), *args)
     assert result.returncode == 0, result.stderr
     # Envoy with the chart's arguments, in validate mode.
@@ -75,14 +86,19 @@ def _mutate(path: str, value: Any) -> dict[str, Any]:
 
 def _rendered(tmp_path: Path, name: str, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     docs = render(write_values(tmp_path, name, values))
-    checksum = one(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/restart"]
+    checksum = one(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"][
+        "checksum/restart"
+    ]
     bootstrap = render_envoy(parse_config(yaml.safe_load(switchyard_yaml(docs)), "configmap"))
     return checksum, bootstrap
 
 
 HOT = {
     "a label's examples": ("config.labels.1.examples", ["Fix this Rust borrow error"]),
-    "a new label": ("config.labels", [*BASE["config"]["labels"], {"name": "legal", "examples": ["Is this contract valid?"]}]),
+    "a new label": (
+        "config.labels",
+        [*BASE["config"]["labels"], {"name": "legal", "examples": ["Is this contract valid?"]}],
+    ),
     "a route's match": ("config.routes.2.match", {"keywords": ["premium"]}),
     "the canary's percent": ("config.routes.0.canary.percent", 25),
     "the canary's steps": ("config.routes.0.canary.steps", [5, 100]),
@@ -97,7 +113,13 @@ RESTART = {
     "a backend's tls": ("config.backends.3.tls", True),
     "the canary's backend": ("config.routes.0.canary.backend", "llama-local"),
     "a route's backends": ("config.routes.1.backends", [{"backend": "gpt"}]),
-    "a new route": ("config.routes", [{"name": "extra", "match": {"keywords": ["x"]}, "backends": [{"backend": "gpt"}]}, *BASE["config"]["routes"]]),
+    "a new route": (
+        "config.routes",
+        [
+            {"name": "extra", "match": {"keywords": ["x"]}, "backends": [{"backend": "gpt"}]},
+            *BASE["config"]["routes"],
+        ],
+    ),
     "the chat paths": ("config.server.chat_paths", ["/v1/chat/completions"]),
     "envoy's message timeout": ("config.envoy.message_timeout_ms", 500),
     "server.max_body_bytes": ("config.server.max_body_bytes", 4194304),
@@ -111,14 +133,20 @@ def base_render(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str
 
 
 @pytest.mark.parametrize("change", HOT)
-def test_hot_reloadable_change_keeps_the_pods(change: str, tmp_path: Path, base_render: tuple[str, dict[str, Any]]) -> None:
+def test_hot_reloadable_change_keeps_the_pods(
+    change: str, tmp_path: Path, base_render: tuple[str, dict[str, Any]]
+) -> None:
     checksum, bootstrap = _rendered(tmp_path, "hot", _mutate(*HOT[change]))
     assert bootstrap == base_render[1], f"{change} changes Envoy's bootstrap: it must roll the pods"
     assert checksum == base_render[0], f"{change} is hot-reloaded: it must not roll the pods"
 
 
 @pytest.mark.parametrize("change", RESTART)
-def test_change_to_envoy_bootstrap_rolls_the_pods(change: str, tmp_path: Path, base_render: tuple[str, dict[str, Any]]) -> None:
+def test_change_to_envoy_bootstrap_rolls_the_pods(
+    change: str, tmp_path: Path, base_render: tuple[str, dict[str, Any]]
+) -> None:
     checksum, bootstrap = _rendered(tmp_path, "restart", _mutate(*RESTART[change]))
     assert bootstrap != base_render[1]
-    assert checksum != base_render[0], f"{change} changes Envoy's bootstrap but not checksum/restart"
+    assert checksum != base_render[0], (
+        f"{change} changes Envoy's bootstrap but not checksum/restart"
+    )

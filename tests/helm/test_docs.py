@@ -15,7 +15,7 @@ MARKER = "<!-- values-example:"
 
 def _example_values() -> str:
     text = (REPO / "docs" / "HELM.md").read_text()
-    after = text[text.index(MARKER):]
+    after = text[text.index(MARKER) :]
     match = re.search(r"```yaml\n(.*?)```", after, re.S)
     assert match, "no ```yaml block after the values-example marker"
     return match.group(1)
@@ -28,7 +28,11 @@ def test_docs_example_renders_and_passes_switchyard_check(tmp_path: Path) -> Non
     config = tmp_path / "switchyard.yaml"
     config.write_text(config_text)
     result = subprocess.run(
-        [tool("switchyard"), "check", "-c", str(config)], capture_output=True, text=True, timeout=60, check=False
+        [tool("switchyard"), "check", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     cfg = yaml.safe_load(config_text)
@@ -55,7 +59,9 @@ def test_dockerfile_builds_the_model_where_the_chart_looks() -> None:
 def test_dockerfile_runs_as_the_charts_non_root_user() -> None:
     pod = yaml.safe_load((CHART / "values.yaml").read_text())["podSecurityContext"]
     (user,) = re.findall(r"^USER (\S+)$", _dockerfile(), re.M)
-    assert user == f"{pod['runAsUser']}:{pod['runAsGroup']}", "numeric, so runAsNonRoot can check it"
+    assert user == f"{pod['runAsUser']}:{pod['runAsGroup']}", (
+        "numeric, so runAsNonRoot can check it"
+    )
     assert pod["runAsUser"] != 0
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim", _dockerfile(), re.M)
     assert re.search(r'^ENTRYPOINT \["switchyard"\]$', _dockerfile(), re.M)
@@ -63,7 +69,8 @@ def test_dockerfile_runs_as_the_charts_non_root_user() -> None:
 
 def test_dockerignore_lets_the_package_sources_in() -> None:
     lines = [
-        line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
     assert lines[0] == "*", "an allowlist: nothing enters the context unless listed"

@@ -35,19 +35,22 @@ CASES = {
     # Cross-references, checked by the templates.
     "unknown backend in a route": (
         _set("config.routes.3.backends.1.backend", "gpt-5"),
-        ["config.routes[3].backends[1].backend: unknown backend \"gpt-5\"", "llama-local, gpt, claude"],
+        [
+            'config.routes[3].backends[1].backend: unknown backend "gpt-5"',
+            "llama-local, gpt, claude",
+        ],
     ),
     "unknown canary backend": (
         _set("config.routes.0.canary.backend", "med-v3"),
-        ["config.routes[0].canary.backend: unknown backend \"med-v3\""],
+        ['config.routes[0].canary.backend: unknown backend "med-v3"'],
     ),
     "unknown default route": (
         _set("config.default_route", "generl"),
-        ["config.default_route: unknown route \"generl\"", "medical, code, premium, general"],
+        ['config.default_route: unknown route "generl"', "medical, code, premium, general"],
     ),
     "duplicate backend name": (
         _set("config.backends.1.name", "llama-local"),
-        ["config.backends[1].name: duplicate name \"llama-local\""],
+        ['config.backends[1].name: duplicate name "llama-local"'],
     ),
     "a key the chart sets": (
         _set("config.envoy.listen", "0.0.0.0:1"),
@@ -91,7 +94,15 @@ CASES = {
         ["config.server.drain_s: the chart needs it"],
     ),
     "extension policy in sidecar mode": (
-        _set("extensionPolicy", {"enabled": True, "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "eg"}]}),
+        _set(
+            "extensionPolicy",
+            {
+                "enabled": True,
+                "targetRefs": [
+                    {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "eg"}
+                ],
+            },
+        ),
         ["extensionPolicy.enabled: only with mode: extproc-only"],
     ),
 }

@@ -41,20 +41,38 @@ def test_helm_lint_strict(case: str) -> None:
 @pytest.mark.parametrize(
     ("case", "kinds"),
     [
-        ("default", {"ConfigMap", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"}),
+        (
+            "default",
+            {"ConfigMap", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"},
+        ),
         (
             "full",
             {
-                "ConfigMap", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget",
-                "HorizontalPodAutoscaler", "ServiceMonitor", "PrometheusRule", "NetworkPolicy",
+                "ConfigMap",
+                "Deployment",
+                "Service",
+                "ServiceAccount",
+                "PodDisruptionBudget",
+                "HorizontalPodAutoscaler",
+                "ServiceMonitor",
+                "PrometheusRule",
+                "NetworkPolicy",
             },
         ),
         (
             "extproc-only",
             {
-                "ConfigMap", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget",
-                "HorizontalPodAutoscaler", "ServiceMonitor", "PrometheusRule", "NetworkPolicy",
-                "EnvoyExtensionPolicy", "ReferenceGrant",
+                "ConfigMap",
+                "Deployment",
+                "Service",
+                "ServiceAccount",
+                "PodDisruptionBudget",
+                "HorizontalPodAutoscaler",
+                "ServiceMonitor",
+                "PrometheusRule",
+                "NetworkPolicy",
+                "EnvoyExtensionPolicy",
+                "ReferenceGrant",
             },
         ),
     ],
@@ -70,7 +88,10 @@ def test_builtin_kinds_pass_kubernetes_validate(case: str, tmp_path: Path) -> No
     manifest.write_text(yaml.safe_dump_all(docs))
     result = subprocess.run(
         [tool("kubernetes-validate"), "--strict", "-k", "1.35.0", str(manifest)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -82,14 +103,21 @@ def test_servicemonitor_scrapes_ports_of_the_metrics_service() -> None:
         docs = render(*values)
         monitor = one(docs, "ServiceMonitor")
         selector = monitor["spec"]["selector"]["matchLabels"]
-        services = [s for s in of_kind(docs, "Service") if selector.items() <= s["metadata"]["labels"].items()]
+        services = [
+            s
+            for s in of_kind(docs, "Service")
+            if selector.items() <= s["metadata"]["labels"].items()
+        ]
         assert len(services) == 1, "the ServiceMonitor must select exactly the metrics Service"
         ports = {p["name"]: p for p in services[0]["spec"]["ports"]}
         paths = {e["port"]: e["path"] for e in monitor["spec"]["endpoints"]}
         assert set(paths) <= set(ports)
         assert paths["metrics"] == "/metrics"
     sidecar = render(FULL)
-    assert {e["path"] for e in one(sidecar, "ServiceMonitor")["spec"]["endpoints"]} == {"/metrics", "/stats/prometheus"}
+    assert {e["path"] for e in one(sidecar, "ServiceMonitor")["spec"]["endpoints"]} == {
+        "/metrics",
+        "/stats/prometheus",
+    }
     admin = container(sidecar, "envoy")["ports"]
     assert any(p["name"] == "admin" and p["containerPort"] == 19000 for p in admin)
 
@@ -107,21 +135,32 @@ def test_envoy_extension_policy_points_at_the_grpc_service() -> None:
     assert policy["apiVersion"] == "gateway.envoyproxy.io/v1alpha1"
     assert policy["metadata"]["namespace"] == "gateways"
     spec = policy["spec"]
-    assert spec["targetRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "llm-gateway"}]
+    assert spec["targetRefs"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "llm-gateway"}
+    ]
     (ext_proc,) = spec["extProc"]
     (ref,) = ext_proc["backendRefs"]
-    (service,) = [s for s in of_kind(docs, "Service") if not s["metadata"]["name"].endswith("-metrics")]
+    (service,) = [
+        s for s in of_kind(docs, "Service") if not s["metadata"]["name"].endswith("-metrics")
+    ]
     (port,) = service["spec"]["ports"]
     assert (ref["kind"], ref["name"], ref["namespace"], ref["port"]) == (
-        "Service", service["metadata"]["name"], NAMESPACE, port["port"]
+        "Service",
+        service["metadata"]["name"],
+        NAMESPACE,
+        port["port"],
     )
     assert port["appProtocol"] == "kubernetes.io/h2c"
     assert ext_proc["processingMode"] == {"request": {"body": "Buffered"}}
     assert ext_proc["failOpen"] is True and ext_proc["messageTimeout"] == "500ms"
     grant = one(docs, "ReferenceGrant")
     assert grant["metadata"]["namespace"] == NAMESPACE
-    assert grant["spec"]["from"] == [{"group": "gateway.envoyproxy.io", "kind": "EnvoyExtensionPolicy", "namespace": "gateways"}]
-    assert grant["spec"]["to"] == [{"group": "", "kind": "Service", "name": service["metadata"]["name"]}]
+    assert grant["spec"]["from"] == [
+        {"group": "gateway.envoyproxy.io", "kind": "EnvoyExtensionPolicy", "namespace": "gateways"}
+    ]
+    assert grant["spec"]["to"] == [
+        {"group": "", "kind": "Service", "name": service["metadata"]["name"]}
+    ]
 
 
 @pytest.mark.parametrize("case", VALUES)
@@ -161,7 +200,9 @@ def test_sidecar_pod_layout() -> None:
     docs = render()
     spec = pod_spec(docs)
     init = [c["name"] for c in spec["initContainers"]]
-    assert init == ["render-envoy-config", "switchyard"], "render first, then switchyard as a native sidecar"
+    assert init == ["render-envoy-config", "switchyard"], (
+        "render first, then switchyard as a native sidecar"
+    )
     assert container(docs, "switchyard")["restartPolicy"] == "Always"
     assert [c["name"] for c in spec["containers"]] == ["envoy"]
     cfg = yaml.safe_load(switchyard_yaml(docs))
@@ -169,7 +210,11 @@ def test_sidecar_pod_layout() -> None:
     assert cfg["server"]["listen"].startswith("unix:")
     volumes = {v["name"]: v for v in spec["volumes"]}
     for name in ("switchyard", "envoy"):
-        mounts = [m for m in container(docs, name)["volumeMounts"] if socket.startswith(m["mountPath"] + "/")]
+        mounts = [
+            m
+            for m in container(docs, name)["volumeMounts"]
+            if socket.startswith(m["mountPath"] + "/")
+        ]
         assert len(mounts) == 1 and "emptyDir" in volumes[mounts[0]["name"]], name
     assert cfg["envoy"]["listen"] == "0.0.0.0:8080" and cfg["envoy"]["admin"] == "0.0.0.0:9901"
     assert "processor" not in cfg["envoy"], "Envoy reaches switchyard at server.listen"
@@ -201,11 +246,21 @@ def test_extproc_only_pod_layout() -> None:
     assert cfg["server"]["listen"] == "0.0.0.0:50051"
     assert "envoy" not in cfg
     item = container(docs, "switchyard")
-    assert {p["name"]: p["containerPort"] for p in item["ports"]} == {"metrics": 9464, "grpc": 50051}
-    assert item["readinessProbe"]["grpc"] == {"port": 50051, "service": "envoy.service.ext_proc.v3.ExternalProcessor"}
+    assert {p["name"]: p["containerPort"] for p in item["ports"]} == {
+        "metrics": 9464,
+        "grpc": 50051,
+    }
+    assert item["readinessProbe"]["grpc"] == {
+        "port": 50051,
+        "service": "envoy.service.ext_proc.v3.ExternalProcessor",
+    }
     policy = one(docs, "NetworkPolicy")["spec"]["ingress"]
-    grpc_rule = next(rule for rule in policy if rule["ports"] == [{"port": "grpc", "protocol": "TCP"}])
-    assert grpc_rule["from"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "envoy-gateway-system"}
+    grpc_rule = next(
+        rule for rule in policy if rule["ports"] == [{"port": "grpc", "protocol": "TCP"}]
+    )
+    assert grpc_rule["from"][0]["namespaceSelector"]["matchLabels"] == {
+        "kubernetes.io/metadata.name": "envoy-gateway-system"
+    }
 
 
 def test_config_and_envoy_file_paths_agree() -> None:
@@ -218,7 +273,9 @@ def test_config_and_envoy_file_paths_agree() -> None:
         (mount,) = [m for m in item["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
         assert "subPath" not in mount, "a subPath mount never sees ConfigMap updates"
         assert path.removeprefix(mount["mountPath"] + "/") in (
-            one(docs, "ConfigMap")["data"] if mount["name"] == "config" else {path.rsplit("/", 1)[1]}
+            one(docs, "ConfigMap")["data"]
+            if mount["name"] == "config"
+            else {path.rsplit("/", 1)[1]}
         )
         return mount["name"]
 
@@ -237,9 +294,11 @@ def test_config_and_envoy_file_paths_agree() -> None:
 
 
 def test_extproc_only_notes_say_what_to_point_at_switchyard() -> None:
-    result = run_helm("install", "sy", str(CHART), "-n", NAMESPACE, "--dry-run=client", "-f", str(EXTPROC_ONLY))
+    result = run_helm(
+        "install", "sy", str(CHART), "-n", NAMESPACE, "--dry-run=client", "-f", str(EXTPROC_ONLY)
+    )
     assert result.returncode == 0, result.stderr
-    notes = result.stdout[result.stdout.index("NOTES:"):]
+    notes = result.stdout[result.stdout.index("NOTES:") :]
     for text in (
         "sy-switchyard.llm.svc:50051",
         "request_header_mode: SEND",
