@@ -17,15 +17,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        shutil.which("wrk") is None, reason="wrk is not installed (make system-deps)"
-    ),
-]
+pytestmark = pytest.mark.e2e
 
 
 def test_quick_run_is_well_formed(tmp_path: Path) -> None:
+    assert shutil.which("wrk"), "wrk missing: make test installs it (scripts/system-deps.sh)"
     doc = tmp_path / "BENCHMARKS.md"
     done = subprocess.run(
         [
