@@ -43,7 +43,7 @@ class Encoder:
         A dynamically quantized (int8) model computes one activation scale per MatMul over
         the whole batch, so a text's embedding shifts with its batch-mates: on eval.jsonl
         3.5% of labels differed between batched and one-at-a-time classification. A batch of
-        8 saves 40-60% per text at 16 tokens, 15-30% at 64, nothing at 256 tokens: raise it
+        8 saves 35-50% per text at 16-32 tokens, ~10% at 64, nothing at 256 tokens: raise it
         for throughput when that nondeterminism is acceptable (or with an fp32 model, where
         padding is exactly neutral).
         """

@@ -60,3 +60,29 @@ def test_weights_are_found_without_importing_the_package() -> None:
 @pytest.mark.parametrize("name", ["model.onnx", "model-fp32.onnx"])
 def test_models_pass_the_onnx_checker(model_dir: Path, name: str) -> None:
     onnx.checker.check_model(str(model_dir / name))
+
+
+def test_int8_model_runs_fused_attention_and_gelu(model_dir: Path) -> None:
+    model = onnx.load(str(model_dir / "model.onnx"))
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("QAttention") == 6 and ops.count("Gelu") == 6
+    assert "Softmax" not in ops and "Erf" not in ops
+
+
+def test_fusion_keeps_the_fp32_embeddings(model_dir: Path, tmp_path: Path) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    from classifier.build import fuse_for_cpu
+
+    plain_path = model_dir / "model-fp32.onnx"
+    fused_path = tmp_path / "fused.onnx"
+    onnx.save_model(fuse_for_cpu(onnx.load(str(plain_path)), num_heads=12), str(fused_path))
+    # Two texts of different lengths, so the padding mask is exercised.
+    ids = np.array([[101, 7592, 2045, 2129, 2024, 2017, 102], [101, 7929, 102, 0, 0, 0, 0]])
+    feed = {"input_ids": ids, "attention_mask": (ids != 0).astype(np.int64)}
+    plain, fused = (
+        ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, feed)[0]
+        for p in (plain_path, fused_path)
+    )
+    np.testing.assert_allclose(fused, plain, atol=1e-5)
