@@ -299,7 +299,7 @@ def _cross_reference_issues(cfg: Config) -> list[ConfigIssue]:
     unique("backends", [backend.name for backend in cfg.backends])
     unique("routes", [route.name for route in cfg.routes])
 
-    if cfg.classifier.max_wait_ms >= cfg.envoy.message_timeout_ms:
+    if cfg.labels and cfg.classifier.max_wait_ms >= cfg.envoy.message_timeout_ms:
         issues.append(
             ConfigIssue(
                 "classifier.max_wait_ms",
