@@ -110,34 +110,14 @@ def test_a_a_canary_is_never_rolled_back_and_report_matches_traffic(tmp_path: Pa
                 assert rollout(stack)["phase"] == "progressing", rollout(stack)
                 time.sleep(1)
         time.sleep(1.5)  # observe streams of the last requests close
-        result = subprocess.run(
-            [
-                SWITCHYARD,
-                "report",
-                "--admin",
-                f"http://127.0.0.1:{stack.admin_port}",
-                "--switchyard",
-                f"http://127.0.0.1:{stack.metrics_port}",
-                "--json",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        text = subprocess.run(
-            [
-                SWITCHYARD,
-                "report",
-                "--admin",
-                f"http://127.0.0.1:{stack.admin_port}",
-                "--switchyard",
-                f"http://127.0.0.1:{stack.metrics_port}",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    report = json.loads(result.stdout)
+        command = [
+            SWITCHYARD, "report",
+            "--admin", f"http://127.0.0.1:{stack.admin_port}",
+            "--switchyard", f"http://127.0.0.1:{stack.metrics_port}",
+        ]  # fmt: skip
+        as_json = subprocess.run([*command, "--json"], capture_output=True, text=True, check=True)
+        text = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    report = json.loads(as_json.stdout)
     sent = Counter((s.cohort, s.backend) for s in load.sent)
     errors = Counter((s.cohort, s.backend) for s in load.sent if s.status >= 500)
     rows = {(r["cohort"], r["backend"]): r for r in report["ab"] if r["route"] == "clinical"}
