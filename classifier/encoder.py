@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from classifier.errors import InferenceError, ModelLoadError
-from classifier.onnx_io import open_session
+from classifier.onnx_io import open_session, run_model
 from classifier.tokenize import TextTokenizer
 
 MODEL_FILE = "model.onnx"
@@ -83,11 +83,7 @@ class Encoder:
 
     def _run(self, texts: Sequence[str]) -> np.ndarray:
         ids, mask = self.tokenizer.batch(texts)
-        try:
-            (raw,) = self._session.run([self._output_name], self._inputs.feed(ids, mask))
-        except Exception as exc:  # onnxruntime raises its own pybind error types
-            raise InferenceError(f"encoding {len(texts)} text(s) failed: {exc}") from exc
-        emb = np.asarray(raw, dtype=np.float32)
+        emb = run_model(self._session, self._inputs, self._output_name, ids, mask, "encoding")
         if self._token_level:
             emb = mean_pool(emb, mask)
         if emb.ndim != 2 or emb.shape[0] != len(texts):

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from classifier.errors import ModelLoadError
+from classifier.errors import InferenceError, ModelLoadError
 
 IDS = "input_ids"
 MASK = "attention_mask"
@@ -38,6 +38,22 @@ class ModelInputs:
     def feed(self, ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
         arrays = {IDS: ids, MASK: mask, TYPES: np.zeros_like(ids)}
         return {name: arrays[name].astype(dtype, copy=False) for name, dtype in self.dtypes.items()}
+
+
+def run_model(
+    session: ort.InferenceSession,
+    inputs: ModelInputs,
+    output_name: str,
+    ids: np.ndarray,
+    mask: np.ndarray,
+    what: str,
+) -> np.ndarray:
+    """One output of one run as float32; onnxruntime's own errors become InferenceError."""
+    try:
+        (raw,) = session.run([output_name], inputs.feed(ids, mask))
+    except Exception as exc:  # onnxruntime raises its own pybind error types
+        raise InferenceError(f"{what} {len(ids)} text(s) failed: {exc}") from exc
+    return np.asarray(raw, dtype=np.float32)
 
 
 def _inputs_of(session: ort.InferenceSession, path: Path) -> ModelInputs:

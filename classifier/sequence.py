@@ -17,7 +17,7 @@ import numpy as np
 from classifier.conversation import TurnPolicy, combine_turns
 from classifier.decision import check_settings, decide
 from classifier.errors import InferenceError, LabelError, ModelLoadError
-from classifier.onnx_io import open_session
+from classifier.onnx_io import open_session, run_model
 from classifier.tokenize import TextTokenizer
 from classifier.types import Prediction
 
@@ -95,11 +95,7 @@ class SequenceClassifier:
         if not texts:
             return np.zeros((0, self._n_model_labels), dtype=np.float32)
         ids, mask = self._tokenizer.batch(texts)
-        try:
-            (logits,) = self._session.run([self._output_name], self._inputs.feed(ids, mask))
-        except Exception as exc:  # onnxruntime raises its own pybind error types
-            raise InferenceError(f"classifying {len(texts)} text(s) failed: {exc}") from exc
-        logits = np.asarray(logits, dtype=np.float32)
+        logits = run_model(self._session, self._inputs, self._output_name, ids, mask, "classifying")
         if logits.shape != (len(texts), self._n_model_labels):
             raise InferenceError(f"model returned logits of shape {logits.shape}")
         return softmax(logits)
