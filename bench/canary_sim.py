@@ -1,4 +1,4 @@
-"""Simulates the canary analysis (extproc.analysis): false-alarm rate and detection time.
+"""Simulates the canary analysis (extproc.rollout.analysis): false-alarm rate and detection time.
 
 Traffic is generated second by second (Poisson-free: a fixed rate, each request
 independently an error with the cohort's error rate, latency lognormal around
@@ -15,9 +15,9 @@ import random
 from collections import deque
 from dataclasses import dataclass
 
-from extproc.analysis import Status, analyze
 from extproc.config import AnalysisConfig
-from extproc.observe import Sample
+from extproc.rollout.analysis import Status, analyze
+from extproc.rollout.observe import Sample
 
 
 @dataclass(frozen=True)

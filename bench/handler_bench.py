@@ -1,8 +1,8 @@
 """The per-request handler without gRPC: what switchyard's own Python costs per request.
 
-Times `RoutingStream.on_request_headers` + `on_request_body` (extproc.processor)
+Times `RoutingStream.on_request_headers` + `on_request_body` (extproc.request.processor)
 on the protobuf messages Envoy sends for a chat request, with a runtime built
-by `extproc.runtime.build_runtime` exactly as the server builds it. Cases:
+by `extproc.request.runtime.build_runtime` exactly as the server builds it. Cases:
 
 - rules: the rules-only config (keywords, regex, model, header routes);
 - semantic-hit: the label config, a prompt already in the classifier's cache;
@@ -34,9 +34,9 @@ from bench import configs
 from bench.load import WORDS
 from extproc.config import parse_config
 from extproc.metrics import Metrics
-from extproc.processor import RoutingStream
-from extproc.rollout import Rollouts
-from extproc.runtime import Runtime, build_runtime
+from extproc.request.processor import RoutingStream
+from extproc.request.runtime import Runtime, build_runtime
+from extproc.rollout.canary import Rollouts
 from proto import core_pb2, ext_proc_pb2
 
 CASES = ("rules", "semantic-hit", "semantic-miss")

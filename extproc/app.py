@@ -9,15 +9,15 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from extproc.analysis import Status, Verdict, analyze
 from extproc.config import Config, load_config
 from extproc.envoy_config import render
 from extproc.errors import ConfigError
 from extproc.http_api import HttpApi
 from extproc.metrics import Metrics
-from extproc.observe import TrafficStats
-from extproc.rollout import CanaryState, Rollouts
-from extproc.runtime import RuntimeHolder, build_runtime
+from extproc.request.runtime import RuntimeHolder, build_runtime
+from extproc.rollout.analysis import Status, Verdict, analyze
+from extproc.rollout.canary import CanaryState, Rollouts
+from extproc.rollout.observe import TrafficStats
 from extproc.server import ExternalProcessor, Health, start_grpc_server
 
 log = logging.getLogger("switchyard")

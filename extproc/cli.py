@@ -45,8 +45,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if args.model:
         from extproc.metrics import Metrics
-        from extproc.rollout import Rollouts
-        from extproc.runtime import build_runtime
+        from extproc.request.runtime import build_runtime
+        from extproc.rollout.canary import Rollouts
 
         build_runtime(config, Rollouts(), Metrics())
     routes = ", ".join(route.name for route in config.routes) or "none"
@@ -72,7 +72,7 @@ def cmd_envoy(args: argparse.Namespace) -> int:
 
 
 def cmd_fake_backend(args: argparse.Namespace) -> int:
-    from extproc.fake_backend import Behaviour, serve_fake_backend
+    from extproc.tools.fake_backend import Behaviour, serve_fake_backend
 
     behaviour = Behaviour(latency_ms=args.latency_ms, error_rate=args.error_rate)
     asyncio.run(serve_fake_backend(args.name, args.host, args.port, behaviour, args.seed))
@@ -88,7 +88,7 @@ def cmd_build_model(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from extproc.runtime import load_label_classifier
+    from extproc.request.runtime import load_label_classifier
 
     config = _load(args.config)
     classifier = load_label_classifier(config)
@@ -104,7 +104,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from classifier.evaluate import evaluate, format_report, load_jsonl
-    from extproc.runtime import load_label_classifier
+    from extproc.request.runtime import load_label_classifier
 
     config = _load(args.config)
     rows = load_jsonl(Path(args.data))
@@ -129,7 +129,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from extproc.report import ReportError, build_report
+    from extproc.rollout.report import ReportError, build_report
 
     try:
         print(build_report(args.admin, args.switchyard, as_json=args.json))
@@ -140,7 +140,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from extproc.demo import run_demo
+    from extproc.tools.demo import run_demo
 
     return run_demo(Path(args.config), _load(args.config))
 

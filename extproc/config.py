@@ -1,7 +1,7 @@
 """The one config model: switchyard.yaml, loaded and validated here and nowhere else.
 
 Every default lives in this module. The server compiles a loaded Config into a
-Runtime (extproc.runtime); the Envoy renderer (envoy/render.py) reads the same
+Runtime (extproc.request.runtime); the Envoy renderer (envoy/render.py) reads the same
 Config. Errors name the file, the key path and what was expected.
 """
 
@@ -245,7 +245,7 @@ class ForceCohortConfig(Model):
 
 
 class AnalysisConfig(Model):
-    """Canary vs stable comparison (extproc.analysis)."""
+    """Canary vs stable comparison (extproc.rollout.analysis)."""
 
     interval_s: float = Field(default=1.0, gt=0)
     window_s: float = Field(default=60.0, gt=0)

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from extproc.metrics import Metrics
-from extproc.rollout import RolloutError, Rollouts
+from extproc.rollout.canary import RolloutError, Rollouts
 
 ROLLOUT_ACTIONS = ("promote", "pause", "resume", "rollback", "reset")
 

@@ -1,7 +1,7 @@
 """The gRPC server: Envoy's ext_proc streams and gRPC health.
 
 Each stream is a thin loop that dispatches Envoy's messages to one handler per
-phase (extproc.processor for routing, extproc.observe for responses seen in
+phase (extproc.request.processor for routing, extproc.rollout.observe for responses seen in
 observability mode). This is the one place where errors become answers:
 a RequestError becomes the client's JSON error, anything unexpected is logged
 and counted, and the request goes on unrouted, so switchyard never fails a
@@ -18,9 +18,14 @@ import grpc
 
 from extproc.errors import RequestError
 from extproc.metrics import Metrics
-from extproc.observe import ObserveStream, TrafficStats
-from extproc.processor import CONTINUE_BODY, CONTINUE_HEADERS, RoutingStream, immediate_response
-from extproc.runtime import RuntimeHolder
+from extproc.request.processor import (
+    CONTINUE_BODY,
+    CONTINUE_HEADERS,
+    RoutingStream,
+    immediate_response,
+)
+from extproc.request.runtime import RuntimeHolder
+from extproc.rollout.observe import ObserveStream, TrafficStats
 from proto import ext_proc_pb2, ext_proc_pb2_grpc, health_pb2, health_pb2_grpc
 
 log = logging.getLogger("switchyard.server")

@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 
 from classifier.labels import Prediction
-from extproc.classify import PRESSURE_CHARS, BatchingClassifier
+from extproc.request.classify import PRESSURE_CHARS, BatchingClassifier
 
 
 class SlowClassifier:

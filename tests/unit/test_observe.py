@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 from extproc.metrics import Metrics
-from extproc.observe import TrafficStats, parse_usage
+from extproc.rollout.observe import TrafficStats, parse_usage
 
 
 def test_usage_from_a_json_answer_and_from_the_last_sse_event() -> None:

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from extproc.config import parse_config
 from extproc.errors import RequestError
 from extproc.metrics import Metrics
-from extproc.processor import RoutingStream
-from extproc.rollout import Rollouts
-from extproc.runtime import build_runtime
+from extproc.request.processor import RoutingStream
+from extproc.request.runtime import build_runtime
+from extproc.rollout.canary import Rollouts
 from proto import core_pb2, ext_proc_pb2
 
 CONFIG = parse_config(

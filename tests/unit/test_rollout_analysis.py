@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import random
 
-from extproc.analysis import Status, analyze
 from extproc.config import AnalysisConfig, parse_config
-from extproc.observe import Sample
-from extproc.rollout import Phase, Rollouts
+from extproc.rollout.analysis import Status, analyze
+from extproc.rollout.canary import Phase, Rollouts
+from extproc.rollout.observe import Sample
 
 
 class Clock:

@@ -3,12 +3,12 @@ from __future__ import annotations
 import pytest
 
 from extproc import headers as h
-from extproc.chat import ChatRequest
 from extproc.config import parse_config
 from extproc.errors import RequestError
-from extproc.rollout import Rollouts
-from extproc.routing import Router
-from extproc.session import cohort_bucket, session_key, sticky_value
+from extproc.request.chat import ChatRequest
+from extproc.request.routing import Router
+from extproc.request.session import cohort_bucket, session_key, sticky_value
+from extproc.rollout.canary import Rollouts
 
 
 def make_router(percent: float = 5, **canary: object) -> tuple[Router, Rollouts]:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from statistics import NormalDist, median
 
 from extproc.config import AnalysisConfig
-from extproc.observe import Sample
+from extproc.rollout.observe import Sample
 
 
 class Status(enum.StrEnum):

@@ -6,11 +6,11 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from extproc.classify import BatchingClassifier
 from extproc.config import Config
 from extproc.metrics import Metrics
-from extproc.rollout import Rollouts
-from extproc.routing import Router
+from extproc.request.classify import BatchingClassifier
+from extproc.request.routing import Router
+from extproc.rollout.canary import Rollouts
 
 if TYPE_CHECKING:
     from classifier.labels import LabelClassifier, SequenceClassifier

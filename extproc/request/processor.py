@@ -13,11 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from extproc import headers as h
-from extproc.chat import parse_chat
 from extproc.errors import RequestError
 from extproc.logs import redact
 from extproc.metrics import Metrics
-from extproc.runtime import Runtime
+from extproc.request.chat import parse_chat
+from extproc.request.runtime import Runtime
 from proto import core_pb2, ext_proc_pb2, http_status_pb2, processing_mode_pb2
 
 BodySendMode = processing_mode_pb2.ProcessingMode.BodySendMode

@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from extproc import headers as h
-from extproc.chat import ChatRequest
 from extproc.config import Config, MatchConfig, RouteConfig
 from extproc.errors import RequestError
-from extproc.rollout import Rollouts
-from extproc.session import cohort_bucket, session_key, sticky_value
+from extproc.request.chat import ChatRequest
+from extproc.request.session import cohort_bucket, session_key, sticky_value
+from extproc.rollout.canary import Rollouts
 
 Matcher = Callable[[ChatRequest, Mapping[str, str], str | None], bool]
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from extproc import headers as h
 from extproc.config import Config
 from extproc.metrics import Metrics
-from extproc.processor import header_map
+from extproc.request.processor import header_map
 from proto import ext_proc_pb2
 
 USAGE_TAIL_BYTES = 16_384

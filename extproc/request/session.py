@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from http.cookies import CookieError, SimpleCookie
 
-from extproc.chat import ChatRequest
+from extproc.request.chat import ChatRequest
 
 COHORT_BUCKETS = 10_000
 """Cohort resolution: 0.01 % of sessions."""

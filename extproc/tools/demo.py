@@ -24,7 +24,7 @@ import yaml
 
 from extproc.config import Config
 from extproc.envoy_config import render
-from extproc.report import build_report
+from extproc.rollout.report import build_report
 
 PROMPTS: list[tuple[str, dict[str, object], dict[str, str]]] = [
     ("I have a fever and a stiff neck since last night, should I worry?", {}, {}),

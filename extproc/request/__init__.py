@@ -1,0 +1,1 @@
+"""The request path: parse a chat completion, classify it, pick route, cohort and backend."""

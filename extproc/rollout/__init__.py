@@ -1,0 +1,1 @@
+"""Rollout and analysis: canary phases, observed traffic, the verdicts and the report."""

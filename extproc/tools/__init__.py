@@ -1,0 +1,1 @@
+"""Tools beside the sidecar: the demo and the fake model backend."""
