@@ -2,8 +2,9 @@
 
 Traffic is generated second by second (Poisson-free: a fixed rate, each request
 independently an error with the cohort's error rate, latency lognormal around
-the cohort's median); every `interval_s` the same analyze() the server runs
-looks at the last `window_s` seconds, exactly as extproc.app does.
+the cohort's median) into per-second summaries; every `interval_s` the same
+analyze() the server runs looks at the last `window_s` seconds of them, exactly as
+extproc.app does.
 
     .venv/bin/python bench/canary_sim.py            # prints a markdown table
 """
@@ -11,13 +12,13 @@ looks at the last `window_s` seconds, exactly as extproc.app does.
 from __future__ import annotations
 
 import argparse
+import math
 import random
-from collections import deque
 from dataclasses import dataclass
 
 from extproc.config import AnalysisConfig
 from extproc.rollout.analysis import Status, analyze
-from extproc.rollout.observe import Sample
+from extproc.rollout.window import Summary
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ def run(
     rng: random.Random,
 ) -> float | None:
     """Seconds from the change to the first DEGRADED verdict (negative: before it), or None."""
-    windows: dict[str, deque[Sample]] = {"canary": deque(), "stable": deque()}
+    buckets: dict[str, dict[int, Summary]] = {"canary": {}, "stable": {}}
     t = 0.0
     step = 1.0 / rate
     next_check = cfg.interval_s
@@ -47,14 +48,20 @@ def run(
         cohort_name = "canary" if rng.random() < canary_share else "stable"
         cohort = stable if cohort_name == "stable" else (before if t < change_at else after)
         latency = cohort.median_ms / 1000 * rng.lognormvariate(0, cohort.sigma)
-        windows[cohort_name].append(Sample(t, rng.random() < cohort.error_rate, latency))
+        bucket = buckets[cohort_name].setdefault(int(t), Summary())
+        bucket.add(rng.random() < cohort.error_rate, latency)
         t += step
         if t >= next_check:
             next_check += cfg.interval_s
-            for samples in windows.values():
-                while samples and samples[0].at < t - cfg.window_s:
-                    samples.popleft()
-            verdict = analyze(windows["canary"], windows["stable"], cfg)
+            first = math.ceil(t - cfg.window_s)
+            window = {}
+            for name, per_second in buckets.items():
+                for second in [second for second in per_second if second < first]:
+                    del per_second[second]
+                window[name] = Summary()
+                for summary in per_second.values():
+                    window[name].merge(summary)
+            verdict = analyze(window["canary"], window["stable"], cfg)
             if verdict.status is Status.DEGRADED:
                 return t - change_at
     return None

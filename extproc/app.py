@@ -7,8 +7,10 @@ import logging
 import signal
 import sys
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 
+from extproc import headers as h
 from extproc.config import Config, load_config
 from extproc.envoy_config import render
 from extproc.errors import ConfigError
@@ -16,9 +18,11 @@ from extproc.http_api import HttpApi
 from extproc.metrics import Metrics
 from extproc.request.runtime import RuntimeHolder, build_runtime
 from extproc.rollout.analysis import Status, Verdict, analyze
-from extproc.rollout.canary import CanaryState, Rollouts
+from extproc.rollout.canary import CanaryState, Phase, Rollouts, hold_met
 from extproc.rollout.observe import TrafficStats
 from extproc.server import ExternalProcessor, Health, start_grpc_server
+from extproc.store import make_store
+from extproc.store.clock import StoreClock
 
 log = logging.getLogger("switchyard")
 
@@ -29,13 +33,20 @@ Measured with make bench (one core): added p50 at c=1 2.56 -> 1.65 ms rules-only
 9.4 -> 8.2 ms semantic."""
 
 
+OPERATOR_TIMEOUT_S = 10.0
+"""An operator action waits this long for the store to commit it."""
+
+
 class Switchyard:
     def __init__(self, config_path: Path, config: Config) -> None:
         self.config_path = config_path
         self.metrics = Metrics()
+        self.clock = StoreClock()
         self.rollouts = Rollouts()
-        self.traffic = TrafficStats(self.metrics)
+        self.traffic = TrafficStats(self.metrics, clock=self.clock)
+        self.store = make_store(config, self.rollouts, self.traffic, self.metrics, self.clock)
         self.verdicts: dict[str, Verdict] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.rollouts.subscribe(self._on_rollout_change)
         runtime = build_runtime(config, self.rollouts, self.metrics)
         self._adopt_rollouts(config)
@@ -48,15 +59,16 @@ class Switchyard:
         return self.runtimes.current.config
 
     def _adopt_rollouts(self, config: Config) -> None:
-        self.rollouts.apply_config(config)
-        self.traffic.analyse_routes(frozenset(self.rollouts.states()))
-        for route, state in self.rollouts.states().items():
-            self.metrics.record_rollout(route, None, state)
+        new_routes = self.rollouts.apply_config(config, self.store.starting_state)
+        self.store.rollouts_changed(new_routes)
+        self.traffic.analyse_routes(
+            frozenset(self.rollouts.states()), keep_s=2 * config.analysis.window_s
+        )
 
-    def _on_rollout_change(self, route: str, old: CanaryState, new: CanaryState) -> None:
+    def _on_rollout_change(self, route: str, old: CanaryState | None, new: CanaryState) -> None:
         self.metrics.record_rollout(route, old, new)
-        # A verdict on the next step must come from traffic served at that step.
-        self.traffic.forget_window(route)
+        # The analysis reads traffic from the step's start on: a verdict on the next
+        # step comes from traffic served at that step.
         self.verdicts.pop(route, None)
 
     # -- config reload -------------------------------------------------------------
@@ -89,6 +101,8 @@ class Switchyard:
         else:
             self.metrics.config_reloads.labels("success").inc()
             log.info("config reloaded from %s", self.config_path)
+        if config.state != self.config.state:
+            log.warning("config: changes to state.* take effect when switchyard restarts")
         self._adopt_rollouts(config)
         self.runtimes.swap(runtime)
         return True
@@ -104,53 +118,102 @@ class Switchyard:
 
     # -- canary analysis -----------------------------------------------------------
 
-    def analyze_once(self) -> None:
+    async def analyze_once(self) -> None:
+        """One round of verdicts. In a fleet only the lease holder judges the fleet's
+        traffic and promotes; while the store is away every replica judges its own
+        traffic and may only roll back."""
         cfg = self.config.analysis
-        for route in self.rollouts.states():
-            canary = self.traffic.window(route, "canary", cfg.window_s)
-            stable = self.traffic.window(route, "stable", cfg.window_s)
-            verdict = analyze(canary, stable, cfg)
+        deciding, alone = self.store.decides(), not self.store.available
+        for route, state in self.rollouts.states().items():
+            canary = self.rollouts.canary(route)
+            if canary is None or state.phase is Phase.WAITING:
+                continue
+            if not deciding and not alone:
+                self.verdicts.pop(route, None)
+                continue
+            since = max(self.clock() - cfg.window_s, state.step_started)
+            verdict = analyze(
+                await self.store.window(route, h.CANARY, since),
+                await self.store.window(route, h.STABLE, since),
+                cfg,
+            )
             self.verdicts[route] = verdict
-            if not self.rollouts.is_automatic(route):
+            if not (canary.auto and state.phase is Phase.PROGRESSING):
                 continue
             if verdict.status is Status.DEGRADED:
-                self.rollouts.rollback(route, reason=f"{verdict.metric}: {verdict.describe()}")
-            elif verdict.status is Status.HEALTHY and self.rollouts.due_for_promotion(route):
-                self.rollouts.promote(route, reason="healthy and hold met")
+                reason = f"{verdict.metric}: {verdict.describe()}"
+                await self.store.act(route, "rollback", reason, based_on=state.version)
+            elif verdict.status is Status.HEALTHY and deciding:
+                requests = await self.store.step_requests(route, state)
+                if hold_met(canary, state, self.clock(), requests):
+                    await self.store.act(
+                        route, "promote", "healthy and hold met", based_on=state.version
+                    )
 
     async def _analysis_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.analysis.interval_s)
             try:
-                self.analyze_once()
+                await self.analyze_once()
             except Exception:
                 log.exception("canary analysis failed; will retry")
 
-    def stats(self) -> dict[str, object]:
-        rollouts = {}
+    def act(self, route: str, action: str) -> CanaryState:
+        """An operator action, from the HTTP thread: committed by the store on the loop."""
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(
+            self.store.act(route, action, "operator"), self._loop
+        )
+        return future.result(timeout=OPERATOR_TIMEOUT_S)
+
+    def status(self) -> dict[str, object]:
+        """Every rollout as this replica serves it, and who decides (`rollout status`)."""
+        routes = {}
         for route, state in self.rollouts.states().items():
             verdict = self.verdicts.get(route)
-            rollouts[route] = {
+            routes[route] = {
                 "backend": state.backend,
                 "phase": state.phase.value,
                 "percent": state.serving_percent,
                 "step_percent": state.percent,
-                "step_requests": state.step_requests,
+                "version": state.version,
                 "reason": state.reason,
-                "verdict": verdict.describe() if verdict else "not analysed yet",
+                "updated_by": state.updated_by,
+                "updated_at": _iso(state.updated_at),
+                "step_started": _iso(state.step_started),
+                "step_requests_here": self.rollouts.step_requests(route),
+                "verdict": verdict.describe() if verdict else "judged by the leader",
                 "verdict_detail": asdict(verdict) if verdict else None,
             }
-        return {"traffic": self.traffic.snapshot(), "rollouts": rollouts}
+        return {
+            "store": self.config.state.store,
+            "store_available": self.store.available,
+            "replica": self.store.replica,
+            "leader": self.store.leader(),
+            "rollouts": routes,
+        }
+
+    def stats(self) -> dict[str, object]:
+        return {"traffic": self.traffic.snapshot(), "rollouts": self.status()["rollouts"]}
 
     # -- lifecycle -----------------------------------------------------------------
 
     async def run(self) -> None:
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         cfg = self.config.server
+        self._loop = asyncio.get_running_loop()
+        # The fleet's state first: a replica serves what the fleet decided, not the
+        # config's starting percent.
+        await self.store.start()
         processor = ExternalProcessor(self.runtimes, self.metrics, self.traffic)
         server = await start_grpc_server(cfg.listen, processor, self.health)
         api = HttpApi(
-            cfg.metrics_listen, self.metrics, self.rollouts, self.stats, lambda: self.health.serving
+            cfg.metrics_listen,
+            self.metrics,
+            self.act,
+            self.status,
+            self.stats,
+            lambda: self.health.serving,
         )
         api.start()
         log.info("serving ext_proc on %s, metrics on %s", cfg.listen, cfg.metrics_listen)
@@ -172,8 +235,16 @@ class Switchyard:
         for task in tasks:
             task.cancel()
         await server.stop(grace=cfg.grace_s)
+        await self.store.close()
         api.stop()
         log.info("stopped")
+
+
+def _iso(seconds: float) -> str | None:
+    """Store-clock seconds (Unix time) as an ISO timestamp."""
+    if not seconds:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
 
 
 def _stamp(path: Path) -> tuple[float, int] | None:

@@ -9,6 +9,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -16,6 +17,7 @@ from extproc import __version__
 from extproc.config import Config, load_config
 from extproc.errors import ConfigError
 from extproc.logs import configure_logging
+from extproc.rollout.canary import ACTIONS
 
 DEFAULT_CONFIG = "switchyard.yaml"
 
@@ -114,11 +116,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
-    url = f"{args.url.rstrip('/')}/rollout/{args.route}/{args.action}"
-    request = urllib.request.Request(url, method="POST", data=b"")
+    base = f"{args.url.rstrip('/')}/rollout"
+    if args.action == "status":
+        request = urllib.request.Request(f"{base}/{args.route or ''}".rstrip("/"))
+    elif not args.route:
+        print(f"switchyard rollout {args.action}: expected a ROUTE", file=sys.stderr)
+        return 2
+    else:
+        request = urllib.request.Request(
+            f"{base}/{args.route}/{args.action}", method="POST", data=b""
+        )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            print(response.read().decode())
+        with urllib.request.urlopen(request, timeout=15) as response:
+            body = response.read().decode()
+            if args.action == "status" and not args.json:
+                print(format_rollout_status(json.loads(body)))
+            else:
+                print(body)
     except urllib.error.HTTPError as exc:
         print(exc.read().decode(), file=sys.stderr)
         return 1
@@ -126,6 +140,24 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         print(f"cannot reach switchyard at {args.url}: {exc.reason}", file=sys.stderr)
         return 1
     return 0
+
+
+def format_rollout_status(status: dict[str, Any]) -> str:
+    """`switchyard rollout status` as a table."""
+    lines = [
+        f"store: {status['store']} ({'reachable' if status['store_available'] else 'UNREACHABLE'})"
+        f"   replica: {status['replica']}   leader: {status['leader'] or 'none'}",
+        "",
+        f"{'route':<16} {'phase':<12} {'percent':>8} {'version':>8}  {'last change':<24} by / why",
+    ]
+    for route, state in sorted(status["rollouts"].items()):
+        lines.append(
+            f"{route:<16} {state['phase']:<12} {state['percent']:>7.4g}% {state['version']:>8}  "
+            f"{state['updated_at'] or '-':<24} {state['updated_by'] or '-'}: {state['reason']}"
+        )
+    if not status["rollouts"]:
+        lines.append("(no route has a canary)")
+    return "\n".join(lines)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -186,10 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
-    p = sub.add_parser("rollout", help="act on a route's canary in a running switchyard")
-    p.add_argument("action", choices=["promote", "pause", "resume", "rollback", "reset"])
-    p.add_argument("route")
+    p = sub.add_parser(
+        "rollout",
+        help="show or act on the canaries of a running switchyard (of the whole fleet with "
+        "state.store: redis)",
+    )
+    p.add_argument("action", choices=["status", *ACTIONS])
+    p.add_argument("route", nargs="?", help="required for actions; optional for status")
     p.add_argument("--url", default="http://127.0.0.1:9464")
+    p.add_argument("--json", action="store_true", help="status as JSON")
     p.set_defaults(func=cmd_rollout)
     p = sub.add_parser("report", help="A/B table and canary verdicts from a running Envoy")
     p.add_argument("--admin", default="http://127.0.0.1:9901", help="Envoy admin URL")

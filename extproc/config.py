@@ -261,6 +261,55 @@ class AnalysisConfig(Model):
     """One-sided confidence needed to call a canary degraded."""
 
 
+class StateConfig(Model):
+    """Where the rollout state lives (extproc.store)."""
+
+    store: Literal["memory", "redis"] = "memory"
+    """memory: this process alone (one replica, the demo). redis: shared by every replica
+    of the fleet, durable across restarts; needed as soon as more than one replica
+    serves a route that has a canary."""
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    """redis://host:port/db, rediss:// for TLS, or unix:///path/to/socket. No password
+    here: see password_env."""
+    password_env: str | None = None
+    """Environment variable holding the Redis password (from a Kubernetes Secret)."""
+    key_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "switchyard"
+    """Every key starts with it: several deployments can share one Redis."""
+    timeout_ms: int = Field(default=500, ge=10, le=10_000)
+    """Per Redis command. Nothing on the request path waits for Redis."""
+    sync_interval_s: float = Field(default=1.0, gt=0, le=60)
+    """How often every replica re-reads the fleet's state (the safety net under pub/sub)
+    and the leader renews its lease."""
+    flush_interval_s: float = Field(default=0.25, gt=0, le=10)
+    """How often a replica adds its observations to the fleet's buckets."""
+    lease_ttl_s: float = Field(default=5.0, gt=0, le=300)
+    """The analysis leader's lease: a dead leader is replaced within it."""
+    start_timeout_s: float = Field(default=10.0, ge=0, le=600)
+    """How long a starting replica waits for the fleet's state before it serves anyway,
+    with every canary held at 0 % until the state is known."""
+
+    @field_validator("redis_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^(rediss?://[^/\s]+(/\d+)?|unix:///\S+)$", value):
+            raise ValueError(
+                f"expected redis://host:port/db, rediss://host:port/db or unix:///path, "
+                f"got {value!r}"
+            )
+        if re.match(r"^rediss?://[^@/]*:[^@/]*@", value):
+            raise ValueError("expected no password in the URL: set state.password_env instead")
+        return value
+
+    @model_validator(mode="after")
+    def _lease_outlives_renewals(self) -> StateConfig:
+        if self.lease_ttl_s < 2 * self.sync_interval_s:
+            raise ValueError(
+                "expected lease_ttl_s at least twice sync_interval_s (the lease is renewed "
+                "every sync_interval_s)"
+            )
+        return self
+
+
 class Config(Model):
     server: ServerConfig = ServerConfig()
     envoy: EnvoyConfig = EnvoyConfig()
@@ -272,6 +321,7 @@ class Config(Model):
     session: SessionConfig = SessionConfig()
     force_cohort: ForceCohortConfig = ForceCohortConfig()
     analysis: AnalysisConfig = AnalysisConfig()
+    state: StateConfig = StateConfig()
 
     def route(self, name: str) -> RouteConfig:
         return next(route for route in self.routes if route.name == name)

@@ -1,5 +1,9 @@
 """switchyard's HTTP side: /metrics for Prometheus, /stats for the report, /rollout for operators.
 
+GET /rollout (or /rollout/<route>) shows the rollout state this replica serves and
+who leads the fleet; POST /rollout/<route>/<action> commits an action through the
+state store, so in a fleet it acts on every replica.
+
 Served from a thread so that a slow scrape never competes with the gRPC loop.
 """
 
@@ -9,13 +13,14 @@ import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from extproc.metrics import Metrics
-from extproc.rollout.canary import RolloutError, Rollouts
+from extproc.rollout.canary import ACTIONS, CanaryState, RolloutError
 
-ROLLOUT_ACTIONS = ("promote", "pause", "resume", "rollback", "reset")
+Act = Callable[[str, str], CanaryState]
 
 
 class HttpApi:
@@ -23,7 +28,8 @@ class HttpApi:
         self,
         address: str,
         metrics: Metrics,
-        rollouts: Rollouts,
+        act: Act,
+        status: Callable[[], dict[str, Any]],
         stats: Callable[[], object],
         serving: Callable[[], bool],
     ) -> None:
@@ -38,6 +44,8 @@ class HttpApi:
                     self._send(200, generate_latest(metrics.registry), CONTENT_TYPE_LATEST)
                 elif self.path == "/stats":
                     self._json(200, stats())
+                elif self.path == "/rollout" or self.path.startswith("/rollout/"):
+                    self._rollout_status(self.path.removeprefix("/rollout").strip("/"))
                 elif self.path == "/healthz":
                     # 503 once draining, so an HTTP readiness probe sees what gRPC health says.
                     if serving():
@@ -49,20 +57,24 @@ class HttpApi:
 
             def do_POST(self) -> None:
                 parts = self.path.strip("/").split("/")
-                if len(parts) != 3 or parts[0] != "rollout" or parts[2] not in ROLLOUT_ACTIONS:
+                if len(parts) != 3 or parts[0] != "rollout" or parts[2] not in ACTIONS:
                     self._json(
                         404,
                         {
                             "error": "expected POST /rollout/<route>/<action>",
-                            "actions": list(ROLLOUT_ACTIONS),
+                            "actions": list(ACTIONS),
                         },
                     )
                     return
                 route, action = parts[1], parts[2]
                 try:
-                    state = getattr(rollouts, action)(route)
+                    state = act(route, action)
                 except RolloutError as exc:
-                    self._json(404, {"error": str(exc)})
+                    code = 404 if "has no canary" in str(exc) else 409
+                    self._json(code, {"error": str(exc)})
+                    return
+                except TimeoutError:
+                    self._json(503, {"error": "the state store did not answer in time"})
                     return
                 self._json(
                     200,
@@ -71,8 +83,19 @@ class HttpApi:
                         "phase": state.phase.value,
                         "percent": state.serving_percent,
                         "backend": state.backend,
+                        "version": state.version,
                     },
                 )
+
+            def _rollout_status(self, route: str) -> None:
+                current = status()
+                if route:
+                    rollouts = current["rollouts"]
+                    if route not in rollouts:
+                        self._json(404, {"error": f"route {route!r} has no canary"})
+                        return
+                    current = {**current, "rollouts": {route: rollouts[route]}}
+                self._json(200, current)
 
             def _json(self, status: int, payload: object) -> None:
                 self._send(status, json.dumps(payload, indent=1).encode(), "application/json")

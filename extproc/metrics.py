@@ -100,16 +100,46 @@ class Metrics:
             registry=r,
         )
 
+        self.state_store_up = Gauge(
+            "switchyard_state_store_up",
+            "1 while the fleet's state store (Redis) answers, 0 while it does not;"
+            " always 1 with the in-memory store.",
+            registry=r,
+        )
+        self.state_store_errors = Counter(
+            "switchyard_state_store_errors",
+            "Failed state store operations by operation (sync, flush, commit, subscribe).",
+            ["operation"],
+            registry=r,
+        )
+        self.state_leader = Gauge(
+            "switchyard_state_leader",
+            "1 while this replica holds the lease and runs the fleet's canary analysis.",
+            registry=r,
+        )
+        self.rollout_version = Gauge(
+            "switchyard_rollout_version",
+            "Version of each route's rollout state this replica serves.",
+            ["route"],
+            registry=r,
+        )
+        self.state_pending_writes = Gauge(
+            "switchyard_state_pending_writes",
+            "Rollbacks decided while the state store was away, not written to it yet.",
+            registry=r,
+        )
+
     def observe_classification(self, seconds: float, batch: int) -> None:
         self.classification_seconds.observe(seconds)
         self.classification_batch.observe(batch)
 
     def record_rollout(self, route: str, old: CanaryState | None, new: CanaryState) -> None:
         self.canary_percent.labels(route, new.backend).set(new.serving_percent)
+        self.rollout_version.labels(route).set(new.version)
         for phase in Phase:
             self.canary_phase.labels(route, phase.value).set(1 if new.phase is phase else 0)
-        if old is None:
-            return
+        if old is None or old.phase is Phase.WAITING:
+            return  # learning the fleet's state is not a transition
         if new.phase is Phase.ROLLED_BACK and old.phase is not Phase.ROLLED_BACK:
             self.rollbacks.labels(route, new.reason.split(":")[0] or "operator").inc()
         elif new.percent > old.percent:

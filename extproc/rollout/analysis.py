@@ -12,20 +12,20 @@ there is:
 
 Degraded needs the confidence level on either test and at least min_requests per
 cohort; otherwise healthy when both cohorts have min_requests, else not enough data.
-The pure functions here take samples and return a Verdict; the loop that acts on
-verdicts is extproc.app.
+The pure functions here take two window summaries (extproc.rollout.window: one
+replica's or the whole fleet's) and return a Verdict; the loop that acts on verdicts
+is extproc.app.
 """
 
 from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
-from statistics import NormalDist, median
+from statistics import NormalDist
 
 from extproc.config import AnalysisConfig
-from extproc.rollout.observe import Sample
+from extproc.rollout.window import Summary
 
 
 class Status(enum.StrEnum):
@@ -71,49 +71,43 @@ def error_rate_confidence(
     return _upper_tail((pc - ps - tolerated) / se)
 
 
-def latency_confidence(
-    canary: Sequence[float], stable: Sequence[float], cfg: AnalysisConfig
-) -> float:
-    if len(canary) < 2 or len(stable) < 2:
+def latency_confidence(canary: Summary, stable: Summary, cfg: AnalysisConfig) -> float:
+    if canary.answered < 2 or stable.answered < 2:
         return 0.0
-    if (median(canary) - median(stable)) * 1000 < cfg.latency_floor_ms:
+    canary_median, stable_median = canary.median_latency(), stable.median_latency()
+    assert canary_median is not None and stable_median is not None
+    if (canary_median - stable_median) * 1000 < cfg.latency_floor_ms:
         return 0.0
-    log_c = [math.log(max(x, 1e-6)) for x in canary]
-    log_s = [math.log(max(x, 1e-6)) for x in stable]
-    mean_c, mean_s = sum(log_c) / len(log_c), sum(log_s) / len(log_s)
-    var_c = sum((x - mean_c) ** 2 for x in log_c) / (len(log_c) - 1)
-    var_s = sum((x - mean_s) ** 2 for x in log_s) / (len(log_s) - 1)
-    se = math.sqrt(var_c / len(log_c) + var_s / len(log_s)) or 1e-9
-    return _upper_tail((mean_c - mean_s - math.log1p(cfg.latency_margin)) / se)
+    se = (
+        math.sqrt(canary.log_variance / canary.answered + stable.log_variance / stable.answered)
+        or 1e-9
+    )
+    excess = canary.log_mean - stable.log_mean - math.log1p(cfg.latency_margin)
+    return _upper_tail(excess / se)
 
 
-def analyze(canary: Sequence[Sample], stable: Sequence[Sample], cfg: AnalysisConfig) -> Verdict:
-    nc, ns = len(canary), len(stable)
+def analyze(canary: Summary, stable: Summary, cfg: AnalysisConfig) -> Verdict:
+    nc, ns = canary.requests, stable.requests
     if nc < cfg.min_requests or ns < cfg.min_requests:
         return Verdict(Status.NOT_ENOUGH_DATA, canary_requests=nc, stable_requests=ns)
-    canary_errors = sum(s.error for s in canary)
-    stable_errors = sum(s.error for s in stable)
-    confidence = error_rate_confidence(canary_errors, nc, stable_errors, ns, cfg)
+    confidence = error_rate_confidence(canary.errors, nc, stable.errors, ns, cfg)
     if confidence >= cfg.confidence:
         return Verdict(
             Status.DEGRADED,
             "error_rate",
-            canary_errors / nc,
-            stable_errors / ns,
+            canary.errors / nc,
+            stable.errors / ns,
             confidence,
             nc,
             ns,
         )
-    # Latency of successful answers only: a fast error is not a fast answer.
-    canary_latency = [s.latency for s in canary if not s.error]
-    stable_latency = [s.latency for s in stable if not s.error]
-    confidence = latency_confidence(canary_latency, stable_latency, cfg)
+    confidence = latency_confidence(canary, stable, cfg)
     if confidence >= cfg.confidence:
         return Verdict(
             Status.DEGRADED,
             "latency",
-            median(canary_latency) * 1000,
-            median(stable_latency) * 1000,
+            (canary.median_latency() or 0.0) * 1000,
+            (stable.median_latency() or 0.0) * 1000,
             confidence,
             nc,
             ns,

@@ -3,13 +3,15 @@
 A second ext_proc filter in Envoy sends each request's headers (with the
 routing headers switchyard set) and its response (headers, then every body
 chunk) without waiting for switchyard, so reading them adds no latency to the
-response. TrafficStats keeps the totals for the A/B report and a short window
-of samples for the canary analysis.
+response. TrafficStats keeps the totals for the A/B report and, for routes with a
+canary, per-second summaries for the canary analysis (and, in a fleet, the part of
+them not yet added to the shared store).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 import time
@@ -21,6 +23,7 @@ from extproc import headers as h
 from extproc.config import Config
 from extproc.metrics import Metrics
 from extproc.request.processor import header_map
+from extproc.rollout.window import Summary
 from proto import ext_proc_pb2
 
 USAGE_TAIL_BYTES = 16_384
@@ -28,17 +31,8 @@ USAGE_TAIL_BYTES = 16_384
 _USAGE = re.compile(rb'"usage"\s*:\s*(\{[^{}]*\})')
 UPSTREAM_TIME = "x-envoy-upstream-service-time"
 """Envoy's time from sending the request upstream to the upstream's response headers, in ms."""
-WINDOW_SAMPLES_KEPT = 200_000
-"""Per route/cohort window, whatever analysis.window_s says: a hard memory bound."""
 LATENCIES_KEPT = 20_000
 """Per route / cohort / backend, for the report's percentiles."""
-
-
-@dataclass(frozen=True)
-class Sample:
-    at: float
-    error: bool
-    latency: float
 
 
 @dataclass
@@ -73,23 +67,39 @@ def parse_usage(tail: bytes) -> tuple[int, int] | None:
     return None
 
 
+BucketKey = tuple[str, str, int]
+"""(route, cohort, second of the store's clock)."""
+
+
 class TrafficStats:
     """Thread-safe: written by the gRPC loop, read by the analysis and the HTTP endpoints."""
 
-    def __init__(self, metrics: Metrics, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, metrics: Metrics, clock: Callable[[], float] = time.time) -> None:
         self._metrics = metrics
         self._clock = clock
         self._lock = threading.Lock()
         self._totals: dict[tuple[str, str, str], Totals] = {}
-        self._windows: dict[tuple[str, str], deque[Sample]] = {}
+        self._buckets: dict[BucketKey, Summary] = {}
+        self._unshared: dict[BucketKey, Summary] | None = None
         self._analysed: frozenset[str] = frozenset()
+        self._keep_s = 120.0
 
-    def analyse_routes(self, routes: frozenset[str]) -> None:
-        """Keeps analysis windows only for these routes (those with a canary)."""
+    def analyse_routes(self, routes: frozenset[str], keep_s: float) -> None:
+        """Keeps per-second summaries only for these routes (those with a canary), `keep_s` long."""
         with self._lock:
-            self._analysed = routes
-            for key in [key for key in self._windows if key[0] not in routes]:
-                del self._windows[key]
+            self._analysed, self._keep_s = routes, keep_s
+            for key in [key for key in self._buckets if key[0] not in routes]:
+                del self._buckets[key]
+
+    def share(self) -> None:
+        """From now on, keep what take_unshared() hands to the fleet's store."""
+        with self._lock:
+            self._unshared = {}
+
+    def take_unshared(self) -> dict[BucketKey, Summary]:
+        with self._lock:
+            unshared, self._unshared = self._unshared or {}, {}
+        return unshared
 
     def record(
         self,
@@ -103,7 +113,6 @@ class TrafficStats:
         cost: float,
     ) -> None:
         error = status >= 500 or status == 0
-        now = self._clock()
         with self._lock:
             totals = self._totals.setdefault((route, cohort, backend), Totals())
             totals.requests += 1
@@ -116,10 +125,14 @@ class TrafficStats:
                 totals.completion_tokens += usage[1]
                 totals.cost += cost
             if route in self._analysed:
-                window = self._windows.get((route, cohort))
-                if window is None:
-                    window = self._windows[(route, cohort)] = deque(maxlen=WINDOW_SAMPLES_KEPT)
-                window.append(Sample(now, error, latency))
+                key = (route, cohort, int(self._clock()))
+                bucket = self._buckets.get(key)
+                if bucket is None:
+                    bucket = self._buckets[key] = Summary()
+                    self._prune(key[2])
+                bucket.add(error, latency)
+                if self._unshared is not None:
+                    self._unshared.setdefault(key, Summary()).add(error, latency)
         labels = (route, cohort, backend)
         self._metrics.upstream_requests.labels(*labels, f"{status // 100}xx").inc()
         self._metrics.upstream_latency.labels(*labels).observe(latency)
@@ -128,22 +141,20 @@ class TrafficStats:
             self._metrics.tokens.labels(*labels, "completion").inc(usage[1])
             self._metrics.cost.labels(*labels).inc(cost)
 
-    def window(self, route: str, cohort: str, seconds: float) -> list[Sample]:
-        """Samples of the last `seconds`; older ones are dropped for good."""
-        cutoff = self._clock() - seconds
-        with self._lock:
-            samples = self._windows.get((route, cohort))
-            if samples is None:
-                return []
-            while samples and samples[0].at < cutoff:
-                samples.popleft()
-            return list(samples)
+    def _prune(self, second: int) -> None:
+        oldest = second - self._keep_s
+        for key in [key for key in self._buckets if key[2] < oldest]:
+            del self._buckets[key]
 
-    def forget_window(self, route: str) -> None:
-        """After a rollout step changes, the next verdict starts from fresh samples."""
+    def window(self, route: str, cohort: str, since: float) -> Summary:
+        """This replica's observations from the whole second at or after `since` on."""
+        first = math.ceil(since)
+        total = Summary()
         with self._lock:
-            for key in [key for key in self._windows if key[0] == route]:
-                del self._windows[key]
+            for (r, c, second), bucket in self._buckets.items():
+                if r == route and c == cohort and second >= first:
+                    total.merge(bucket)
+        return total
 
     def snapshot(self) -> list[dict[str, object]]:
         with self._lock:

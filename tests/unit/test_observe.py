@@ -22,15 +22,30 @@ def test_usage_from_a_json_answer_and_from_the_last_sse_event() -> None:
 def test_only_canary_routes_keep_an_analysis_window() -> None:
     clock = [0.0]
     traffic = TrafficStats(Metrics(), clock=lambda: clock[0])
-    traffic.analyse_routes(frozenset({"clinical"}))
+    traffic.analyse_routes(frozenset({"clinical"}), keep_s=1000)
     for i in range(100):
         clock[0] = float(i)
         traffic.record("clinical", "canary", "b", 200, 0.01, 0.005, (1, 1), 0.0)
         traffic.record("general", "stable", "c", 500, 0.01, None, None, 0.0)
-    assert len(traffic.window("clinical", "canary", 10)) == 11
-    assert traffic.window("general", "stable", 1000) == []  # no window kept: no canary
+    assert traffic.window("clinical", "canary", 89.5).requests == 10
+    assert traffic.window("general", "stable", 0).requests == 0  # no window kept: no canary
     rows = {(r["route"], r["cohort"]): r for r in traffic.snapshot()}
     assert rows[("general", "stable")]["errors"] == 100  # totals are kept for every route
     assert rows[("clinical", "canary")]["prompt_tokens"] == 100
-    traffic.analyse_routes(frozenset())
-    assert traffic.window("clinical", "canary", 1000) == []
+    traffic.analyse_routes(frozenset(), keep_s=1000)
+    assert traffic.window("clinical", "canary", 0).requests == 0
+
+
+def test_old_buckets_are_dropped_and_unshared_ones_handed_over_once() -> None:
+    clock = [0.0]
+    traffic = TrafficStats(Metrics(), clock=lambda: clock[0])
+    traffic.analyse_routes(frozenset({"r"}), keep_s=10)
+    traffic.share()
+    for i in range(30):
+        clock[0] = i + 0.5
+        traffic.record("r", "canary", "b", 503 if i % 2 else 200, 0.02, None, None, 0.0)
+    assert traffic.window("r", "canary", 0).requests == 11  # seconds 19..29 kept
+    unshared = traffic.take_unshared()
+    assert sum(s.requests for s in unshared.values()) == 30
+    assert sum(s.errors for s in unshared.values()) == 15
+    assert traffic.take_unshared() == {}

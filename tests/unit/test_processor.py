@@ -14,7 +14,7 @@ from extproc.errors import RequestError
 from extproc.metrics import Metrics
 from extproc.request.processor import RoutingStream
 from extproc.request.runtime import build_runtime
-from extproc.rollout.canary import Rollouts
+from extproc.rollout.canary import Rollouts, initial_state
 from proto import core_pb2, ext_proc_pb2
 
 CONFIG = parse_config(
@@ -37,7 +37,7 @@ CONFIG = parse_config(
 
 def stream() -> RoutingStream:
     rollouts = Rollouts()
-    rollouts.apply_config(CONFIG)
+    rollouts.apply_config(CONFIG, lambda canary: initial_state(canary, 0.0))
     metrics = Metrics()
     return RoutingStream(build_runtime(CONFIG, rollouts, metrics), metrics)
 

@@ -1,19 +1,24 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
+
+import pytest
 
 from extproc.config import AnalysisConfig, parse_config
+from extproc.metrics import Metrics
 from extproc.rollout.analysis import Status, analyze
-from extproc.rollout.canary import Phase, Rollouts
-from extproc.rollout.observe import Sample
+from extproc.rollout.canary import Phase, RolloutError, Rollouts, hold_met
+from extproc.rollout.observe import TrafficStats
+from extproc.rollout.window import Summary, summarize
+from extproc.store.clock import StoreClock
+from extproc.store.memory import MemoryStore
 
 
-class Clock:
+class Clock(StoreClock):
     def __init__(self) -> None:
+        super().__init__(lambda: self.now)
         self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def config(**canary: object):
@@ -42,38 +47,59 @@ def config(**canary: object):
     )
 
 
-def test_promotion_waits_for_hold_time_and_requests() -> None:
+def memory_store(clock: Clock) -> tuple[Rollouts, MemoryStore]:
+    rollouts = Rollouts()
+    store = MemoryStore(rollouts, TrafficStats(Metrics(), clock=clock), clock)
+    store.rollouts_changed(rollouts.apply_config(config(), store.starting_state))
+    return rollouts, store
+
+
+def hold_met_now(rollouts: Rollouts, clock: Clock) -> bool:
+    state, canary = rollouts.get("r")
+    return hold_met(canary, state, clock(), rollouts.step_requests("r"))
+
+
+async def test_promotion_waits_for_hold_time_and_requests() -> None:
     clock = Clock()
-    rollouts = Rollouts(clock)
-    rollouts.apply_config(config())
-    assert not rollouts.due_for_promotion("r")
+    rollouts, store = memory_store(clock)
+    assert not hold_met_now(rollouts, clock)
     clock.now = 11
-    assert not rollouts.due_for_promotion("r")  # no requests yet
+    assert not hold_met_now(rollouts, clock)  # no requests yet
     for _ in range(3):
         rollouts.record_canary_request("r")
-    assert rollouts.due_for_promotion("r")
-    assert rollouts.promote("r").percent == 5
-    assert not rollouts.due_for_promotion("r")  # a new step starts a new hold
-    state = rollouts.promote("r")
+    assert hold_met_now(rollouts, clock)
+    promoted = await store.act("r", "promote", "test")
+    assert (promoted.percent, promoted.version) == (5, 2)
+    assert not hold_met_now(rollouts, clock)  # a new step starts a new hold
+    state = await store.act("r", "promote", "test")
     assert (state.percent, state.phase) == (100, Phase.PROMOTED)
 
 
-def test_rollback_sticks_until_reset_and_reload_keeps_state() -> None:
-    rollouts = Rollouts(Clock())
-    rollouts.apply_config(config())
-    rollouts.rollback("r", "error_rate")
-    assert rollouts.promote("r").phase is Phase.ROLLED_BACK
-    rollouts.apply_config(config())  # same canary backend: state kept
+async def test_rollback_sticks_until_reset_and_reload_keeps_state() -> None:
+    rollouts, store = memory_store(Clock())
+    await store.act("r", "rollback", "error_rate")
+    assert (await store.act("r", "promote", "test")).phase is Phase.ROLLED_BACK
+    assert rollouts.apply_config(config(), store.starting_state) == set()  # same canary backend
     assert rollouts.state("r").serving_percent == 0
-    assert rollouts.reset("r").serving_percent == 1
-    rollouts.apply_config(config())
+    assert (await store.act("r", "reset", "")).serving_percent == 1
+    rollouts.apply_config(config(), store.starting_state)
     assert rollouts.state("r").phase is Phase.PROGRESSING
 
 
-def samples(n: int, error_rate: float, latency: float, rng: random.Random) -> list[Sample]:
-    return [
-        Sample(0, rng.random() < error_rate, latency * rng.lognormvariate(0, 0.2)) for _ in range(n)
-    ]
+async def test_unknown_route_and_stale_versions_are_refused() -> None:
+    rollouts, store = memory_store(Clock())
+    with pytest.raises(RolloutError):
+        await store.act("nope", "promote", "")
+    current = rollouts.state("r")
+    assert not rollouts.adopt("r", replace(current, percent=50))  # same version: ignored
+    assert rollouts.adopt("r", replace(current, percent=50, version=current.version + 1))
+    assert rollouts.state("r").percent == 50
+
+
+def samples(n: int, error_rate: float, latency: float, rng: random.Random) -> Summary:
+    return summarize(
+        [(rng.random() < error_rate, latency * rng.lognormvariate(0, 0.2)) for _ in range(n)]
+    )
 
 
 def test_total_failure_is_detected_from_few_requests() -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from extproc import headers as h
@@ -8,7 +10,7 @@ from extproc.errors import RequestError
 from extproc.request.chat import ChatRequest
 from extproc.request.routing import Router
 from extproc.request.session import cohort_bucket, session_key, sticky_value
-from extproc.rollout.canary import Rollouts
+from extproc.rollout.canary import Rollouts, initial_state, plan
 
 
 def make_router(percent: float = 5, **canary: object) -> tuple[Router, Rollouts]:
@@ -33,8 +35,14 @@ def make_router(percent: float = 5, **canary: object) -> tuple[Router, Rollouts]
         "test",
     )
     rollouts = Rollouts()
-    rollouts.apply_config(config)
+    rollouts.apply_config(config, lambda canary: initial_state(canary, 0.0))
     return Router(config, rollouts), rollouts
+
+
+def act(rollouts: Rollouts, route: str, action: str) -> None:
+    state, canary = rollouts.get(route)
+    new = plan(action, state, canary, 1.0, "test")
+    rollouts.adopt(route, replace(new, version=state.version + 1))
 
 
 def chat(*messages: str, user: str | None = None) -> ChatRequest:
@@ -63,12 +71,12 @@ def test_raising_the_percentage_keeps_canary_sessions_canary() -> None:
     before = {
         k for k in keys if router.decide(chat("x"), {"x-session-id": k}, "med").cohort == h.CANARY
     }
-    rollouts.promote("m")
+    act(rollouts, "m", "promote")
     after = {
         k for k in keys if router.decide(chat("x"), {"x-session-id": k}, "med").cohort == h.CANARY
     }
     assert before and before < after
-    rollouts.rollback("m")
+    act(rollouts, "m", "rollback")
     assert all(
         router.decide(chat("x"), {"x-session-id": k}, "med").cohort == h.STABLE for k in before
     )

@@ -1,0 +1,263 @@
+"""The fleet's rollout state against a real redis-server, replicas in one process.
+
+Each "replica" has its own Rollouts, TrafficStats and clock, as separate pods would;
+only Redis is shared. The classic mistakes of a shared state are each pinned here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from extproc.config import Config, parse_config
+from extproc.metrics import Metrics
+from extproc.rollout.canary import Phase, RolloutError, Rollouts, hold_met
+from extproc.rollout.observe import TrafficStats
+from extproc.store.clock import StoreClock
+from extproc.store.redis_store import RedisStore
+from tests.redis_server import RedisServer
+
+
+def fleet_config(url: str, **state: Any) -> Config:
+    return parse_config(
+        {
+            "backends": [
+                {"name": "stable", "address": "127.0.0.1:1"},
+                {"name": "canary", "address": "127.0.0.1:2"},
+            ],
+            "routes": [
+                {
+                    "name": "r",
+                    "backends": [{"backend": "stable"}],
+                    "canary": {
+                        "backend": "canary",
+                        "percent": 5,
+                        "steps": [5, 10, 50, 100],
+                        "hold": {"seconds": 30, "requests": 4},
+                    },
+                }
+            ],
+            "default_route": "r",
+            "state": {
+                "store": "redis",
+                "redis_url": url,
+                "sync_interval_s": 0.2,
+                "flush_interval_s": 0.1,
+                "lease_ttl_s": 1.0,
+                "start_timeout_s": 0.5,
+                "timeout_ms": 200,
+                **state,
+            },
+        },
+        "test",
+    )
+
+
+class Replica:
+    def __init__(self, config: Config, skew_s: float = 0.0) -> None:
+        self.clock = StoreClock(lambda: time.time() + skew_s)
+        self.metrics = Metrics()
+        self.rollouts = Rollouts()
+        self.traffic = TrafficStats(self.metrics, clock=self.clock)
+        self.store = RedisStore(
+            config.state, config.analysis, self.rollouts, self.traffic, self.metrics, self.clock
+        )
+        self.store.rollouts_changed(self.rollouts.apply_config(config, self.store.starting_state))
+        self.traffic.analyse_routes(frozenset({"r"}), keep_s=120)
+
+    @property
+    def state(self) -> Any:
+        return self.rollouts.state("r")
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def replicas(redis_server: RedisServer) -> AsyncIterator[list[Replica]]:
+    started: list[Replica] = []
+
+    async def close() -> None:
+        for replica in started:
+            await replica.store.close()
+
+    config = fleet_config(redis_server.url)
+    for _ in range(2):
+        replica = Replica(config)
+        await replica.store.start()
+        started.append(replica)
+    yield started
+    await close()
+
+
+async def eventually(check: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def test_replicas_start_from_one_record(replicas: list[Replica]) -> None:
+    a, b = replicas
+    assert a.state == b.state
+    assert (a.state.phase, a.state.percent, a.state.version) == (Phase.PROGRESSING, 5, 1)
+
+
+async def test_two_replicas_deciding_at_once_make_one_transition(replicas: list[Replica]) -> None:
+    a, b = replicas
+    version = a.state.version
+    results = await asyncio.gather(
+        a.store.act("r", "promote", "healthy", based_on=version),
+        b.store.act("r", "promote", "healthy", based_on=version),
+    )
+    # One step up (5 -> 10), not two, whichever replica won.
+    assert {r.percent for r in results} == {10}
+    assert {r.version for r in results} == {version + 1}
+    await eventually(lambda: a.state == b.state)
+    assert a.state.percent == 10
+
+
+async def test_an_action_on_one_replica_reaches_the_other_within_a_second(
+    replicas: list[Replica],
+) -> None:
+    a, b = replicas
+    await a.store.act("r", "pause", "operator")
+    started = time.monotonic()
+    await eventually(lambda: b.state.phase is Phase.PAUSED, timeout=1.0)
+    assert time.monotonic() - started < 1.0
+
+
+async def test_a_new_replica_keeps_the_fleets_rollback(
+    replicas: list[Replica], redis_server: RedisServer
+) -> None:
+    a, _ = replicas
+    await a.store.act("r", "rollback", "error_rate: test")
+    late = Replica(fleet_config(redis_server.url))
+    assert late.state.phase is Phase.WAITING and late.state.serving_percent == 0
+    await late.store.start()
+    try:
+        assert late.state.phase is Phase.ROLLED_BACK and late.state.serving_percent == 0
+    finally:
+        await late.store.close()
+
+
+async def test_one_leader_and_a_takeover_within_the_lease(replicas: list[Replica]) -> None:
+    a, b = replicas
+    await eventually(lambda: a.store.decides() != b.store.decides())
+    leader, follower = (a, b) if a.store.decides() else (b, a)
+    assert follower.store.leader() == leader.store.replica
+    # The leader dies without handing over: its tasks stop, its lease runs out.
+    for task in leader.store._tasks:
+        task.cancel()
+    started = time.monotonic()
+    await eventually(follower.store.decides, timeout=3.0)
+    assert time.monotonic() - started <= 1.0 + 0.5  # lease_ttl_s + a sync interval
+
+
+async def test_a_shifted_clock_agrees_on_buckets_and_holds(redis_server: RedisServer) -> None:
+    config = fleet_config(redis_server.url)
+    fast, slow = Replica(config, skew_s=+300.0), Replica(config, skew_s=-240.0)
+    await fast.store.start()
+    await slow.store.start()
+    try:
+        assert abs(fast.clock() - slow.clock()) < 0.1
+        # Both replicas observe the canary; the fleet's window holds both.
+        for replica in (fast, slow):
+            for _ in range(10):
+                replica.traffic.record("r", "canary", "canary", 200, 0.05, None, None, 0.0)
+                replica.rollouts.record_canary_request("r")
+        await eventually(
+            lambda: not fast.store._unflushed and not slow.store._unflushed, timeout=2.0
+        )
+        await asyncio.sleep(0.3)
+        since = fast.clock() - 5
+        for replica in (fast, slow):
+            window = await replica.store.window("r", "canary", since)
+            assert window.requests == 20
+            assert await replica.store.step_requests("r", replica.state) == 20
+        # The hold is judged the same by both, whatever their own clocks say.
+        state, canary = fast.rollouts.get("r")
+        assert hold_met(canary, state, fast.clock() + 31, 20)
+        assert hold_met(canary, state, slow.clock() + 31, 20)
+        assert not hold_met(canary, state, slow.clock() + 25, 20)
+    finally:
+        await fast.store.close()
+        await slow.store.close()
+
+
+async def test_rollback_without_redis_is_written_when_it_returns(
+    replicas: list[Replica], redis_server: RedisServer
+) -> None:
+    a, b = replicas
+    client = aioredis.Redis.from_url(redis_server.url)
+    await client.config_set("save", "")
+    await client.aclose()
+    port = redis_server.port
+    redis_server.stop()
+    await eventually(lambda: not a.store.available and not b.store.available)
+    with pytest.raises(RolloutError, match="only a rollback"):
+        await a.store.act("r", "promote", "operator")
+    rolled = await a.store.act("r", "rollback", "error_rate: alone")
+    assert rolled.phase is Phase.ROLLED_BACK and a.state.serving_percent == 0
+    assert b.state.phase is Phase.PROGRESSING  # b has not seen it: no Redis
+    # Redis comes back empty (no persistence) on the same port.
+    redis_server.port = port
+    redis_server.start()
+    await eventually(lambda: b.state.phase is Phase.ROLLED_BACK, timeout=5.0)
+    assert a.state.version == b.state.version and a.state.reason == "error_rate: alone"
+
+
+async def test_the_store_moving_on_beats_a_pending_rollback(
+    replicas: list[Replica], redis_server: RedisServer
+) -> None:
+    a, b = replicas
+    a.store._available = False  # a alone believes Redis is away
+    await a.store.act("r", "rollback", "error_rate: alone")
+    await b.store.act("r", "promote", "operator")  # the fleet moved on meanwhile
+    await a.store.sync()
+    assert a.state == b.state and a.state.percent == 10
+    assert a.state.phase is Phase.PROGRESSING
+
+
+async def test_an_emptied_store_gets_the_fleets_state_back(
+    replicas: list[Replica], redis_server: RedisServer
+) -> None:
+    a, b = replicas
+    await a.store.act("r", "rollback", "operator")
+    await eventually(lambda: b.state.phase is Phase.ROLLED_BACK)
+    before = a.state.version
+    client = aioredis.Redis.from_url(redis_server.url)
+    await client.flushall()
+    deadline = time.monotonic() + 3
+    while not (record := await client.hgetall("switchyard:rollout:r")):
+        assert time.monotonic() < deadline, "nobody restored the record"
+        await asyncio.sleep(0.05)
+    await client.aclose()
+    # Restored at the version the fleet held: nothing changes for the replicas.
+    assert (record[b"phase"], int(record[b"version"])) == (b"rolled_back", before)
+    assert a.state == b.state and a.state.phase is Phase.ROLLED_BACK
+
+
+async def test_unreachable_at_start_holds_canaries_at_zero(tmp_path: Path) -> None:
+    nobody = RedisServer(tmp_path)  # a free port, never started
+    replica = Replica(fleet_config(nobody.url))
+    await replica.store.start()
+    try:
+        assert not replica.store.available
+        assert replica.state.phase is Phase.WAITING and replica.state.serving_percent == 0
+        with pytest.raises(RolloutError, match="not known yet"):
+            await replica.store.act("r", "rollback", "operator")
+    finally:
+        await replica.store.close()
