@@ -1,0 +1,281 @@
+"""One rollout state for the whole fleet: replicas behind their own Envoys, one real Redis."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from extproc.request.session import cohort_bucket
+from tests.e2e.fleet import Fleet, running_fleet
+from tests.e2e.stack import SWITCHYARD, Client, make_config, wait_until
+
+pytestmark = pytest.mark.e2e
+
+PROMPT = "symptom: persistent cough"
+
+
+def fleet_canary_config(**canary: Any) -> dict[str, Any]:
+    routes = [
+        {
+            "name": "clinical",
+            "match": {"keywords": ["symptom"]},
+            "backends": [{"backend": "med-v1"}],
+            "canary": {
+                "backend": "med-v2",
+                "percent": 10,
+                "steps": [10, 25, 50, 100],
+                "hold": {"seconds": 3600, "requests": 100},
+                **canary,
+            },
+        },
+        {"name": "general", "backends": [{"backend": "cheap"}]},
+    ]
+    return make_config(
+        ["med-v1", "med-v2", "cheap"],
+        routes,
+        "general",
+        analysis={"interval_s": 0.5, "window_s": 30},
+    )
+
+
+class SpreadLoad:
+    """Traffic spread over every replica's Envoy, each request a new session."""
+
+    def __init__(self, fleet: Fleet, threads_per_replica: int = 2) -> None:
+        self.sent: list[tuple[float, int, int, str]] = []  # at, replica, status, backend
+        self._fleet = fleet
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._run, args=(replica, n))
+            for replica in range(len(fleet.replicas))
+            for n in range(threads_per_replica)
+        ]
+
+    def __enter__(self) -> SpreadLoad:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+    def _run(self, replica: int, n: int) -> None:
+        client = Client(self._fleet.replicas[replica].port)
+        count = 0
+        try:
+            while not self._stop.is_set():
+                count += 1
+                session = f"spread-{replica}-{n}-{count}"
+                reply = client.chat(PROMPT, headers={"x-session-id": session})
+                with self._lock:
+                    self.sent.append((time.monotonic(), replica, reply.status, reply.backend))
+        finally:
+            client.close()
+
+    def since(self, start: float) -> list[tuple[float, int, int, str]]:
+        with self._lock:
+            return [s for s in self.sent if s[0] >= start]
+
+
+def phases(fleet: Fleet, route: str = "clinical") -> list[str]:
+    return [
+        fleet.rollout(i, route)["phase"]
+        for i, stack in enumerate(fleet.replicas)
+        if stack.switchyard is not None
+    ]
+
+
+def test_leader_takeover_then_a_failing_canary_leaves_every_replica(tmp_path: Path) -> None:
+    with running_fleet(tmp_path, fleet_canary_config(), replicas=3) as fleet:
+        wait_until(lambda: fleet.leader() is not None, 10, "a leader")
+        leader = fleet.leader()
+        assert leader is not None
+        # The leader dies: another replica leads within the lease (2 s) and a sync.
+        fleet.replicas[leader].stop_switchyard(signal.SIGKILL)
+        killed_at = time.monotonic()
+        wait_until(lambda: fleet.leader() is not None, 10, "a new leader")
+        new_leader = fleet.leader()
+        took = time.monotonic() - killed_at
+        print(f"new leader after {took:.2f}s")
+        assert new_leader != leader and took < 2.0 + 1.5
+        fleet.replicas[leader].start_switchyard()
+
+        with SpreadLoad(fleet) as load:
+            wait_until(lambda: sum(s[3] == "med-v2" for s in load.sent) >= 30, 30, "canary traffic")
+            fleet.replicas[0].backends["med-v2"].control(error_rate=1.0)
+            broken_at = time.monotonic()
+            wait_until(lambda: set(phases(fleet)) == {"rolled_back"}, 15, "the fleet's rollback")
+            print(f"every replica rolled back after {time.monotonic() - broken_at:.2f}s")
+            time.sleep(max(0.0, broken_at + 6.5 - time.monotonic()))
+            after = load.since(broken_at + 5.0)
+        assert {s[1] for s in after} == {0, 1, 2}  # every Envoy served traffic meanwhile
+        assert after and all(s[3] == "med-v1" and s[2] == 200 for s in after)
+        status = fleet.status(1)
+        state = status["rollouts"]["clinical"]
+        assert state["reason"].startswith("error_rate") and state["version"] >= 2
+        assert status["leader"] == fleet.status(0)["leader"] == fleet.status(2)["leader"]
+
+        # Nothing from a prompt or a response is in Redis: names, counts, latencies.
+        client = redis.Redis(port=fleet.redis.port)
+        dump = b" ".join(
+            key + b" " + b" ".join(v for kv in client.hgetall(key).items() for v in kv)
+            if client.type(key) == b"hash"
+            else key
+            for key in client.scan_iter()
+        )
+        client.close()
+        assert b"cough" not in dump and b"symptom" not in dump and b"fake" not in dump
+
+
+def test_promotion_in_lockstep_keeps_every_session_on_its_backend(tmp_path: Path) -> None:
+    config = fleet_canary_config(percent=5, steps=[5, 10, 100], auto=False)
+    sessions = [f"lockstep-{i}" for i in range(2000)]
+    with running_fleet(tmp_path, config, replicas=2) as fleet:
+        seen: dict[str, list[str]] = defaultdict(list)
+        promoted_at: list[float] = []
+
+        def send_round(round_index: int, part: int, parts: int) -> None:
+            clients = [Client(stack.port) for stack in fleet.replicas]
+            try:
+                for i in range(part, len(sessions), parts):
+                    session = sessions[i]
+                    client = clients[(i + round_index) % 2]  # alternate Envoys
+                    reply = client.chat(PROMPT, headers={"x-session-id": session})
+                    assert reply.status == 200, reply.body
+                    seen[session].append(reply.backend)
+            finally:
+                for client in clients:
+                    client.close()
+
+        def rounds(first: int, last: int) -> None:
+            for round_index in range(first, last):
+                workers = [
+                    threading.Thread(target=send_round, args=(round_index, p, 6)) for p in range(6)
+                ]
+                for worker in workers:
+                    worker.start()
+                if round_index == 1:
+                    time.sleep(0.5)
+                    promote = subprocess.run(
+                        [
+                            SWITCHYARD,
+                            "rollout",
+                            "promote",
+                            "clinical",
+                            "--url",
+                            f"http://127.0.0.1:{fleet.replicas[0].metrics_port}",
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
+                    promoted_at.append(time.monotonic())
+                    assert '"percent": 10' in promote.stdout
+                    wait_until(
+                        lambda: fleet.rollout(1, "clinical")["percent"] == 10, 5, "replica 1"
+                    )
+                    promoted_at.append(time.monotonic())
+                for worker in workers:
+                    worker.join()
+
+        rounds(0, 4)
+        print(f"promotion reached the other replica in {promoted_at[1] - promoted_at[0]:.3f}s")
+        assert promoted_at[1] - promoted_at[0] < 1.0
+        assert {fleet.rollout(i, "clinical")["percent"] for i in range(2)} == {10}
+
+    moved = 0
+    for session, backends in seen.items():
+        bucket = cohort_bucket("clinical", session)
+        assert len(backends) == 4
+        if bucket < 500:
+            assert set(backends) == {"med-v2"}, (session, backends)
+        elif bucket >= 1000:
+            assert set(backends) == {"med-v1"}, (session, backends)
+        else:
+            # Moved by the promotion: stable until it, canary from then on, never back.
+            first_canary = backends.index("med-v2") if "med-v2" in backends else 4
+            assert backends == ["med-v1"] * first_canary + ["med-v2"] * (4 - first_canary)
+            moved += first_canary < 4
+    assert moved > 0
+
+
+def test_operator_actions_reach_the_fleet_and_a_restarted_replica_stays_rolled_back(
+    tmp_path: Path,
+) -> None:
+    with running_fleet(tmp_path, fleet_canary_config(), replicas=3) as fleet:
+        url = [f"http://127.0.0.1:{stack.metrics_port}" for stack in fleet.replicas]
+        subprocess.run([SWITCHYARD, "rollout", "pause", "clinical", "--url", url[0]], check=True)
+        paused_at = time.monotonic()
+        wait_until(lambda: fleet.rollout(2, "clinical")["phase"] == "paused", 5, "pause on 2")
+        assert time.monotonic() - paused_at < 1.0
+
+        subprocess.run([SWITCHYARD, "rollout", "rollback", "clinical", "--url", url[1]], check=True)
+        wait_until(lambda: set(phases(fleet)) == {"rolled_back"}, 5, "rollback everywhere")
+        fleet.replicas[2].stop_switchyard(signal.SIGKILL)
+        fleet.replicas[2].start_switchyard()
+        # Serving again: it did not re-open the canary at the config's 10 %.
+        assert fleet.rollout(2, "clinical")["phase"] == "rolled_back"
+        client = Client(fleet.replicas[2].port)
+        backends = {
+            client.chat(PROMPT, headers={"x-session-id": f"after-{i}"}).backend for i in range(200)
+        }
+        client.close()
+        assert backends == {"med-v1"}
+
+        status = subprocess.run(
+            [SWITCHYARD, "rollout", "status", "--url", url[2]],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "clinical" in status and "rolled_back" in status and "leader:" in status
+        assert "store: redis (reachable)" in status
+
+
+def test_redis_away_under_load_fails_no_request_and_promotes_nothing(tmp_path: Path) -> None:
+    config = fleet_canary_config(hold={"seconds": 4, "requests": 5})
+    with running_fleet(tmp_path, config, replicas=2) as fleet, SpreadLoad(fleet) as load:
+        wait_until(lambda: fleet.rollout(0, "clinical")["percent"] == 25, 30, "first promotion")
+        fleet.redis.stop(signal.SIGKILL)
+        stopped_at = time.monotonic()
+        wait_until(
+            lambda: (
+                not fleet.status(0)["store_available"] and not fleet.status(1)["store_available"]
+            ),
+            5,
+            "both replicas to notice",
+        )
+        percents = set()
+        while time.monotonic() - stopped_at < 6.0:
+            percents |= {fleet.rollout(i, "clinical")["percent"] for i in range(2)}
+            time.sleep(0.2)
+        assert percents == {25}  # the hold (4 s) passed, but nothing is promoted
+        metrics = fleet.replicas[0].metrics_text()
+        assert "switchyard_state_store_up 0.0" in metrics
+        down = load.since(stopped_at)
+        fleet.redis.start()  # back, empty, on the same port
+        wait_until(
+            lambda: all(fleet.status(i)["store_available"] for i in range(2)), 10, "reconnect"
+        )
+        wait_until(
+            lambda: (
+                fleet.rollout(0, "clinical")["percent"] >= 50
+                and fleet.rollout(0, "clinical")["version"]
+                == fleet.rollout(1, "clinical")["version"]
+            ),
+            20,
+            "promotions again, in agreement",
+        )
+    assert down and all(s[2] == 200 for s in down), [s for s in down if s[2] != 200][:5]
+    assert all(s[2] == 200 for s in load.sent)
