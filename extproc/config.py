@@ -13,14 +13,25 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from extproc.errors import ConfigError, ConfigIssue
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 _HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9_.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
-_SESSION_SOURCE = re.compile(r"^(header:[a-z0-9-]+|cookie:[A-Za-z0-9_.-]+|user|first_message)$")
+_SESSION_SOURCE = re.compile(
+    r"^(header:[a-z0-9-]+|cookie:[A-Za-z0-9_.-]+|user|first_message|fingerprint)$"
+)
+_FINGERPRINT_PART = re.compile(r"^(header:[a-z0-9-]+|client_address|system_prompt|first_message)$")
 
 
 def _check_address(value: str, *, allow_unix: bool) -> str:
@@ -89,6 +100,11 @@ class EnvoyConfig(Model):
     routes with a canary (the analysis still works; about half of switchyard's CPU per
     request is observing), or none (no A/B numbers, no automatic rollback)."""
     observe_close_timeout_ms: int = Field(default=500, ge=100, le=5000)
+    trusted_proxy_hops: int = Field(default=0, ge=0, le=10)
+    """How many proxies in front of Envoy append to x-forwarded-for (a cloud load balancer:
+    1). Envoy takes the client's address that many entries from the right of that header;
+    with 0 it is the TCP peer, which a client cannot forge. The session fingerprint's
+    client_address is this address."""
 
     @field_validator("listen", "admin")
     @classmethod
@@ -220,19 +236,48 @@ class RouteConfig(Model):
     canary: CanaryConfig | None = None
 
 
-class SessionConfig(Model):
-    sources: list[str] = ["header:x-session-id", "cookie:session_id", "user", "first_message"]
-    """Where the session key comes from, first found wins."""
+def _session_source(source: str) -> str:
+    if not _SESSION_SOURCE.match(source):
+        raise ValueError(
+            f"{source!r}: expected header:<name>, cookie:<name>, user, first_message or fingerprint"
+        )
+    return source
 
-    @field_validator("sources")
-    @classmethod
-    def _sources(cls, sources: list[str]) -> list[str]:
-        for source in sources:
-            if not _SESSION_SOURCE.match(source):
-                raise ValueError(
-                    f"{source!r}: expected header:<name>, cookie:<name>, user or first_message"
-                )
-        return sources
+
+def _fingerprint_part(part: str) -> str:
+    if not _FINGERPRINT_PART.match(part):
+        raise ValueError(
+            f"{part!r}: expected header:<name> (lower case), client_address, system_prompt"
+            " or first_message"
+        )
+    return part
+
+
+def _unique(values: list[str]) -> list[str]:
+    duplicates = sorted({value for value in values if values.count(value) > 1})
+    if duplicates:
+        raise ValueError(f"expected each entry once; repeated: {', '.join(duplicates)}")
+    return values
+
+
+class SessionConfig(Model):
+    sources: Annotated[
+        list[Annotated[str, AfterValidator(_session_source)]], AfterValidator(_unique)
+    ] = ["header:x-session-id", "cookie:session_id", "user", "fingerprint"]
+    """Where the session key comes from, first found wins (docs/CANARY.md)."""
+    fingerprint: Annotated[
+        list[Annotated[str, AfterValidator(_fingerprint_part)]],
+        Field(min_length=1),
+        AfterValidator(_unique),
+    ] = [
+        "header:authorization",
+        "header:x-api-key",
+        "client_address",
+        "system_prompt",
+        "first_message",
+    ]
+    """What the `fingerprint` source hashes together: parts that tell clients apart and
+    stay the same through a conversation. Found when any part has a value."""
 
 
 class ForceCohortConfig(Model):

@@ -7,7 +7,10 @@ The request path it builds, filter by filter:
    server.max_body_bytes with switchyard's JSON 413 (before Envoy buffers
    anything), drops client-sent switchyard headers and clears the route
    cache, so a request with spoofed headers is routed as if it had none
-   (which matters when switchyard is down and Envoy fails open);
+   (which matters when switchyard is down and Envoy fails open), and hands
+   switchyard the client's address (x-switchyard-client) for its session
+   fingerprint, as Envoy established it from the peer and the trusted
+   x-forwarded-for hops;
 2. the routing ext_proc filter sends request headers and the buffered body
    to switchyard, which sets x-switchyard-route / -cohort / -sticky and
    clears the route cache;
@@ -79,6 +82,11 @@ function envoy_on_request(handle)
   if found then
     handle:clearRouteCache()
   end
+  -- The client's address as Envoy established it (peer, or x-forwarded-for after the
+  -- trusted hops), without the port, for the session fingerprint; replaces any sent.
+  local address = handle:streamInfo():downstreamRemoteAddress()
+  headers:replace("%(client_header)s",
+    string.match(address, "^%%[(.+)%%]:%%d+$") or string.match(address, "^(.+):%%d+$") or address)
 end
 """
 
@@ -302,6 +310,7 @@ def render(config: Config) -> dict[str, Any]:
         "chat_paths": ", ".join(f'"{path}"' for path in config.server.chat_paths),
         "max_body": config.server.max_body_bytes,
         "backend_header": h.BACKEND,
+        "client_header": h.CLIENT,
     }
     http_filters: list[dict[str, Any]] = [
         {
@@ -325,6 +334,10 @@ def render(config: Config) -> dict[str, Any]:
     hcm = {
         "@type": _TYPE + "filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": HCM_STAT_PREFIX,
+        # Envoy is the edge: the client's address is the peer's, or taken from
+        # x-forwarded-for only past the proxies the operator says are in front.
+        "use_remote_address": True,
+        "xff_num_trusted_hops": config.envoy.trusted_proxy_hops,
         "route_config": {
             "name": "switchyard",
             "virtual_hosts": [
@@ -332,7 +345,7 @@ def render(config: Config) -> dict[str, Any]:
                     "name": VIRTUAL_HOST,
                     "domains": ["*"],
                     "routes": _routes(config),
-                    "request_headers_to_remove": [config.force_cohort.token_header],
+                    "request_headers_to_remove": [config.force_cohort.token_header, h.CLIENT],
                     "response_headers_to_add": [
                         {
                             "header": {"key": h.ROUTE, "value": reply_header.format(h.ROUTE)},

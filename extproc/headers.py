@@ -13,5 +13,9 @@ BACKEND = "x-switchyard-backend"
 
 INTERNAL = (ROUTE, COHORT, STICKY, LABEL, BACKEND)
 
+CLIENT = "x-switchyard-client"
+"""Request only: the client's address as Envoy established it (see envoy.trusted_proxy_hops).
+Envoy's request filter always overwrites it and the router drops it before forwarding."""
+
 CANARY = "canary"
 STABLE = "stable"

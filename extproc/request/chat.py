@@ -20,6 +20,8 @@ class ChatRequest:
     stream: bool
     user_messages: tuple[str, ...]
     """Text of each user message, oldest first."""
+    system_prompt: str | None = None
+    """Text of the first system (or developer) message, when there is one."""
 
     @property
     def text(self) -> str:
@@ -85,11 +87,15 @@ def parse_chat(body: bytes) -> ChatRequest:
     if not isinstance(messages, list) or not messages:
         raise _bad("messages: expected a non-empty list")
     user_messages = []
+    system_prompt: str | None = None
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
             raise _bad(f"messages[{index}]: expected an object")
-        if message.get("role") == "user":
+        role = message.get("role")
+        if role == "user":
             user_messages.append(_content_text(message.get("content"), index))
+        elif role in ("system", "developer") and system_prompt is None:
+            system_prompt = _content_text(message.get("content"), index)
     model = data.get("model")
     user = data.get("user")
     return ChatRequest(
@@ -97,4 +103,5 @@ def parse_chat(body: bytes) -> ChatRequest:
         user=user if isinstance(user, str) and user else None,
         stream=data.get("stream") is True,
         user_messages=tuple(user_messages),
+        system_prompt=system_prompt or None,
     )

@@ -83,6 +83,7 @@ class Router:
         self._default = config.default_route
         self._blocked = frozenset(label.name for label in config.labels if label.action == "block")
         self._sources = tuple(config.session.sources)
+        self._fingerprint = tuple(config.session.fingerprint)
         self._allow_sessions = {
             route.name: frozenset(route.canary.allow.sessions)
             for route in config.routes
@@ -121,7 +122,7 @@ class Router:
                 break
         if route_name is None:
             return None
-        key = session_key(self._sources, headers, chat)
+        key = session_key(self._sources, headers, chat, fingerprint=self._fingerprint)
         cohort = self._cohort(route_name, key, chat.user, headers)
         if cohort == h.CANARY:
             self._rollouts.record_canary_request(route_name)

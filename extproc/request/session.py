@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from http.cookies import CookieError, SimpleCookie
 
+from extproc import headers as h
 from extproc.request.chat import ChatRequest
 
 COHORT_BUCKETS = 10_000
@@ -26,10 +27,41 @@ def _cookie(header: str, name: str) -> str | None:
     return morsel.value if morsel and morsel.value else None
 
 
+def _fingerprint(parts: Sequence[str], headers: Mapping[str, str], chat: ChatRequest) -> str | None:
+    """SHA-256 over the configured parts, or None when none of them has a value."""
+    digest = hashlib.sha256()
+    found = False
+    for part in parts:
+        kind, _, name = part.partition(":")
+        value: str | None = None
+        if kind == "header":
+            # A credential (authorization, x-api-key) only ever enters the hash.
+            value = headers.get(name)
+        elif kind == "client_address":
+            value = headers.get(h.CLIENT)
+        elif kind == "system_prompt":
+            value = chat.system_prompt.strip() if chat.system_prompt else None
+        elif kind == "first_message" and chat.user_messages:
+            value = chat.user_messages[0].strip()
+        encoded = (value or "").encode()
+        found = found or bool(encoded)
+        # Length-prefixed, so that different lists of values never hash alike.
+        digest.update(b"%d:" % len(encoded))
+        digest.update(encoded)
+    return "fp:" + digest.hexdigest() if found else None
+
+
 def session_key(
-    sources: Sequence[str], headers: Mapping[str, str], chat: ChatRequest
+    sources: Sequence[str],
+    headers: Mapping[str, str],
+    chat: ChatRequest,
+    *,
+    fingerprint: Sequence[str],
 ) -> str | None:
-    """The value of the first configured source the request carries, or None."""
+    """The value of the first configured source the request carries, or None.
+
+    `fingerprint` lists the parts of the `fingerprint` source (session.fingerprint).
+    """
     for source in sources:
         kind, _, name = source.partition(":")
         value: str | None = None
@@ -44,6 +76,10 @@ def session_key(
             # The opening message identifies a conversation that carries no id:
             # it is resent, unchanged, with every later turn.
             value = hashlib.sha256(chat.user_messages[0].strip().encode()).hexdigest()
+        elif kind == "fingerprint":
+            # The opening message alone puts every "Hello" in one cohort: mixed with
+            # who is asking, conversations spread like the clients do.
+            value = _fingerprint(fingerprint, headers, chat)
         if value:
             return value
     return None

@@ -80,6 +80,28 @@ def test_a_good_config_loads_with_defaults_from_the_model() -> None:
             lambda d: d["backends"].append({"name": "a", "address": "127.0.0.1:2"}),
             "backends[2].name: duplicate name 'a'",
         ),
+        (
+            lambda d: d.update(session={"sources": ["user", "header:X-Session"]}),
+            "session.sources[1]: 'header:X-Session': expected header:<name>, cookie:<name>,"
+            " user, first_message or fingerprint",
+        ),
+        (
+            lambda d: d.update(session={"sources": ["user", "fingerprint", "user"]}),
+            "session.sources: expected each entry once; repeated: user",
+        ),
+        (
+            lambda d: d.update(session={"fingerprint": ["client_address", "ip"]}),
+            "session.fingerprint[1]: 'ip': expected header:<name> (lower case), client_address,"
+            " system_prompt or first_message",
+        ),
+        (
+            lambda d: d.update(session={"fingerprint": []}),
+            "session.fingerprint: List should have at least 1 item",
+        ),
+        (
+            lambda d: d.update(envoy={"trusted_proxy_hops": -1}),
+            "envoy.trusted_proxy_hops: Input should be greater than or equal to 0",
+        ),
     ],
 )
 def test_each_mistake_names_its_key_path(change, expected: str) -> None:

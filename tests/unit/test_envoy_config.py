@@ -52,3 +52,21 @@ def test_routes_forward_by_cohort_and_sticky_header() -> None:
     ]
     passthrough = _route(bootstrap, "passthrough")
     assert passthrough["typed_per_filter_config"]["switchyard.route"]["disabled"] is True
+
+
+def test_client_address_comes_from_the_peer_or_trusted_hops_and_stays_inside() -> None:
+    config = load_config(REPO / "switchyard.yaml")
+    hcm = render(config)["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    typed = hcm["typed_config"]
+    assert typed["use_remote_address"] is True
+    assert typed["xff_num_trusted_hops"] == config.envoy.trusted_proxy_hops == 0
+    behind_lb = config.model_copy(
+        update={"envoy": config.envoy.model_copy(update={"trusted_proxy_hops": 2})}
+    )
+    hcm = render(behind_lb)["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    assert hcm["typed_config"]["xff_num_trusted_hops"] == 2
+    lua = typed["http_filters"][0]["typed_config"]["default_source_code"]["inline_string"]
+    assert 'headers:replace("x-switchyard-client"' in lua
+    # switchyard reads it; the models behind Envoy never see it.
+    vhost = typed["route_config"]["virtual_hosts"][0]
+    assert "x-switchyard-client" in vhost["request_headers_to_remove"]

@@ -51,13 +51,17 @@ def chat(*messages: str, user: str | None = None) -> ChatRequest:
 
 def test_session_key_sources_in_order() -> None:
     sources = ["header:x-session-id", "cookie:sid", "user", "first_message"]
+
+    def key(headers: dict[str, str], c: ChatRequest) -> str | None:
+        return session_key(sources, headers, c, fingerprint=["first_message"])
+
     c = chat("hello", "again", user="u1")
-    assert session_key(sources, {"x-session-id": "s1", "cookie": "sid=k"}, c) == "s1"
-    assert session_key(sources, {"cookie": "a=1; sid=k"}, c) == "k"
-    assert session_key(sources, {}, c) == "u1"
-    first = session_key(sources, {}, chat("hello", "again"))
-    assert first == session_key(sources, {}, chat("hello", "more", "and more"))
-    assert session_key(sources, {}, chat()) is None
+    assert key({"x-session-id": "s1", "cookie": "sid=k"}, c) == "s1"
+    assert key({"cookie": "a=1; sid=k"}, c) == "k"
+    assert key({}, c) == "u1"
+    first = key({}, chat("hello", "again"))
+    assert first == key({}, chat("hello", "more", "and more"))
+    assert key({}, chat()) is None
 
 
 def test_cohort_share_is_close_to_the_percentage() -> None:
