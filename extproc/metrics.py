@@ -106,6 +106,7 @@ class Metrics:
             " always 1 with the in-memory store.",
             registry=r,
         )
+        self.state_store_up.set(1)
         self.state_store_errors = Counter(
             "switchyard_state_store_errors",
             "Failed state store operations by operation (sync, flush, commit, subscribe).",

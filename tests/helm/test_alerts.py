@@ -34,7 +34,7 @@ def test_promtool_accepts_the_rules() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 5 rules found" in result.stdout
+    assert "SUCCESS: 6 rules found" in result.stdout
 
 
 def test_switchyard_metrics_in_the_rules_exist() -> None:
@@ -45,6 +45,7 @@ def test_switchyard_metrics_in_the_rules_exist() -> None:
         "switchyard_processing_errors_total",
         "switchyard_config_reloads_total",
         "switchyard_classifier_degraded_total",
+        "switchyard_state_store_up",
     }
     for name in named:
         assert name.removesuffix("_total") in exported, name  # counters: the family name
