@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -13,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from extproc import __version__
-from extproc.config import Config, load_config
+from extproc.config import Config, ServerConfig, load_config
 from extproc.errors import ConfigError
 from extproc.logs import configure_logging
 
@@ -115,7 +116,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_rollout(args: argparse.Namespace) -> int:
     url = f"{args.url.rstrip('/')}/rollout/{args.route}/{args.action}"
-    request = urllib.request.Request(url, method="POST", data=b"")
+    headers = {}
+    token = os.environ.get(args.token_env)
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, method="POST", data=b"", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             print(response.read().decode())
@@ -190,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["promote", "pause", "resume", "rollback", "reset"])
     p.add_argument("route")
     p.add_argument("--url", default="http://127.0.0.1:9464")
+    p.add_argument(
+        "--token-env",
+        default=ServerConfig.model_fields["admin_token_env"].default,
+        help="environment variable holding the admin token (server.admin_token_env)",
+    )
     p.set_defaults(func=cmd_rollout)
     p = sub.add_parser("report", help="A/B table and canary verdicts from a running Envoy")
     p.add_argument("--admin", default="http://127.0.0.1:9901", help="Envoy admin URL")

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from extproc.config import ServerTlsConfig
 from extproc.errors import RequestError
 from extproc.metrics import Metrics
 from extproc.request.processor import (
@@ -137,8 +138,21 @@ class Health(health_pb2_grpc.HealthServicer):
         self._changed.set()
 
 
+def _server_credentials(tls: ServerTlsConfig) -> grpc.ServerCredentials:
+    """Mutual TLS: a client without a certificate signed by client_ca_file gets no stream."""
+    try:
+        key = tls.key_file.read_bytes()
+        chain = tls.cert_file.read_bytes()
+        client_ca = tls.client_ca_file.read_bytes()
+    except OSError as exc:
+        raise OSError(f"server.tls: cannot read {exc.filename}: {exc.strerror}") from None
+    return grpc.ssl_server_credentials(
+        [(key, chain)], root_certificates=client_ca, require_client_auth=True
+    )
+
+
 async def start_grpc_server(
-    listen: str, processor: ExternalProcessor, health: Health
+    listen: str, processor: ExternalProcessor, health: Health, tls: ServerTlsConfig | None
 ) -> grpc.aio.Server:
     server = grpc.aio.server(
         options=[
@@ -149,7 +163,10 @@ async def start_grpc_server(
     ext_proc_pb2_grpc.add_ExternalProcessorServicer_to_server(processor, server)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     try:
-        server.add_insecure_port(listen)
+        if tls is None:
+            server.add_insecure_port(listen)
+        else:
+            server.add_secure_port(listen, _server_credentials(tls))
     except RuntimeError:
         raise OSError(f"cannot listen on {listen}: address in use or not available") from None
     await server.start()
