@@ -3,6 +3,8 @@ certificates made here with the openssl CLI, the real server, a real Envoy."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +13,7 @@ import grpc
 import pytest
 
 from proto import ext_proc_pb2, ext_proc_pb2_grpc, health_pb2, health_pb2_grpc
-from tests.e2e.stack import make_config, running_stack
+from tests.e2e.stack import make_config, running_stack, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -191,3 +193,32 @@ def test_clients_without_a_valid_certificate_are_refused(
                 health_pb2.HealthCheckRequest(), timeout=5
             )
             assert status.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def _accepted(target: str, certs: dict[str, Path], client: str) -> bool:
+    with _channel(target, certs, client) as channel:
+        try:
+            _open_stream(channel)
+        except grpc.RpcError:
+            return False
+        return True
+
+
+def test_renewed_certificate_files_apply_to_new_connections(
+    tmp_path: Path, certs: dict[str, Path]
+) -> None:
+    # A copy, so the rotation does not touch the module's certificates.
+    mounted = {name: tmp_path / path.name for name, path in certs.items()}
+    for name, path in certs.items():
+        shutil.copy(path, mounted[name])
+    config = make_config(["med", "cheap"], ROUTES, "general", **_tls_config(mounted))
+    with running_stack(tmp_path, config) as stack:
+        target = stack.config["server"]["listen"]
+        assert _accepted(target, certs, "envoy") and not _accepted(target, certs, "stranger")
+        # As the kubelet updates a mounted Secret: the new file replaces the old at once.
+        staged = tmp_path / "ca.new"
+        shutil.copy(certs["ca"].with_name("other-ca.crt"), staged)
+        os.replace(staged, mounted["ca"])
+        wait_until(lambda: _accepted(target, certs, "stranger"), 10, "the new client CA")
+        assert not _accepted(target, certs, "envoy")
+        assert "certificate files changed" in stack.log("switchyard")
