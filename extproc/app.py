@@ -168,7 +168,7 @@ class Switchyard:
         )
         if admin_token is None:
             log.warning(
-                "$%s is unset: POST /rollout on %s answers loopback clients only; set it "
+                "$%s is unset or empty: POST /rollout on %s answers loopback clients only; set it "
                 "to accept the bearer token from anywhere",
                 cfg.admin_token_env,
                 cfg.metrics_listen,

@@ -36,13 +36,17 @@ def _check_address(value: str, *, allow_unix: bool) -> str:
     return value
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8, ::1, or ::ffff:127.x (an IPv4 peer on an IPv6 socket)."""
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 class Model(BaseModel):
@@ -153,7 +157,7 @@ class EnvoyConfig(Model):
     @classmethod
     def _admin(cls, value: str) -> str:
         _check_address(value, allow_unix=False)
-        if not _is_loopback(value.rpartition(":")[0]):
+        if not is_loopback(value.rpartition(":")[0]):
             raise ValueError(
                 f"expected a loopback address such as 127.0.0.1:9901, got {value!r}: whoever "
                 "reaches Envoy's admin can stop Envoy or change its weights (use stats_listen "

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import threading
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from extproc.config import is_loopback
 from extproc.metrics import Metrics
 from extproc.rollout.canary import RolloutError, Rollouts
 
@@ -33,16 +33,6 @@ def _digest(value: str) -> bytes:
     # Hashing first gives compare_digest two equal-length inputs: the time taken
     # says nothing about the token's length either.
     return hashlib.sha256(value.encode()).digest()
-
-
-def is_loopback(host: str) -> bool:
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback
 
 
 def authorize(authorization: str | None, peer: str, token: str | None) -> Denied | None:
