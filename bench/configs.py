@@ -116,6 +116,7 @@ def _base(addresses: Addresses, backend_address: str, observe: bool) -> dict[str
         "envoy": {
             "listen": f"127.0.0.1:{addresses.listen}",
             "admin": f"127.0.0.1:{addresses.admin}",
+            "stats_listen": None,  # the benchmark reads the admin directly
             "observe": "all" if observe else "off",
         },
         "backends": [

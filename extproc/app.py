@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from dataclasses import asdict
@@ -206,7 +207,8 @@ class Switchyard:
         # config's starting percent.
         await self.store.start()
         processor = ExternalProcessor(self.runtimes, self.metrics, self.traffic)
-        server = await start_grpc_server(cfg.listen, processor, self.health)
+        server = await start_grpc_server(cfg.listen, processor, self.health, cfg.tls)
+        admin_token = os.environ.get(cfg.admin_token_env) or None
         api = HttpApi(
             cfg.metrics_listen,
             self.metrics,
@@ -214,9 +216,24 @@ class Switchyard:
             self.status,
             self.stats,
             lambda: self.health.serving,
+            admin_token,
         )
         api.start()
-        log.info("serving ext_proc on %s, metrics on %s", cfg.listen, cfg.metrics_listen)
+        log.info(
+            "serving ext_proc on %s (%s), metrics on %s",
+            cfg.listen,
+            "mutual TLS" if cfg.tls else "plaintext",
+            cfg.metrics_listen,
+        )
+        if admin_token is None:
+            log.warning(
+                "$%s is unset or empty: POST /rollout on %s answers loopback clients only; set it "
+                "to accept the bearer token from anywhere",
+                cfg.admin_token_env,
+                cfg.metrics_listen,
+            )
+        else:
+            log.info("POST /rollout requires the bearer token from $%s", cfg.admin_token_env)
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -14,7 +15,7 @@ from typing import Any
 import yaml
 
 from extproc import __version__
-from extproc.config import Config, load_config
+from extproc.config import Config, ServerConfig, load_config
 from extproc.errors import ConfigError
 from extproc.logs import configure_logging
 from extproc.rollout.canary import ACTIONS
@@ -117,6 +118,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_rollout(args: argparse.Namespace) -> int:
     base = f"{args.url.rstrip('/')}/rollout"
+    headers = {}
+    token = os.environ.get(args.token_env)
+    if token:
+        headers["authorization"] = f"Bearer {token}"
     if args.action == "status":
         request = urllib.request.Request(f"{base}/{args.route or ''}".rstrip("/"))
     elif not args.route:
@@ -124,7 +129,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         return 2
     else:
         request = urllib.request.Request(
-            f"{base}/{args.route}/{args.action}", method="POST", data=b""
+            f"{base}/{args.route}/{args.action}", method="POST", data=b"", headers=headers
         )
     try:
         with urllib.request.urlopen(request, timeout=15) as response:
@@ -227,6 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("route", nargs="?", help="required for actions; optional for status")
     p.add_argument("--url", default="http://127.0.0.1:9464")
     p.add_argument("--json", action="store_true", help="status as JSON")
+    p.add_argument(
+        "--token-env",
+        default=ServerConfig.model_fields["admin_token_env"].default,
+        help="environment variable holding the admin token (server.admin_token_env)",
+    )
     p.set_defaults(func=cmd_rollout)
     p = sub.add_parser("report", help="A/B table and canary verdicts from a running Envoy")
     p.add_argument("--admin", default="http://127.0.0.1:9901", help="Envoy admin URL")

@@ -7,6 +7,7 @@ Config. Errors name the file, the key path and what was expected.
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import re
 from pathlib import Path
@@ -46,15 +47,60 @@ def _check_address(value: str, *, allow_unix: bool) -> str:
     return value
 
 
+def is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8, ::1, or ::ffff:127.x (an IPv4 peer on an IPv6 socket)."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerTlsConfig(Model):
+    """Mutual TLS on the ext_proc port: only clients with a certificate from client_ca_file
+    get in. Files as cert-manager writes them (tls.crt, tls.key, ca.crt), read at start."""
+
+    cert_file: Path
+    """switchyard's certificate chain (PEM)."""
+    key_file: Path
+    """Its private key (PEM)."""
+    client_ca_file: Path
+    """CA certificates (PEM) that sign the certificates of the Envoys allowed in."""
+
+
+class ProcessorTlsConfig(Model):
+    """How the rendered Envoy reaches a switchyard that requires mutual TLS."""
+
+    cert_file: Path
+    """Envoy's client certificate chain (PEM)."""
+    key_file: Path
+    """Its private key (PEM)."""
+    ca_file: Path
+    """CA certificates (PEM) that switchyard's certificate must chain to."""
+    server_name: str
+    """Sent as SNI, and a DNS name switchyard's certificate must carry."""
 
 
 class ServerConfig(Model):
     listen: str = "127.0.0.1:50051"
     """Where the ext_proc gRPC server listens: host:port or unix:/path."""
     metrics_listen: str = "127.0.0.1:9464"
-    """HTTP address of /metrics (Prometheus) and /rollout (operator actions)."""
+    """HTTP address of /metrics (Prometheus), /healthz, /stats and /rollout (operator actions)."""
+    admin_token_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = (
+        "SWITCHYARD_ADMIN_TOKEN"
+    )
+    """Environment variable holding the bearer token that POST /rollout requires. When it
+    is unset or empty, POST /rollout answers loopback clients only."""
+    tls: ServerTlsConfig | None = None
+    """Mutual TLS on `listen` (TCP only); plaintext when absent."""
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     """Bodies above this get a 413 from switchyard."""
     log_prompts: bool = False
@@ -82,12 +128,24 @@ class ServerConfig(Model):
     def _metrics(cls, value: str) -> str:
         return _check_address(value, allow_unix=False)
 
+    @model_validator(mode="after")
+    def _tls_needs_tcp(self) -> ServerConfig:
+        if self.tls is not None and self.listen.startswith("unix:"):
+            raise ValueError("tls: expected a host:port listen address (a unix socket has no TLS)")
+        return self
+
 
 class EnvoyConfig(Model):
     listen: str = "127.0.0.1:10000"
     admin: str = "127.0.0.1:9901"
+    """Envoy's admin interface (stop, drain, runtime changes...): loopback addresses only."""
+    stats_listen: str | None = "127.0.0.1:9902"
+    """A listener that serves only GET /stats/prometheus and GET /ready from the admin
+    interface, for Prometheus and probes; everything else is 404. null: none."""
     processor: str | None = None
     """Where Envoy reaches switchyard; defaults to server.listen."""
+    processor_tls: ProcessorTlsConfig | None = None
+    """Mutual TLS to a switchyard whose server.tls is set; plaintext when absent."""
     message_timeout_ms: int = Field(default=1000, ge=10, le=60_000)
     failure_mode_allow: bool = True
     """Fail open: with switchyard down or slow, requests go to the default route."""
@@ -106,15 +164,33 @@ class EnvoyConfig(Model):
     with 0 it is the TCP peer, which a client cannot forge. The session fingerprint's
     client_address is this address."""
 
-    @field_validator("listen", "admin")
+    @field_validator("listen", "stats_listen")
     @classmethod
-    def _address(cls, value: str) -> str:
-        return _check_address(value, allow_unix=False)
+    def _address(cls, value: str | None) -> str | None:
+        return None if value is None else _check_address(value, allow_unix=False)
+
+    @field_validator("admin")
+    @classmethod
+    def _admin(cls, value: str) -> str:
+        _check_address(value, allow_unix=False)
+        if not is_loopback(value.rpartition(":")[0]):
+            raise ValueError(
+                f"expected a loopback address such as 127.0.0.1:9901, got {value!r}: whoever "
+                "reaches Envoy's admin can stop Envoy or change its weights (use stats_listen "
+                "for Prometheus and probes)"
+            )
+        return value
 
     @field_validator("processor")
     @classmethod
     def _processor(cls, value: str | None) -> str | None:
         return None if value is None else _check_address(value, allow_unix=True)
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> EnvoyConfig:
+        if self.stats_listen is not None and self.stats_listen in (self.listen, self.admin):
+            raise ValueError("stats_listen: expected an address of its own")
+        return self
 
 
 class ClassifierConfig(Model):
@@ -402,6 +478,14 @@ def _cross_reference_issues(cfg: Config) -> list[ConfigIssue]:
                 "so that switchyard sheds load before Envoy gives up on it",
             )
         )
+    if cfg.envoy.processor_tls is not None and cfg.processor_address.startswith("unix:"):
+        issues.append(
+            ConfigIssue(
+                "envoy.processor_tls",
+                f"expected a host:port processor address, not {cfg.processor_address!r} "
+                "(a unix socket takes no TLS)",
+            )
+        )
     label_names = {label.name for label in cfg.labels}
     if cfg.classifier.fallback in label_names:
         issues.append(
@@ -523,9 +607,31 @@ def load_config(path: Path | str) -> Config:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(source, [ConfigIssue("", f"{where}invalid YAML: {problem}")]) from None
     cfg = parse_config(data, source)
-    if not cfg.classifier.model.is_absolute():
-        model_dir = (path.parent / cfg.classifier.model).resolve()
-        cfg = cfg.model_copy(
-            update={"classifier": cfg.classifier.model_copy(update={"model": model_dir})}
-        )
-    return cfg
+    return _resolve_paths(cfg, path.parent)
+
+
+def _resolve_paths(cfg: Config, base: Path) -> Config:
+    """Relative file paths (the model, TLS files) resolve against the config file's folder."""
+
+    def resolved(section: Model, *fields: str) -> Any:
+        update = {
+            name: (base / getattr(section, name)).resolve()
+            for name in fields
+            if not getattr(section, name).is_absolute()
+        }
+        return section.model_copy(update=update) if update else section
+
+    server, envoy = cfg.server, cfg.envoy
+    if server.tls is not None:
+        tls = resolved(server.tls, "cert_file", "key_file", "client_ca_file")
+        server = server.model_copy(update={"tls": tls})
+    if envoy.processor_tls is not None:
+        tls = resolved(envoy.processor_tls, "cert_file", "key_file", "ca_file")
+        envoy = envoy.model_copy(update={"processor_tls": tls})
+    return cfg.model_copy(
+        update={
+            "classifier": resolved(cfg.classifier, "model"),
+            "server": server,
+            "envoy": envoy,
+        }
+    )

@@ -19,6 +19,10 @@ The request path it builds, filter by filter:
 4. the router: one route per (switchyard route, cohort) matched on those
    headers, forwarding with weighted_clusters keyed by the sticky header;
    anything without them goes to the default route.
+
+Envoy's admin interface stays on loopback (the config refuses anything else);
+a separate stats listener passes GET /stats/prometheus and GET /ready on to it
+for Prometheus and probes, and answers everything else with 404.
 """
 
 from __future__ import annotations
@@ -27,11 +31,14 @@ import ipaddress
 from typing import Any
 
 from extproc import headers as h
-from extproc.config import BackendConfig, Config, RouteConfig
+from extproc.config import BackendConfig, Config, ProcessorTlsConfig, RouteConfig
 from extproc.errors import ConfigError, ConfigIssue
 
 EXT_PROC_CLUSTER = "_switchyard_ext_proc"
 OBSERVE_CLUSTER = "_switchyard_observe"
+ADMIN_CLUSTER = "_switchyard_admin"
+STATS_PATHS = ("/stats/prometheus", "/ready")
+"""The admin paths the stats listener passes on, GET only: read-only and free of secrets."""
 ROUTING_FILTER = "switchyard.route"
 OBSERVE_FILTER = "switchyard.observe"
 HCM_STAT_PREFIX = "ingress"
@@ -117,8 +124,33 @@ def _load_assignment(name: str, address: str) -> dict[str, Any]:
     }
 
 
-def _processor_cluster(name: str, address: str) -> dict[str, Any]:
+def _processor_tls(tls: ProcessorTlsConfig) -> dict[str, Any]:
     return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": _TYPE + "transport_sockets.tls.v3.UpstreamTlsContext",
+            "sni": tls.server_name,
+            "common_tls_context": {
+                "alpn_protocols": ["h2"],
+                "tls_certificates": [
+                    {
+                        "certificate_chain": {"filename": str(tls.cert_file)},
+                        "private_key": {"filename": str(tls.key_file)},
+                    }
+                ],
+                "validation_context": {
+                    "trusted_ca": {"filename": str(tls.ca_file)},
+                    "match_typed_subject_alt_names": [
+                        {"san_type": "DNS", "matcher": {"exact": tls.server_name}}
+                    ],
+                },
+            },
+        },
+    }
+
+
+def _processor_cluster(name: str, address: str, tls: ProcessorTlsConfig | None) -> dict[str, Any]:
+    cluster: dict[str, Any] = {
         "name": name,
         "type": "STATIC",
         "connect_timeout": "0.25s",
@@ -135,6 +167,9 @@ def _processor_cluster(name: str, address: str) -> dict[str, Any]:
         },
         "load_assignment": _load_assignment(name, address),
     }
+    if tls is not None:
+        cluster["transport_socket"] = _processor_tls(tls)
+    return cluster
 
 
 def _backend_cluster(backend: BackendConfig) -> dict[str, Any]:
@@ -370,10 +405,22 @@ def render(config: Config) -> dict[str, Any]:
         },
         "http_filters": http_filters,
     }
-    clusters = [_processor_cluster(EXT_PROC_CLUSTER, config.processor_address)]
+    tls = config.envoy.processor_tls
+    clusters = [_processor_cluster(EXT_PROC_CLUSTER, config.processor_address, tls)]
     if config.envoy.observe != "off":
-        clusters.append(_processor_cluster(OBSERVE_CLUSTER, config.processor_address))
+        clusters.append(_processor_cluster(OBSERVE_CLUSTER, config.processor_address, tls))
     clusters += [_backend_cluster(backend) for backend in config.backends]
+    listeners = [_ingress_listener(config, hcm)]
+    if config.envoy.stats_listen is not None:
+        listeners.append(_stats_listener(config.envoy.stats_listen))
+        clusters.append(
+            {
+                "name": ADMIN_CLUSTER,
+                "type": "STATIC",
+                "connect_timeout": "0.25s",
+                "load_assignment": _load_assignment(ADMIN_CLUSTER, config.envoy.admin),
+            }
+        )
     return {
         "admin": {"address": _socket_address(config.envoy.admin)},
         "layered_runtime": {
@@ -382,25 +429,60 @@ def render(config: Config) -> dict[str, Any]:
                 {"name": "admin", "admin_layer": {}},
             ]
         },
-        "static_resources": {
-            "listeners": [
-                {
-                    "name": "ingress",
-                    "address": _socket_address(config.envoy.listen),
-                    "per_connection_buffer_limit_bytes": config.server.max_body_bytes
-                    * BUFFER_FACTOR,
-                    "filter_chains": [
-                        {
-                            "filters": [
-                                {
-                                    "name": "envoy.filters.network.http_connection_manager",
-                                    "typed_config": hcm,
-                                }
-                            ]
-                        }
-                    ],
-                }
-            ],
-            "clusters": clusters,
+        "static_resources": {"listeners": listeners, "clusters": clusters},
+    }
+
+
+def _ingress_listener(config: Config, hcm: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": "ingress",
+        "address": _socket_address(config.envoy.listen),
+        "per_connection_buffer_limit_bytes": config.server.max_body_bytes * BUFFER_FACTOR,
+        "filter_chains": [
+            {
+                "filters": [
+                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+                ]
+            }
+        ],
+    }
+
+
+def _stats_listener(address: str) -> dict[str, Any]:
+    """Prometheus and probes reach these admin paths here; the admin itself stays on loopback."""
+    allowed = [
+        {
+            "match": {"path": path, "headers": [_header_match(":method", "GET")]},
+            "route": {"cluster": ADMIN_CLUSTER, "timeout": "10s"},
+        }
+        for path in STATS_PATHS
+    ]
+    not_found = {
+        "match": {"prefix": "/"},
+        "direct_response": {"status": 404, "body": {"inline_string": "not found\n"}},
+    }
+    hcm = {
+        "@type": _TYPE + "filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "stats_listener",
+        "route_config": {
+            "name": "stats",
+            "virtual_hosts": [{"name": "stats", "domains": ["*"], "routes": [*allowed, not_found]}],
         },
+        "http_filters": [
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {"@type": _TYPE + "filters.http.router.v3.Router"},
+            }
+        ],
+    }
+    return {
+        "name": "stats",
+        "address": _socket_address(address),
+        "filter_chains": [
+            {
+                "filters": [
+                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+                ]
+            }
+        ],
     }

@@ -5,22 +5,60 @@ who leads the fleet; POST /rollout/<route>/<action> commits an action through th
 state store, so in a fleet it acts on every replica.
 
 Served from a thread so that a slow scrape never competes with the gRPC loop.
+Reads (GET) are open; every change (POST) passes `authorize` first.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from extproc.config import is_loopback
 from extproc.metrics import Metrics
 from extproc.rollout.canary import ACTIONS, CanaryState, RolloutError
 
 Act = Callable[[str, str], CanaryState]
+
+
+@dataclass(frozen=True)
+class Denied:
+    status: int
+    message: str
+
+
+def _digest(value: str) -> bytes:
+    # Hashing first gives compare_digest two equal-length inputs: the time taken
+    # says nothing about the token's length either.
+    return hashlib.sha256(value.encode()).digest()
+
+
+def authorize(authorization: str | None, peer: str, token: str | None) -> Denied | None:
+    """May this request change state? None when it may.
+
+    With a token configured, the request must carry `Authorization: Bearer <token>`;
+    a missing and a wrong token take the same path and get the same answer. Without
+    one, only loopback clients may (someone on the pod or host, or kubectl port-forward).
+    """
+    if token is None:
+        if is_loopback(peer):
+            return None
+        return Denied(
+            403,
+            "no admin token is configured: changes are accepted from loopback clients only",
+        )
+    scheme, _, presented = (authorization or "").partition(" ")
+    presented_ok = hmac.compare_digest(_digest(presented.strip()), _digest(token))
+    if presented_ok and scheme.lower() == "bearer":
+        return None
+    return Denied(401, "expected the header Authorization: Bearer <admin token>")
 
 
 class HttpApi:
@@ -32,7 +70,9 @@ class HttpApi:
         status: Callable[[], dict[str, Any]],
         stats: Callable[[], object],
         serving: Callable[[], bool],
+        admin_token: str | None,
     ) -> None:
+        """admin_token: what POST requests must present; None admits loopback clients only."""
         host, _, port = address.rpartition(":")
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,6 +96,12 @@ class HttpApi:
                     self._json(404, {"error": f"no such path {self.path}"})
 
             def do_POST(self) -> None:
+                denied = authorize(
+                    self.headers.get("authorization"), self.client_address[0], admin_token
+                )
+                if denied is not None:
+                    self._json(denied.status, {"error": denied.message})
+                    return
                 parts = self.path.strip("/").split("/")
                 if len(parts) != 3 or parts[0] != "rollout" or parts[2] not in ACTIONS:
                     self._json(
@@ -102,6 +148,8 @@ class HttpApi:
 
             def _send(self, status: int, body: bytes, content_type: str) -> None:
                 self.send_response(status)
+                if status == 401:
+                    self.send_header("www-authenticate", 'Bearer realm="switchyard"')
                 self.send_header("content-type", content_type)
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from extproc.config import ServerTlsConfig
 from extproc.errors import RequestError
 from extproc.metrics import Metrics
 from extproc.request.processor import (
@@ -137,8 +138,62 @@ class Health(health_pb2_grpc.HealthServicer):
         self._changed.set()
 
 
+class CertificateFiles:
+    """The server's certificate, key and client CA, read again when the files change.
+
+    gRPC asks before every TLS handshake (once per connection, not per request), so a
+    certificate that cert-manager renews in the mounted Secret is used without a restart.
+    A change that cannot be read keeps the previous certificates.
+    """
+
+    def __init__(self, tls: ServerTlsConfig) -> None:
+        self._paths = (tls.cert_file, tls.key_file, tls.client_ca_file)
+        self._stamp = self._read_stamp()
+        self.initial = self._configuration()
+
+    def _read_stamp(self) -> tuple[tuple[int, int, int], ...]:
+        stats = [path.stat() for path in self._paths]
+        return tuple((s.st_ino, s.st_mtime_ns, s.st_size) for s in stats)
+
+    def _configuration(self) -> grpc.ServerCertificateConfiguration:
+        chain, key, client_ca = (path.read_bytes() for path in self._paths)
+        return grpc.ssl_server_certificate_configuration(
+            [(key, chain)], root_certificates=client_ca
+        )
+
+    def fetch(self) -> grpc.ServerCertificateConfiguration | None:
+        try:
+            stamp = self._read_stamp()
+            if stamp == self._stamp:
+                return None
+            configuration = self._configuration()
+        except OSError as exc:
+            log.error(
+                "server.tls: cannot read %s (%s); keeping the current certificates",
+                exc.filename,
+                exc.strerror,
+            )
+            return None
+        self._stamp = stamp
+        log.info("server.tls: certificate files changed; new connections use them")
+        return configuration
+
+
+def _server_credentials(tls: ServerTlsConfig) -> grpc.ServerCredentials:
+    """Mutual TLS: a client without a certificate signed by client_ca_file gets no stream."""
+    try:
+        files = CertificateFiles(tls)
+    except OSError as exc:
+        raise OSError(f"server.tls: cannot read {exc.filename}: {exc.strerror}") from None
+    return grpc.dynamic_ssl_server_credentials(
+        files.initial,
+        files.fetch,  # type: ignore[arg-type]  # grpc-stubs omit the None its docs allow
+        require_client_authentication=True,
+    )
+
+
 async def start_grpc_server(
-    listen: str, processor: ExternalProcessor, health: Health
+    listen: str, processor: ExternalProcessor, health: Health, tls: ServerTlsConfig | None
 ) -> grpc.aio.Server:
     server = grpc.aio.server(
         options=[
@@ -149,7 +204,10 @@ async def start_grpc_server(
     ext_proc_pb2_grpc.add_ExternalProcessorServicer_to_server(processor, server)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     try:
-        server.add_insecure_port(listen)
+        if tls is None:
+            server.add_insecure_port(listen)
+        else:
+            server.add_secure_port(listen, _server_credentials(tls))
     except RuntimeError:
         raise OSError(f"cannot listen on {listen}: address in use or not available") from None
     await server.start()

@@ -337,7 +337,11 @@ def make_config(
             "drain_s": 0.5,
             "grace_s": 10,
         },
-        "envoy": {"listen": f"127.0.0.1:{free_port()}", "admin": f"127.0.0.1:{free_port()}"},
+        "envoy": {
+            "listen": f"127.0.0.1:{free_port()}",
+            "admin": f"127.0.0.1:{free_port()}",
+            "stats_listen": f"127.0.0.1:{free_port()}",
+        },
         "backends": [{"name": name, "address": f"127.0.0.1:{free_port()}"} for name in backends],
         "routes": routes,
         "default_route": default_route,

@@ -151,7 +151,11 @@ def test_two_independent_envoy_switchyard_pairs_agree(tmp_path: Path) -> None:
                 "listen": f"127.0.0.1:{free_port()}",
                 "metrics_listen": f"127.0.0.1:{free_port()}",
             },
-            "envoy": {"listen": f"127.0.0.1:{free_port()}", "admin": f"127.0.0.1:{free_port()}"},
+            "envoy": {
+                "listen": f"127.0.0.1:{free_port()}",
+                "admin": f"127.0.0.1:{free_port()}",
+                "stats_listen": f"127.0.0.1:{free_port()}",
+            },
         }
         (tmp_path / "b").mkdir()
         second = Stack(tmp_path / "b", second_config)

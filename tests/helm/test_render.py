@@ -43,7 +43,14 @@ def test_helm_lint_strict(case: str) -> None:
     [
         (
             "default",
-            {"ConfigMap", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"},
+            {
+                "ConfigMap",
+                "Deployment",
+                "Service",
+                "ServiceAccount",
+                "PodDisruptionBudget",
+                "NetworkPolicy",
+            },
         ),
         (
             "full",
@@ -73,6 +80,7 @@ def test_helm_lint_strict(case: str) -> None:
                 "NetworkPolicy",
                 "EnvoyExtensionPolicy",
                 "ReferenceGrant",
+                "BackendTLSPolicy",
             },
         ),
     ],
@@ -114,12 +122,11 @@ def test_servicemonitor_scrapes_ports_of_the_metrics_service() -> None:
         assert set(paths) <= set(ports)
         assert paths["metrics"] == "/metrics"
     sidecar = render(FULL)
-    assert {e["path"] for e in one(sidecar, "ServiceMonitor")["spec"]["endpoints"]} == {
-        "/metrics",
-        "/stats/prometheus",
+    endpoints = one(sidecar, "ServiceMonitor")["spec"]["endpoints"]
+    assert {e["port"]: e["path"] for e in endpoints} == {
+        "metrics": "/metrics",
+        "envoy-stats": "/stats/prometheus",
     }
-    admin = container(sidecar, "envoy")["ports"]
-    assert any(p["name"] == "admin" and p["containerPort"] == 19000 for p in admin)
 
 
 def test_prometheusrule_carries_the_alerts_file() -> None:
@@ -150,7 +157,16 @@ def test_envoy_extension_policy_points_at_the_grpc_service() -> None:
         NAMESPACE,
         port["port"],
     )
-    assert port["appProtocol"] == "kubernetes.io/h2c"
+    assert "appProtocol" not in port, "mutual TLS: not h2c"
+    backend_tls = one(docs, "BackendTLSPolicy")
+    assert backend_tls["metadata"]["namespace"] == NAMESPACE
+    assert backend_tls["spec"]["targetRefs"] == [
+        {"group": "", "kind": "Service", "name": service["metadata"]["name"]}
+    ]
+    assert backend_tls["spec"]["validation"] == {
+        "hostname": f"{service['metadata']['name']}.{NAMESPACE}.svc",
+        "caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "switchyard-ca"}],
+    }
     assert ext_proc["processingMode"] == {"request": {"body": "Buffered"}}
     assert ext_proc["failOpen"] is True and ext_proc["messageTimeout"] == "500ms"
     grant = one(docs, "ReferenceGrant")
@@ -216,13 +232,14 @@ def test_sidecar_pod_layout() -> None:
             if socket.startswith(m["mountPath"] + "/")
         ]
         assert len(mounts) == 1 and "emptyDir" in volumes[mounts[0]["name"]], name
-    assert cfg["envoy"]["listen"] == "0.0.0.0:8080" and cfg["envoy"]["admin"] == "0.0.0.0:9901"
+    assert cfg["envoy"]["listen"] == "0.0.0.0:8080" and cfg["envoy"]["admin"] == "127.0.0.1:9901"
+    assert cfg["envoy"]["stats_listen"] == "0.0.0.0:9902"
     assert "processor" not in cfg["envoy"], "Envoy reaches switchyard at server.listen"
     (service,) = [s["spec"]["ports"] for s in of_kind(docs, "Service")]
     assert service == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
     envoy = container(docs, "envoy")
-    assert {p["name"]: p["containerPort"] for p in envoy["ports"]} == {"http": 8080, "admin": 9901}
-    assert envoy["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "admin"}
+    assert {p["name"]: p["containerPort"] for p in envoy["ports"]} == {"http": 8080, "stats": 9902}
+    assert envoy["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "stats"}
     probe = container(docs, "switchyard")["readinessProbe"]["httpGet"]
     assert probe == {"path": "/healthz", "port": "metrics"}
     assert cfg["server"]["metrics_listen"] == "0.0.0.0:9464"
@@ -232,7 +249,7 @@ def test_tcp_transport_stays_inside_the_pod() -> None:
     docs = render(FULL)
     cfg = yaml.safe_load(switchyard_yaml(docs))
     assert cfg["server"]["listen"] == "127.0.0.1:50055"
-    assert cfg["envoy"]["listen"] == "0.0.0.0:10000" and cfg["envoy"]["admin"] == "0.0.0.0:19000"
+    assert cfg["envoy"]["listen"] == "0.0.0.0:10000" and cfg["envoy"]["admin"] == "127.0.0.1:19000"
     assert all(v["name"] != "socket" for v in pod_spec(docs)["volumes"])
     assert "replicas" not in one(docs, "Deployment")["spec"], "the HPA owns the replica count"
 
@@ -250,10 +267,8 @@ def test_extproc_only_pod_layout() -> None:
         "metrics": 9464,
         "grpc": 50051,
     }
-    assert item["readinessProbe"]["grpc"] == {
-        "port": 50051,
-        "service": "envoy.service.ext_proc.v3.ExternalProcessor",
-    }
+    # With mutual TLS on (extProcTLS), the kubelet's gRPC probe cannot connect.
+    assert item["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     policy = one(docs, "NetworkPolicy")["spec"]["ingress"]
     grpc_rule = next(
         rule for rule in policy if rule["ports"] == [{"port": "grpc", "protocol": "TCP"}]

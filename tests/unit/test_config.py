@@ -102,6 +102,45 @@ def test_a_good_config_loads_with_defaults_from_the_model() -> None:
             lambda d: d.update(envoy={"trusted_proxy_hops": -1}),
             "envoy.trusted_proxy_hops: Input should be greater than or equal to 0",
         ),
+        (
+            lambda d: d.update(envoy={"admin": "0.0.0.0:9901"}),
+            "envoy.admin: expected a loopback address",
+        ),
+        (
+            lambda d: d.update(envoy={"admin": "10.1.2.3:9901"}),
+            "envoy.admin: expected a loopback address",
+        ),
+        (
+            lambda d: d.update(envoy={"stats_listen": "127.0.0.1:9901"}),
+            "envoy: stats_listen: expected an address of its own",
+        ),
+        (
+            lambda d: d.update(server={"admin_token_env": "not a name"}),
+            "server.admin_token_env: String should match pattern",
+        ),
+        (
+            lambda d: d.update(
+                server={
+                    "listen": "unix:/run/s.sock",
+                    "tls": {"cert_file": "c", "key_file": "k", "client_ca_file": "ca"},
+                }
+            ),
+            "server: tls: expected a host:port listen address",
+        ),
+        (
+            lambda d: d.update(
+                server={"listen": "unix:/run/s.sock"},
+                envoy={
+                    "processor_tls": {
+                        "cert_file": "c",
+                        "key_file": "k",
+                        "ca_file": "ca",
+                        "server_name": "switchyard",
+                    }
+                },
+            ),
+            "envoy.processor_tls: expected a host:port processor address",
+        ),
     ],
 )
 def test_each_mistake_names_its_key_path(change, expected: str) -> None:
@@ -130,3 +169,23 @@ def test_relative_model_dir_resolves_against_the_config_file(tmp_path: Path) -> 
     path = tmp_path / "s.yaml"
     path.write_text("classifier: {model: models/enc}\n")
     assert load_config(path).classifier.model == (tmp_path / "models/enc").resolve()
+
+
+def test_loopback_admin_addresses_are_accepted() -> None:
+    for address in ("127.0.0.1:9901", "127.0.0.5:9901", "[::1]:9901", "localhost:9901"):
+        assert parse_config({"envoy": {"admin": address}}, "t").envoy.admin == address
+
+
+def test_relative_tls_files_resolve_against_the_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "server: {listen: '0.0.0.0:50051', tls: {cert_file: tls/tls.crt, key_file: /k,"
+        " client_ca_file: tls/ca.crt}}\n"
+        "envoy: {processor_tls: {cert_file: e.crt, key_file: e.key, ca_file: ca.crt,"
+        " server_name: switchyard}}\n"
+    )
+    cfg = load_config(path)
+    assert cfg.server.tls is not None and cfg.envoy.processor_tls is not None
+    assert cfg.server.tls.cert_file == (tmp_path / "tls/tls.crt").resolve()
+    assert cfg.server.tls.key_file == Path("/k")
+    assert cfg.envoy.processor_tls.ca_file == (tmp_path / "ca.crt").resolve()

@@ -70,3 +70,75 @@ def test_client_address_comes_from_the_peer_or_trusted_hops_and_stays_inside() -
     # switchyard reads it; the models behind Envoy never see it.
     vhost = typed["route_config"]["virtual_hosts"][0]
     assert "x-switchyard-client" in vhost["request_headers_to_remove"]
+
+
+def _listener(bootstrap: dict, name: str) -> dict:
+    listeners = bootstrap["static_resources"]["listeners"]
+    return next(listener for listener in listeners if listener["name"] == name)
+
+
+def _cluster(bootstrap: dict, name: str) -> dict:
+    return next(c for c in bootstrap["static_resources"]["clusters"] if c["name"] == name)
+
+
+def test_admin_stays_on_loopback_and_the_stats_listener_passes_on_two_reads() -> None:
+    bootstrap = render(load_config(REPO / "switchyard.yaml"))
+    assert bootstrap["admin"]["address"]["socket_address"]["address"] == "127.0.0.1"
+    stats = _listener(bootstrap, "stats")
+    hcm = stats["filter_chains"][0]["filters"][0]["typed_config"]
+    assert [f["name"] for f in hcm["http_filters"]] == ["envoy.filters.http.router"]
+    routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    forwarded = [r for r in routes if "route" in r]
+    assert {r["match"]["path"] for r in forwarded} == {"/stats/prometheus", "/ready"}
+    for route in forwarded:
+        assert route["match"]["headers"] == [{"name": ":method", "string_match": {"exact": "GET"}}]
+        assert route["route"]["cluster"] == "_switchyard_admin"
+    assert routes[-1] == {
+        "match": {"prefix": "/"},
+        "direct_response": {"status": 404, "body": {"inline_string": "not found\n"}},
+    }
+    admin = _cluster(bootstrap, "_switchyard_admin")["load_assignment"]["endpoints"][0]
+    assert admin["lb_endpoints"][0]["endpoint"]["address"] == bootstrap["admin"]["address"]
+
+
+def test_no_stats_listener_when_turned_off() -> None:
+    config = load_config(REPO / "switchyard.yaml")
+    config = config.model_copy(
+        update={"envoy": config.envoy.model_copy(update={"stats_listen": None})}
+    )
+    bootstrap = render(config)
+    assert [x["name"] for x in bootstrap["static_resources"]["listeners"]] == ["ingress"]
+    assert all(c["name"] != "_switchyard_admin" for c in bootstrap["static_resources"]["clusters"])
+
+
+def test_processor_tls_gives_both_ext_proc_clusters_a_client_certificate(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    config = yaml.safe_load((REPO / "switchyard.yaml").read_text())
+    config["classifier"]["model"] = str(REPO / "build" / "model")
+    config["envoy"]["processor"] = "10.0.0.9:50051"
+    config["envoy"]["processor_tls"] = {
+        "cert_file": "/tls/envoy.crt",
+        "key_file": "/tls/envoy.key",
+        "ca_file": "/tls/ca.crt",
+        "server_name": "switchyard.llm.svc",
+    }
+    path.write_text(yaml.safe_dump(config))
+    bootstrap = render(load_config(path))
+    for name in ("_switchyard_ext_proc", "_switchyard_observe"):
+        socket = _cluster(bootstrap, name)["transport_socket"]["typed_config"]
+        assert socket["sni"] == "switchyard.llm.svc"
+        common = socket["common_tls_context"]
+        assert common["alpn_protocols"] == ["h2"]
+        assert common["tls_certificates"] == [
+            {
+                "certificate_chain": {"filename": "/tls/envoy.crt"},
+                "private_key": {"filename": "/tls/envoy.key"},
+            }
+        ]
+        validation = common["validation_context"]
+        assert validation["trusted_ca"] == {"filename": "/tls/ca.crt"}
+        assert validation["match_typed_subject_alt_names"] == [
+            {"san_type": "DNS", "matcher": {"exact": "switchyard.llm.svc"}}
+        ]
+    plain = render(load_config(REPO / "switchyard.yaml"))
+    assert "transport_socket" not in _cluster(plain, "_switchyard_ext_proc")

@@ -9,9 +9,17 @@ image: {{ include "switchyard.image" $ }}
 imagePullPolicy: {{ $.Values.image.pullPolicy }}
 command: ["switchyard"]
 args: ["serve", "-c", {{ .configFile | quote }}]
-{{- with $.Values.extraEnv }}
+{{- $tls := include "switchyard.extProcTLS" $ -}}
+{{- if or $.Values.extraEnv $.Values.adminToken.secretName }}
 env:
+  {{- if $.Values.adminToken.secretName }}
+  - name: {{ include "switchyard.adminTokenEnv" $ }}
+    valueFrom:
+      secretKeyRef: {name: {{ $.Values.adminToken.secretName }}, key: {{ $.Values.adminToken.key }}}
+  {{- end }}
+  {{- with $.Values.extraEnv }}
   {{- toYaml . | nindent 2 }}
+  {{- end }}
 {{- end }}
 ports:
   - {name: metrics, containerPort: {{ $.Values.ports.metrics }}, protocol: TCP}
@@ -28,6 +36,12 @@ readinessProbe:
   httpGet: {path: /healthz, port: metrics}
   periodSeconds: 5
   failureThreshold: 2
+{{- else if $tls }}
+# The kubelet's gRPC probe speaks no TLS; /healthz turns 503 when draining begins too.
+readinessProbe:
+  httpGet: {path: /healthz, port: metrics}
+  periodSeconds: 5
+  failureThreshold: 1
 {{- else }}
 # gRPC health turns NOT_SERVING when shutdown begins (server.drain_s).
 readinessProbe:
@@ -48,5 +62,8 @@ volumeMounts:
   - {name: tmp, mountPath: /tmp}
   {{- if .unix }}
   - {name: socket, mountPath: {{ include "switchyard.socketDir" $ }}}
+  {{- end }}
+  {{- if $tls }}
+  - {name: tls, mountPath: {{ include "switchyard.tlsDir" $ }}, readOnly: true}
   {{- end }}
 {{- end -}}

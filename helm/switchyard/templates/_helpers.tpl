@@ -45,6 +45,26 @@ app.kubernetes.io/component: {{ ternary "router" "ext-proc" (eq .Values.mode "si
 {{- define "switchyard.configDir" -}}/etc/switchyard{{- end -}}
 {{- define "switchyard.envoyDir" -}}/etc/envoy{{- end -}}
 {{- define "switchyard.socketDir" -}}/run/switchyard{{- end -}}
+{{- define "switchyard.tlsDir" -}}/etc/switchyard-tls{{- end -}}
+
+{{/* Mutual TLS on the ext_proc port: extproc-only mode with extProcTLS.secretName. */}}
+{{- define "switchyard.extProcTLS" -}}
+{{- if .Values.extProcTLS.secretName -}}
+{{- if include "switchyard.sidecar" . -}}
+{{- fail "extProcTLS.secretName: only with mode: extproc-only (in sidecar mode ext_proc never leaves the pod)" -}}
+{{- end -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/* The environment variable that carries the admin token (config.server.admin_token_env). */}}
+{{- define "switchyard.adminTokenEnv" -}}
+{{- $server := .Values.config.server | default dict -}}
+{{- if not $server.admin_token_env -}}
+{{- fail "config.server.admin_token_env: the chart passes adminToken's Secret in as this variable; set it" -}}
+{{- end -}}
+{{- $server.admin_token_env -}}
+{{- end -}}
 
 {{/* Where switchyard serves ext_proc, given the mode and the transport. */}}
 {{- define "switchyard.listen" -}}
@@ -66,9 +86,11 @@ check: keys the chart owns, and names that must refer to something.
 {{- $cfg := deepCopy (.Values.config | default dict) -}}
 {{- $server := $cfg.server | default dict -}}
 {{- $envoy := $cfg.envoy | default dict -}}
-{{- $owned := list (list "server" $server "listen") (list "server" $server "metrics_listen") -}}
+{{- $owned := list (list "server" $server "listen") (list "server" $server "metrics_listen") (list "server" $server "tls") -}}
 {{- if include "switchyard.sidecar" . -}}
-{{- $owned = concat $owned (list (list "envoy" $envoy "listen") (list "envoy" $envoy "admin") (list "envoy" $envoy "processor")) -}}
+{{- range list "listen" "admin" "stats_listen" "processor" "processor_tls" -}}
+{{- $owned = append $owned (list "envoy" $envoy .) -}}
+{{- end -}}
 {{- end -}}
 {{- range $owned -}}
 {{- if hasKey (index . 1) (index . 2) -}}
@@ -77,10 +99,16 @@ check: keys the chart owns, and names that must refer to something.
 {{- end -}}
 {{- $_ := set $server "listen" (include "switchyard.listen" .) -}}
 {{- $_ := set $server "metrics_listen" (printf "0.0.0.0:%d" (int .Values.ports.metrics)) -}}
+{{- if include "switchyard.extProcTLS" . -}}
+{{- $dir := include "switchyard.tlsDir" . -}}
+{{- $_ := set $server "tls" (dict "cert_file" (printf "%s/tls.crt" $dir) "key_file" (printf "%s/tls.key" $dir) "client_ca_file" (printf "%s/ca.crt" $dir)) -}}
+{{- end -}}
 {{- $_ := set $cfg "server" $server -}}
 {{- if include "switchyard.sidecar" . -}}
 {{- $_ := set $envoy "listen" (printf "0.0.0.0:%d" (int .Values.ports.http)) -}}
-{{- $_ := set $envoy "admin" (printf "0.0.0.0:%d" (int .Values.ports.admin)) -}}
+{{- /* The admin can stop Envoy: loopback only. Prometheus and probes use the stats port. */ -}}
+{{- $_ := set $envoy "admin" (printf "127.0.0.1:%d" (int .Values.ports.admin)) -}}
+{{- $_ := set $envoy "stats_listen" (printf "0.0.0.0:%d" (int .Values.ports.stats)) -}}
 {{- $_ := set $cfg "envoy" $envoy -}}
 {{- end -}}
 {{- include "switchyard.checkReferences" $cfg -}}
