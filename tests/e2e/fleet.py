@@ -34,7 +34,11 @@ def replica_config(config: dict[str, Any], redis_url: str) -> dict[str, Any]:
     mine["server"].update(
         listen=f"127.0.0.1:{free_port()}", metrics_listen=f"127.0.0.1:{free_port()}"
     )
-    mine["envoy"].update(listen=f"127.0.0.1:{free_port()}", admin=f"127.0.0.1:{free_port()}")
+    mine["envoy"].update(
+        listen=f"127.0.0.1:{free_port()}",
+        admin=f"127.0.0.1:{free_port()}",
+        stats_listen=f"127.0.0.1:{free_port()}",
+    )
     mine["state"] = {**FLEET_STATE, **mine.get("state", {}), "redis_url": redis_url}
     return mine
 

@@ -64,6 +64,8 @@ def test_helm_lint_strict(case: str) -> None:
                 "ServiceMonitor",
                 "PrometheusRule",
                 "NetworkPolicy",
+                "Secret",
+                "StatefulSet",
             },
         ),
         (

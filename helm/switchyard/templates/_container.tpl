@@ -10,8 +10,19 @@ imagePullPolicy: {{ $.Values.image.pullPolicy }}
 command: ["switchyard"]
 args: ["serve", "-c", {{ .configFile | quote }}]
 {{- $tls := include "switchyard.extProcTLS" $ -}}
-{{- if or $.Values.extraEnv $.Values.adminToken.secretName }}
+{{- $state := (include "switchyard.config" $ | fromYaml).state }}
 env:
+  # A replica's id in the fleet's rollout state: the pod's name and a random suffix.
+  - name: POD_NAME
+    valueFrom:
+      fieldRef: {fieldPath: metadata.name}
+  {{- if $state.password_env }}
+  - name: {{ $state.password_env }}
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "switchyard.redisPasswordSecret" $ }}
+        key: {{ include "switchyard.redisPasswordKey" $ }}
+  {{- end }}
   {{- if $.Values.adminToken.secretName }}
   - name: {{ include "switchyard.adminTokenEnv" $ }}
     valueFrom:
@@ -20,7 +31,6 @@ env:
   {{- with $.Values.extraEnv }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
-{{- end }}
 ports:
   - {name: metrics, containerPort: {{ $.Values.ports.metrics }}, protocol: TCP}
   {{- if not $sidecar }}

@@ -111,8 +111,54 @@ check: keys the chart owns, and names that must refer to something.
 {{- $_ := set $envoy "stats_listen" (printf "0.0.0.0:%d" (int .Values.ports.stats)) -}}
 {{- $_ := set $cfg "envoy" $envoy -}}
 {{- end -}}
+{{- $_ := set $cfg "state" (include "switchyard.state" (dict "ctx" . "cfg" $cfg) | fromYaml) -}}
 {{- include "switchyard.checkReferences" $cfg -}}
 {{- toYaml $cfg -}}
+{{- end -}}
+
+{{/*
+config.state as the pod sees it: the in-release Redis when redis.enabled, the
+password variable when a Secret holds it. Fails when replicas would each keep
+their own rollout state.
+*/}}
+{{- define "switchyard.state" -}}
+{{- $ := .ctx -}}
+{{- $state := deepCopy (.cfg.state | default dict) -}}
+{{- if $.Values.redis.enabled -}}
+{{- if and (hasKey $state "store") (ne $state.store "redis") -}}
+{{- fail "config.state.store: redis.enabled runs a Redis for the rollout state; set config.state.store to redis or leave it out" -}}
+{{- end -}}
+{{- if hasKey $state "redis_url" -}}
+{{- fail "config.state.redis_url: set by the chart when redis.enabled; remove it, or turn redis.enabled off to use your own Redis" -}}
+{{- end -}}
+{{- $_ := set $state "store" "redis" -}}
+{{- $_ := set $state "redis_url" (printf "redis://%s-redis:6379/0" (include "switchyard.fullname" $)) -}}
+{{- end -}}
+{{- if or $.Values.redis.enabled $.Values.stateStore.passwordSecret.name -}}
+{{- $_ := set $state "password_env" ($state.password_env | default "SWITCHYARD_REDIS_PASSWORD") -}}
+{{- end -}}
+{{- $canaries := list -}}
+{{- range .cfg.routes | default list -}}
+{{- if .canary }}{{ $canaries = append $canaries .name }}{{ end -}}
+{{- end -}}
+{{- $replicas := "" -}}
+{{- if $.Values.autoscaling.enabled -}}
+{{- $replicas = "autoscaling.enabled is true" -}}
+{{- else if gt (int $.Values.replicaCount) 1 -}}
+{{- $replicas = printf "replicaCount is %d" (int $.Values.replicaCount) -}}
+{{- end -}}
+{{- if and $canaries $replicas (ne ($state.store | default "memory") "redis") -}}
+{{- fail (printf "config.state.store: routes %s have a canary and %s, but the rollout state is kept in each replica's memory: replicas would disagree and a restarted pod would re-open a rolled-back canary. Set config.state.store: redis with config.state.redis_url (or redis.enabled: true), or run one replica" (join ", " $canaries) $replicas) -}}
+{{- end -}}
+{{- toYaml $state -}}
+{{- end -}}
+
+{{- define "switchyard.redisPasswordSecret" -}}
+{{- if $.Values.stateStore.passwordSecret.name -}}
+{{- $.Values.stateStore.passwordSecret.name -}}
+{{- else -}}
+{{- printf "%s-redis" (include "switchyard.fullname" $) -}}
+{{- end -}}
 {{- end -}}
 
 {{- define "switchyard.checkReferences" -}}
@@ -150,7 +196,7 @@ check: keys the chart owns, and names that must refer to something.
 
 {{/*
 The parts of the config that Envoy's bootstrap is rendered from (see
-extproc/envoy_config.py), or that switchyard reads only at start: a change to
+extproc/envoy_config.py), or that switchyard reads only at start (server, state): a change to
 them needs new pods. Everything else (labels, matches, canary percent, steps,
 hold, session, analysis, classifier) switchyard hot-reloads from the mounted
 ConfigMap, so it must not be part of this checksum.
@@ -163,9 +209,9 @@ ConfigMap, so it must not be part of this checksum.
 {{- if .canary }}{{ $canary = .canary.backend }}{{ end -}}
 {{- $routes = append $routes (dict "name" .name "backends" .backends "canary_backend" $canary) -}}
 {{- end -}}
-{{- $parts := dict "server" $cfg.server "envoy" $cfg.envoy "backends" $cfg.backends "default_route" $cfg.default_route "force_cohort" $cfg.force_cohort "routes" $routes -}}
+{{- $parts := dict "server" $cfg.server "envoy" $cfg.envoy "backends" $cfg.backends "default_route" $cfg.default_route "force_cohort" $cfg.force_cohort "routes" $routes "state" $cfg.state -}}
 {{- if not (include "switchyard.sidecar" .) -}}
-{{- $parts = dict "server" $cfg.server -}}
+{{- $parts = dict "server" $cfg.server "state" $cfg.state -}}
 {{- end -}}
 {{- $parts | toJson | sha256sum -}}
 {{- end -}}
@@ -190,4 +236,12 @@ drain_s and grace_s (it stops after Envoy, as a native sidecar), plus a margin.
 
 {{- define "switchyard.image" -}}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "switchyard.redisPasswordKey" -}}
+{{- if .Values.stateStore.passwordSecret.name -}}
+{{- .Values.stateStore.passwordSecret.key -}}
+{{- else -}}
+password
+{{- end -}}
 {{- end -}}
