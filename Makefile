@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 MODEL  := build/model/model.onnx
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps model proto test test-fast lint demo bench envoy-config helm-schema clean
+.PHONY: install system-deps model proto test test-fast lint demo demo-fleet bench envoy-config helm-schema clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ lint: install
 
 demo: system-deps install model
 	$(BIN)/switchyard demo
+
+# Two replicas sharing their rollout state in a local Redis; a rollback reaches both.
+demo-fleet: system-deps install model
+	$(BIN)/switchyard demo --fleet
 
 bench: system-deps install model
 	$(BIN)/python bench/run.py

@@ -177,6 +177,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.fleet:
+        from extproc.tools.fleet_demo import run_fleet_demo
+
+        return run_fleet_demo(Path(args.config), _load(args.config))
     from extproc.tools.demo import run_demo
 
     return run_demo(Path(args.config), _load(args.config))
@@ -244,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_report)
     p = with_config(sub.add_parser("demo", help="run Envoy, switchyard and fake backends locally"))
+    p.add_argument(
+        "--fleet",
+        action="store_true",
+        help="two Envoy + switchyard replicas sharing their rollout state in a local Redis",
+    )
     p.set_defaults(func=cmd_demo)
     return parser
 

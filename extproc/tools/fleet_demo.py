@@ -1,0 +1,279 @@
+"""`switchyard demo --fleet`: two Envoy + switchyard replicas sharing one rollout state.
+
+Starts a local redis-server, the config's fake backends, and two replicas of the
+config (each its own ports, `state.store: redis`). It sends traffic through both
+Envoys to the first route with a canary, breaks the canary backend, shows the
+rollback reaching both replicas, kills one replica with SIGKILL and starts it
+again to show that it stays rolled back, and shuts everything down.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from extproc.config import Config, parse_config
+from extproc.envoy_config import render
+from extproc.tools.demo import _get, _port, _say, _wait
+
+REPLICAS = 2
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _post(port: int, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("POST", path, body=json.dumps(body))
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+class FleetDemo:
+    def __init__(self, config_path: Path, config: Config) -> None:
+        self.config = config
+        self.workdir = Path(tempfile.mkdtemp(prefix="switchyard-fleet-demo-"))
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.cmd = [sys.executable, "-m", "extproc.cli"]
+        self.redis_port = _free_port()
+        self.route = next(route for route in config.routes if route.canary)
+        self.replicas = [self._replica_config(config_path, i) for i in range(REPLICAS)]
+
+    def _replica_config(self, config_path: Path, index: int) -> Config:
+        data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        data["classifier"]["model"] = str(self.config.classifier.model)
+        data["server"].update(
+            listen=f"127.0.0.1:{_free_port()}", metrics_listen=f"127.0.0.1:{_free_port()}"
+        )
+        data["envoy"].update(
+            listen=f"127.0.0.1:{_free_port()}",
+            admin=f"127.0.0.1:{_free_port()}",
+            stats_listen=f"127.0.0.1:{_free_port()}",
+        )
+        data["state"] = {
+            "store": "redis",
+            "redis_url": f"redis://127.0.0.1:{self.redis_port}/0",
+            "sync_interval_s": 0.5,
+            "lease_ttl_s": 2.0,
+        }
+        data["analysis"] = {**data.get("analysis", {}), "interval_s": 0.5}
+        path = self.workdir / f"replica-{index}.yaml"
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return parse_config(data, str(path))
+
+    def _start(self, name: str, args: list[str]) -> None:
+        with open(self.workdir / f"{name}.log", "ab") as log:
+            self.processes[name] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+
+    def _start_switchyard(self, index: int) -> None:
+        config_file = self.workdir / f"replica-{index}.yaml"
+        self._start(f"switchyard-{index}", [*self.cmd, "serve", "-c", str(config_file)])
+        metrics = _port(self.replicas[index].server.metrics_listen)
+        _wait(lambda: _get(metrics, "/healthz")[0] == 200, 60, f"switchyard {index}")
+
+    def start(self) -> None:
+        redis_server = shutil.which("redis-server")
+        if redis_server is None:
+            raise RuntimeError("redis-server is not installed (make system-deps installs it)")
+        self._start(
+            "redis",
+            [
+                redis_server,
+                "--port",
+                str(self.redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+        )
+        for backend in self.config.backends:
+            self._start(
+                f"backend-{backend.name}",
+                [
+                    *self.cmd,
+                    "fake-backend",
+                    "--name",
+                    backend.name,
+                    "--port",
+                    str(_port(backend.address)),
+                    "--latency-ms",
+                    "20",
+                ],
+            )
+        for backend in self.config.backends:
+            port = _port(backend.address)
+            _wait(lambda port=port: _get(port, "/stats")[0] == 200, 20, backend.name)  # type: ignore[misc]
+        envoy = shutil.which("envoy") or str(Path(sys.executable).parent / "envoy")
+        for index, replica in enumerate(self.replicas):
+            self._start_switchyard(index)
+            bootstrap = self.workdir / f"envoy-{index}.yaml"
+            bootstrap.write_text(yaml.safe_dump(render(replica), sort_keys=False))
+            self._start(
+                f"envoy-{index}",
+                [
+                    envoy,
+                    "-c",
+                    str(bootstrap),
+                    "--disable-hot-restart",
+                    "--log-level",
+                    "warn",
+                    "--concurrency",
+                    "1",
+                ],
+            )
+            admin = _port(replica.envoy.admin)
+            _wait(lambda admin=admin: _get(admin, "/ready")[0] == 200, 30, f"envoy {index}")  # type: ignore[misc]
+
+    def status(self, index: int) -> dict[str, Any]:
+        metrics = _port(self.replicas[index].server.metrics_listen)
+        return dict(json.loads(_get(metrics, "/rollout")[1]))
+
+    def show_status(self) -> None:
+        for index in range(REPLICAS):
+            status = self.status(index)
+            state = status["rollouts"][self.route.name]
+            _say(
+                f"  replica {index} ({status['replica']}): {state['phase']} "
+                f"{state['percent']:g}% v{state['version']}, leader {status['leader']}"
+                f"{' (reason: ' + state['reason'] + ')' if state['reason'] else ''}"
+            )
+
+    def _prompt_for(self, route_name: str) -> str:
+        """A prompt the route matches: its label's first example, or its first keyword."""
+        match = self.config.route(route_name).match
+        if match and match.label:
+            label = next((item for item in self.config.labels if item.name == match.label[0]), None)
+            if label is not None:
+                return label.examples[0]
+        if match and match.keywords:
+            return f"{match.keywords[0]}: a question"
+        return "hello"
+
+    def run(self) -> None:
+        route = self.route
+        assert route.canary is not None
+        prompt = self._prompt_for(route.name)
+        _say(f"== 1. Two replicas, one Redis: route {route.name!r}, canary {route.canary.backend}")
+        self.show_status()
+
+        stop = threading.Event()
+        served: list[tuple[int, str, float]] = []
+
+        def load(index: int) -> None:
+            port = _port(self.replicas[index].envoy.listen)
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            n = 0
+            while not stop.is_set():
+                n += 1
+                body = json.dumps(
+                    {"model": "demo", "messages": [{"role": "user", "content": prompt}]}
+                )
+                conn.request(
+                    "POST",
+                    "/v1/chat/completions",
+                    body=body,
+                    headers={
+                        "content-type": "application/json",
+                        "x-session-id": f"fleet-{index}-{n}",
+                    },
+                )
+                response = conn.getresponse()
+                response.read()
+                served.append(
+                    (index, response.getheader("x-switchyard-backend", "?"), time.monotonic())
+                )
+            conn.close()
+
+        threads = [threading.Thread(target=load, args=(i,)) for i in range(REPLICAS)]
+        for thread in threads:
+            thread.start()
+        try:
+            time.sleep(4)
+            canary = sum(1 for _, backend, _ in served if backend == route.canary.backend)
+            _say(
+                f"\n== 2. Traffic through both Envoys: {len(served)} requests, "
+                f"{canary} on the canary"
+            )
+            _say(f"== 3. The canary backend {route.canary.backend} starts failing every request")
+            _post(
+                _port(self.config.backend(route.canary.backend).address),
+                "/control",
+                {"error_rate": 1.0},
+            )
+            broken = time.monotonic()
+            _wait(
+                lambda: all(
+                    self.status(i)["rollouts"][route.name]["phase"] == "rolled_back"
+                    for i in range(REPLICAS)
+                ),
+                30,
+                "the rollback on every replica",
+            )
+            _say(
+                f"   rolled back on both replicas {time.monotonic() - broken:.1f}s after the "
+                "failure (one analysis over the fleet's traffic):"
+            )
+            self.show_status()
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+
+        _say("\n== 4. Replica 1 is killed (SIGKILL) and started again ==")
+        self.processes["switchyard-1"].send_signal(signal.SIGKILL)
+        self.processes["switchyard-1"].wait()
+        self._start_switchyard(1)
+        self.show_status()
+        _say(
+            "   it kept the fleet's rollback instead of re-opening the canary at "
+            f"{route.canary.percent:g}%."
+        )
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        _say(f"\nAll processes stopped. Logs and configs: {self.workdir}")
+
+
+def run_fleet_demo(config_path: Path, config: Config) -> int:
+    if not any(route.canary for route in config.routes):
+        print(f"{config_path}: no route has a canary; the fleet demo needs one", file=sys.stderr)
+        return 1
+    demo = FleetDemo(config_path, config)
+    started = time.monotonic()
+    try:
+        demo.start()
+        demo.run()
+    finally:
+        demo.stop()
+    _say(f"Fleet demo took {time.monotonic() - started:.0f}s.")
+    return 0
