@@ -173,3 +173,17 @@ def semantic_config(addresses: Addresses, backend_address: str) -> dict[str, Any
         "routes": routes,
         "default_route": "general",
     }
+
+
+def with_fleet_state(config: dict[str, Any], route: str, redis_url: str) -> dict[str, Any]:
+    """`config` with its rollout state in Redis and a 5 % canary on `route`, so that the
+    shared store has something to keep: the request path then also does the canary's
+    bookkeeping (cohort hash, per-second buckets flushed to Redis)."""
+    routes = []
+    for item in config["routes"]:
+        if item["name"] == route:
+            stable = {b["backend"] for b in item["backends"]}
+            spare = next(b["name"] for b in config["backends"] if b["name"] not in stable)
+            item = {**item, "canary": {"backend": spare, "percent": 5, "auto": False}}
+        routes.append(item)
+    return {**config, "routes": routes, "state": {"store": "redis", "redis_url": redis_url}}

@@ -372,7 +372,34 @@ class Doc:
                 )
             )
         sections.append(self.observe_cost())
+        sections.append(self.state_store_cost())
         return "\n\n".join(s for s in sections if s)
+
+    def state_store_cost(self) -> str:
+        rows = []
+        pairs = (("rules", "rules-redis"), ("semantic-unique-32", "semantic-redis-unique-32"))
+        for memory_name, redis_name in pairs:
+            for c in self.concurrencies:
+                memory, redis = self.row(memory_name, c), self.row(redis_name, c)
+                if memory and redis:
+                    rows.append(
+                        [
+                            f"{memory_name}, c={c}",
+                            f"{_n(memory.added_p50_ms)} → {_n(redis.added_p50_ms)}",
+                            f"{memory.rps:.0f} → {redis.rps:.0f}",
+                            f"{_n(memory.cpu_ms_processor, 3)} → {_n(redis.cpu_ms_processor, 3)}",
+                        ]
+                    )
+        if not rows:
+            return ""
+        return (
+            "### The cost of a shared rollout state (`state.store` memory → redis)\n\n"
+            "The Redis stacks also carry a 5 % canary on the measured route (so the store has "
+            "a state to sync and observations to flush): the difference includes the canary's "
+            "bookkeeping and is an upper bound on what Redis costs. Nothing on the request "
+            "path waits for Redis.\n\n"
+            + _table(["", "added p50 ms", "req/s", "switchyard CPU ms/request"], rows)
+        )
 
     def observe_cost(self) -> str:
         rows = []

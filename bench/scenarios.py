@@ -23,7 +23,7 @@ class Scenario:
 
     @property
     def semantic(self) -> bool:
-        return self.stack == "semantic"
+        return self.stack.startswith("semantic")
 
     def script(self) -> str:
         if self.body == "unique":
@@ -53,6 +53,14 @@ SCENARIOS = [
     Scenario(
         "semantic-repeated", "semantic", "repeated", f"{SWITCHYARD}, semantic, 8 repeated prompts"
     ),
+    Scenario("rules-redis", "rules-redis", "static", f"{SWITCHYARD}, rules-only, state in Redis"),
+    Scenario(
+        "semantic-redis-unique-32",
+        "semantic-redis",
+        "unique",
+        f"{SWITCHYARD}, semantic, unique 32-token prompts, state in Redis",
+        32,
+    ),
 ]
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 QUICK = ["ceiling", "trivial", "rules", "semantic-unique-32", "semantic-repeated"]
@@ -73,14 +81,20 @@ def start_stack(lab: Lab, name: str) -> Stack:
         # Rendered from the rules-only config: the same Envoy, filter for filter.
         config = configs.rules_config(addresses, lab.backend_address, observe=True)
         return lab.start_trivial(name, config, addresses)
-    if name in ("rules", "rules-no-observe"):
-        config = configs.rules_config(addresses, lab.backend_address, observe=name == "rules")
+    if name in ("rules", "rules-no-observe", "rules-redis"):
+        config = configs.rules_config(
+            addresses, lab.backend_address, observe=name != "rules-no-observe"
+        )
+        if name == "rules-redis":
+            config = configs.with_fleet_state(config, configs.RULES_ROUTE, lab.redis_url())
         probe = configs.chat_body(configs.RULES_PROMPT)
         return lab.start_switchyard(name, config, addresses, probe, configs.RULES_ROUTE)
-    if name == "semantic":
+    if name in ("semantic", "semantic-redis"):
         if not model_available():
             raise RuntimeError(f"no model in {configs.MODEL_DIR}: run `make model` first")
         config = configs.semantic_config(addresses, lab.backend_address)
+        if name == "semantic-redis":
+            config = configs.with_fleet_state(config, "general", lab.redis_url())
         probe = configs.chat_body(configs.REPEATED_PROMPTS[0])
         return lab.start_switchyard(name, config, addresses, probe, "*")
     raise ValueError(f"unknown stack {name!r}")

@@ -10,6 +10,7 @@ change in the machine's load touches every scenario alike.
 from __future__ import annotations
 
 import http.client
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,7 @@ class Lab:
     pinning: Pinning
     procs: list[Proc] = field(default_factory=list)
     backend_address: str = ""
+    redis: str = ""
 
     def _start(self, name: str, command: list[str]) -> Proc:
         proc = Proc.start(name, command, self.workdir)
@@ -121,6 +123,28 @@ class Lab:
             envoy_bootstrap.backend(self.backend_address, f"127.0.0.1:{admin}"),
         )
         self._envoy("backend", bootstrap, self.pinning.backend, admin)
+
+    def redis_url(self) -> str:
+        """The redis-server of the stacks whose rollout state is shared (started once)."""
+        if not self.redis:
+            self.redis = self._start_redis()
+        return self.redis
+
+    def _start_redis(self) -> str:
+        port = free_port()
+        command = [*taskset(self.pinning.backend), "redis-server", "--port", str(port),
+                   "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                   "--dir", str(self.workdir)]  # fmt: skip
+        proc = self._start("redis", command)
+
+        def answers() -> bool:
+            proc.check_alive()
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+
+        wait_until(answers, 10, "redis-server")
+        return f"redis://127.0.0.1:{port}/0"
 
     def start_ceiling(self, name: str) -> Stack:
         port, admin = free_port(), free_port()

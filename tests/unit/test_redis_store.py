@@ -261,3 +261,25 @@ async def test_unreachable_at_start_holds_canaries_at_zero(tmp_path: Path) -> No
             await replica.store.act("r", "rollback", "operator")
     finally:
         await replica.store.close()
+
+
+async def test_password_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = RedisServer(tmp_path, password="s3cret-for-test")
+    server.start()
+    try:
+        monkeypatch.setenv("TEST_REDIS_PASSWORD", "s3cret-for-test")
+        good = Replica(fleet_config(server.url, password_env="TEST_REDIS_PASSWORD"))
+        await good.store.start()
+        monkeypatch.setenv("TEST_REDIS_PASSWORD", "wrong")
+        bad = Replica(fleet_config(server.url, password_env="TEST_REDIS_PASSWORD"))
+        await bad.store.start()
+        try:
+            assert good.store.available and good.state.phase is Phase.PROGRESSING
+            assert not bad.store.available and bad.state.phase is Phase.WAITING
+        finally:
+            await good.store.close()
+            await bad.store.close()
+    finally:
+        server.stop()
