@@ -394,6 +394,9 @@ class StateConfig(Model):
     here: see password_env."""
     password_env: str | None = None
     """Environment variable holding the Redis password (from a Kubernetes Secret)."""
+    tls_ca_file: Path | None = None
+    """rediss:// only: trust this CA for the Redis server's certificate instead of the
+    system's. The certificate is always verified."""
     key_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = "switchyard"
     """Every key starts with it: several deployments can share one Redis."""
     timeout_ms: int = Field(default=500, ge=10, le=10_000)
@@ -423,6 +426,8 @@ class StateConfig(Model):
 
     @model_validator(mode="after")
     def _lease_outlives_renewals(self) -> StateConfig:
+        if self.tls_ca_file is not None and not self.redis_url.startswith("rediss://"):
+            raise ValueError("tls_ca_file: expected a rediss:// redis_url (TLS) with it")
         if self.lease_ttl_s < 2 * self.sync_interval_s:
             raise ValueError(
                 "expected lease_ttl_s at least twice sync_interval_s (the lease is renewed "
@@ -628,10 +633,14 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
     if envoy.processor_tls is not None:
         tls = resolved(envoy.processor_tls, "cert_file", "key_file", "ca_file")
         envoy = envoy.model_copy(update={"processor_tls": tls})
+    state = cfg.state
+    if state.tls_ca_file is not None:
+        state = resolved(state, "tls_ca_file")
     return cfg.model_copy(
         update={
             "classifier": resolved(cfg.classifier, "model"),
             "server": server,
             "envoy": envoy,
+            "state": state,
         }
     )

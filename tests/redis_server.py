@@ -21,21 +21,29 @@ def _free_port() -> int:
 class RedisServer:
     """Started by the test, on a free port, without persistence unless asked."""
 
-    def __init__(self, workdir: Path, password: str | None = None) -> None:
+    def __init__(
+        self, workdir: Path, password: str | None = None, tls: tuple[Path, Path] | None = None
+    ) -> None:
+        """tls: (certificate, key) to serve TLS only (rediss://)."""
         self.workdir = workdir
         self.port = _free_port()
         self.password = password
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
+        ports = ["--port", str(self.port)]
+        if self.tls:
+            ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file",
+                     str(self.tls[0]), "--tls-key-file", str(self.tls[1]),
+                     "--tls-auth-clients", "no"]  # fmt: skip
         args = [
             REDIS_SERVER,
-            "--port",
-            str(self.port),
+            *ports,
             "--bind",
             "127.0.0.1",
             "--save",
@@ -56,6 +64,8 @@ class RedisServer:
                 raise RuntimeError(f"redis-server exited with {self.process.returncode}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+                    if self.tls:
+                        return  # listening; the TLS handshake is the client's test
                     sock.sendall(b"PING\r\n")
                     if sock.recv(64).startswith((b"+PONG", b"-NOAUTH")):
                         return

@@ -135,12 +135,16 @@ class RedisStore:
         self._metrics = metrics
         password = os.environ.get(config.password_env) if config.password_env else None
         timeout = config.timeout_ms / 1000
+        tls: dict[str, Any] = (
+            {"ssl_ca_certs": str(config.tls_ca_file)} if config.tls_ca_file else {}
+        )
         self._redis: aioredis.Redis = aioredis.Redis.from_url(
             config.redis_url,
             password=password,
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
             decode_responses=True,
+            **tls,
         )
         self._cas = self._redis.register_script(_COMPARE_AND_SET)
         self._lease = self._redis.register_script(_HOLD_LEASE)

@@ -103,6 +103,22 @@ def test_a_good_config_loads_with_defaults_from_the_model() -> None:
             "envoy.trusted_proxy_hops: Input should be greater than or equal to 0",
         ),
         (
+            lambda d: d.update(state={"store": "etcd"}),
+            "state.store: Input should be 'memory' or 'redis'",
+        ),
+        (
+            lambda d: d.update(state={"store": "redis", "redis_url": "redis://:pw@r:6379/0"}),
+            "state.redis_url: expected no password in the URL: set state.password_env instead",
+        ),
+        (
+            lambda d: d.update(state={"redis_url": "http://r:6379"}),
+            "state.redis_url: expected redis://host:port/db, rediss://host:port/db or unix:///path",
+        ),
+        (
+            lambda d: d.update(state={"sync_interval_s": 2, "lease_ttl_s": 3}),
+            "state: expected lease_ttl_s at least twice sync_interval_s",
+        ),
+        (
             lambda d: d.update(envoy={"admin": "0.0.0.0:9901"}),
             "envoy.admin: expected a loopback address",
         ),

@@ -7,6 +7,7 @@ only Redis is shared. The classic mistakes of a shared state are each pinned her
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -281,5 +282,44 @@ async def test_password_from_the_environment(
         finally:
             await good.store.close()
             await bad.store.close()
+    finally:
+        server.stop()
+
+
+def _certificates(tmp_path: Path, name: str) -> tuple[Path, Path, Path]:
+    """A CA and a certificate for 127.0.0.1 signed by it: (ca, cert, key)."""
+    ca, ca_key = tmp_path / f"{name}-ca.crt", tmp_path / f"{name}-ca.key"
+    cert, key, csr = tmp_path / f"{name}.crt", tmp_path / f"{name}.key", tmp_path / f"{name}.csr"
+    ext = tmp_path / f"{name}.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out",
+            str(ca), "-days", "2", "-subj", f"/CN={name} test CA")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+            "-subj", "/CN=127.0.0.1")  # fmt: skip
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+            "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext))  # fmt: skip
+    return ca, cert, key
+
+
+async def test_rediss_verifies_the_servers_certificate(tmp_path: Path) -> None:
+    ca, cert, key = _certificates(tmp_path, "redis")
+    other_ca, _, _ = _certificates(tmp_path, "other")
+    server = RedisServer(tmp_path, tls=(cert, key))
+    server.start()
+    try:
+        trusted = Replica(fleet_config(server.url, tls_ca_file=str(ca)))
+        untrusted = Replica(fleet_config(server.url, tls_ca_file=str(other_ca)))
+        for replica in (trusted, untrusted):
+            await replica.store.start()
+        try:
+            assert trusted.store.available and trusted.state.phase is Phase.PROGRESSING
+            assert not untrusted.store.available  # a certificate it cannot verify
+        finally:
+            for replica in (trusted, untrusted):
+                await replica.store.close()
     finally:
         server.stop()
