@@ -162,6 +162,7 @@ class RedisStore:
         self._unflushed_requests: dict[tuple[str, int], int] = {}
         self._sync_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
         traffic.share()
         metrics.state_store_up.set(0)
 
@@ -206,9 +207,13 @@ class RedisStore:
         ]
 
     async def close(self) -> None:
+        self._closing = True
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # redis-py can turn a cancellation inside a read into a timeout, which the loops
+        # catch: they also stop on _closing, and close() does not wait forever for them.
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=2 * self._config.timeout_ms / 1000 + 1)
         if self.decides():
             # Hand the lease over at once instead of letting it expire.
             with contextlib.suppress(*_STORE_ERRORS):
@@ -236,7 +241,7 @@ class RedisStore:
     # -- background loops ---------------------------------------------------------------
 
     async def _sync_loop(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(self._config.sync_interval_s)
             await self.sync()
 
@@ -267,11 +272,11 @@ class RedisStore:
         self._metrics.state_leader.set(1 if held else 0)
 
     async def _subscribe_loop(self) -> None:
-        while True:
+        while not self._closing:
             pubsub = self._redis.pubsub()
             try:
                 await pubsub.subscribe(self._channel)
-                while True:
+                while not self._closing:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None:
                         route = str(message["data"]).split(" ", 1)[0]
@@ -286,7 +291,7 @@ class RedisStore:
                     await pubsub.aclose()
 
     async def _flush_loop(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(self._config.flush_interval_s)
             await self._flush()
 
