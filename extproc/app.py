@@ -9,7 +9,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from extproc.config import Config, load_config
+from extproc.config import Config, insecure_backends, load_config
 from extproc.envoy_config import render
 from extproc.errors import ConfigError
 from extproc.http_api import HttpApi
@@ -154,6 +154,11 @@ class Switchyard:
         )
         api.start()
         log.info("serving ext_proc on %s, metrics on %s", cfg.listen, cfg.metrics_listen)
+        for name in insecure_backends(self.config):
+            log.warning(
+                "backend %s: insecure_skip_verify is set, its TLS certificate is NOT verified",
+                name,
+            )
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)

@@ -8,7 +8,9 @@ Config. Errors name the file, the key path and what was expected.
 from __future__ import annotations
 
 import itertools
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -89,6 +91,8 @@ class EnvoyConfig(Model):
     routes with a canary (the analysis still works; about half of switchyard's CPU per
     request is observing), or none (no A/B numbers, no automatic rollback)."""
     observe_close_timeout_ms: int = Field(default=500, ge=100, le=5000)
+    ca_bundle: Path = Path("/etc/ssl/certs/ca-certificates.crt")
+    """The system CA bundle (in Envoy's file system) that verifies TLS backends."""
 
     @field_validator("listen", "admin")
     @classmethod
@@ -126,16 +130,68 @@ class PriceConfig(Model):
     completion_per_1m: float = Field(ge=0)
 
 
+class CredentialConfig(Model):
+    """A header Envoy adds to every request to this backend, its value from the environment."""
+
+    header: Annotated[str, Field(pattern=r"^[a-z0-9-]+$")] = "authorization"
+    env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    """The environment variable (of Envoy's process) holding the key; in Kubernetes, from a
+    Secret. The key itself is never written in a config file."""
+    prefix: str = ""
+    """Put before the key, e.g. "Bearer "."""
+
+
 class BackendConfig(Model):
     name: Name
     address: str
     tls: bool = False
+    """HTTPS to the backend, its certificate verified against envoy.ca_bundle
+    (or tls_ca_file) and the address's host name."""
+    tls_ca_file: Path | None = None
+    """Trust this CA (PEM file, relative to the config file) for this backend instead."""
+    insecure_skip_verify: bool = False
+    """Accept any certificate. Only for tests: anyone on the path can read what is sent."""
+    model: str | None = None
+    """The model name this backend serves: the body's `model` is rewritten to it."""
+    credential: CredentialConfig | None = None
+    forward_client_authorization: bool = False
+    """Pass the client's Authorization header on to this backend (removed by default)."""
+    path_prefix: Annotated[str, Field(pattern=r"^/[^?#]*[^/?#]$")] | None = None
+    """Put before the request's path, e.g. /openai for /openai/v1/chat/completions."""
+    query: dict[Annotated[str, Field(min_length=1)], str] = {}
+    """Query parameters added to chat requests to this backend, e.g. api-version."""
     price: PriceConfig | None = None
 
     @field_validator("address")
     @classmethod
     def _address(cls, value: str) -> str:
         return _check_address(value, allow_unix=False)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BackendConfig:
+        if not self.tls and (self.tls_ca_file is not None or self.insecure_skip_verify):
+            raise ValueError("tls_ca_file and insecure_skip_verify need tls: true")
+        if self.tls_ca_file is not None and self.insecure_skip_verify:
+            raise ValueError("expected tls_ca_file or insecure_skip_verify, not both")
+        if (
+            self.forward_client_authorization
+            and self.credential is not None
+            and self.credential.header == "authorization"
+        ):
+            raise ValueError(
+                "forward_client_authorization: the backend's credential already sets authorization"
+            )
+        return self
+
+    @property
+    def host(self) -> str:
+        return self.address.rpartition(":")[0]
+
+    @property
+    def host_header(self) -> str:
+        """The Host the backend expects: its own, the port left out when it is the scheme's."""
+        port = int(self.address.rpartition(":")[2])
+        return self.host if port == (443 if self.tls else 80) else self.address
 
 
 class HeaderMatch(Model):
@@ -380,6 +436,41 @@ def _cross_reference_issues(cfg: Config) -> list[ConfigIssue]:
     return issues
 
 
+def environment_issues(cfg: Config, environ: Mapping[str, str]) -> list[ConfigIssue]:
+    """What a valid config still needs from where Envoy runs: `switchyard check`.
+
+    Run it with Envoy's environment and file system (the chart's render step does).
+    """
+    issues: list[ConfigIssue] = []
+    for index, backend in enumerate(cfg.backends):
+        if backend.tls and not backend.insecure_skip_verify:
+            key = "tls_ca_file" if backend.tls_ca_file else "envoy.ca_bundle"
+            ca = backend.tls_ca_file or cfg.envoy.ca_bundle
+            if not os.access(ca, os.R_OK) or not ca.is_file():
+                issues.append(
+                    ConfigIssue(
+                        f"backends[{index}].tls"
+                        if key == "envoy.ca_bundle"
+                        else f"backends[{index}].{key}",
+                        f"no way to verify {backend.host}'s certificate: {key} {ca} is not a "
+                        "readable file; set tls_ca_file, or install the system CA bundle",
+                    )
+                )
+        if backend.credential is not None and not environ.get(backend.credential.env):
+            issues.append(
+                ConfigIssue(
+                    f"backends[{index}].credential.env",
+                    f"environment variable {backend.credential.env} is not set "
+                    "(it holds this backend's key)",
+                )
+            )
+    return issues
+
+
+def insecure_backends(cfg: Config) -> list[str]:
+    return [backend.name for backend in cfg.backends if backend.insecure_skip_verify]
+
+
 def _key_path(loc: tuple[int | str, ...]) -> str:
     path = ""
     for part in loc:
@@ -433,4 +524,12 @@ def load_config(path: Path | str) -> Config:
         cfg = cfg.model_copy(
             update={"classifier": cfg.classifier.model_copy(update={"model": model_dir})}
         )
+    if any(b.tls_ca_file is not None and not b.tls_ca_file.is_absolute() for b in cfg.backends):
+        backends = [
+            b.model_copy(update={"tls_ca_file": (path.parent / b.tls_ca_file).resolve()})
+            if b.tls_ca_file is not None and not b.tls_ca_file.is_absolute()
+            else b
+            for b in cfg.backends
+        ]
+        cfg = cfg.model_copy(update={"backends": backends})
     return cfg

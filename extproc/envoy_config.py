@@ -26,6 +26,7 @@ from typing import Any
 from extproc import headers as h
 from extproc.config import BackendConfig, Config, RouteConfig
 from extproc.errors import ConfigError, ConfigIssue
+from extproc.upstream import stable_split
 
 EXT_PROC_CLUSTER = "_switchyard_ext_proc"
 OBSERVE_CLUSTER = "_switchyard_observe"
@@ -129,8 +130,55 @@ def _processor_cluster(name: str, address: str) -> dict[str, Any]:
     }
 
 
-def _backend_cluster(backend: BackendConfig) -> dict[str, Any]:
-    host = backend.address.rpartition(":")[0]
+def _tls_socket(config: Config, backend: BackendConfig) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "@type": _TYPE + "transport_sockets.tls.v3.UpstreamTlsContext",
+        "sni": backend.host.strip("[]"),
+    }
+    if not backend.insecure_skip_verify:
+        # The chain must lead to a trusted CA *and* name this host: a trusted CA
+        # alone would accept any site's valid certificate.
+        context["common_tls_context"] = {
+            "validation_context": {
+                "trusted_ca": {"filename": str(backend.tls_ca_file or config.envoy.ca_bundle)},
+                "match_typed_subject_alt_names": [
+                    {
+                        "san_type": "IP_ADDRESS" if _is_ip(backend.host) else "DNS",
+                        "matcher": {"exact": backend.host.strip("[]")},
+                    }
+                ],
+            }
+        }
+    return {"name": "envoy.transport_sockets.tls", "typed_config": context}
+
+
+def _backend_headers(backend: BackendConfig) -> dict[str, Any]:
+    """What Envoy changes in every request to this backend, whichever route sent it."""
+    remove = [] if backend.forward_client_authorization else ["authorization"]
+    out: dict[str, Any] = {}
+    if backend.credential is not None:
+        credential = backend.credential
+        if credential.header not in remove:
+            remove.append(credential.header)
+        # Envoy reads the key from its own environment for each request: the
+        # config file, and the admin config_dump, only ever hold the variable's name.
+        prefix = credential.prefix.replace("%", "%%")
+        out["request_headers_to_add"] = [
+            {
+                "header": {
+                    "key": credential.header,
+                    "value": f"{prefix}%ENVIRONMENT({credential.env})%",
+                },
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            }
+        ]
+    if remove:
+        out["request_headers_to_remove"] = remove
+    return out
+
+
+def _backend_cluster(config: Config, backend: BackendConfig) -> dict[str, Any]:
+    host = backend.host
     cluster: dict[str, Any] = {
         "name": backend.name,
         "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
@@ -149,18 +197,16 @@ def _backend_cluster(backend: BackendConfig) -> dict[str, Any]:
             "thresholds": [{"max_requests": 10_000, "max_pending_requests": 10_000}]
         },
     }
+    if not _is_ip(host):
+        # Most networks that reach a hosted API do so over IPv4.
+        cluster["dns_lookup_family"] = "V4_PREFERRED"
     if backend.tls:
-        cluster["transport_socket"] = {
-            "name": "envoy.transport_sockets.tls",
-            "typed_config": {
-                "@type": _TYPE + "transport_sockets.tls.v3.UpstreamTlsContext",
-                "sni": host,
-            },
-        }
+        cluster["transport_socket"] = _tls_socket(config, backend)
     return cluster
 
 
 def _forward(config: Config, route: RouteConfig, *, canary: bool) -> dict[str, Any]:
+    """The route's action, and for a single backend the route-level header changes."""
     action: dict[str, Any] = {
         "timeout": f"{config.envoy.upstream_timeout_s}s",
         "retry_policy": {
@@ -170,19 +216,34 @@ def _forward(config: Config, route: RouteConfig, *, canary: bool) -> dict[str, A
             "num_retries": config.envoy.retries,
         },
     }
+    split = stable_split(route)
     if canary:
         assert route.canary is not None
-        action["cluster"] = route.canary.backend
-    elif len(route.backends) == 1:
-        action["cluster"] = route.backends[0].backend
-    else:
-        action["weighted_clusters"] = {
-            "clusters": [{"name": b.backend, "weight": b.weight} for b in route.backends],
-            # The session's sticky value picks the cluster (value modulo the
-            # total weight): the same session, the same backend, on every replica.
-            "header_name": h.STICKY,
-        }
-    return action
+        split = [(route.canary.backend, 1)]
+    if len(split) == 1:
+        backend = config.backend(split[0][0])
+        action["cluster"] = backend.name
+        action["host_rewrite_literal"] = backend.host_header
+        return {"route": action, **_backend_headers(backend)}
+    clusters = []
+    for name, weight in split:
+        backend = config.backend(name)
+        clusters.append(
+            {
+                "name": name,
+                "weight": weight,
+                "host_rewrite_literal": backend.host_header,
+                **_backend_headers(backend),
+            }
+        )
+    action["weighted_clusters"] = {
+        "clusters": clusters,
+        # The session's sticky value picks the cluster (value modulo the total
+        # weight): the same session, the same backend, on every replica, and the
+        # backend switchyard rewrote the body for (extproc.upstream).
+        "header_name": h.STICKY,
+    }
+    return {"route": action}
 
 
 def _header_match(name: str, value: str) -> dict[str, Any]:
@@ -204,14 +265,14 @@ def _routes(config: Config) -> list[dict[str, Any]]:
                             _header_match(h.COHORT, h.CANARY),
                         ],
                     },
-                    "route": _forward(config, route, canary=True),
+                    **_forward(config, route, canary=True),
                 }
             )
         stable: dict[str, Any] = {
             "name": f"{route.name}.stable",
             "stat_prefix": f"{route.name}.stable",
             "match": {"prefix": "/", "headers": [_header_match(h.ROUTE, route.name)]},
-            "route": _forward(config, route, canary=False),
+            **_forward(config, route, canary=False),
         }
         if route.canary is None and config.envoy.observe == "canaries":
             stable["typed_per_filter_config"] = {OBSERVE_FILTER: DISABLED}
@@ -225,7 +286,7 @@ def _routes(config: Config) -> list[dict[str, Any]]:
                 "name": f"unrouted{prefix}",
                 "stat_prefix": "unrouted",
                 "match": {"prefix": prefix},
-                "route": _forward(config, default, canary=False),
+                **_forward(config, default, canary=False),
                 # Still this route after the routing filter: switchyard did not route
                 # it (fail-open), so there is no route or cohort to observe it for.
                 "typed_per_filter_config": {OBSERVE_FILTER: DISABLED},
@@ -236,7 +297,7 @@ def _routes(config: Config) -> list[dict[str, Any]]:
             "name": "passthrough",
             "stat_prefix": "passthrough",
             "match": {"prefix": "/"},
-            "route": _forward(config, default, canary=False),
+            **_forward(config, default, canary=False),
             "typed_per_filter_config": {ROUTING_FILTER: DISABLED, OBSERVE_FILTER: DISABLED},
         }
     )
@@ -360,7 +421,7 @@ def render(config: Config) -> dict[str, Any]:
     clusters = [_processor_cluster(EXT_PROC_CLUSTER, config.processor_address)]
     if config.envoy.observe != "off":
         clusters.append(_processor_cluster(OBSERVE_CLUSTER, config.processor_address))
-    clusters += [_backend_cluster(backend) for backend in config.backends]
+    clusters += [_backend_cluster(config, backend) for backend in config.backends]
     return {
         "admin": {"address": _socket_address(config.envoy.admin)},
         "layered_runtime": {
