@@ -9,8 +9,10 @@ The request path it builds, filter by filter:
    cache, so a request with spoofed headers is routed as if it had none
    (which matters when switchyard is down and Envoy fails open);
 2. the routing ext_proc filter sends request headers and the buffered body
-   to switchyard, which sets x-switchyard-route / -cohort / -sticky and
-   clears the route cache;
+   to switchyard, which sets x-switchyard-route / -cohort / -sticky, rewrites
+   the body for the backend that will answer and clears the route cache;
+   a Lua filter then removes from a stream the usage event switchyard asked
+   the backend for on the client's behalf;
 3. the observing ext_proc filter (observability mode) shows switchyard each
    response without delaying it;
 4. the router: one route per (switchyard route, cohort) matched on those
@@ -79,6 +81,65 @@ function envoy_on_request(handle)
   end
   if found then
     handle:clearRouteCache()
+  end
+end
+"""
+
+
+_STREAM_USAGE_LUA = """
+-- Placed after the routing filter: it sees the header switchyard set when it
+-- asked a backend for a stream's usage the client did not ask for. The
+-- observing filter (closer to the router) sees the usage event first; this
+-- filter removes it from what the client receives.
+function envoy_on_request(handle)
+  local headers = handle:headers()
+  if headers:get("%(header)s") ~= nil then
+    headers:remove("%(header)s")
+    handle:streamInfo():dynamicMetadata():set("switchyard", "strip_usage", "1")
+  end
+end
+
+local function next_break(data, start)
+  local lf = string.find(data, "\\n\\n", start, true)
+  local crlf = string.find(data, "\\r\\n\\r\\n", start, true)
+  if crlf ~= nil and (lf == nil or crlf < lf) then
+    return crlf, crlf + 3
+  end
+  if lf ~= nil then
+    return lf, lf + 1
+  end
+  return nil, nil
+end
+
+local function is_usage_event(event)
+  return string.find(event, '"usage"', 1, true) ~= nil
+    and string.find(event, '"choices"%%s*:%%s*%%[%%s*%%]') ~= nil
+end
+
+function envoy_on_response(handle)
+  local metadata = handle:streamInfo():dynamicMetadata():get("switchyard")
+  if metadata == nil or metadata["strip_usage"] == nil then
+    return
+  end
+  -- SSE events end with a blank line; an event split across chunks waits for its end.
+  local carry = ""
+  for chunk in handle:bodyChunks() do
+    local data = carry .. chunk:getBytes(0, chunk:length())
+    local kept = {}
+    local start = 1
+    while true do
+      local _, stop = next_break(data, start)
+      if stop == nil then
+        break
+      end
+      local event = string.sub(data, start, stop)
+      if not is_usage_event(event) then
+        kept[#kept + 1] = event
+      end
+      start = stop + 1
+    end
+    carry = string.sub(data, start)
+    chunk:setBytes(table.concat(kept))
   end
 end
 """
@@ -373,6 +434,15 @@ def render(config: Config) -> dict[str, Any]:
             },
         },
         _routing_filter(config),
+        {
+            "name": "switchyard.stream_usage",
+            "typed_config": {
+                "@type": _TYPE + "filters.http.lua.v3.Lua",
+                "default_source_code": {
+                    "inline_string": _STREAM_USAGE_LUA % {"header": h.STRIP_USAGE}
+                },
+            },
+        },
     ]
     if config.envoy.observe != "off":
         http_filters.append(_observe_filter(config))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from extproc.config import BackendConfig, Config
@@ -37,6 +38,8 @@ class Rewrite:
     body: bytes | None = None
     """The new body, or None to leave the client's bytes untouched."""
     path: str | None = None
+    strip_usage: bool = False
+    """Usage was asked for on the client's behalf: remove it from the stream."""
 
 
 NO_REWRITE = Rewrite()
@@ -53,17 +56,28 @@ def compile_adapters(config: Config) -> dict[str, BackendAdapter]:
 
 
 def rewrite(adapter: BackendAdapter | None, chat: ChatRequest, path: str) -> Rewrite:
-    if adapter is None:
-        return NO_REWRITE
+    changes: dict[str, Any] = {}
+    if adapter is not None and adapter.model is not None and chat.model != adapter.model:
+        changes["model"] = adapter.model
+    ask_usage = chat.stream and not chat.include_usage
+    if ask_usage:
+        # Backends send a stream's token usage only when asked; Envoy's response
+        # filter removes that extra event before the client sees it (envoy_config).
+        options = chat.data.get("stream_options")
+        changes["stream_options"] = {
+            **(options if isinstance(options, dict) else {}),
+            "include_usage": True,
+        }
     body = None
-    if adapter.model is not None and chat.model != adapter.model:
-        data = {**chat.data, "model": adapter.model}
-        body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    if changes:
+        body = json.dumps({**chat.data, **changes}, ensure_ascii=False, separators=(",", ":"))
     new_path = None
-    if adapter.path_prefix or adapter.query:
+    if adapter is not None and (adapter.path_prefix or adapter.query):
         new_path = adapter.path_prefix + path
         if adapter.query:
             new_path += ("&" if "?" in path else "?") + adapter.query
     if body is None and new_path is None:
         return NO_REWRITE
-    return Rewrite(body=body, path=new_path)
+    return Rewrite(
+        body=body.encode() if body is not None else None, path=new_path, strip_usage=ask_usage
+    )

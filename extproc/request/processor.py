@@ -151,6 +151,8 @@ class RoutingStream:
                 headers["content-length"] = str(len(changes.body))
         if changes.path is not None:
             headers[":path"] = changes.path
+        if changes.strip_usage:
+            headers[h.STRIP_USAGE] = "1"
         return ext_proc_pb2.ProcessingResponse(
             request_body=ext_proc_pb2.BodyResponse(
                 response=ext_proc_pb2.CommonResponse(

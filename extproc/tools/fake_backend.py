@@ -107,7 +107,12 @@ class FakeBackend:
         is_chat = path.split("?")[0].endswith("/chat/completions") and method == "POST"
         if is_chat:
             self.received.append(
-                {"host": headers.get("host"), "path": path, "headers": headers, "model": _model(body)}
+                {
+                    "host": headers.get("host"),
+                    "path": path,
+                    "headers": headers,
+                    "model": _model(body),
+                }
             )
         if (is_chat or path == "/v1/models") and not self.strictness.key_ok(headers):
             self._send_json(writer, 401, {"error": "Unauthorized"})

@@ -331,3 +331,54 @@ def test_tls_provider_verified_against_its_ca_and_its_name(tmp_path: Path) -> No
             reply = stack.client.chat("hello", headers={"x-session-id": "a"})
             assert reply.status == 503, (cert, reply.body)
             assert stack.backends["provider"].received() == [], cert
+
+
+# -- token usage of streamed answers ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stream_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    config = make_config(["llm"], [{"name": "chat", "backends": [{"backend": "llm"}]}], "chat")
+    config["backends"][0].update(
+        model="llama", price={"prompt_per_1m": 1_000_000, "completion_per_1m": 2_000_000}
+    )
+    with running_stack(
+        tmp_path_factory.mktemp("stream-usage"),
+        config,
+        backend_args={"llm": ["--served-model", "llama"]},
+    ) as stack:
+        yield stack
+
+
+def _events(body: bytes) -> list[str]:
+    return [e.removeprefix("data: ") for e in body.decode().split("\n\n") if e.strip()]
+
+
+def test_streams_count_tokens_without_showing_the_client_a_usage_chunk(
+    stream_stack: Stack,
+) -> None:
+    for i in range(20):
+        reply = stream_stack.client.chat(
+            "hello there", stream=True, headers={"x-session-id": f"{i}"}
+        )
+        assert reply.status == 200, reply.body
+        events = _events(reply.body)
+        assert events[-1] == "[DONE]"
+        chunks = [json.loads(e) for e in events[:-1]]
+        assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == (
+            "[llm] answered "
+        )
+        assert all("usage" not in c and c["choices"] for c in chunks), events
+    # What the client asked for itself it still gets.
+    asked = stream_stack.client.chat("hi", stream=True, stream_options={"include_usage": True})
+    usage = [json.loads(e) for e in _events(asked.body)[:-1] if '"usage"' in e]
+    assert len(usage) == 1 and usage[0]["choices"] == []
+
+    def counted() -> dict | None:
+        rows = stream_stack.switchyard_stats()["traffic"]
+        row = next((r for r in rows if r["backend"] == "llm"), None)
+        return row if row and row["requests"] == 21 else None
+
+    row = wait_until(counted, 10, "21 observed responses")
+    assert row["completion_tokens"] == 21 * 2  # "[llm] answered", every stream counted
+    assert row["prompt_tokens"] >= 21 and row["cost"] > 0

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from extproc import headers as h
 from extproc.config import environment_issues, parse_config
 from extproc.envoy_config import render
 from extproc.errors import ConfigError
 from extproc.metrics import Metrics
-from extproc.request.adapt import BackendAdapter, rewrite
+from extproc.request.adapt import NO_REWRITE, BackendAdapter, rewrite
 from extproc.request.chat import parse_chat
 from extproc.request.processor import RoutingStream
 from extproc.request.runtime import build_runtime
@@ -224,3 +228,50 @@ def test_the_processor_rewrites_for_the_backend_envoy_will_pick() -> None:
             assert set_["content-length"] == str(len(new_body))
         assert (":path" in set_) == (backend == "api-a")
     assert seen == {"self", "api-a", "api-b"}
+
+
+def test_a_stream_asks_for_usage_only_when_the_client_did_not() -> None:
+    plain = parse_chat(b'{"stream": true, "messages": [{"role": "user", "content": "hi"}]}')
+    changes = rewrite(None, plain, "/v1/chat/completions")
+    assert changes.strip_usage and changes.body is not None
+    assert json.loads(changes.body)["stream_options"] == {"include_usage": True}
+    asked = parse_chat(
+        b'{"stream": true, "stream_options": {"include_usage": true},'
+        b' "messages": [{"role": "user", "content": "hi"}]}'
+    )
+    assert rewrite(None, asked, "/v1/chat/completions") == NO_REWRITE
+    other_options = parse_chat(
+        b'{"stream": true, "stream_options": {"continuous_usage_stats": false},'
+        b' "messages": [{"role": "user", "content": "hi"}]}'
+    )
+    body = rewrite(None, other_options, "/v1/chat/completions").body
+    assert body is not None
+    assert json.loads(body)["stream_options"] == {
+        "continuous_usage_stats": False,
+        "include_usage": True,
+    }
+
+
+def test_check_command_fails_on_an_unset_key_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "switchyard.yaml"
+    data = config()
+    del data["backends"][2]  # api-b: would need the system bundle, not the point here
+    data["routes"][0]["backends"].pop()
+    data["envoy"] = {"ca_bundle": str(tmp_path / "bundle.pem")}
+    (tmp_path / "bundle.pem").write_text("PEM")
+    path.write_text(yaml.safe_dump(data))
+    switchyard = str(Path(sys.executable).parent / "switchyard")
+    env = {k: v for k, v in os.environ.items() if k != "API_A_KEY"}
+    failed = subprocess.run(
+        [switchyard, "check", "-c", str(path)], capture_output=True, text=True, env=env
+    )
+    assert failed.returncode == 2
+    assert "backends[1].credential.env: environment variable API_A_KEY is not set" in failed.stderr
+    passed = subprocess.run(
+        [switchyard, "check", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        env={**env, "API_A_KEY": KEY},
+    )
+    assert passed.returncode == 0, passed.stderr
+    assert KEY not in passed.stdout + passed.stderr
