@@ -444,16 +444,16 @@ def environment_issues(cfg: Config, environ: Mapping[str, str]) -> list[ConfigIs
     issues: list[ConfigIssue] = []
     for index, backend in enumerate(cfg.backends):
         if backend.tls and not backend.insecure_skip_verify:
-            key = "tls_ca_file" if backend.tls_ca_file else "envoy.ca_bundle"
-            ca = backend.tls_ca_file or cfg.envoy.ca_bundle
-            if not os.access(ca, os.R_OK) or not ca.is_file():
+            if backend.tls_ca_file is not None:
+                ca, path, source = backend.tls_ca_file, f"backends[{index}].tls_ca_file", "it"
+            else:
+                ca, path, source = cfg.envoy.ca_bundle, f"backends[{index}].tls", "envoy.ca_bundle"
+            if not ca.is_file() or not os.access(ca, os.R_OK):
                 issues.append(
                     ConfigIssue(
-                        f"backends[{index}].tls"
-                        if key == "envoy.ca_bundle"
-                        else f"backends[{index}].{key}",
-                        f"no way to verify {backend.host}'s certificate: {key} {ca} is not a "
-                        "readable file; set tls_ca_file, or install the system CA bundle",
+                        path,
+                        f"no way to verify {backend.host}'s certificate: {source} ({ca}) is not "
+                        "a readable file; set tls_ca_file, or install the system CA bundle",
                     )
                 )
         if backend.credential is not None and not environ.get(backend.credential.env):

@@ -121,7 +121,13 @@ function envoy_on_response(handle)
   if metadata == nil or metadata["strip_usage"] == nil then
     return
   end
-  -- SSE events end with a blank line; an event split across chunks waits for its end.
+  -- An error answer (JSON) passes as it is.
+  local content_type = handle:headers():get("content-type") or ""
+  if string.find(content_type, "text/event-stream", 1, true) ~= 1 then
+    return
+  end
+  -- SSE events end with a blank line; an event split across chunks waits for its end
+  -- (an unterminated last event is dropped, as an SSE client would drop it).
   local carry = ""
   for chunk in handle:bodyChunks() do
     local data = carry .. chunk:getBytes(0, chunk:length())

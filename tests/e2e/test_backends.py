@@ -382,3 +382,14 @@ def test_streams_count_tokens_without_showing_the_client_a_usage_chunk(
     row = wait_until(counted, 10, "21 observed responses")
     assert row["completion_tokens"] == 21 * 2  # "[llm] answered", every stream counted
     assert row["prompt_tokens"] >= 21 and row["cost"] > 0
+
+
+def test_an_error_answer_to_a_stream_reaches_the_client_whole(stream_stack: Stack) -> None:
+    backend = stream_stack.backends["llm"]
+    backend.control(error_rate=1.0, status=503)
+    try:
+        reply = stream_stack.client.chat("hello", stream=True)
+    finally:
+        backend.control(error_rate=0.0)
+    assert reply.status == 503
+    assert reply.json["error"]["message"] == "llm: simulated failure"
