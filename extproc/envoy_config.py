@@ -33,6 +33,7 @@ from extproc.upstream import stable_split
 EXT_PROC_CLUSTER = "_switchyard_ext_proc"
 OBSERVE_CLUSTER = "_switchyard_observe"
 ROUTING_FILTER = "switchyard.route"
+STREAM_USAGE_FILTER = "switchyard.stream_usage"
 OBSERVE_FILTER = "switchyard.observe"
 HCM_STAT_PREFIX = "ingress"
 VIRTUAL_HOST = "switchyard"
@@ -45,6 +46,7 @@ _TYPE = "type.googleapis.com/envoy.extensions."
 EXT_PROC_TYPE = _TYPE + "filters.http.ext_proc.v3.ExternalProcessor"
 EXT_PROC_PER_ROUTE_TYPE = _TYPE + "filters.http.ext_proc.v3.ExtProcPerRoute"
 DISABLED = {"@type": EXT_PROC_PER_ROUTE_TYPE, "disabled": True}
+LUA_DISABLED = {"@type": _TYPE + "filters.http.lua.v3.LuaPerRoute", "disabled": True}
 
 _REQUEST_LUA = """
 local internal = {%(internal)s}
@@ -122,10 +124,13 @@ function envoy_on_response(handle)
     return
   end
   -- An error answer (JSON) passes as it is.
-  local content_type = handle:headers():get("content-type") or ""
+  local headers = handle:headers()
+  local content_type = headers:get("content-type") or ""
   if string.find(content_type, "text/event-stream", 1, true) ~= 1 then
     return
   end
+  -- The body gets shorter: a length the backend announced would no longer hold.
+  headers:remove("content-length")
   -- SSE events end with a blank line; an event split across chunks waits for its end
   -- (an unterminated last event is dropped, as an SSE client would drop it).
   local carry = ""
@@ -356,7 +361,10 @@ def _routes(config: Config) -> list[dict[str, Any]]:
                 **_forward(config, default, canary=False),
                 # Still this route after the routing filter: switchyard did not route
                 # it (fail-open), so there is no route or cohort to observe it for.
-                "typed_per_filter_config": {OBSERVE_FILTER: DISABLED},
+                "typed_per_filter_config": {
+                    OBSERVE_FILTER: DISABLED,
+                    STREAM_USAGE_FILTER: LUA_DISABLED,
+                },
             }
         )
     routes.append(
@@ -365,7 +373,11 @@ def _routes(config: Config) -> list[dict[str, Any]]:
             "stat_prefix": "passthrough",
             "match": {"prefix": "/"},
             **_forward(config, default, canary=False),
-            "typed_per_filter_config": {ROUTING_FILTER: DISABLED, OBSERVE_FILTER: DISABLED},
+            "typed_per_filter_config": {
+                ROUTING_FILTER: DISABLED,
+                OBSERVE_FILTER: DISABLED,
+                STREAM_USAGE_FILTER: LUA_DISABLED,
+            },
         }
     )
     return routes
@@ -441,7 +453,7 @@ def render(config: Config) -> dict[str, Any]:
         },
         _routing_filter(config),
         {
-            "name": "switchyard.stream_usage",
+            "name": STREAM_USAGE_FILTER,
             "typed_config": {
                 "@type": _TYPE + "filters.http.lua.v3.Lua",
                 "default_source_code": {

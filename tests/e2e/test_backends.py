@@ -83,6 +83,25 @@ def test_canary_model_v2_beside_model_v1_each_sees_its_own_name(canary_stack: St
     }
 
 
+def test_a_chunked_request_body_is_rewritten_too(canary_stack: Stack) -> None:
+    body = json.dumps({"model": "other", "messages": [{"role": "user", "content": "hi"}]})
+    conn = http.client.HTTPConnection("127.0.0.1", canary_stack.port, timeout=10)
+    try:
+        conn.request(
+            "POST",
+            "/v1/chat/completions",
+            body=iter([body[:20].encode(), body[20:].encode()]),
+            headers={"content-type": "application/json", "x-session-id": "chunked"},
+            encode_chunked=True,
+        )
+        response = conn.getresponse()
+        reply = response.read()
+    finally:
+        conn.close()
+    assert response.status == 200, reply
+    assert json.loads(reply)["model"] in {"model-v1", "model-v2"}
+
+
 def test_a_model_name_the_backend_does_not_serve_is_refused_by_the_fake(
     canary_stack: Stack,
 ) -> None:
