@@ -275,3 +275,16 @@ def test_check_command_fails_on_an_unset_key_naming_it(tmp_path: Path) -> None:
     )
     assert passed.returncode == 0, passed.stderr
     assert KEY not in passed.stdout + passed.stderr
+
+
+def test_insecure_skip_verify_is_warned_about_loudly(tmp_path: Path) -> None:
+    path = tmp_path / "switchyard.yaml"
+    path.write_text(yaml.safe_dump(config(insecure_skip_verify=True)))
+    switchyard = str(Path(sys.executable).parent / "switchyard")
+    rendered = subprocess.run(
+        [switchyard, "envoy", "-c", str(path), "-o", str(tmp_path / "envoy.yaml")],
+        capture_output=True,
+        text=True,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    assert "WARNING: backend api-a: insecure_skip_verify is set" in rendered.stderr
