@@ -82,7 +82,8 @@ class Switchyard:
             log.warning(
                 "config reloaded from %s, but the change needs an Envoy update too: run "
                 "`switchyard envoy` and restart Envoy (requests for routes Envoy does not "
-                "know take the default route until then)",
+                "know take the default route until then, and with changed weights a body "
+                "may be rewritten for another backend than the one Envoy picks)",
                 self.config_path,
             )
             self.metrics.config_reloads.labels("success_needs_envoy_update").inc()
