@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from extproc import headers as h
-from extproc.config import Config, load_config
+from extproc.config import Config, insecure_backends, load_config
 from extproc.envoy_config import render
 from extproc.errors import ConfigError
 from extproc.http_api import HttpApi
@@ -95,7 +95,8 @@ class Switchyard:
             log.warning(
                 "config reloaded from %s, but the change needs an Envoy update too: run "
                 "`switchyard envoy` and restart Envoy (requests for routes Envoy does not "
-                "know take the default route until then)",
+                "know take the default route until then, and with changed weights a body "
+                "may be rewritten for another backend than the one Envoy picks)",
                 self.config_path,
             )
             self.metrics.config_reloads.labels("success_needs_envoy_update").inc()
@@ -234,6 +235,11 @@ class Switchyard:
             )
         else:
             log.info("POST /rollout requires the bearer token from $%s", cfg.admin_token_env)
+        for name in insecure_backends(self.config):
+            log.warning(
+                "backend %s: insecure_skip_verify is set, its TLS certificate is NOT verified",
+                name,
+            )
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)

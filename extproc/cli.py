@@ -15,7 +15,13 @@ from typing import Any
 import yaml
 
 from extproc import __version__
-from extproc.config import Config, ServerConfig, load_config
+from extproc.config import (
+    Config,
+    ServerConfig,
+    environment_issues,
+    insecure_backends,
+    load_config,
+)
 from extproc.errors import ConfigError
 from extproc.logs import configure_logging
 from extproc.rollout.canary import ACTIONS
@@ -44,8 +50,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_insecure(config: Config) -> None:
+    for name in insecure_backends(config):
+        print(
+            f"WARNING: backend {name}: insecure_skip_verify is set, its TLS certificate is NOT "
+            "verified: anyone on the path can read what is sent to it, keys included",
+            file=sys.stderr,
+        )
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     config = _load(args.config)
+    _warn_insecure(config)
+    issues = environment_issues(config, os.environ)
+    if issues:
+        print(ConfigError(args.config, issues), file=sys.stderr)
+        return 2
     if args.model:
         from extproc.metrics import Metrics
         from extproc.request.runtime import build_runtime
@@ -61,6 +81,7 @@ def cmd_envoy(args: argparse.Namespace) -> int:
     from extproc.envoy_config import render
 
     config = _load(args.config)
+    _warn_insecure(config)
     try:
         bootstrap = render(config)
     except ConfigError as exc:
@@ -75,10 +96,21 @@ def cmd_envoy(args: argparse.Namespace) -> int:
 
 
 def cmd_fake_backend(args: argparse.Namespace) -> int:
-    from extproc.tools.fake_backend import Behaviour, serve_fake_backend
+    from extproc.tools.fake_backend import Behaviour, Strictness, serve_fake_backend, server_tls
 
+    if (args.tls_cert is None) != (args.tls_key is None):
+        print("fake-backend: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
     behaviour = Behaviour(latency_ms=args.latency_ms, error_rate=args.error_rate)
-    asyncio.run(serve_fake_backend(args.name, args.host, args.port, behaviour, args.seed))
+    strictness = Strictness(
+        served_model=args.served_model, key=args.require_key, key_header=args.key_header
+    )
+    tls = server_tls(args.tls_cert, args.tls_key) if args.tls_cert else None
+    asyncio.run(
+        serve_fake_backend(
+            args.name, args.host, args.port, behaviour, args.seed, strictness=strictness, tls=tls
+        )
+    )
     return 0
 
 
@@ -216,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-ms", type=float, default=0.0)
     p.add_argument("--error-rate", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--served-model", help="answer 404 to any other model name, like vLLM")
+    p.add_argument("--require-key", help="answer 401 unless the request carries this key")
+    p.add_argument("--key-header", default="authorization", help="where --require-key is read")
+    p.add_argument("--tls-cert", help="serve HTTPS with this certificate (PEM)")
+    p.add_argument("--tls-key", help="the certificate's private key (PEM)")
     p.set_defaults(func=cmd_fake_backend)
     p = sub.add_parser("build-model", help="build the ONNX encoder from the packaged weights")
     p.add_argument("--out", default="build/model")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -163,6 +165,8 @@ class EnvoyConfig(Model):
     1). Envoy takes the client's address that many entries from the right of that header;
     with 0 it is the TCP peer, which a client cannot forge. The session fingerprint's
     client_address is this address."""
+    ca_bundle: Path = Path("/etc/ssl/certs/ca-certificates.crt")
+    """The system CA bundle (in Envoy's file system) that verifies TLS backends."""
 
     @field_validator("listen", "stats_listen")
     @classmethod
@@ -218,16 +222,68 @@ class PriceConfig(Model):
     completion_per_1m: float = Field(ge=0)
 
 
+class CredentialConfig(Model):
+    """A header Envoy adds to every request to this backend, its value from the environment."""
+
+    header: Annotated[str, Field(pattern=r"^[a-z0-9-]+$")] = "authorization"
+    env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    """The environment variable (of Envoy's process) holding the key; in Kubernetes, from a
+    Secret. The key itself is never written in a config file."""
+    prefix: str = ""
+    """Put before the key, e.g. "Bearer "."""
+
+
 class BackendConfig(Model):
     name: Name
     address: str
     tls: bool = False
+    """HTTPS to the backend, its certificate verified against envoy.ca_bundle
+    (or tls_ca_file) and the address's host name."""
+    tls_ca_file: Path | None = None
+    """Trust this CA (PEM file, relative to the config file) for this backend instead."""
+    insecure_skip_verify: bool = False
+    """Accept any certificate. Only for tests: anyone on the path can read what is sent."""
+    model: str | None = None
+    """The model name this backend serves: the body's `model` is rewritten to it."""
+    credential: CredentialConfig | None = None
+    forward_client_authorization: bool = False
+    """Pass the client's Authorization header on to this backend (removed by default)."""
+    path_prefix: Annotated[str, Field(pattern=r"^/[^?#]*[^/?#]$")] | None = None
+    """Put before the request's path, e.g. /openai for /openai/v1/chat/completions."""
+    query: dict[Annotated[str, Field(min_length=1)], str] = {}
+    """Query parameters added to chat requests to this backend, e.g. api-version."""
     price: PriceConfig | None = None
 
     @field_validator("address")
     @classmethod
     def _address(cls, value: str) -> str:
         return _check_address(value, allow_unix=False)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BackendConfig:
+        if not self.tls and (self.tls_ca_file is not None or self.insecure_skip_verify):
+            raise ValueError("tls_ca_file and insecure_skip_verify need tls: true")
+        if self.tls_ca_file is not None and self.insecure_skip_verify:
+            raise ValueError("expected tls_ca_file or insecure_skip_verify, not both")
+        if (
+            self.forward_client_authorization
+            and self.credential is not None
+            and self.credential.header == "authorization"
+        ):
+            raise ValueError(
+                "forward_client_authorization: the backend's credential already sets authorization"
+            )
+        return self
+
+    @property
+    def host(self) -> str:
+        return self.address.rpartition(":")[0]
+
+    @property
+    def host_header(self) -> str:
+        """The Host the backend expects: its own, the port left out when it is the scheme's."""
+        port = int(self.address.rpartition(":")[2])
+        return self.host if port == (443 if self.tls else 80) else self.address
 
 
 class HeaderMatch(Model):
@@ -564,6 +620,41 @@ def _cross_reference_issues(cfg: Config) -> list[ConfigIssue]:
     return issues
 
 
+def environment_issues(cfg: Config, environ: Mapping[str, str]) -> list[ConfigIssue]:
+    """What a valid config still needs from where Envoy runs: `switchyard check`.
+
+    Run it with Envoy's environment and file system (the chart's render step does).
+    """
+    issues: list[ConfigIssue] = []
+    for index, backend in enumerate(cfg.backends):
+        if backend.tls and not backend.insecure_skip_verify:
+            if backend.tls_ca_file is not None:
+                ca, path, source = backend.tls_ca_file, f"backends[{index}].tls_ca_file", "it"
+            else:
+                ca, path, source = cfg.envoy.ca_bundle, f"backends[{index}].tls", "envoy.ca_bundle"
+            if not ca.is_file() or not os.access(ca, os.R_OK):
+                issues.append(
+                    ConfigIssue(
+                        path,
+                        f"no way to verify {backend.host}'s certificate: {source} ({ca}) is not "
+                        "a readable file; set tls_ca_file, or install the system CA bundle",
+                    )
+                )
+        if backend.credential is not None and not environ.get(backend.credential.env):
+            issues.append(
+                ConfigIssue(
+                    f"backends[{index}].credential.env",
+                    f"environment variable {backend.credential.env} is not set "
+                    "(it holds this backend's key)",
+                )
+            )
+    return issues
+
+
+def insecure_backends(cfg: Config) -> list[str]:
+    return [backend.name for backend in cfg.backends if backend.insecure_skip_verify]
+
+
 def _key_path(loc: tuple[int | str, ...]) -> str:
     path = ""
     for part in loc:
@@ -636,11 +727,16 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
     state = cfg.state
     if state.tls_ca_file is not None:
         state = resolved(state, "tls_ca_file")
+    backends = [
+        resolved(backend, "tls_ca_file") if backend.tls_ca_file is not None else backend
+        for backend in cfg.backends
+    ]
     return cfg.model_copy(
         update={
             "classifier": resolved(cfg.classifier, "model"),
             "server": server,
             "envoy": envoy,
             "state": state,
+            "backends": backends,
         }
     )

@@ -12,8 +12,10 @@ The request path it builds, filter by filter:
    fingerprint, as Envoy established it from the peer and the trusted
    x-forwarded-for hops;
 2. the routing ext_proc filter sends request headers and the buffered body
-   to switchyard, which sets x-switchyard-route / -cohort / -sticky and
-   clears the route cache;
+   to switchyard, which sets x-switchyard-route / -cohort / -sticky, rewrites
+   the body for the backend that will answer and clears the route cache;
+   a Lua filter then removes from a stream the usage event switchyard asked
+   the backend for on the client's behalf;
 3. the observing ext_proc filter (observability mode) shows switchyard each
    response without delaying it;
 4. the router: one route per (switchyard route, cohort) matched on those
@@ -33,6 +35,7 @@ from typing import Any
 from extproc import headers as h
 from extproc.config import BackendConfig, Config, ProcessorTlsConfig, RouteConfig
 from extproc.errors import ConfigError, ConfigIssue
+from extproc.upstream import stable_split
 
 EXT_PROC_CLUSTER = "_switchyard_ext_proc"
 OBSERVE_CLUSTER = "_switchyard_observe"
@@ -40,6 +43,7 @@ ADMIN_CLUSTER = "_switchyard_admin"
 STATS_PATHS = ("/stats/prometheus", "/ready")
 """The admin paths the stats listener passes on, GET only: read-only and free of secrets."""
 ROUTING_FILTER = "switchyard.route"
+STREAM_USAGE_FILTER = "switchyard.stream_usage"
 OBSERVE_FILTER = "switchyard.observe"
 HCM_STAT_PREFIX = "ingress"
 VIRTUAL_HOST = "switchyard"
@@ -52,6 +56,7 @@ _TYPE = "type.googleapis.com/envoy.extensions."
 EXT_PROC_TYPE = _TYPE + "filters.http.ext_proc.v3.ExternalProcessor"
 EXT_PROC_PER_ROUTE_TYPE = _TYPE + "filters.http.ext_proc.v3.ExtProcPerRoute"
 DISABLED = {"@type": EXT_PROC_PER_ROUTE_TYPE, "disabled": True}
+LUA_DISABLED = {"@type": _TYPE + "filters.http.lua.v3.LuaPerRoute", "disabled": True}
 
 _REQUEST_LUA = """
 local internal = {%(internal)s}
@@ -94,6 +99,74 @@ function envoy_on_request(handle)
   local address = handle:streamInfo():downstreamRemoteAddress()
   headers:replace("%(client_header)s",
     string.match(address, "^%%[(.+)%%]:%%d+$") or string.match(address, "^(.+):%%d+$") or address)
+end
+"""
+
+
+_STREAM_USAGE_LUA = """
+-- Placed after the routing filter: it sees the header switchyard set when it
+-- asked a backend for a stream's usage the client did not ask for. The
+-- observing filter (closer to the router) sees the usage event first; this
+-- filter removes it from what the client receives.
+function envoy_on_request(handle)
+  local headers = handle:headers()
+  if headers:get("%(header)s") ~= nil then
+    headers:remove("%(header)s")
+    handle:streamInfo():dynamicMetadata():set("switchyard", "strip_usage", "1")
+  end
+end
+
+local function next_break(data, start)
+  local lf = string.find(data, "\\n\\n", start, true)
+  local crlf = string.find(data, "\\r\\n\\r\\n", start, true)
+  if crlf ~= nil and (lf == nil or crlf < lf) then
+    return crlf, crlf + 3
+  end
+  if lf ~= nil then
+    return lf, lf + 1
+  end
+  return nil, nil
+end
+
+local function is_usage_event(event)
+  return string.find(event, '"usage"', 1, true) ~= nil
+    and string.find(event, '"choices"%%s*:%%s*%%[%%s*%%]') ~= nil
+end
+
+function envoy_on_response(handle)
+  local metadata = handle:streamInfo():dynamicMetadata():get("switchyard")
+  if metadata == nil or metadata["strip_usage"] == nil then
+    return
+  end
+  -- An error answer (JSON) passes as it is.
+  local headers = handle:headers()
+  local content_type = headers:get("content-type") or ""
+  if string.find(content_type, "text/event-stream", 1, true) ~= 1 then
+    return
+  end
+  -- The body gets shorter: a length the backend announced would no longer hold.
+  headers:remove("content-length")
+  -- SSE events end with a blank line; an event split across chunks waits for its end
+  -- (an unterminated last event is dropped, as an SSE client would drop it).
+  local carry = ""
+  for chunk in handle:bodyChunks() do
+    local data = carry .. chunk:getBytes(0, chunk:length())
+    local kept = {}
+    local start = 1
+    while true do
+      local _, stop = next_break(data, start)
+      if stop == nil then
+        break
+      end
+      local event = string.sub(data, start, stop)
+      if not is_usage_event(event) then
+        kept[#kept + 1] = event
+      end
+      start = stop + 1
+    end
+    carry = string.sub(data, start)
+    chunk:setBytes(table.concat(kept))
+  end
 end
 """
 
@@ -172,8 +245,55 @@ def _processor_cluster(name: str, address: str, tls: ProcessorTlsConfig | None) 
     return cluster
 
 
-def _backend_cluster(backend: BackendConfig) -> dict[str, Any]:
-    host = backend.address.rpartition(":")[0]
+def _tls_socket(config: Config, backend: BackendConfig) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "@type": _TYPE + "transport_sockets.tls.v3.UpstreamTlsContext",
+        "sni": backend.host.strip("[]"),
+    }
+    if not backend.insecure_skip_verify:
+        # The chain must lead to a trusted CA *and* name this host: a trusted CA
+        # alone would accept any site's valid certificate.
+        context["common_tls_context"] = {
+            "validation_context": {
+                "trusted_ca": {"filename": str(backend.tls_ca_file or config.envoy.ca_bundle)},
+                "match_typed_subject_alt_names": [
+                    {
+                        "san_type": "IP_ADDRESS" if _is_ip(backend.host) else "DNS",
+                        "matcher": {"exact": backend.host.strip("[]")},
+                    }
+                ],
+            }
+        }
+    return {"name": "envoy.transport_sockets.tls", "typed_config": context}
+
+
+def _backend_headers(backend: BackendConfig) -> dict[str, Any]:
+    """What Envoy changes in every request to this backend, whichever route sent it."""
+    remove = [] if backend.forward_client_authorization else ["authorization"]
+    out: dict[str, Any] = {}
+    if backend.credential is not None:
+        credential = backend.credential
+        if credential.header not in remove:
+            remove.append(credential.header)
+        # Envoy reads the key from its own environment for each request: the
+        # config file, and the admin config_dump, only ever hold the variable's name.
+        prefix = credential.prefix.replace("%", "%%")
+        out["request_headers_to_add"] = [
+            {
+                "header": {
+                    "key": credential.header,
+                    "value": f"{prefix}%ENVIRONMENT({credential.env})%",
+                },
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            }
+        ]
+    if remove:
+        out["request_headers_to_remove"] = remove
+    return out
+
+
+def _backend_cluster(config: Config, backend: BackendConfig) -> dict[str, Any]:
+    host = backend.host
     cluster: dict[str, Any] = {
         "name": backend.name,
         "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
@@ -192,18 +312,16 @@ def _backend_cluster(backend: BackendConfig) -> dict[str, Any]:
             "thresholds": [{"max_requests": 10_000, "max_pending_requests": 10_000}]
         },
     }
+    if not _is_ip(host):
+        # Most networks that reach a hosted API do so over IPv4.
+        cluster["dns_lookup_family"] = "V4_PREFERRED"
     if backend.tls:
-        cluster["transport_socket"] = {
-            "name": "envoy.transport_sockets.tls",
-            "typed_config": {
-                "@type": _TYPE + "transport_sockets.tls.v3.UpstreamTlsContext",
-                "sni": host,
-            },
-        }
+        cluster["transport_socket"] = _tls_socket(config, backend)
     return cluster
 
 
 def _forward(config: Config, route: RouteConfig, *, canary: bool) -> dict[str, Any]:
+    """The route's action, and for a single backend the route-level header changes."""
     action: dict[str, Any] = {
         "timeout": f"{config.envoy.upstream_timeout_s}s",
         "retry_policy": {
@@ -213,19 +331,34 @@ def _forward(config: Config, route: RouteConfig, *, canary: bool) -> dict[str, A
             "num_retries": config.envoy.retries,
         },
     }
+    split = stable_split(route)
     if canary:
         assert route.canary is not None
-        action["cluster"] = route.canary.backend
-    elif len(route.backends) == 1:
-        action["cluster"] = route.backends[0].backend
-    else:
-        action["weighted_clusters"] = {
-            "clusters": [{"name": b.backend, "weight": b.weight} for b in route.backends],
-            # The session's sticky value picks the cluster (value modulo the
-            # total weight): the same session, the same backend, on every replica.
-            "header_name": h.STICKY,
-        }
-    return action
+        split = [(route.canary.backend, 1)]
+    if len(split) == 1:
+        backend = config.backend(split[0][0])
+        action["cluster"] = backend.name
+        action["host_rewrite_literal"] = backend.host_header
+        return {"route": action, **_backend_headers(backend)}
+    clusters = []
+    for name, weight in split:
+        backend = config.backend(name)
+        clusters.append(
+            {
+                "name": name,
+                "weight": weight,
+                "host_rewrite_literal": backend.host_header,
+                **_backend_headers(backend),
+            }
+        )
+    action["weighted_clusters"] = {
+        "clusters": clusters,
+        # The session's sticky value picks the cluster (value modulo the total
+        # weight): the same session, the same backend, on every replica, and the
+        # backend switchyard rewrote the body for (extproc.upstream).
+        "header_name": h.STICKY,
+    }
+    return {"route": action}
 
 
 def _header_match(name: str, value: str) -> dict[str, Any]:
@@ -247,14 +380,14 @@ def _routes(config: Config) -> list[dict[str, Any]]:
                             _header_match(h.COHORT, h.CANARY),
                         ],
                     },
-                    "route": _forward(config, route, canary=True),
+                    **_forward(config, route, canary=True),
                 }
             )
         stable: dict[str, Any] = {
             "name": f"{route.name}.stable",
             "stat_prefix": f"{route.name}.stable",
             "match": {"prefix": "/", "headers": [_header_match(h.ROUTE, route.name)]},
-            "route": _forward(config, route, canary=False),
+            **_forward(config, route, canary=False),
         }
         if route.canary is None and config.envoy.observe == "canaries":
             stable["typed_per_filter_config"] = {OBSERVE_FILTER: DISABLED}
@@ -268,10 +401,13 @@ def _routes(config: Config) -> list[dict[str, Any]]:
                 "name": f"unrouted{prefix}",
                 "stat_prefix": "unrouted",
                 "match": {"prefix": prefix},
-                "route": _forward(config, default, canary=False),
+                **_forward(config, default, canary=False),
                 # Still this route after the routing filter: switchyard did not route
                 # it (fail-open), so there is no route or cohort to observe it for.
-                "typed_per_filter_config": {OBSERVE_FILTER: DISABLED},
+                "typed_per_filter_config": {
+                    OBSERVE_FILTER: DISABLED,
+                    STREAM_USAGE_FILTER: LUA_DISABLED,
+                },
             }
         )
     routes.append(
@@ -279,8 +415,12 @@ def _routes(config: Config) -> list[dict[str, Any]]:
             "name": "passthrough",
             "stat_prefix": "passthrough",
             "match": {"prefix": "/"},
-            "route": _forward(config, default, canary=False),
-            "typed_per_filter_config": {ROUTING_FILTER: DISABLED, OBSERVE_FILTER: DISABLED},
+            **_forward(config, default, canary=False),
+            "typed_per_filter_config": {
+                ROUTING_FILTER: DISABLED,
+                OBSERVE_FILTER: DISABLED,
+                STREAM_USAGE_FILTER: LUA_DISABLED,
+            },
         }
     )
     return routes
@@ -356,6 +496,15 @@ def render(config: Config) -> dict[str, Any]:
             },
         },
         _routing_filter(config),
+        {
+            "name": STREAM_USAGE_FILTER,
+            "typed_config": {
+                "@type": _TYPE + "filters.http.lua.v3.Lua",
+                "default_source_code": {
+                    "inline_string": _STREAM_USAGE_LUA % {"header": h.STRIP_USAGE}
+                },
+            },
+        },
     ]
     if config.envoy.observe != "off":
         http_filters.append(_observe_filter(config))
@@ -409,7 +558,7 @@ def render(config: Config) -> dict[str, Any]:
     clusters = [_processor_cluster(EXT_PROC_CLUSTER, config.processor_address, tls)]
     if config.envoy.observe != "off":
         clusters.append(_processor_cluster(OBSERVE_CLUSTER, config.processor_address, tls))
-    clusters += [_backend_cluster(backend) for backend in config.backends]
+    clusters += [_backend_cluster(config, backend) for backend in config.backends]
     listeners = [_ingress_listener(config, hcm)]
     if config.envoy.stats_listen is not None:
         listeners.append(_stats_listener(config.envoy.stats_listen))

@@ -11,7 +11,11 @@ LABEL = "x-switchyard-label"
 BACKEND = "x-switchyard-backend"
 """Response only: the cluster that answered (added by Envoy's route)."""
 
-INTERNAL = (ROUTE, COHORT, STICKY, LABEL, BACKEND)
+STRIP_USAGE = "x-switchyard-strip-usage"
+"""Request only: switchyard asked the backend for a stream's usage on the client's behalf;
+Envoy removes the usage event from the response (and this header before the backend)."""
+
+INTERNAL = (ROUTE, COHORT, STICKY, LABEL, BACKEND, STRIP_USAGE)
 
 CLIENT = "x-switchyard-client"
 """Request only: the client's address as Envoy established it (see envoy.trusted_proxy_hops).

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from extproc.errors import RequestError
 
@@ -22,6 +23,10 @@ class ChatRequest:
     """Text of each user message, oldest first."""
     system_prompt: str | None = None
     """Text of the first system (or developer) message, when there is one."""
+    include_usage: bool = False
+    """The client asked for usage in a stream (stream_options.include_usage)."""
+    data: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """The parsed body, for a rewrite (extproc.request.adapt); never mutated."""
 
     @property
     def text(self) -> str:
@@ -98,10 +103,14 @@ def parse_chat(body: bytes) -> ChatRequest:
             system_prompt = _content_text(message.get("content"), index)
     model = data.get("model")
     user = data.get("user")
+    stream_options = data.get("stream_options")
     return ChatRequest(
         model=model if isinstance(model, str) else None,
         user=user if isinstance(user, str) and user else None,
         stream=data.get("stream") is True,
         user_messages=tuple(user_messages),
         system_prompt=system_prompt or None,
+        include_usage=isinstance(stream_options, dict)
+        and stream_options.get("include_usage") is True,
+        data=data,
     )

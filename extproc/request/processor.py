@@ -16,6 +16,7 @@ from extproc import headers as h
 from extproc.errors import RequestError
 from extproc.logs import redact
 from extproc.metrics import Metrics
+from extproc.request.adapt import rewrite
 from extproc.request.chat import parse_chat
 from extproc.request.runtime import Runtime
 from proto import core_pb2, ext_proc_pb2, http_status_pb2, processing_mode_pb2
@@ -139,10 +140,24 @@ class RoutingStream:
                 label,
                 redact(chat.user_messages[-1] if chat.user_messages else ""),
             )
+        changes = rewrite(
+            self.runtime.adapters.get(decision.backend), chat, self.headers.get(":path", "")
+        )
+        headers = decision.headers()
+        body_mutation = None
+        if changes.body is not None:
+            body_mutation = ext_proc_pb2.BodyMutation(body=changes.body)
+            if "content-length" in self.headers:
+                headers["content-length"] = str(len(changes.body))
+        if changes.path is not None:
+            headers[":path"] = changes.path
+        if changes.strip_usage:
+            headers[h.STRIP_USAGE] = "1"
         return ext_proc_pb2.ProcessingResponse(
             request_body=ext_proc_pb2.BodyResponse(
                 response=ext_proc_pb2.CommonResponse(
-                    header_mutation=set_headers(decision.headers()),
+                    header_mutation=set_headers(headers),
+                    body_mutation=body_mutation,
                     clear_route_cache=True,
                 )
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import random
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from extproc.errors import RequestError
 from extproc.request.chat import ChatRequest
 from extproc.request.session import cohort_bucket, session_key, sticky_value
 from extproc.rollout.canary import Rollouts
+from extproc.upstream import backend_for
 
 Matcher = Callable[[ChatRequest, Mapping[str, str], str | None], bool]
 
@@ -55,13 +57,13 @@ class CompiledRoute:
 class Decision:
     route: str
     cohort: str
-    sticky: int | None
+    sticky: int
     label: str | None
+    backend: str
+    """The backend Envoy will forward to (extproc.upstream.backend_for)."""
 
     def headers(self) -> dict[str, str]:
-        out = {h.ROUTE: self.route, h.COHORT: self.cohort}
-        if self.sticky is not None:
-            out[h.STICKY] = str(self.sticky)
+        out = {h.ROUTE: self.route, h.COHORT: self.cohort, h.STICKY: str(self.sticky)}
         if self.label is not None:
             out[h.LABEL] = self.label
         return out
@@ -81,6 +83,7 @@ class Router:
             if route.match is not None
         ]
         self._default = config.default_route
+        self._route_configs = {route.name: route for route in config.routes}
         self._blocked = frozenset(label.name for label in config.labels if label.action == "block")
         self._sources = tuple(config.session.sources)
         self._fingerprint = tuple(config.session.fingerprint)
@@ -126,11 +129,15 @@ class Router:
         cohort = self._cohort(route_name, key, chat.user, headers)
         if cohort == h.CANARY:
             self._rollouts.record_canary_request(route_name)
+        # Without a session the pick is random, but made here rather than by
+        # Envoy, so that switchyard knows which backend the body is for.
+        sticky = sticky_value(key) if key is not None else random.getrandbits(53)
         return Decision(
             route=route_name,
             cohort=cohort,
-            sticky=sticky_value(key) if key is not None else None,
+            sticky=sticky,
             label=label,
+            backend=backend_for(self._route_configs[route_name], cohort, sticky),
         )
 
     def _forced_cohort(self, headers: Mapping[str, str]) -> str | None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from extproc.config import Config
 from extproc.metrics import Metrics
+from extproc.request.adapt import BackendAdapter, compile_adapters
 from extproc.request.classify import BatchingClassifier
 from extproc.request.routing import Router
 from extproc.rollout.canary import Rollouts
@@ -24,6 +25,8 @@ class Runtime:
     router: Router
     classifier: BatchingClassifier | None
     """None when no route or label depends on a label: rules-only routing loads no model."""
+    adapters: dict[str, BackendAdapter]
+    """Per backend name, for the backends whose requests switchyard rewrites."""
 
 
 def load_label_classifier(config: Config) -> LabelClassifier | SequenceClassifier:
@@ -62,7 +65,9 @@ def build_runtime(config: Config, rollouts: Rollouts, metrics: Metrics) -> Runti
                 count
             ),
         )
-    return Runtime(config=config, router=router, classifier=classifier)
+    return Runtime(
+        config=config, router=router, classifier=classifier, adapters=compile_adapters(config)
+    )
 
 
 class RuntimeHolder:

@@ -1,7 +1,8 @@
 """`switchyard demo`: the whole chain on 127.0.0.1 with real traffic, then a report.
 
-Starts one fake backend per configured backend, switchyard and a real Envoy
-rendered from the same config, sends a mix of prompts (several topics,
+Starts one fake backend per configured backend (serving only the backend's
+model name, requiring its key when it has a credential), switchyard and a real
+Envoy rendered from the same config, sends a mix of prompts (several topics,
 English and French, a blocked one, a spoofed header), a burst of sessions to
 show the canary share and the weighted split, stops switchyard to show Envoy
 failing open, prints the A/B report and Envoy's stats, and shuts down.
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -22,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from extproc.config import Config
+from extproc.config import BackendConfig, Config
 from extproc.envoy_config import render
 from extproc.rollout.report import build_report
 
@@ -74,6 +77,19 @@ def _port(address: str) -> int:
     return int(address.rsplit(":", 1)[1])
 
 
+def strict_backend_flags(backend: BackendConfig, keys: dict[str, str]) -> list[str]:
+    """fake-backend flags that make it as strict as the server it stands for: the model
+    name it serves, and a key made up for this run, recorded in `keys` under the
+    environment variable Envoy reads it from."""
+    flags: list[str] = []
+    if backend.model is not None:
+        flags += ["--served-model", backend.model]
+    if backend.credential is not None:
+        key = keys.setdefault(backend.credential.env, f"demo-{secrets.token_hex(12)}")
+        flags += ["--require-key", key, "--key-header", backend.credential.header]
+    return flags
+
+
 class Demo:
     def __init__(self, config_path: Path, config: Config) -> None:
         self.config_path = config_path
@@ -82,14 +98,20 @@ class Demo:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.switchyard_cmd = [sys.executable, "-m", "extproc.cli"]
 
-    def _start(self, name: str, args: list[str]) -> None:
+    def _start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
         with open(self.workdir / f"{name}.log", "wb") as log:
-            self.processes[name] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+            self.processes[name] = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            )
 
     def start(self) -> None:
+        # The fake providers require a key, as real ones do: one made up per run,
+        # handed to Envoy in its environment under the name the config gives.
+        keys: dict[str, str] = {}
         for backend in self.config.backends:
             # Different latencies per backend make the A/B table worth reading.
             latency = 10 + 7 * (sum(map(ord, backend.name)) % 6)
+            strict = strict_backend_flags(backend, keys)
             self._start(
                 f"backend-{backend.name}",
                 [
@@ -101,6 +123,7 @@ class Demo:
                     str(_port(backend.address)),
                     "--latency-ms",
                     str(latency),
+                    *strict,
                 ],
             )
         self._start("switchyard", [*self.switchyard_cmd, "serve", "-c", str(self.config_path)])
@@ -119,6 +142,7 @@ class Demo:
                 "--concurrency",
                 "1",
             ],
+            env=keys,
         )
         metrics = _port(self.config.server.metrics_listen)
         admin = _port(self.config.envoy.admin)

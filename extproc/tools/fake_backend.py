@@ -4,18 +4,28 @@ It answers /v1/chat/completions (JSON, or SSE with `stream: true`) with its own
 name, a usage block, a configurable latency and failure rate. Its behaviour can
 be changed while it runs (POST /control), so tests can make a canary degrade
 on command. GET /stats tells how many chat requests reached it.
+
+It is as strict as the servers it stands for: with a served model it answers
+any other model name with vLLM's 404; with a required key it answers 401 to a
+request without it; a stream carries usage only when stream_options.include_usage
+asks for it; with a certificate it speaks only HTTPS. GET /received returns the
+Host, path and headers of the chat requests it got (the last RECEIVED_KEPT).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import hmac
 import json
 import random
 import signal
+import ssl
 import time
 from dataclasses import dataclass
 
 MAX_BODY = 64 * 1024 * 1024
+RECEIVED_KEPT = 10_000
 
 
 @dataclass
@@ -26,12 +36,46 @@ class Behaviour:
     """The status of a simulated failure."""
 
 
+@dataclass(frozen=True)
+class Strictness:
+    served_model: str | None = None
+    """Answer 404 to any other model name, as vLLM does."""
+    key: str | None = None
+    """Answer 401 unless key_header carries it."""
+    key_header: str = "authorization"
+    """authorization expects "Bearer KEY"; any other header the bare key."""
+
+    def key_ok(self, headers: dict[str, str]) -> bool:
+        if self.key is None:
+            return True
+        expected = f"Bearer {self.key}" if self.key_header == "authorization" else self.key
+        return hmac.compare_digest(headers.get(self.key_header, "").encode(), expected.encode())
+
+
+def _model(body: bytes) -> object:
+    try:
+        request = json.loads(body)
+    except ValueError:
+        return None
+    return request.get("model") if isinstance(request, dict) else None
+
+
 class FakeBackend:
-    def __init__(self, name: str, behaviour: Behaviour, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        behaviour: Behaviour,
+        seed: int | None = None,
+        strictness: Strictness | None = None,
+    ) -> None:
         self.name = name
         self.behaviour = behaviour
+        self.strictness = strictness or Strictness()
         self.requests = 0
         self.errors = 0
+        self.received: collections.deque[dict[str, object]] = collections.deque(
+            maxlen=RECEIVED_KEPT
+        )
         self._random = random.Random(seed)
         self._ids = 0
 
@@ -60,7 +104,19 @@ class FakeBackend:
             headers[key.strip().lower()] = value.strip()
         body = await self._read_body(reader, headers)
         keep_alive = headers.get("connection", "").lower() != "close"
-        if path.startswith("/v1/chat/completions") and method == "POST":
+        is_chat = path.split("?")[0].endswith("/chat/completions") and method == "POST"
+        if is_chat:
+            self.received.append(
+                {
+                    "host": headers.get("host"),
+                    "path": path,
+                    "headers": headers,
+                    "model": _model(body),
+                }
+            )
+        if (is_chat or path == "/v1/models") and not self.strictness.key_ok(headers):
+            self._send_json(writer, 401, {"error": "Unauthorized"})
+        elif is_chat:
             await self._chat(body, writer)
         elif path == "/control" and method == "POST":
             update = json.loads(body or b"{}")
@@ -70,8 +126,11 @@ class FakeBackend:
             self._send_json(writer, 200, self._state())
         elif path == "/stats":
             self._send_json(writer, 200, self._state())
+        elif path == "/received":
+            self._send_json(writer, 200, list(self.received))
         elif path == "/v1/models":
-            self._send_json(writer, 200, {"object": "list", "data": [{"id": self.name}]})
+            served = self.strictness.served_model or self.name
+            self._send_json(writer, 200, {"object": "list", "data": [{"id": served}]})
         else:
             self._send_json(writer, 404, {"error": {"message": f"no route {path}"}})
         await writer.drain()
@@ -127,6 +186,20 @@ class FakeBackend:
         except ValueError:
             self._send_json(writer, 400, {"error": {"message": "invalid JSON"}})
             return
+        served = self.strictness.served_model
+        if served is not None and request.get("model") != served:
+            self._send_json(
+                writer,
+                404,
+                {
+                    "object": "error",
+                    "message": f"The model `{request.get('model')}` does not exist.",
+                    "type": "NotFoundError",
+                    "param": None,
+                    "code": 404,
+                },
+            )
+            return
         messages = request.get("messages") or [{}]
         prompt_tokens = max(1, len(json.dumps(messages)) // 4)
         answer = f"[{self.name}] answered"
@@ -140,7 +213,9 @@ class FakeBackend:
         }
         model = request.get("model") or self.name
         if request.get("stream") is True:
-            await self._stream(writer, completion_id, model, answer, usage)
+            options = request.get("stream_options")
+            with_usage = isinstance(options, dict) and options.get("include_usage") is True
+            await self._stream(writer, completion_id, model, answer, usage if with_usage else None)
             return
         self._send_json(
             writer,
@@ -168,7 +243,7 @@ class FakeBackend:
         completion_id: str,
         model: str,
         answer: str,
-        usage: dict[str, int],
+        usage: dict[str, int] | None,
     ) -> None:
         writer.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
@@ -185,16 +260,29 @@ class FakeBackend:
             event({**base, "choices": [delta]})
             await writer.drain()
         event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-        event({**base, "choices": [], "usage": usage, "backend": self.name})
+        if usage is not None:
+            event({**base, "choices": [], "usage": usage, "backend": self.name})
         event("[DONE]")
         writer.write(b"0\r\n\r\n")
 
 
+def server_tls(cert: str, key: str) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
 async def serve_fake_backend(
-    name: str, host: str, port: int, behaviour: Behaviour, seed: int | None = None
+    name: str,
+    host: str,
+    port: int,
+    behaviour: Behaviour,
+    seed: int | None = None,
+    strictness: Strictness | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> None:
-    backend = FakeBackend(name, behaviour, seed)
-    server = await asyncio.start_server(backend.handle, host, port, backlog=1024)
+    backend = FakeBackend(name, behaviour, seed, strictness)
+    server = await asyncio.start_server(backend.handle, host, port, backlog=1024, ssl=tls)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

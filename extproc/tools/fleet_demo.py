@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import signal
 import socket
@@ -26,7 +27,7 @@ import yaml
 
 from extproc.config import Config, parse_config
 from extproc.envoy_config import render
-from extproc.tools.demo import _get, _port, _say, _wait
+from extproc.tools.demo import _get, _port, _say, _wait, strict_backend_flags
 
 REPLICAS = 2
 
@@ -79,9 +80,11 @@ class FleetDemo:
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         return parse_config(data, str(path))
 
-    def _start(self, name: str, args: list[str]) -> None:
+    def _start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
         with open(self.workdir / f"{name}.log", "ab") as log:
-            self.processes[name] = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+            self.processes[name] = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+            )
 
     def _start_switchyard(self, index: int) -> None:
         config_file = self.workdir / f"replica-{index}.yaml"
@@ -109,6 +112,7 @@ class FleetDemo:
                 str(self.workdir),
             ],
         )
+        keys: dict[str, str] = {}
         for backend in self.config.backends:
             self._start(
                 f"backend-{backend.name}",
@@ -121,6 +125,7 @@ class FleetDemo:
                     str(_port(backend.address)),
                     "--latency-ms",
                     "20",
+                    *strict_backend_flags(backend, keys),
                 ],
             )
         for backend in self.config.backends:
@@ -143,6 +148,7 @@ class FleetDemo:
                     "--concurrency",
                     "1",
                 ],
+                env=keys,
             )
             admin = _port(replica.envoy.admin)
             _wait(lambda admin=admin: _get(admin, "/ready")[0] == 200, 30, f"envoy {index}")  # type: ignore[misc]

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -50,8 +51,14 @@ def wait_until(check: Any, timeout: float, what: str, interval: float = 0.05) ->
     raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
 
 
-def http_get(port: int, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def http_get(port: int, path: str, timeout: float = 5.0, tls: bool = False) -> tuple[int, bytes]:
+    conn = (
+        http.client.HTTPSConnection(
+            "127.0.0.1", port, timeout=timeout, context=ssl._create_unverified_context()
+        )
+        if tls
+        else http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    )
     try:
         conn.request("GET", path)
         response = conn.getresponse()
@@ -154,13 +161,18 @@ class Backend:
     name: str
     port: int
     process: subprocess.Popen[bytes]
+    tls: bool = False
 
     def control(self, **behaviour: float) -> None:
         status, _ = http_post(self.port, "/control", json.dumps(behaviour).encode())
         assert status == 200
 
     def stats(self) -> dict[str, Any]:
-        return json.loads(http_get(self.port, "/stats")[1])
+        return json.loads(http_get(self.port, "/stats", tls=self.tls)[1])
+
+    def received(self) -> list[dict[str, Any]]:
+        """Host, path and headers of each chat request this backend got."""
+        return json.loads(http_get(self.port, "/received", tls=self.tls)[1])
 
 
 @dataclass
@@ -172,6 +184,9 @@ class Stack:
     envoy: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
     serve_args: list[str] = field(default_factory=list)
+    backend_args: dict[str, list[str]] = field(default_factory=dict)
+    """Extra `switchyard fake-backend` arguments per backend name."""
+    envoy_env: dict[str, str] = field(default_factory=dict)
     _clients: threading.local = field(default_factory=threading.local)
     _all_clients: list[Client] = field(default_factory=list)
 
@@ -209,6 +224,7 @@ class Stack:
     def start_backends(self) -> None:
         for backend in self.config.get("backends", []):
             port = int(backend["address"].rsplit(":", 1)[1])
+            extra = self.backend_args.get(backend["name"], [])
             with open(self.workdir / f"backend-{backend['name']}.log", "wb") as log:
                 process = subprocess.Popen(
                     [
@@ -220,14 +236,17 @@ class Stack:
                         str(port),
                         "--seed",
                         "1",
+                        *extra,
                     ],
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )
-            self.backends[backend["name"]] = Backend(backend["name"], port, process)
+            self.backends[backend["name"]] = Backend(
+                backend["name"], port, process, tls="--tls-cert" in extra
+            )
         for backend in self.backends.values():
             wait_until(
-                lambda b=backend: http_get(b.port, "/stats")[0] == 200,
+                lambda b=backend: http_get(b.port, "/stats", tls=b.tls)[0] == 200,
                 15,
                 f"backend {backend.name}",
             )
@@ -272,6 +291,7 @@ class Stack:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env={**os.environ, **self.envoy_env},
             )
         wait_until(lambda: http_get(self.admin_port, "/ready")[0] == 200, 30, "envoy /ready")
 
@@ -360,9 +380,18 @@ def running_stack(
     config: dict[str, Any],
     env: dict[str, str] | None = None,
     serve_args: list[str] | None = None,
+    backend_args: dict[str, list[str]] | None = None,
+    envoy_env: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     workdir.mkdir(parents=True, exist_ok=True)
-    stack = Stack(workdir, config, env=env or {}, serve_args=serve_args or [])
+    stack = Stack(
+        workdir,
+        config,
+        env=env or {},
+        serve_args=serve_args or [],
+        backend_args=backend_args or {},
+        envoy_env=envoy_env or {},
+    )
     try:
         stack.write_config()
         stack.start_backends()

@@ -78,8 +78,11 @@ def test_streamed_answers_pass_through(stack: Stack) -> None:
     reply = stack.client.chat("symptom check", stream=True)
     assert reply.status == 200
     assert reply.headers["content-type"].startswith("text/event-stream")
-    assert b"data: [DONE]" in reply.body and b'"usage"' in reply.body
+    # The usage event switchyard asked for is not shown to a client that did not ask.
+    assert b"data: [DONE]" in reply.body and b'"usage"' not in reply.body
     assert reply.backend == "med"
+    asked = stack.client.chat("symptom check", stream=True, stream_options={"include_usage": True})
+    assert b"data: [DONE]" in asked.body and b'"usage"' in asked.body
 
 
 def test_non_chat_paths_pass_through_untouched(stack: Stack) -> None:

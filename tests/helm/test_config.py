@@ -5,6 +5,7 @@ changes exactly when that bootstrap changes."""
 from __future__ import annotations
 
 import copy
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -36,9 +37,48 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_configmap_passes_switchyard_check(values: tuple[Path, ...], tmp_path: Path) -> None:
     config = tmp_path / "switchyard.yaml"
     config.write_text(switchyard_yaml(render(*values)))
-    result = _run(tool("switchyard"), "check", "-c", str(config))
+    # What Envoy will have: its environment's keys, the CA files mounted for it.
+    cfg = yaml.safe_load(config.read_text())
+    env = {**os.environ}
+    for backend in cfg.get("backends", []):
+        if "credential" in backend:
+            env[backend["credential"]["env"]] = "a-key"
+        if "tls_ca_file" in backend:
+            ca = tmp_path / Path(backend["tls_ca_file"]).name
+            ca.write_text("PEM")
+            backend["tls_ca_file"] = str(ca)
+    config.write_text(yaml.safe_dump(cfg))
+    result = subprocess.run(
+        [tool("switchyard"), "check", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert ": OK (" in result.stdout
+
+
+def test_provider_keys_reach_envoy_from_secrets_and_only_by_name() -> None:
+    docs = render(FULL)
+    envoy = container(docs, "envoy")
+    assert {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in envoy["env"]} == {
+        "OPENAI_API_KEY": "provider-keys",
+        "ANTHROPIC_API_KEY": "provider-keys",
+    }
+    assert {"name": "internal-ca", "mountPath": "/etc/switchyard/ca", "readOnly": True} in envoy[
+        "volumeMounts"
+    ]
+    assert "env" not in container(docs, "switchyard") or all(
+        e["name"] != "OPENAI_API_KEY" for e in container(docs, "switchyard")["env"]
+    )
+    cfg = yaml.safe_load(switchyard_yaml(docs))
+    gpt = next(b for b in cfg["backends"] if b["name"] == "gpt")
+    assert gpt["credential"] == {
+        "header": "authorization",
+        "env": "OPENAI_API_KEY",
+        "prefix": "Bearer ",
+    }
 
 
 @pytest.mark.parametrize("values", [(), (FULL,)], ids=["default", "full"])
@@ -61,6 +101,12 @@ def test_rendered_envoy_bootstrap_passes_envoy_validate(
     ]
     result = _run(tool("switchyard"), *args)
     assert result.returncode == 0, result.stderr
+    # The CA files mounted into Envoy (proxy.volumeMounts): Envoy checks they exist.
+    text = bootstrap.read_text()
+    for backend in yaml.safe_load(config.read_text()).get("backends", []):
+        if "tls_ca_file" in backend:
+            text = text.replace(backend["tls_ca_file"], "/etc/ssl/certs/ca-certificates.crt")
+    bootstrap.write_text(text)
     # Envoy with the chart's arguments, in validate mode.
     envoy_args = container(docs, "envoy")["args"]
     envoy_args = [str(bootstrap) if a.endswith("/envoy.yaml") else a for a in envoy_args]

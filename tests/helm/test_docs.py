@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -27,15 +28,20 @@ def test_docs_example_renders_and_passes_switchyard_check(tmp_path: Path) -> Non
     config_text = switchyard_yaml(render(values))
     config = tmp_path / "switchyard.yaml"
     config.write_text(config_text)
+    cfg = yaml.safe_load(config_text)
+    # Checked with what Envoy's container gets: the keys named in proxy.env.
+    proxy_env = yaml.safe_load(values.read_text())["proxy"]["env"]
+    keys = {e["name"] for e in proxy_env}
+    assert keys == {b["credential"]["env"] for b in cfg["backends"] if "credential" in b}
     result = subprocess.run(
         [tool("switchyard"), "check", "-c", str(config)],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env={**os.environ, **dict.fromkeys(keys, "a-key")},
     )
     assert result.returncode == 0, result.stderr
-    cfg = yaml.safe_load(config_text)
     assert len(cfg["labels"]) == 2
     general = next(r for r in cfg["routes"] if r["name"] == cfg["default_route"])
     assert [b["weight"] for b in general["backends"]] == [70, 20, 10]

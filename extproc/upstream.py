@@ -1,0 +1,31 @@
+"""Which backend answers a routed request: one rule for Envoy's router and for switchyard.
+
+Envoy's weighted_clusters with header_name takes the sticky header's value
+modulo the total weight and walks the clusters in order, the first owning the
+lowest range. The renderer gives Envoy the clusters in stable_split's order and
+the request path predicts Envoy's pick with backend_for, so the body switchyard
+rewrites for a backend (its model name) is the body that backend receives.
+"""
+
+from __future__ import annotations
+
+from extproc import headers as h
+from extproc.config import RouteConfig
+
+
+def stable_split(route: RouteConfig) -> list[tuple[str, int]]:
+    """The stable cohort's (backend, weight) pairs, in the order Envoy is given them."""
+    return [(weighted.backend, weighted.weight) for weighted in route.backends]
+
+
+def backend_for(route: RouteConfig, cohort: str, sticky: int) -> str:
+    """The backend Envoy forwards to for this route, cohort and sticky header value."""
+    if cohort == h.CANARY and route.canary is not None:
+        return route.canary.backend
+    split = stable_split(route)
+    value = sticky % sum(weight for _, weight in split)
+    for backend, weight in split:
+        if value < weight:
+            return backend
+        value -= weight
+    raise AssertionError("unreachable: value is below the total weight")
