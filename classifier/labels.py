@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from classifier.calibrate import Calibration, calibrate
 from classifier.conversation import TurnPolicy, combine_turns
 from classifier.decision import check_settings, decide
 from classifier.encoder import Encoder
 from classifier.errors import LabelError
-from classifier.neutral import neutral_centering
+from classifier.neutral import NeutralReference, neutral_reference
 from classifier.scoring import ExampleIndex
-from classifier.sequence import LABELS_FILE, SequenceClassifier
+from classifier.sequence import LABELS_FILE, SEQUENCE_DEFAULT_THRESHOLD, SequenceClassifier
 from classifier.text import FOLLOW_UP_ANCHORS, guess_language
 from classifier.types import Label, Prediction
 
@@ -34,10 +35,11 @@ class LabelClassifier:
         encoder: Encoder,
         labels: Sequence[Label],
         *,
-        threshold: float,
+        threshold: float | None,
         fallback: str,
         turn_policy: TurnPolicy | None = None,
     ) -> None:
+        """``threshold=None`` derives the threshold from the examples (``calibration``)."""
         names = [label.name for label in labels]
         check_settings(names, threshold, fallback)
         empty = [label.name for label in labels if not label.examples]
@@ -45,7 +47,6 @@ class LabelClassifier:
             raise LabelError(f"labels without examples: {empty} (give each 3-20 examples)")
         self._encoder = encoder
         self._names = names
-        self.threshold = float(threshold)
         self.fallback = fallback
         self.turn_policy = turn_policy or TurnPolicy()
 
@@ -53,7 +54,8 @@ class LabelClassifier:
         label_ids = [i for i, label in enumerate(labels) for _ in label.examples]
         # The centring is fixed (the neutral corpus's per-language means), so every label's
         # scores depend on its own examples only: adding or removing a label moves nothing else.
-        centering = neutral_centering(encoder)
+        neutral = neutral_reference(encoder)
+        centering = neutral.centering
         embeddings = encoder.encode([*texts, *FOLLOW_UP_ANCHORS])
         langs = [guess_language(t) for t in (*texts, *FOLLOW_UP_ANCHORS)]
         examples, anchors = embeddings[: len(texts)], embeddings[len(texts) :]
@@ -61,6 +63,27 @@ class LabelClassifier:
         self._follow_up = ExampleIndex(
             anchors, langs[len(texts) :], [0] * len(anchors), 1, centering
         )
+        self.calibration: Calibration | None = None
+        if threshold is None:
+            self.calibration = self._calibrate(neutral)
+            threshold = self.calibration.threshold
+        self.threshold = float(threshold)
+
+    def _calibrate(self, neutral: NeutralReference) -> Calibration:
+        loo, own = self._index.leave_one_out()
+        rows = np.arange(len(own))
+        own_scores = loo[rows, own]
+        own_wins = loo.argmax(axis=1) == own
+        others = loo.copy()
+        others[rows, own] = -np.inf
+        near = others.max(axis=1) if loo.shape[1] > 1 else np.empty(0, dtype=np.float32)
+        far = self._index.scores(neutral.embeddings, neutral.languages).max(axis=1)
+        return calibrate(own_scores, own_wins, near, far)
+
+    def explain_threshold(self) -> str:
+        if self.calibration is None:
+            return f"threshold {self.threshold:.3f} (set in the config)"
+        return self.calibration.explain()
 
     @property
     def labels(self) -> list[str]:
@@ -106,7 +129,7 @@ def load_classifier(
     model_dir: Path,
     labels: Sequence[Label],
     *,
-    threshold: float,
+    threshold: float | None,
     fallback: str,
     max_tokens: int,
     threads: int = 2,
@@ -115,14 +138,15 @@ def load_classifier(
 
     A directory with ``labels.json`` holds a fine-tuned sequence classifier (its ONNX model
     outputs logits per label, so examples are not needed); any other directory holds a
-    sentence encoder, used with the labels' examples.
+    sentence encoder, used with the labels' examples. ``threshold=None``: calibrated from
+    the examples for an encoder; a probability of 0.5 for a sequence classifier.
     """
     model_dir = Path(model_dir)
     if (model_dir / LABELS_FILE).is_file():
         return SequenceClassifier(
             model_dir,
             [label.name for label in labels],
-            threshold=threshold,
+            threshold=SEQUENCE_DEFAULT_THRESHOLD if threshold is None else threshold,
             fallback=fallback,
             max_tokens=max_tokens,
             threads=threads,

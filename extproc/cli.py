@@ -48,7 +48,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         from extproc.request.runtime import build_runtime
         from extproc.rollout.canary import Rollouts
 
-        build_runtime(config, Rollouts(), Metrics())
+        runtime = build_runtime(config, Rollouts(), Metrics())
+        if runtime.threshold_note:
+            print(f"classifier: {runtime.threshold_note}")
     routes = ", ".join(route.name for route in config.routes) or "none"
     print(f"{args.config}: OK ({len(config.labels)} labels, routes: {routes})")
     return 0
@@ -92,13 +94,19 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     config = _load(args.config)
     classifier = load_label_classifier(config)
+    if args.explain:
+        print(classifier.explain_threshold())
     for prediction in classifier.classify(args.text):
         runner_up = (
             f"  (runner-up {prediction.runner_up} {prediction.runner_up_score:.3f})"
             if prediction.runner_up
             else ""
         )
-        print(f"{prediction.label} {prediction.score:.3f}{runner_up}")
+        why = ""
+        if args.explain:
+            side = "<" if prediction.label == config.classifier.fallback else ">="
+            why = f"  [best score {side} threshold {classifier.threshold:.3f}]"
+        print(f"{prediction.label} {prediction.score:.3f}{runner_up}{why}")
     return 0
 
 
@@ -181,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_build_model)
     p = with_config(sub.add_parser("classify", help="print the label of each text"))
     p.add_argument("text", nargs="+")
+    p.add_argument(
+        "--explain", action="store_true", help="print the threshold, how it was chosen, and why"
+    )
     p.set_defaults(func=cmd_classify)
     p = with_config(sub.add_parser("eval", help="accuracy of the config's labels on a JSONL set"))
     p.add_argument("data")

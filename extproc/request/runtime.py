@@ -24,6 +24,8 @@ class Runtime:
     router: Router
     classifier: BatchingClassifier | None
     """None when no route or label depends on a label: rules-only routing loads no model."""
+    threshold_note: str = ""
+    """The classifier's threshold and how it was chosen (empty without a classifier)."""
 
 
 def load_label_classifier(config: Config) -> LabelClassifier | SequenceClassifier:
@@ -36,7 +38,7 @@ def load_label_classifier(config: Config) -> LabelClassifier | SequenceClassifie
         Label(name=label.name, examples=tuple(label.examples), description=label.description)
         for label in config.labels
     ]
-    return load_classifier(
+    classifier = load_classifier(
         spec.model,
         labels,
         threshold=spec.threshold,
@@ -44,16 +46,21 @@ def load_label_classifier(config: Config) -> LabelClassifier | SequenceClassifie
         max_tokens=spec.max_tokens,
         threads=config.server.classify_threads,
     )
+    log.info("classifier: %s", classifier.explain_threshold())
+    return classifier
 
 
 def build_runtime(config: Config, rollouts: Rollouts, metrics: Metrics) -> Runtime:
     """Everything that can fail (model loading included) happens here, before any swap."""
     router = Router(config, rollouts)
     classifier = None
+    note = ""
     if router.needs_label:
         spec = config.classifier
+        labels = load_label_classifier(config)
+        note = labels.explain_threshold()
         classifier = BatchingClassifier(
-            load_label_classifier(config),
+            labels,
             max_batch=spec.max_batch,
             cache_size=spec.cache_size,
             max_wait_s=spec.max_wait_ms / 1000,
@@ -62,7 +69,7 @@ def build_runtime(config: Config, rollouts: Rollouts, metrics: Metrics) -> Runti
                 count
             ),
         )
-    return Runtime(config=config, router=router, classifier=classifier)
+    return Runtime(config=config, router=router, classifier=classifier, threshold_note=note)
 
 
 class RuntimeHolder:

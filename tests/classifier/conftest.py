@@ -52,5 +52,5 @@ def labels(label_config: dict) -> list[Label]:
 def classifier(encoder: Encoder, labels: list[Label], label_config: dict) -> LabelClassifier:
     settings = label_config["classifier"]
     return LabelClassifier(
-        encoder, labels, threshold=settings["threshold"], fallback=settings["fallback"]
+        encoder, labels, threshold=settings.get("threshold"), fallback=settings["fallback"]
     )
