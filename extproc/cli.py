@@ -121,6 +121,43 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from classifier.evaluate import load_jsonl
+    from classifier.tune import choose, format_table, guesses_for, sweep
+    from extproc.config_edit import write_threshold
+    from extproc.request.runtime import load_label_classifier
+
+    config = _load(args.config)
+    fallback = config.classifier.fallback
+    rows = load_jsonl(Path(args.data))
+    if not any(label == fallback for _, label in rows):
+        print(
+            f"{args.data}: no out-of-scope rows (label {fallback!r}); the table needs some",
+            file=sys.stderr,
+        )
+        return 2
+    classifier = load_label_classifier(config)
+    table = sweep(guesses_for(classifier, rows), fallback)
+    chosen = choose(table, target_oos_recall=args.target_oos_recall, max_misroute=args.max_misroute)
+    print(f"{args.data}: {len(rows)} rows; now {classifier.explain_threshold()}")
+    print(format_table(table, chosen))
+    if chosen is None:
+        print("no threshold meets the target on this dev set", file=sys.stderr)
+        return 1
+    print(
+        f"chosen threshold {chosen.threshold:.3f}: in-scope {chosen.in_scope_accuracy:.1%}, "
+        f"out-of-scope recall {chosen.oos_recall:.1%}, misroute {chosen.misroute:.1%}"
+    )
+    if args.write:
+        try:
+            write_threshold(Path(args.config), chosen.threshold)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        print(f"{args.config}: classifier.threshold set to {chosen.threshold:.3f}")
+    return 0
+
+
 def cmd_rollout(args: argparse.Namespace) -> int:
     url = f"{args.url.rstrip('/')}/rollout/{args.route}/{args.action}"
     request = urllib.request.Request(url, method="POST", data=b"")
@@ -197,6 +234,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
+    p = with_config(
+        sub.add_parser("tune", help="threshold trade-off table from a labelled dev set")
+    )
+    p.add_argument("data", help="JSONL of {text, label}; out-of-scope rows carry the fallback")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--target-oos-recall", type=float, metavar="SHARE")
+    target.add_argument("--max-misroute", type=float, metavar="SHARE")
+    p.add_argument("--write", action="store_true", help="set classifier.threshold in the config")
+    p.set_defaults(func=cmd_tune)
     p = sub.add_parser("rollout", help="act on a route's canary in a running switchyard")
     p.add_argument("action", choices=["promote", "pause", "resume", "rollback", "reset"])
     p.add_argument("route")

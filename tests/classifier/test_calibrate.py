@@ -111,3 +111,25 @@ def test_check_and_classify_explain_the_threshold(
     explicit = _config(tmp_path, model_dir, threshold=0.3)
     assert main(["check", "--model", "-c", str(explicit)]) == 0
     assert "threshold 0.300 (set in the config)" in capsys.readouterr().out
+
+
+def test_tune_prints_the_trade_off_and_writes_the_chosen_threshold(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = yaml.safe_load((REPO / "switchyard.yaml").read_text(encoding="utf-8"))
+    config["classifier"] = {"model": str(model_dir)}
+    config["labels"] = yaml.safe_load((SETS / "pets_garden.yaml").read_text())["labels"]
+    config["routes"] = [
+        r for r in config["routes"] if "match" not in r or "label" not in r["match"]
+    ]
+    path = tmp_path / "switchyard.yaml"
+    path.write_text("# keep me\n" + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    args = ["tune", "-c", str(path), str(SETS / "pets_garden.jsonl"), "--max-misroute", "0"]
+    assert main([*args, "--write"]) == 0
+    out = capsys.readouterr().out
+    assert "OOS recall" in out and "<- chosen" in out and "misroute 0.0%" in out
+    text = path.read_text(encoding="utf-8")
+    written = yaml.safe_load(text)["classifier"]["threshold"]
+    assert text.startswith("# keep me\n") and f"chosen threshold {written:.3f}" in out
+    assert main(["tune", "-c", str(path), str(SETS / "pets_garden.jsonl")]) == 0
+    assert f"threshold {written:.3f} (set in the config)" in capsys.readouterr().out
