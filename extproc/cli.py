@@ -83,9 +83,12 @@ def cmd_fake_backend(args: argparse.Namespace) -> int:
 
 def cmd_build_model(args: argparse.Namespace) -> int:
     from classifier.build import build_model
+    from classifier.build_use import build_use_model
+    from classifier.labels import USE_SUBDIR
 
     path = build_model(Path(args.out))
-    print(f"model written to {path}")
+    build_use_model(path / USE_SUBDIR)
+    print(f"model written to {path} (multilingual encoder in {path / USE_SUBDIR})")
     return 0
 
 

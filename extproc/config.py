@@ -104,6 +104,9 @@ class EnvoyConfig(Model):
 class ClassifierConfig(Model):
     model: Path = Path("build/model")
     """Directory with model.onnx and tokenizer.json, relative to the config file."""
+    encoder: Literal["minilm", "use", "minilm+use"] = "minilm"
+    """Sentence encoder(s) inside `model` (docs/CLASSIFIER.md compares them): all-MiniLM-L6-v2
+    (English), USE multilingual v3 (16 languages), or both, scores averaged."""
     threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
     """Score under which a prompt gets the fallback. Omitted: calibrated from the labels'
     own examples when the model loads (`switchyard check --model` prints it and why)."""

@@ -45,6 +45,7 @@ def load_label_classifier(config: Config) -> LabelClassifier | SequenceClassifie
         fallback=spec.fallback,
         max_tokens=spec.max_tokens,
         threads=config.server.classify_threads,
+        encoder=spec.encoder,
     )
     log.info("classifier: %s", classifier.explain_threshold())
     return classifier
