@@ -34,6 +34,7 @@ SETS = [
             "pets_garden",
             "travel_tax",
             "intents_en",
+            "topics_exam",
             "heldout_fitness_cars",
             "heldout_fr_rh_info",
             "heldout_fr_intents",
@@ -80,7 +81,7 @@ def main() -> None:
             print(
                 f"| {name} (n={r.n}) | {'yes' if held_out else 'no'} | {variant} | "
                 f"{clf.threshold:.3f} | {r.accuracy:.1%} | {r.in_scope_accuracy or 0:.1%} | "
-                f"{r.oos_recall if r.oos_recall is not None else float('nan'):.1%} | "
+                f"{'-' if r.oos_recall is None else f'{r.oos_recall:.1%}'} | "
                 f"{langs.get('en', '-')} | {langs.get('fr', '-')} |"
             )
     if chosen is None or "multiturn" in chosen:
