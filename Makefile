@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-MODEL  := build/model/model.onnx
+# build-model writes build/model (MiniLM) and then build/model/use (the multilingual default).
+MODEL  := build/model/use/model.onnx
 PYTEST_ARGS ?=
 
 .PHONY: install system-deps model proto test test-fast lint demo bench envoy-config helm-schema clean
