@@ -95,8 +95,9 @@ class LabelClassifier:
         self.threshold = float(threshold)
 
     def _calibrate(self) -> Calibration:
-        loo = np.mean([m.index.leave_one_out()[0] for m in self._members], axis=0)
-        own = self._members[0].index.leave_one_out()[1]
+        per_member = [m.index.leave_one_out() for m in self._members]
+        loo = np.mean([scores for scores, _ in per_member], axis=0)
+        own = per_member[0][1]  # the same examples, in the same order, for every member
         rows = np.arange(len(own))
         own_scores = loo[rows, own]
         own_wins = loo.argmax(axis=1) == own
