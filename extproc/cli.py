@@ -50,7 +50,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         runtime = build_runtime(config, Rollouts(), Metrics())
         if runtime.threshold_note:
-            print(f"classifier: {runtime.threshold_note}")
+            print(f"classifier: encoder {config.classifier.encoder}; {runtime.threshold_note}")
     routes = ", ".join(route.name for route in config.routes) or "none"
     print(f"{args.config}: OK ({len(config.labels)} labels, routes: {routes})")
     return 0
@@ -98,7 +98,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     config = _load(args.config)
     classifier = load_label_classifier(config)
     if args.explain:
-        print(classifier.explain_threshold())
+        print(f"encoder {config.classifier.encoder}; {classifier.explain_threshold()}")
     for prediction in classifier.classify(args.text):
         runner_up = (
             f"  (runner-up {prediction.runner_up} {prediction.runner_up_score:.3f})"

@@ -47,7 +47,7 @@ def load_label_classifier(config: Config) -> LabelClassifier | SequenceClassifie
         threads=config.server.classify_threads,
         encoder=spec.encoder,
     )
-    log.info("classifier: %s", classifier.explain_threshold())
+    log.info("classifier: encoder %s; %s", spec.encoder, classifier.explain_threshold())
     return classifier
 
 
