@@ -8,6 +8,7 @@ centring on the fixed neutral corpus of ``classifier.neutral``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +18,13 @@ import numpy as np
 from classifier.calibrate import Calibration, calibrate
 from classifier.conversation import TurnPolicy, combine_turns
 from classifier.decision import check_settings, decide
-from classifier.encoder import Encoder
+from classifier.encoder import MODEL_FILE, Encoder
 from classifier.errors import LabelError, ModelLoadError
 from classifier.neutral import NeutralReference, neutral_reference
 from classifier.scoring import ExampleIndex
 from classifier.sequence import LABELS_FILE, SEQUENCE_DEFAULT_THRESHOLD, SequenceClassifier
 from classifier.text import FOLLOW_UP_ANCHORS, guess_language
+from classifier.tokenize import TOKENIZER_FILE
 from classifier.types import Label, Prediction
 
 USE_SUBDIR = "use"
@@ -213,5 +215,39 @@ def load_classifier(
             raise ModelLoadError(
                 directory, f"encoder {encoder!r} needs this directory: run `switchyard build-model`"
             )
-        encoders.append(Encoder(directory, max_tokens=max_tokens, threads=threads))
+        encoders.append(shared_encoder(directory, max_tokens=max_tokens, threads=threads))
     return LabelClassifier(encoders, labels, threshold=threshold, fallback=fallback)
+
+
+# A config reload builds a new classifier while the old one still serves; loading the model
+# again each time cost a second session and tokenizer (USE: ~200 MB) per reload, and the
+# process kept the high-water mark. Encoders are thread-safe and read-only after
+# construction, so classifiers built on the same files and settings share one.
+_ENCODERS: dict[tuple[object, ...], Encoder] = {}
+_ENCODERS_LOCK = threading.Lock()
+_ENCODERS_MAX = 4
+
+
+def _files_key(directory: Path) -> tuple[object, ...]:
+    stats = []
+    for name in (MODEL_FILE, TOKENIZER_FILE):
+        try:
+            stat = (directory / name).stat()
+        except OSError:
+            return (str(directory), None)  # Encoder() reports the missing file
+        stats.append((stat.st_size, stat.st_mtime_ns, stat.st_ino))
+    return (str(directory.resolve()), *stats)
+
+
+def shared_encoder(directory: Path, *, max_tokens: int, threads: int) -> Encoder:
+    """The Encoder for these files and settings, loaded once per process while it is used."""
+    key = (*_files_key(directory), max_tokens, threads)
+    with _ENCODERS_LOCK:
+        cached = _ENCODERS.get(key)
+    if cached is not None:
+        return cached
+    encoder = Encoder(directory, max_tokens=max_tokens, threads=threads)
+    with _ENCODERS_LOCK:
+        if len(_ENCODERS) >= _ENCODERS_MAX:
+            _ENCODERS.pop(next(iter(_ENCODERS)))  # the oldest; classifiers keep theirs alive
+        return _ENCODERS.setdefault(key, encoder)

@@ -91,3 +91,26 @@ def test_a_missing_or_unknown_encoder_is_a_clear_error(model_dir: Path, tmp_path
             max_tokens=64,
             encoder="bert",
         )
+
+
+def test_reloads_share_the_loaded_encoders(model_dir: Path) -> None:
+    # A config reload must not load the model again (memory: a second session and
+    # tokenizer per reload); other settings get their own encoder.
+    labels = _labels("pets_garden")
+
+    def load(max_tokens: int) -> LabelClassifier:
+        clf = load_classifier(
+            model_dir,
+            labels,
+            threshold=None,
+            fallback="other",
+            max_tokens=max_tokens,
+            encoder="minilm",
+        )
+        assert isinstance(clf, LabelClassifier)
+        return clf
+
+    first, again, other = load(64), load(64), load(32)
+    assert first._members[0].encoder is again._members[0].encoder
+    assert other._members[0].encoder is not first._members[0].encoder
+    assert first.threshold == again.threshold
