@@ -133,3 +133,13 @@ def test_tune_prints_the_trade_off_and_writes_the_chosen_threshold(
     assert text.startswith("# keep me\n") and f"chosen threshold {written:.3f}" in out
     assert main(["tune", "-c", str(path), str(SETS / "pets_garden.jsonl")]) == 0
     assert f"threshold {written:.3f} (set in the config)" in capsys.readouterr().out
+
+
+def test_tune_needs_out_of_scope_rows(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _config(tmp_path, model_dir)
+    data = tmp_path / "dev.jsonl"
+    data.write_text('{"text": "What dose of ibuprofen for a child?", "label": "medical"}\n')
+    assert main(["tune", "-c", str(path), str(data)]) == 2
+    assert "no out-of-scope rows" in capsys.readouterr().err
