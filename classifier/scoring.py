@@ -81,9 +81,10 @@ class ExampleIndex:
         order = np.argsort(ids, kind="stable")
         # Sorted by label, so the per-label maximum is one np.maximum.reduceat call.
         self._examples = centering.apply(embeddings, list(languages))[order]
-        self._starts = np.searchsorted(ids[order], np.arange(n_labels))
-        sums = np.add.reduceat(self._examples, self._starts, axis=0)
-        self._centroids = l2_normalise(sums)
+        self._ids = ids[order]
+        self._starts = np.searchsorted(self._ids, np.arange(n_labels))
+        self._sums = np.add.reduceat(self._examples, self._starts, axis=0)
+        self._centroids = l2_normalise(self._sums)
 
     def scores(self, embeddings: np.ndarray, languages: Sequence[str | None]) -> np.ndarray:
         """Label scores [n, n_labels] for raw (uncentred) embeddings, higher is closer."""
@@ -92,3 +93,24 @@ class ExampleIndex:
         centroid = q @ self._centroids.T
         blended: np.ndarray = CENTROID_WEIGHT * centroid + (1 - CENTROID_WEIGHT) * nearest
         return blended.astype(np.float32)
+
+    def leave_one_out(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each example's scores [n_examples, n_labels] with itself left out of its label,
+        and its label id. A label's only example scores -1 on its own label (nothing left)."""
+        x = self._examples
+        sims = x @ x.T
+        np.fill_diagonal(sims, -np.inf)
+        nearest = np.maximum.reduceat(sims, self._starts, axis=1)
+        centroid = x @ self._centroids.T
+        rows = np.arange(len(x))
+        rest = self._sums[self._ids] - x  # own label's sum without the example itself
+        norms = np.linalg.norm(rest, axis=1)
+        own_centroid = np.where(
+            norms > 1e-6, np.einsum("ij,ij->i", x, rest) / np.maximum(norms, 1e-6), -1.0
+        )
+        centroid[rows, self._ids] = own_centroid
+        nearest[rows, self._ids] = np.where(
+            np.isfinite(nearest[rows, self._ids]), nearest[rows, self._ids], -1.0
+        )
+        blended = CENTROID_WEIGHT * centroid + (1 - CENTROID_WEIGHT) * nearest
+        return blended.astype(np.float32), self._ids.copy()

@@ -23,6 +23,9 @@ from classifier.types import Prediction
 
 LABELS_FILE = "labels.json"
 MODEL_FILE = "model.onnx"
+# A probability; used when the config leaves the threshold to the classifier (there are
+# no examples to calibrate on: the model's own probabilities are already calibrated-ish).
+SEQUENCE_DEFAULT_THRESHOLD = 0.5
 
 
 def read_label_file(path: Path) -> list[str]:
@@ -85,6 +88,9 @@ class SequenceClassifier:
             )
         self._output_name = output.name
         self._n_model_labels = len(model_names)
+
+    def explain_threshold(self) -> str:
+        return f"threshold {self.threshold:.3f} (a probability of the fine-tuned model)"
 
     @property
     def labels(self) -> list[str]:

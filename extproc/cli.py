@@ -71,7 +71,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         from extproc.request.runtime import build_runtime
         from extproc.rollout.canary import Rollouts
 
-        build_runtime(config, Rollouts(), Metrics())
+        runtime = build_runtime(config, Rollouts(), Metrics())
+        if runtime.threshold_note:
+            print(f"classifier: encoder {config.classifier.encoder}; {runtime.threshold_note}")
     routes = ", ".join(route.name for route in config.routes) or "none"
     print(f"{args.config}: OK ({len(config.labels)} labels, routes: {routes})")
     return 0
@@ -116,9 +118,12 @@ def cmd_fake_backend(args: argparse.Namespace) -> int:
 
 def cmd_build_model(args: argparse.Namespace) -> int:
     from classifier.build import build_model
+    from classifier.build_use import build_use_model
+    from classifier.labels import USE_SUBDIR
 
     path = build_model(Path(args.out))
-    print(f"model written to {path}")
+    build_use_model(path / USE_SUBDIR)
+    print(f"model written to {path} (multilingual encoder in {path / USE_SUBDIR})")
     return 0
 
 
@@ -127,13 +132,19 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     config = _load(args.config)
     classifier = load_label_classifier(config)
+    if args.explain:
+        print(f"encoder {config.classifier.encoder}; {classifier.explain_threshold()}")
     for prediction in classifier.classify(args.text):
         runner_up = (
             f"  (runner-up {prediction.runner_up} {prediction.runner_up_score:.3f})"
             if prediction.runner_up
             else ""
         )
-        print(f"{prediction.label} {prediction.score:.3f}{runner_up}")
+        why = ""
+        if args.explain:
+            side = "<" if prediction.label == config.classifier.fallback else ">="
+            why = f"  [best score {side} threshold {classifier.threshold:.3f}]"
+        print(f"{prediction.label} {prediction.score:.3f}{runner_up}{why}")
     return 0
 
 
@@ -145,6 +156,43 @@ def cmd_eval(args: argparse.Namespace) -> int:
     rows = load_jsonl(Path(args.data))
     report = evaluate(load_label_classifier(config), rows, fallback=config.classifier.fallback)
     print(json.dumps(report.to_json()) if args.json else format_report(report))
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from classifier.evaluate import load_jsonl
+    from classifier.tune import choose, format_table, guesses_for, sweep
+    from extproc.config_edit import write_threshold
+    from extproc.request.runtime import load_label_classifier
+
+    config = _load(args.config)
+    fallback = config.classifier.fallback
+    rows = load_jsonl(Path(args.data))
+    if not any(label == fallback for _, label in rows):
+        print(
+            f"{args.data}: no out-of-scope rows (label {fallback!r}); the table needs some",
+            file=sys.stderr,
+        )
+        return 2
+    classifier = load_label_classifier(config)
+    table = sweep(guesses_for(classifier, rows), fallback)
+    chosen = choose(table, target_oos_recall=args.target_oos_recall, max_misroute=args.max_misroute)
+    print(f"{args.data}: {len(rows)} rows; now {classifier.explain_threshold()}")
+    print(format_table(table, chosen))
+    if chosen is None:
+        print("no threshold meets the target on this dev set", file=sys.stderr)
+        return 1
+    print(
+        f"chosen threshold {chosen.threshold:.3f}: in-scope {chosen.in_scope_accuracy:.1%}, "
+        f"out-of-scope recall {chosen.oos_recall:.1%}, misroute {chosen.misroute:.1%}"
+    )
+    if args.write:
+        try:
+            write_threshold(Path(args.config), chosen.threshold)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        print(f"{args.config}: classifier.threshold set to {chosen.threshold:.3f}")
     return 0
 
 
@@ -259,11 +307,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_build_model)
     p = with_config(sub.add_parser("classify", help="print the label of each text"))
     p.add_argument("text", nargs="+")
+    p.add_argument(
+        "--explain", action="store_true", help="print the threshold, how it was chosen, and why"
+    )
     p.set_defaults(func=cmd_classify)
     p = with_config(sub.add_parser("eval", help="accuracy of the config's labels on a JSONL set"))
     p.add_argument("data")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
+    p = with_config(
+        sub.add_parser("tune", help="threshold trade-off table from a labelled dev set")
+    )
+    p.add_argument("data", help="JSONL of {text, label}; out-of-scope rows carry the fallback")
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("--target-oos-recall", type=float, metavar="SHARE")
+    target.add_argument("--max-misroute", type=float, metavar="SHARE")
+    p.add_argument("--write", action="store_true", help="set classifier.threshold in the config")
+    p.set_defaults(func=cmd_tune)
     p = sub.add_parser(
         "rollout",
         help="show or act on the canaries of a running switchyard (of the whole fleet with "

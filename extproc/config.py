@@ -200,7 +200,13 @@ class EnvoyConfig(Model):
 class ClassifierConfig(Model):
     model: Path = Path("build/model")
     """Directory with model.onnx and tokenizer.json, relative to the config file."""
-    threshold: float = Field(default=0.5, ge=-1.0, le=1.0)
+    encoder: Literal["minilm", "use", "minilm+use"] = "use"
+    """Sentence encoder(s) inside `model` (docs/CLASSIFIER.md compares them): USE multilingual
+    v3 (16 languages; the default: best French, as good in English, fastest), all-MiniLM-L6-v2
+    (English), or both with their scores averaged (best in English, ~1 ms more per prompt)."""
+    threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
+    """Score under which a prompt gets the fallback. Omitted: calibrated from the labels'
+    own examples when the model loads (`switchyard check --model` prints it and why)."""
     fallback: Name = "other"
     max_tokens: int = Field(default=128, ge=8, le=512)
     cache_size: int = Field(default=10_000, ge=0)

@@ -27,6 +27,8 @@ class Runtime:
     """None when no route or label depends on a label: rules-only routing loads no model."""
     adapters: dict[str, BackendAdapter]
     """Per backend name, for the backends whose requests switchyard rewrites."""
+    threshold_note: str = ""
+    """The classifier's threshold and how it was chosen (empty without a classifier)."""
 
 
 def load_label_classifier(config: Config) -> LabelClassifier | SequenceClassifier:
@@ -39,24 +41,30 @@ def load_label_classifier(config: Config) -> LabelClassifier | SequenceClassifie
         Label(name=label.name, examples=tuple(label.examples), description=label.description)
         for label in config.labels
     ]
-    return load_classifier(
+    classifier = load_classifier(
         spec.model,
         labels,
         threshold=spec.threshold,
         fallback=spec.fallback,
         max_tokens=spec.max_tokens,
         threads=config.server.classify_threads,
+        encoder=spec.encoder,
     )
+    log.info("classifier: encoder %s; %s", spec.encoder, classifier.explain_threshold())
+    return classifier
 
 
 def build_runtime(config: Config, rollouts: Rollouts, metrics: Metrics) -> Runtime:
     """Everything that can fail (model loading included) happens here, before any swap."""
     router = Router(config, rollouts)
     classifier = None
+    note = ""
     if router.needs_label:
         spec = config.classifier
+        labels = load_label_classifier(config)
+        note = labels.explain_threshold()
         classifier = BatchingClassifier(
-            load_label_classifier(config),
+            labels,
             max_batch=spec.max_batch,
             cache_size=spec.cache_size,
             max_wait_s=spec.max_wait_ms / 1000,
@@ -66,7 +74,11 @@ def build_runtime(config: Config, rollouts: Rollouts, metrics: Metrics) -> Runti
             ),
         )
     return Runtime(
-        config=config, router=router, classifier=classifier, adapters=compile_adapters(config)
+        config=config,
+        router=router,
+        classifier=classifier,
+        adapters=compile_adapters(config),
+        threshold_note=note,
     )
 
 

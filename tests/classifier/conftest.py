@@ -8,8 +8,9 @@ import pytest
 import yaml
 
 from classifier.build import build_model, is_up_to_date
+from classifier.build_use import build_use_model, use_is_up_to_date
 from classifier.encoder import Encoder
-from classifier.labels import Label, LabelClassifier
+from classifier.labels import USE_SUBDIR, Label, LabelClassifier
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "data" / "eval"
@@ -22,6 +23,19 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if is_up_to_date(REPO_MODEL):
         return REPO_MODEL
     return build_model(tmp_path_factory.mktemp("model"))
+
+
+@pytest.fixture(scope="session")
+def use_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The multilingual encoder: `make model`'s build/model/use when current, else a build."""
+    if use_is_up_to_date(REPO_MODEL / USE_SUBDIR):
+        return REPO_MODEL / USE_SUBDIR
+    return build_use_model(tmp_path_factory.mktemp("use"))
+
+
+@pytest.fixture(scope="session")
+def use_encoder(use_model_dir: Path) -> Encoder:
+    return Encoder(use_model_dir)
 
 
 @pytest.fixture(scope="session")
@@ -52,5 +66,5 @@ def labels(label_config: dict) -> list[Label]:
 def classifier(encoder: Encoder, labels: list[Label], label_config: dict) -> LabelClassifier:
     settings = label_config["classifier"]
     return LabelClassifier(
-        encoder, labels, threshold=settings["threshold"], fallback=settings["fallback"]
+        encoder, labels, threshold=settings.get("threshold"), fallback=settings["fallback"]
     )

@@ -114,3 +114,19 @@ def test_repo_data_files_load() -> None:
     assert len(rows) >= 400
     assert sum(label == "other" for _, label in rows) >= 80
     assert len(load_conversations_jsonl(data / "multiturn.jsonl")) >= 40
+
+
+def test_the_report_breaks_down_by_language() -> None:
+    r = report_from_predictions(
+        ["a", "a", "other", "b", "other"],
+        ["a", "other", "other", "b", "b"],
+        "other",
+        ["en", "fr", "fr", "en", "en"],
+    )
+    assert set(r.by_language) == {"en", "fr"}
+    en, fr = r.by_language["en"], r.by_language["fr"]
+    assert (en.n, en.accuracy, en.in_scope_accuracy, en.oos_recall) == (3, 2 / 3, 1.0, 0.0)
+    assert (fr.n, fr.accuracy, fr.in_scope_accuracy, fr.oos_recall) == (2, 0.5, 0.0, 1.0)
+    text = format_report(r)
+    assert "language" in text and "\nfr " in text
+    assert r.to_json()["by_language"]["fr"]["n"] == 2

@@ -79,6 +79,13 @@ def test_load_classifier_picks_sequence_classifier(seq_dir: Path) -> None:
     assert preds[0].score > 0.99 and preds[0].runner_up in ("coding", "support")
 
 
+def test_a_sequence_classifier_without_threshold_uses_probability_one_half(seq_dir: Path) -> None:
+    # Nothing to calibrate on (no examples): the model's own probabilities decide.
+    labels = [Label(n, ()) for n in ("cooking", "coding", "support")]
+    clf = load_classifier(seq_dir, labels, threshold=None, fallback="other", max_tokens=32)
+    assert clf.threshold == 0.5 and "probability" in clf.explain_threshold()
+
+
 def test_probability_under_threshold_falls_back(seq_dir: Path) -> None:
     clf = SequenceClassifier(seq_dir, threshold=0.5, fallback="other")
     (pred,) = clf.classify(["something neutral"])  # uniform logits: 1/3 each

@@ -1,0 +1,107 @@
+"""Routing quality of each encoder on the project's own label sets (docs/CLASSIFIER.md).
+
+Runs every set under the old default (all-MiniLM-L6-v2, threshold 0.22) and each encoder
+with the calibrated threshold (no threshold in the config), and prints a Markdown table:
+accuracy, in-scope accuracy and out-of-scope recall per set, and the threshold chosen.
+`python bench/quality.py [--sets NAME,...]`; needs `make model`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import yaml
+
+from classifier.evaluate import (
+    evaluate,
+    evaluate_conversations,
+    load_conversations_jsonl,
+    load_jsonl,
+)
+from classifier.labels import Label, load_classifier
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data" / "eval"
+# (name, labels file, prompts file, held out?)
+SETS = [
+    ("example dev", REPO / "switchyard.yaml", DATA / "dev.jsonl", False),
+    ("example eval", REPO / "switchyard.yaml", DATA / "eval.jsonl", True),
+    ("example eval_fr", REPO / "switchyard.yaml", DATA / "eval_fr.jsonl", True),
+    *(
+        (name, DATA / "sets" / f"{name}.yaml", DATA / "sets" / f"{name}.jsonl", "heldout" in name)
+        for name in (
+            "pets_garden",
+            "travel_tax",
+            "intents_en",
+            "topics_exam",
+            "heldout_fitness_cars",
+            "heldout_fr_rh_info",
+            "heldout_fr_intents",
+        )
+    ),
+]
+VARIANTS = [
+    ("old default: minilm, 0.22", "minilm", 0.22),
+    ("minilm, calibrated", "minilm", None),
+    ("use, calibrated", "use", None),
+    ("minilm+use, calibrated", "minilm+use", None),
+]
+
+
+def _labels(path: Path) -> list[Label]:
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [Label(item["name"], tuple(item["examples"])) for item in config["labels"]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, default=REPO / "build" / "model")
+    parser.add_argument("--sets", help="comma-separated set names (default: all)")
+    args = parser.parse_args()
+    chosen = set(args.sets.split(",")) if args.sets else None
+    print("| set | held out | variant | threshold | accuracy | in scope | OOS recall | en | fr |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, labels_path, data_path, held_out in SETS:
+        if chosen and name not in chosen:
+            continue
+        labels, rows = _labels(labels_path), load_jsonl(data_path)
+        for variant, encoder, threshold in VARIANTS:
+            clf = load_classifier(
+                args.model_dir,
+                labels,
+                threshold=threshold,
+                fallback="other",
+                max_tokens=128,
+                threads=1,
+                encoder=encoder,
+            )
+            r = evaluate(clf, rows, "other")
+            langs = {k: f"{v.accuracy:.1%}" for k, v in r.by_language.items()}
+            print(
+                f"| {name} (n={r.n}) | {'yes' if held_out else 'no'} | {variant} | "
+                f"{clf.threshold:.3f} | {r.accuracy:.1%} | {r.in_scope_accuracy or 0:.1%} | "
+                f"{'-' if r.oos_recall is None else f'{r.oos_recall:.1%}'} | "
+                f"{langs.get('en', '-')} | {langs.get('fr', '-')} |"
+            )
+    if chosen is None or "multiturn" in chosen:
+        cases = load_conversations_jsonl(DATA / "multiturn.jsonl")
+        for variant, encoder, threshold in VARIANTS:
+            clf = load_classifier(
+                args.model_dir,
+                _labels(REPO / "switchyard.yaml"),
+                threshold=threshold,
+                fallback="other",
+                max_tokens=128,
+                threads=1,
+                encoder=encoder,
+            )
+            r = evaluate_conversations(clf, cases, "other")
+            print(
+                f"| multiturn (n={r.n}) | no | {variant} | {clf.threshold:.3f} | "
+                f"{r.accuracy:.1%} | | | | |"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""The threshold calibrated from the examples when the config gives none."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from classifier.calibrate import calibrate
+from classifier.encoder import Encoder
+from classifier.evaluate import load_jsonl
+from classifier.labels import Label, LabelClassifier
+from extproc.cli import main
+from tests.classifier.conftest import DATA, REPO
+
+SETS = DATA / "sets"
+
+
+def _labels(path: Path) -> list[Label]:
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [Label(item["name"], tuple(item["examples"])) for item in config["labels"]]
+
+
+def test_the_threshold_separates_simulated_in_scope_from_out_of_scope() -> None:
+    own = np.array([0.50, 0.55, 0.60, 0.45, 0.52], dtype=np.float32)
+    near = np.array([0.20, 0.25, 0.22, 0.18, 0.30], dtype=np.float32)
+    far = np.linspace(0.0, 0.2, 20, dtype=np.float32)
+    result = calibrate(own, np.ones(5, dtype=bool), near, far)
+    assert 0.30 < result.threshold < 0.45
+    assert result.routed == result.rejected_near == result.rejected_far == 1.0
+    # An example whose own label does not win can never be routed, whatever the threshold.
+    lost = calibrate(own, np.array([True, True, True, True, False]), near, far)
+    assert lost.routed == pytest.approx(0.8)
+
+
+def test_one_label_calibrates_on_the_neutral_corpus_alone() -> None:
+    own = np.array([0.4, 0.5], dtype=np.float32)
+    far = np.array([0.1, 0.2, 0.3], dtype=np.float32)
+    result = calibrate(own, np.ones(2, dtype=bool), np.empty(0, dtype=np.float32), far)
+    assert 0.3 < result.threshold <= 0.4
+    assert "no other label" in result.explain()
+
+
+@pytest.mark.parametrize("name", ["pets_garden", "heldout_fitness_cars"])
+def test_two_labels_of_eight_examples_route_without_a_threshold(
+    encoder: Encoder, name: str
+) -> None:
+    # The issue's new user: no threshold in the config. pets_garden was looked at while
+    # choosing the rule; heldout_fitness_cars was not.
+    clf = LabelClassifier(encoder, _labels(SETS / f"{name}.yaml"), threshold=None, fallback="other")
+    rows = load_jsonl(SETS / f"{name}.jsonl")
+    predicted = [p.label for p in clf.classify([text for text, _ in rows])]
+    in_scope = [
+        p == label for (_, label), p in zip(rows, predicted, strict=True) if label != "other"
+    ]
+    rejected = [
+        p == "other" for (_, label), p in zip(rows, predicted, strict=True) if label == "other"
+    ]
+    assert len(in_scope) == len(rejected) == 10
+    assert sum(in_scope) >= 9, (clf.threshold, predicted)
+    assert sum(rejected) >= 9, (clf.threshold, predicted)
+
+
+def test_the_threshold_follows_the_label_set(encoder: Encoder, labels: list[Label]) -> None:
+    # Twenty close paraphrases per intent score far higher than two loose topics: one fixed
+    # threshold cannot serve both, the calibrated one moves with them.
+    intents = LabelClassifier(
+        encoder, _labels(SETS / "intents_en.yaml"), threshold=None, fallback="other"
+    )
+    topics = LabelClassifier(
+        encoder, _labels(SETS / "pets_garden.yaml"), threshold=None, fallback="other"
+    )
+    assert intents.threshold > topics.threshold + 0.1
+
+
+def test_calibration_is_deterministic_and_an_explicit_threshold_wins(
+    encoder: Encoder, labels: list[Label]
+) -> None:
+    first = LabelClassifier(encoder, labels, threshold=None, fallback="other")
+    again = LabelClassifier(Encoder(encoder.model_dir), labels, threshold=None, fallback="other")
+    assert first.threshold == again.threshold
+    assert first.calibration is not None and "calibrated" in first.explain_threshold()
+    fixed = LabelClassifier(encoder, labels, threshold=0.3, fallback="other")
+    assert fixed.threshold == 0.3 and fixed.calibration is None
+    assert "set in the config" in fixed.explain_threshold()
+
+
+def _config(tmp_path: Path, model_dir: Path, **classifier: object) -> Path:
+    config = yaml.safe_load((REPO / "switchyard.yaml").read_text(encoding="utf-8"))
+    config["classifier"] = {"model": str(model_dir), **classifier}
+    path = tmp_path / "switchyard.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+def test_check_and_classify_explain_the_threshold(
+    tmp_path: Path,
+    model_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The example config's providers read their keys from Envoy's environment; check
+    # verifies those variables are set.
+    monkeypatch.setenv("API_A_KEY", "test-key-a")
+    monkeypatch.setenv("API_B_KEY", "test-key-b")
+    path = _config(tmp_path, model_dir)
+    assert main(["check", "--model", "-c", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "calibrated from the examples" in out and "neutral prompts rejected" in out
+    prompts = ["Quelle dose de paracétamol pour un enfant de 20 kg ?", "Write a haiku about rain"]
+    assert main(["classify", "--explain", "-c", str(path), *prompts]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "calibrated" in lines[0]
+    assert lines[1].startswith("medical ") and ">= threshold" in lines[1]
+    assert lines[2].startswith("other ") and "< threshold" in lines[2]
+    explicit = _config(tmp_path, model_dir, threshold=0.3)
+    assert main(["check", "--model", "-c", str(explicit)]) == 0
+    assert "threshold 0.300 (set in the config)" in capsys.readouterr().out
+
+
+def test_tune_prints_the_trade_off_and_writes_the_chosen_threshold(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = yaml.safe_load((REPO / "switchyard.yaml").read_text(encoding="utf-8"))
+    config["classifier"] = {"model": str(model_dir)}
+    config["labels"] = yaml.safe_load((SETS / "pets_garden.yaml").read_text())["labels"]
+    config["routes"] = [
+        r for r in config["routes"] if "match" not in r or "label" not in r["match"]
+    ]
+    path = tmp_path / "switchyard.yaml"
+    path.write_text("# keep me\n" + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    args = ["tune", "-c", str(path), str(SETS / "pets_garden.jsonl"), "--max-misroute", "0"]
+    assert main([*args, "--write"]) == 0
+    out = capsys.readouterr().out
+    assert "OOS recall" in out and "<- chosen" in out and "misroute 0.0%" in out
+    text = path.read_text(encoding="utf-8")
+    written = yaml.safe_load(text)["classifier"]["threshold"]
+    assert text.startswith("# keep me\n") and f"chosen threshold {written:.3f}" in out
+    assert main(["tune", "-c", str(path), str(SETS / "pets_garden.jsonl")]) == 0
+    assert f"threshold {written:.3f} (set in the config)" in capsys.readouterr().out
+
+
+def test_tune_needs_out_of_scope_rows(
+    tmp_path: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _config(tmp_path, model_dir)
+    data = tmp_path / "dev.jsonl"
+    data.write_text('{"text": "What dose of ibuprofen for a child?", "label": "medical"}\n')
+    assert main(["tune", "-c", str(path), str(data)]) == 2
+    assert "no out-of-scope rows" in capsys.readouterr().err

@@ -1,0 +1,116 @@
+"""`classifier.encoder`: MiniLM, the multilingual USE, or both, from one model directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from classifier.encoder import Encoder
+from classifier.errors import LabelError, ModelLoadError
+from classifier.evaluate import load_jsonl
+from classifier.labels import USE_SUBDIR, Label, LabelClassifier, load_classifier
+from tests.classifier.conftest import DATA
+
+SETS = DATA / "sets"
+
+
+def _labels(name: str) -> list[Label]:
+    config = yaml.safe_load((SETS / f"{name}.yaml").read_text(encoding="utf-8"))
+    return [Label(item["name"], tuple(item["examples"])) for item in config["labels"]]
+
+
+def _model_root(tmp_path: Path, model_dir: Path, use_model_dir: Path) -> Path:
+    """A model directory laid out as `switchyard build-model` writes it."""
+    root = tmp_path / "model"
+    root.mkdir()
+    for name in ("model.onnx", "tokenizer.json"):
+        (root / name).symlink_to(model_dir / name)
+    (root / USE_SUBDIR).symlink_to(use_model_dir, target_is_directory=True)
+    return root
+
+
+@pytest.mark.parametrize("encoder", ["use", "minilm+use"])
+def test_french_labels_route_french_prompts(
+    tmp_path: Path, model_dir: Path, use_model_dir: Path, encoder: str
+) -> None:
+    # Held-out French set (never used to choose anything): all-MiniLM-L6-v2 routes 6 of
+    # its 10 in-scope prompts; the multilingual encoder routes 9.
+    root = _model_root(tmp_path, model_dir, use_model_dir)
+    clf = load_classifier(
+        root,
+        _labels("heldout_fr_rh_info"),
+        threshold=None,
+        fallback="other",
+        max_tokens=128,
+        encoder=encoder,
+    )
+    rows = load_jsonl(SETS / "heldout_fr_rh_info.jsonl")
+    predicted = [p.label for p in clf.classify([text for text, _ in rows])]
+    expected = [label for _, label in rows]
+    in_scope = [p == e for p, e in zip(predicted, expected, strict=True) if e != "other"]
+    rejected = [p == "other" for p, e in zip(predicted, expected, strict=True) if e == "other"]
+    floor = 9 if encoder == "use" else 7
+    assert sum(in_scope) >= floor and sum(rejected) >= 9, (clf.threshold, predicted)
+
+
+def test_an_ensemble_scores_the_mean_of_its_members(
+    encoder: Encoder, use_encoder: Encoder, labels: list[Label]
+) -> None:
+    prompts = ["Quels sont les symptômes de la grippe ?", "How do I rebase a git branch?"]
+    members = [
+        LabelClassifier(e, labels, threshold=0.3, fallback="other") for e in (encoder, use_encoder)
+    ]
+    both = LabelClassifier([encoder, use_encoder], labels, threshold=0.3, fallback="other")
+    expected = (members[0].scores(prompts) + members[1].scores(prompts)) / 2
+    np.testing.assert_allclose(both.scores(prompts), expected, atol=1e-6)
+
+
+def test_a_missing_or_unknown_encoder_is_a_clear_error(model_dir: Path, tmp_path: Path) -> None:
+    root = tmp_path / "model"
+    root.mkdir()
+    for name in ("model.onnx", "tokenizer.json"):
+        (root / name).symlink_to(model_dir / name)
+    with pytest.raises(ModelLoadError, match="build-model"):
+        load_classifier(
+            root,
+            _labels("pets_garden"),
+            threshold=None,
+            fallback="other",
+            max_tokens=64,
+            encoder="use",
+        )
+    with pytest.raises(LabelError, match="unknown encoder"):
+        load_classifier(
+            root,
+            _labels("pets_garden"),
+            threshold=None,
+            fallback="other",
+            max_tokens=64,
+            encoder="bert",
+        )
+
+
+def test_reloads_share_the_loaded_encoders(model_dir: Path) -> None:
+    # A config reload must not load the model again (memory: a second session and
+    # tokenizer per reload); other settings get their own encoder.
+    labels = _labels("pets_garden")
+
+    def load(max_tokens: int) -> LabelClassifier:
+        clf = load_classifier(
+            model_dir,
+            labels,
+            threshold=None,
+            fallback="other",
+            max_tokens=max_tokens,
+            encoder="minilm",
+        )
+        assert isinstance(clf, LabelClassifier)
+        return clf
+
+    first, again, other = load(64), load(64), load(32)
+    assert first._members[0].encoder is again._members[0].encoder
+    assert other._members[0].encoder is not first._members[0].encoder
+    assert first.threshold == again.threshold
