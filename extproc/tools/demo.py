@@ -90,19 +90,36 @@ def strict_backend_flags(backend: BackendConfig, keys: dict[str, str]) -> list[s
     return flags
 
 
-class Demo:
-    def __init__(self, config_path: Path, config: Config) -> None:
-        self.config_path = config_path
-        self.config = config
-        self.workdir = Path(tempfile.mkdtemp(prefix="switchyard-demo-"))
+class LocalProcesses:
+    """The processes a demo runs, each logging to a file in one fresh work folder."""
+
+    def __init__(self, prefix: str) -> None:
+        self.workdir = Path(tempfile.mkdtemp(prefix=prefix))
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self.switchyard_cmd = [sys.executable, "-m", "extproc.cli"]
 
     def _start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
-        with open(self.workdir / f"{name}.log", "wb") as log:
+        with open(self.workdir / f"{name}.log", "ab") as log:
             self.processes[name] = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
             )
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+class Demo(LocalProcesses):
+    def __init__(self, config_path: Path, config: Config) -> None:
+        super().__init__("switchyard-demo-")
+        self.config_path = config_path
+        self.config = config
+        self.switchyard_cmd = [sys.executable, "-m", "extproc.cli"]
 
     def start(self) -> None:
         # The fake providers require a key, as real ones do: one made up per run,
@@ -264,14 +281,7 @@ class Demo:
                 _say(f"  {name}: {item['value']}")
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        self.stop_all()
         _say(f"\nAll processes stopped. Logs and the rendered Envoy config: {self.workdir}")
 
 

@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,7 +24,7 @@ import yaml
 
 from extproc.config import Config, parse_config
 from extproc.envoy_config import render
-from extproc.tools.demo import _get, _port, _say, _wait, strict_backend_flags
+from extproc.tools.demo import LocalProcesses, _get, _port, _say, _wait, strict_backend_flags
 
 REPLICAS = 2
 
@@ -48,11 +45,10 @@ def _post(port: int, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
         conn.close()
 
 
-class FleetDemo:
+class FleetDemo(LocalProcesses):
     def __init__(self, config_path: Path, config: Config) -> None:
+        super().__init__("switchyard-fleet-demo-")
         self.config = config
-        self.workdir = Path(tempfile.mkdtemp(prefix="switchyard-fleet-demo-"))
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.cmd = [sys.executable, "-m", "extproc.cli"]
         self.redis_port = _free_port()
         self.route = next(route for route in config.routes if route.canary)
@@ -79,12 +75,6 @@ class FleetDemo:
         path = self.workdir / f"replica-{index}.yaml"
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         return parse_config(data, str(path))
-
-    def _start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
-        with open(self.workdir / f"{name}.log", "ab") as log:
-            self.processes[name] = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-            )
 
     def _start_switchyard(self, index: int) -> None:
         config_file = self.workdir / f"replica-{index}.yaml"
@@ -259,14 +249,7 @@ class FleetDemo:
         )
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        self.stop_all()
         _say(f"\nAll processes stopped. Logs and configs: {self.workdir}")
 
 

@@ -453,3 +453,30 @@ class Load:
     def since(self, start: float) -> list[Sent]:
         with self._lock:
             return [s for s in self.sent if s.at >= start]
+
+
+def canary_config(**canary: Any) -> dict[str, Any]:
+    """A keyword route `clinical` (med-v1) with a 10 % canary med-v2, and a default route."""
+    routes = [
+        {
+            "name": "clinical",
+            "match": {"keywords": ["symptom"]},
+            "backends": [{"backend": "med-v1"}],
+            "canary": {
+                "backend": "med-v2",
+                "percent": 10,
+                "steps": [10, 25, 50, 100],
+                "hold": {"seconds": 3600, "requests": 100},
+                **canary,
+            },
+        },
+        {"name": "general", "backends": [{"backend": "cheap"}]},
+    ]
+    config = make_config(
+        ["med-v1", "med-v2", "cheap"],
+        routes,
+        "general",
+        analysis={"interval_s": 0.5, "window_s": 30},
+    )
+    config["backends"][0]["price"] = {"prompt_per_1m": 2.0, "completion_per_1m": 8.0}
+    return config

@@ -8,84 +8,40 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 
 from extproc.request.session import cohort_bucket
 from tests.e2e.fleet import Fleet, running_fleet
-from tests.e2e.stack import SWITCHYARD, Client, make_config, wait_until
+from tests.e2e.stack import SWITCHYARD, Client, Load, Sent, canary_config, wait_until
 
 pytestmark = pytest.mark.e2e
 
 PROMPT = "symptom: persistent cough"
 
 
-def fleet_canary_config(**canary: Any) -> dict[str, Any]:
-    routes = [
-        {
-            "name": "clinical",
-            "match": {"keywords": ["symptom"]},
-            "backends": [{"backend": "med-v1"}],
-            "canary": {
-                "backend": "med-v2",
-                "percent": 10,
-                "steps": [10, 25, 50, 100],
-                "hold": {"seconds": 3600, "requests": 100},
-                **canary,
-            },
-        },
-        {"name": "general", "backends": [{"backend": "cheap"}]},
-    ]
-    return make_config(
-        ["med-v1", "med-v2", "cheap"],
-        routes,
-        "general",
-        analysis={"interval_s": 0.5, "window_s": 30},
-    )
-
-
 class SpreadLoad:
-    """Traffic spread over every replica's Envoy, each request a new session."""
+    """Load (new sessions, steady) through every replica's Envoy at once."""
 
     def __init__(self, fleet: Fleet, threads_per_replica: int = 2) -> None:
-        self.sent: list[tuple[float, int, int, str]] = []  # at, replica, status, backend
-        self._fleet = fleet
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [
-            threading.Thread(target=self._run, args=(replica, n))
-            for replica in range(len(fleet.replicas))
-            for n in range(threads_per_replica)
-        ]
+        self.loads = [Load(stack, PROMPT, threads_per_replica) for stack in fleet.replicas]
 
     def __enter__(self) -> SpreadLoad:
-        for thread in self._threads:
-            thread.start()
+        for load in self.loads:
+            load.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join()
+        for load in self.loads:
+            load.__exit__()
 
-    def _run(self, replica: int, n: int) -> None:
-        client = Client(self._fleet.replicas[replica].port)
-        count = 0
-        try:
-            while not self._stop.is_set():
-                count += 1
-                session = f"spread-{replica}-{n}-{count}"
-                reply = client.chat(PROMPT, headers={"x-session-id": session})
-                with self._lock:
-                    self.sent.append((time.monotonic(), replica, reply.status, reply.backend))
-        finally:
-            client.close()
+    @property
+    def sent(self) -> list[tuple[int, Sent]]:
+        return [(replica, s) for replica, load in enumerate(self.loads) for s in load.sent]
 
-    def since(self, start: float) -> list[tuple[float, int, int, str]]:
-        with self._lock:
-            return [s for s in self.sent if s[0] >= start]
+    def since(self, start: float) -> list[tuple[int, Sent]]:
+        return [(replica, s) for replica, s in self.sent if s.at >= start]
 
 
 def phases(fleet: Fleet, route: str = "clinical") -> list[str]:
@@ -97,7 +53,7 @@ def phases(fleet: Fleet, route: str = "clinical") -> list[str]:
 
 
 def test_leader_takeover_then_a_failing_canary_leaves_every_replica(tmp_path: Path) -> None:
-    with running_fleet(tmp_path, fleet_canary_config(), replicas=3) as fleet:
+    with running_fleet(tmp_path, canary_config(), replicas=3) as fleet:
         wait_until(lambda: fleet.leader() is not None, 10, "a leader")
         leader = fleet.leader()
         assert leader is not None
@@ -119,8 +75,8 @@ def test_leader_takeover_then_a_failing_canary_leaves_every_replica(tmp_path: Pa
             print(f"every replica rolled back after {time.monotonic() - broken_at:.2f}s")
             time.sleep(max(0.0, broken_at + 6.5 - time.monotonic()))
             after = load.since(broken_at + 5.0)
-        assert {s[1] for s in after} == {0, 1, 2}  # every Envoy served traffic meanwhile
-        assert after and all(s[3] == "med-v1" and s[2] == 200 for s in after)
+        assert {replica for replica, _ in after} == {0, 1, 2}  # every Envoy served meanwhile
+        assert after and all(s.backend == "med-v1" and s.status == 200 for _, s in after)
         status = fleet.status(1)
         state = status["rollouts"]["clinical"]
         assert state["reason"].startswith("error_rate") and state["version"] >= 2
@@ -139,7 +95,7 @@ def test_leader_takeover_then_a_failing_canary_leaves_every_replica(tmp_path: Pa
 
 
 def test_promotion_in_lockstep_keeps_every_session_on_its_backend(tmp_path: Path) -> None:
-    config = fleet_canary_config(percent=5, steps=[5, 10, 100], auto=False)
+    config = canary_config(percent=5, steps=[5, 10, 100], auto=False)
     sessions = [f"lockstep-{i}" for i in range(2000)]
     with running_fleet(tmp_path, config, replicas=2) as fleet:
         seen: dict[str, list[str]] = defaultdict(list)
@@ -213,7 +169,7 @@ def test_promotion_in_lockstep_keeps_every_session_on_its_backend(tmp_path: Path
 def test_operator_actions_reach_the_fleet_and_a_restarted_replica_stays_rolled_back(
     tmp_path: Path,
 ) -> None:
-    with running_fleet(tmp_path, fleet_canary_config(), replicas=3) as fleet:
+    with running_fleet(tmp_path, canary_config(), replicas=3) as fleet:
         url = [f"http://127.0.0.1:{stack.metrics_port}" for stack in fleet.replicas]
         subprocess.run([SWITCHYARD, "rollout", "pause", "clinical", "--url", url[0]], check=True)
         paused_at = time.monotonic()
@@ -244,7 +200,7 @@ def test_operator_actions_reach_the_fleet_and_a_restarted_replica_stays_rolled_b
 
 
 def test_redis_away_under_load_fails_no_request_and_promotes_nothing(tmp_path: Path) -> None:
-    config = fleet_canary_config(hold={"seconds": 4, "requests": 5})
+    config = canary_config(hold={"seconds": 4, "requests": 5})
     with running_fleet(tmp_path, config, replicas=2) as fleet, SpreadLoad(fleet) as load:
         wait_until(lambda: fleet.rollout(0, "clinical")["percent"] == 25, 30, "first promotion")
         fleet.redis.stop(signal.SIGKILL)
@@ -277,5 +233,5 @@ def test_redis_away_under_load_fails_no_request_and_promotes_nothing(tmp_path: P
             20,
             "promotions again, in agreement",
         )
-    assert down and all(s[2] == 200 for s in down), [s for s in down if s[2] != 200][:5]
-    assert all(s[2] == 200 for s in load.sent)
+    assert down and all(s.status == 200 for _, s in down), [s for s in down if s[1].status != 200]
+    assert all(s.status == 200 for _, s in load.sent)

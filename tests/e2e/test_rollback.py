@@ -11,35 +11,16 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.stack import SWITCHYARD, Load, Stack, make_config, running_stack, wait_until
+from tests.e2e.stack import (
+    SWITCHYARD,
+    Load,
+    Stack,
+    canary_config,
+    running_stack,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
-
-
-def canary_config(**canary: Any) -> dict[str, Any]:
-    routes = [
-        {
-            "name": "clinical",
-            "match": {"keywords": ["symptom"]},
-            "backends": [{"backend": "med-v1"}],
-            "canary": {
-                "backend": "med-v2",
-                "percent": 10,
-                "steps": [10, 25, 50, 100],
-                "hold": {"seconds": 3600, "requests": 100},
-                **canary,
-            },
-        },
-        {"name": "general", "backends": [{"backend": "cheap"}]},
-    ]
-    config = make_config(
-        ["med-v1", "med-v2", "cheap"],
-        routes,
-        "general",
-        analysis={"interval_s": 0.5, "window_s": 30},
-    )
-    config["backends"][0]["price"] = {"prompt_per_1m": 2.0, "completion_per_1m": 8.0}
-    return config
 
 
 def rollout(stack: Stack) -> dict[str, Any]:
