@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 MODEL  := build/model/use/model.onnx
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps model proto test test-fast lint demo demo-fleet bench envoy-config helm-schema clean
+.PHONY: install system-deps model proto test test-fast lint demo demo-fleet bench envoy-config helm-schema dashboard clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ envoy-config: $(STAMP)
 # The chart's values.schema.json follows the config model (a test checks it is fresh).
 helm-schema: $(STAMP)
 	$(BIN)/python -m tests.helm.schema_gen
+
+# The chart's Grafana dashboard is generated too (a test checks it is fresh).
+dashboard: $(STAMP)
+	$(BIN)/python -m tests.helm.dashboard_gen
 
 test: system-deps install model
 	$(BIN)/ruff check .
