@@ -7,8 +7,7 @@ so a wrong metric or label name shows up as a failing test, not an empty panel.
     make dashboard                 # rewrite helm/switchyard/files/dashboard.json
     tests/helm/test_dashboard.py   # fails when it is stale
 
-Not drawn, because switchyard has no metric for it: time to first byte (the
-observe filter times whole responses) and a response cache (there is none yet).
+Not drawn, because there is nothing to measure yet: a response cache.
 """
 
 from __future__ import annotations
@@ -61,10 +60,10 @@ def _row(title: str) -> dict[str, Any]:
     return {"type": "row", "title": title, "collapsed": False, "panels": []}
 
 
-def _quantile(q: str) -> str:
+def _quantile(q: str, histogram: str = "switchyard_upstream_latency_seconds") -> str:
     return (
         f"histogram_quantile({q}, sum by (cohort, le) "
-        f"(rate(switchyard_upstream_latency_seconds_bucket{{{UPSTREAM}}}{RATE})))"
+        f"(rate({histogram}_bucket{{{UPSTREAM}}}{RATE})))"
     )
 
 
@@ -112,6 +111,16 @@ def _rows() -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
             ],
             unit="s",
             description="Whole response time, from the router to the last byte.",
+        ),
+        _panel(
+            "Time to first byte p50 / p95: canary vs stable",
+            [
+                _target(_quantile(q, "switchyard_upstream_ttfb_seconds"), f"{p} {{{{cohort}}}}")
+                for q, p in (("0.5", "p50"), ("0.95", "p95"))
+            ],
+            unit="s",
+            description="From sending the request upstream to the response's headers"
+            " (Envoy's x-envoy-upstream-service-time).",
         ),
     ]
     usage = [
