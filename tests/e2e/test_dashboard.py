@@ -16,6 +16,7 @@ import time
 import urllib.parse
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import pytest
 import yaml
 
 from tests.e2e.stack import (
+    SWITCHYARD,
     Client,
     Load,
     Stack,
@@ -193,12 +195,20 @@ def _queries(board: dict[str, Any]) -> dict[str, str]:
     return queries
 
 
-def test_every_dashboard_query_returns_data(tmp_path: Path) -> None:
-    board = json.loads(DASHBOARD_PATH.read_text())
-    started = time.monotonic()
+@dataclass
+class RolledOut:
+    stack: Stack
+    prometheus: Prometheus
+    workdir: Path
+
+
+@pytest.fixture(scope="module")
+def rolled_out(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RolledOut]:
+    """A stack whose canary was promoted twice then rolled back, scraped all along."""
+    workdir = tmp_path_factory.mktemp("dashboard")
     with (
-        running_stack(tmp_path / "stack", _config()) as stack,
-        running_prometheus(tmp_path, stack) as prometheus,
+        running_stack(workdir / "stack", _config()) as stack,
+        running_prometheus(workdir, stack) as prometheus,
     ):
         with Load(stack, "symptom: I have had a cough for a week", threads=6) as load:
             wait_until(
@@ -219,23 +229,97 @@ def test_every_dashboard_query_returns_data(tmp_path: Path) -> None:
             )
             _burst(stack)
             time.sleep(3)  # a few scrapes after the rollback
-        empty = {}
-        for name, expr in _queries(board).items():
-            # NaN is what a quantile or a ratio of no observations gives: no data either.
-            values = [float(sample["value"][1]) for sample in prometheus.query(_filled(expr))]
-            if not any(value == value for value in values):
-                empty[name] = _filled(expr)
-        variables = {}
-        for variable in board["templating"]["list"][1:]:
-            match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"]["query"])
-            assert match, variable["query"]
-            selector, label = match.groups()
-            variables[variable["name"]] = prometheus.get(
-                f"/api/v1/label/{label}/values", **{"match[]": _filled(selector)}
-            )
-    took = time.monotonic() - started
-    print(f"{len(_queries(board))} dashboard queries checked in {took:.0f}s")
+        yield RolledOut(stack, prometheus, workdir)
+
+
+def test_every_dashboard_query_returns_data(rolled_out: RolledOut) -> None:
+    board = json.loads(DASHBOARD_PATH.read_text())
+    prometheus = rolled_out.prometheus
+    empty = {}
+    for name, expr in _queries(board).items():
+        # NaN is what a quantile or a ratio of no observations gives: no data either.
+        values = [float(sample["value"][1]) for sample in prometheus.query(_filled(expr))]
+        if not any(value == value for value in values):
+            empty[name] = _filled(expr)
+    variables = {}
+    for variable in board["templating"]["list"][1:]:
+        match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"]["query"])
+        assert match, variable["query"]
+        selector, label = match.groups()
+        variables[variable["name"]] = prometheus.get(
+            f"/api/v1/label/{label}/values", **{"match[]": _filled(selector)}
+        )
+    print(f"{len(_queries(board))} dashboard queries checked")
     assert empty == {}, "queries that returned nothing:\n" + json.dumps(empty, indent=1)
     assert variables["namespace"] == [NAMESPACE]
     assert {"clinical", "billing"} <= set(variables["route"])
     assert {"med-v1", "med-v2", "cheap"} <= set(variables["backend"])
+
+
+_AB_ROW = re.compile(r'<tr class="ab">(.*?)</tr>', re.S)
+_CELL = re.compile(r'<td data-field="(\w+)">([^<]*)</td>')
+AB_FIELDS = (
+    "route",
+    "cohort",
+    "backend",
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+)
+
+
+def _switchyard_report(stack: Stack, *args: str) -> str:
+    result = subprocess.run(
+        [
+            SWITCHYARD,
+            "report",
+            "--admin",
+            f"http://127.0.0.1:{stack.admin_port}",
+            "--switchyard",
+            f"http://127.0.0.1:{stack.metrics_port}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_html_report_draws_the_canary_story_in_a_real_browser(rolled_out: RolledOut) -> None:
+    stack, page = rolled_out.stack, rolled_out.workdir / "report.html"
+    prometheus_url = f"http://127.0.0.1:{rolled_out.prometheus.port}"
+    _switchyard_report(stack, "--html", str(page), "--prometheus", prometheus_url, "--since", "300")
+    expected = json.loads(_switchyard_report(stack, "--json"))  # no traffic since: same numbers
+    assert "http" not in page.read_text().replace('xmlns="http://www.w3.org/2000/svg"', "")
+    browser = subprocess.run(
+        [
+            tool("chromium"),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--enable-logging=stderr",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert browser.returncode == 0, browser.stderr[-2000:]
+    dom = browser.stdout
+    assert "CONSOLE" not in browser.stderr and "Uncaught" not in browser.stderr
+    # Charts drawn: each cohort's error rate and latency as a line of several points.
+    clinical = dom[dom.index('data-route="clinical"') :]
+    lines = re.findall(r'<path d="(M[^"]+)"[^>]*data-series="([\w.-]+)"', clinical)
+    drawn = {series for d, series in lines if d.count("L") >= 5}
+    assert {"canary", "stable", "med-v2"} <= drawn, lines
+    assert "rolled_back" in clinical[: clinical.index("</section>")]
+    # The table's numbers are report --json's.
+    shown = {tuple(dict(_CELL.findall(row))[f] for f in AB_FIELDS) for row in _AB_ROW.findall(dom)}
+    assert shown == {tuple(str(r[f]) for f in AB_FIELDS) for r in expected["ab"]}
+    assert f'id="fail-open">{expected["fail_open"]}<' in dom
