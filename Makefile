@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 MODEL  := build/model/use/model.onnx
 PYTEST_ARGS ?=
 
-.PHONY: install system-deps model proto test test-fast lint demo demo-fleet bench envoy-config helm-schema clean
+.PHONY: install system-deps model proto test test-fast lint demo demo-fleet bench envoy-config helm-schema dashboard clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Debian tools the tests and benchmarks drive: promtool (alert rules), wrk (load),
-# npm (to fetch the helm binary), redis-server (the fleet state store). Installed only when missing.
+# npm (to fetch the helm binary), redis-server (the fleet state store), chromium (the
+# HTML report's test). Installed only when missing.
 system-deps:
 	@scripts/system-deps.sh
 
@@ -39,6 +40,10 @@ envoy-config: $(STAMP)
 # The chart's values.schema.json follows the config model (a test checks it is fresh).
 helm-schema: $(STAMP)
 	$(BIN)/python -m tests.helm.schema_gen
+
+# The chart's Grafana dashboard is generated too (a test checks it is fresh).
+dashboard: $(STAMP)
+	$(BIN)/python -m tests.helm.dashboard_gen
 
 test: system-deps install model
 	$(BIN)/ruff check .

@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -246,13 +247,26 @@ def format_rollout_status(status: dict[str, Any]) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from extproc.rollout.report import ReportError, build_report
+    from extproc.rollout.report import ReportError, build_report, report_data
 
     try:
-        print(build_report(args.admin, args.switchyard, as_json=args.json))
+        if args.html is None:
+            print(build_report(args.admin, args.switchyard, as_json=args.json))
+            return 0
+        from extproc.rollout.report_html import prometheus_history, render_html
+
+        now = time.time()
+        data = report_data(args.admin, args.switchyard)
+        history = (
+            prometheus_history(args.prometheus, data["canaries"], args.since, now)
+            if args.prometheus
+            else None
+        )
+        args.html.write_text(render_html(data, history, now))
     except ReportError as exc:
         print(exc, file=sys.stderr)
         return 1
+    print(f"wrote {args.html}")
     return 0
 
 
@@ -343,6 +357,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin", default="http://127.0.0.1:9901", help="Envoy admin URL")
     p.add_argument("--switchyard", default="http://127.0.0.1:9464", help="switchyard HTTP URL")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--html", type=Path, metavar="FILE", help="write one self-contained HTML page instead"
+    )
+    p.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="a Prometheus scraping switchyard: the HTML page then charts each canary over time",
+    )
+    p.add_argument(
+        "--since", type=float, default=3600, help="seconds of history to chart (default 3600)"
+    )
     p.set_defaults(func=cmd_report)
     p = with_config(sub.add_parser("demo", help="run Envoy, switchyard and fake backends locally"))
     p.add_argument(

@@ -87,6 +87,14 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.upstream_ttfb = Histogram(
+            "switchyard_upstream_ttfb_seconds",
+            "Time to the response's headers: Envoy's x-envoy-upstream-service-time"
+            " (from sending the request upstream to its response headers).",
+            ["route", "cohort", "backend"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.tokens = Counter(
             "switchyard_tokens",
             "Tokens reported in responses' usage, by kind (prompt, completion).",

@@ -9,6 +9,8 @@ command -v promtool >/dev/null || missing+=(prometheus)
 command -v wrk >/dev/null || missing+=(wrk)
 command -v npm >/dev/null || missing+=(npm)
 command -v redis-server >/dev/null || missing+=(redis-server)
+# The HTML report's test opens it in a real headless browser.
+command -v chromium >/dev/null || missing+=(chromium)
 if ((${#missing[@]})); then
   echo "installing Debian packages: ${missing[*]}"
   apt-get update -qq

@@ -136,6 +136,8 @@ class TrafficStats:
         labels = (route, cohort, backend)
         self._metrics.upstream_requests.labels(*labels, f"{status // 100}xx").inc()
         self._metrics.upstream_latency.labels(*labels).observe(latency)
+        if ttfb is not None:
+            self._metrics.upstream_ttfb.labels(*labels).observe(ttfb)
         if usage is not None:
             self._metrics.tokens.labels(*labels, "prompt").inc(usage[0])
             self._metrics.tokens.labels(*labels, "completion").inc(usage[1])

@@ -120,7 +120,8 @@ def _upstream_table(first: str, rows: list[dict[str, Any]]) -> str:
     )
 
 
-def build_report(admin: str, switchyard: str, *, as_json: bool = False) -> str:
+def report_data(admin: str, switchyard: str) -> dict[str, Any]:
+    """The report's numbers at this moment (what `--json` prints)."""
     values, quantiles = envoy_stats(admin)
     own = _fetch_json(f"{switchyard.rstrip('/')}/stats")
     traffic: list[dict[str, Any]] = own.get("traffic", [])
@@ -133,18 +134,24 @@ def build_report(admin: str, switchyard: str, *, as_json: bool = False) -> str:
     cluster_rows = [_upstream(c, f"cluster.{c}.", values, quantiles) for c in clusters]
     fail_open = values.get("http.ingress.ext_proc.switchyard.failure_mode_allowed", 0)
     timeouts = values.get("http.ingress.ext_proc.switchyard.message_timeouts", 0)
+    return {
+        "ab": traffic,
+        "envoy_routes": route_rows,
+        "envoy_clusters": cluster_rows,
+        "canaries": rollouts,
+        "fail_open": fail_open,
+        "processor_timeouts": timeouts,
+    }
+
+
+def build_report(admin: str, switchyard: str, *, as_json: bool = False) -> str:
+    data = report_data(admin, switchyard)
     if as_json:
-        return json.dumps(
-            {
-                "ab": traffic,
-                "envoy_routes": route_rows,
-                "envoy_clusters": cluster_rows,
-                "canaries": rollouts,
-                "fail_open": fail_open,
-                "processor_timeouts": timeouts,
-            },
-            indent=1,
-        )
+        return json.dumps(data, indent=1)
+    traffic: list[dict[str, Any]] = data["ab"]
+    rollouts: dict[str, dict[str, Any]] = data["canaries"]
+    route_rows, cluster_rows = data["envoy_routes"], data["envoy_clusters"]
+    fail_open, timeouts = data["fail_open"], data["processor_timeouts"]
     ab_rows = []
     for row in traffic:
         requests = row["requests"] or 1

@@ -6,6 +6,8 @@ Envoy rendered from the same config, sends a mix of prompts (several topics,
 English and French, a blocked one, a spoofed header), a burst of sessions to
 show the canary share and the weighted split, stops switchyard to show Envoy
 failing open, prints the A/B report and Envoy's stats, and shuts down.
+When Prometheus is installed the demo runs one scraping switchyard and Envoy every
+second, so that the HTML report it writes charts the canary over the demo's run.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +30,8 @@ import yaml
 
 from extproc.config import BackendConfig, Config
 from extproc.envoy_config import render
-from extproc.rollout.report import build_report
+from extproc.rollout.report import build_report, report_data
+from extproc.rollout.report_html import prometheus_history, render_html
 
 PROMPTS: list[tuple[str, dict[str, object], dict[str, str]]] = [
     ("I have a fever and a stiff neck since last night, should I worry?", {}, {}),
@@ -120,6 +124,8 @@ class Demo(LocalProcesses):
         self.config_path = config_path
         self.config = config
         self.switchyard_cmd = [sys.executable, "-m", "extproc.cli"]
+        self.prometheus_url: str | None = None
+        self.started_at = time.time()
 
     def start(self) -> None:
         # The fake providers require a key, as real ones do: one made up per run,
@@ -176,6 +182,40 @@ class Demo(LocalProcesses):
             "switchyard",
         )
         _wait(lambda: self._alive("envoy") and _get(admin, "/ready")[0] == 200, 30, "envoy")
+        self._start_prometheus()
+
+    def _start_prometheus(self) -> None:
+        binary = shutil.which("prometheus")
+        if binary is None:
+            _say("(prometheus not installed: the HTML report will have no charts)")
+            return
+        targets = [("switchyard", "/metrics", self.config.server.metrics_listen)]
+        if self.config.envoy.stats_listen:
+            targets.append(("envoy", "/stats/prometheus", self.config.envoy.stats_listen))
+        scrape = {
+            "global": {"scrape_interval": "1s"},
+            "scrape_configs": [
+                {"job_name": job, "metrics_path": path, "static_configs": [{"targets": [address]}]}
+                for job, path, address in targets
+            ],
+        }
+        (self.workdir / "prometheus.yml").write_text(yaml.safe_dump(scrape))
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        self._start(
+            "prometheus",
+            [
+                binary,
+                f"--config.file={self.workdir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={self.workdir / 'prometheus'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+        )
+        _wait(
+            lambda: self._alive("prometheus") and _get(port, "/-/ready")[0] == 200, 30, "prometheus"
+        )
+        self.prometheus_url = f"http://127.0.0.1:{port}"
 
     def _alive(self, name: str) -> bool:
         if self.processes[name].poll() is not None:
@@ -244,7 +284,9 @@ class Demo(LocalProcesses):
         time.sleep(1.0)  # let the observed streams of the last responses close
         _say("\n== 3. A/B report (switchyard report) ==")
         admin_url = f"http://{self.config.envoy.admin}"
-        _say(build_report(admin_url, f"http://{self.config.server.metrics_listen}"))
+        switchyard_url = f"http://{self.config.server.metrics_listen}"
+        _say(build_report(admin_url, switchyard_url))
+        self.write_html_report(admin_url, switchyard_url)
 
         _say("\n== 4. switchyard stopped: Envoy fails open to the default route ==")
         self.processes["switchyard"].kill()
@@ -279,6 +321,18 @@ class Demo(LocalProcesses):
                 )
             ):
                 _say(f"  {name}: {item['value']}")
+
+    def write_html_report(self, admin_url: str, switchyard_url: str) -> None:
+        now = time.time()
+        data = report_data(admin_url, switchyard_url)
+        history = None
+        if self.prometheus_url is not None:
+            time.sleep(2)  # the last scrapes
+            since = now - self.started_at + 10
+            history = prometheus_history(self.prometheus_url, data["canaries"], since, now)
+        page = self.workdir / "report.html"
+        page.write_text(render_html(data, history, now))
+        _say(f"\nHTML report (switchyard report --html): {page}")
 
     def stop(self) -> None:
         self.stop_all()

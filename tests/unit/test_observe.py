@@ -49,3 +49,15 @@ def test_old_buckets_are_dropped_and_unshared_ones_handed_over_once() -> None:
     assert sum(s.requests for s in unshared.values()) == 30
     assert sum(s.errors for s in unshared.values()) == 15
     assert traffic.take_unshared() == {}
+
+
+def test_time_to_first_byte_is_a_histogram_when_envoy_reports_it() -> None:
+    metrics = Metrics()
+    traffic = TrafficStats(metrics)
+    traffic.record("clinical", "canary", "b", 200, 0.3, 0.02, None, 0.0)
+    traffic.record("clinical", "canary", "b", 200, 0.3, None, None, 0.0)  # no header: not counted
+    labels = {"route": "clinical", "cohort": "canary", "backend": "b"}
+    registry = metrics.registry
+    assert registry.get_sample_value("switchyard_upstream_ttfb_seconds_count", labels) == 1
+    assert registry.get_sample_value("switchyard_upstream_ttfb_seconds_sum", labels) == 0.02
+    assert registry.get_sample_value("switchyard_upstream_latency_seconds_count", labels) == 2

@@ -1,0 +1,51 @@
+"""`switchyard demo` on the example config writes the HTML report and prints its path."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.stack import REPO, SWITCHYARD
+from tests.helm.conftest import tool
+
+pytestmark = pytest.mark.e2e
+
+
+def test_demo_writes_an_html_report_with_the_canary_charted() -> None:
+    done = subprocess.run(
+        [SWITCHYARD, "demo", "-c", str(REPO / "switchyard.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    found = re.search(r"^HTML report \(switchyard report --html\): (\S+)$", done.stdout, re.M)
+    assert found, done.stdout[-3000:]
+    page = Path(found.group(1))
+    dom = subprocess.run(
+        [
+            tool("chromium"),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    clinical = dom[dom.index('data-route="clinical"') : dom.index("</section>")]
+    drawn = {
+        series
+        for d, series in re.findall(r'<path d="(M[^"]+)"[^>]*data-series="([\w.-]+)"', clinical)
+        if d.count("L") >= 5
+    }
+    # Error rate and latency per cohort, the canary's percent per canary backend.
+    assert {"canary", "stable", "clinical-v2"} <= drawn, clinical[:3000]
