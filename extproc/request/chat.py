@@ -38,6 +38,10 @@ def _bad(message: str) -> RequestError:
 
 
 def _nesting_depth_exceeds(body: bytes, limit: int) -> bool:
+    # Fewer opening brackets than the limit cannot nest deeper: counted in C, this
+    # spares nearly every request the byte-by-byte walk below.
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
     depth = 0
     in_string = escaped = False
     for byte in body:

@@ -158,3 +158,11 @@ def test_any_body_gets_a_route_or_a_clear_error(body: bytes) -> None:
         assert error.status in (400, 413) and error.message
     else:
         assert response.request_body.response.clear_route_cache
+
+
+def test_brackets_inside_strings_are_not_nesting() -> None:
+    from extproc.request.chat import parse_chat
+
+    text = "[{" * 80
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": text}]}).encode()
+    assert parse_chat(body).user_messages == (text,)
