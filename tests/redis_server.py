@@ -9,13 +9,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.ports import free_port
+
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RedisServer:
@@ -26,7 +22,7 @@ class RedisServer:
     ) -> None:
         """tls: (certificate, key) to serve TLS only (rediss://)."""
         self.workdir = workdir
-        self.port = _free_port()
+        self.port = free_port()
         self.password = password
         self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None

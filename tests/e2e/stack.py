@@ -11,7 +11,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -24,17 +23,13 @@ from typing import Any
 
 import yaml
 
+from tests.ports import free_port
+
 BIN = Path(sys.executable).parent
 SWITCHYARD = str(BIN / "switchyard")
 ENVOY = str(BIN / "envoy")
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / "build" / "model"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(check: Any, timeout: float, what: str, interval: float = 0.05) -> Any:

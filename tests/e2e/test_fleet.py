@@ -68,7 +68,11 @@ def test_leader_takeover_then_a_failing_canary_leaves_every_replica(tmp_path: Pa
         fleet.replicas[leader].start_switchyard()
 
         with SpreadLoad(fleet) as load:
-            wait_until(lambda: sum(s[3] == "med-v2" for s in load.sent) >= 30, 30, "canary traffic")
+            wait_until(
+                lambda: sum(s.backend == "med-v2" for _, s in load.sent) >= 30,
+                30,
+                "canary traffic",
+            )
             fleet.replicas[0].backends["med-v2"].control(error_rate=1.0)
             broken_at = time.monotonic()
             wait_until(lambda: set(phases(fleet)) == {"rolled_back"}, 15, "the fleet's rollback")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import socket
 import subprocess
 import time
 import urllib.error
@@ -16,6 +15,7 @@ import yaml
 
 from extproc.metrics import Metrics
 from tests.helm.conftest import CHART, render, switchyard_yaml, tool
+from tests.ports import free_port
 
 ALERTS = CHART / "files" / "alerts.yaml"
 
@@ -51,19 +51,13 @@ def test_switchyard_metrics_in_the_rules_exist() -> None:
         assert name.removesuffix("_total") in exported, name  # counters: the family name
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_envoy_fail_open_metric_is_what_envoy_exports(tmp_path: Path) -> None:
     """Envoy with the chart's config and no switchyard behind it: it fails open."""
     cfg = yaml.safe_load(switchyard_yaml(render()))
-    listen, admin = _free_port(), _free_port()
+    listen, admin = free_port(), free_port()
     cfg["envoy"].update(listen=f"127.0.0.1:{listen}", admin=f"127.0.0.1:{admin}")
     cfg["server"]["listen"] = f"unix:{tmp_path}/nobody.sock"
-    cfg["backends"][0]["address"] = f"127.0.0.1:{_free_port()}"
+    cfg["backends"][0]["address"] = f"127.0.0.1:{free_port()}"
     (tmp_path / "switchyard.yaml").write_text(yaml.safe_dump(cfg))
     subprocess.run(
         [

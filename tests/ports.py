@@ -1,0 +1,28 @@
+"""Free TCP ports on 127.0.0.1 for the servers a test starts."""
+
+from __future__ import annotations
+
+import random
+import socket
+
+_LOW, _HIGH = 20_000, 32_000
+"""Below Linux's ephemeral range (32768-60999 by default): a port picked here is never
+taken meanwhile by the source port of some outgoing connection, which happened with
+ports the kernel picked (port 0) under a busy suite."""
+_handed_out: set[int] = set()
+
+
+def free_port() -> int:
+    """A port nobody listens on now and that this test run has not handed out before."""
+    for _ in range(1000):
+        port = random.randrange(_LOW, _HIGH)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port between {_LOW} and {_HIGH}")
