@@ -81,6 +81,9 @@ def _port(address: str) -> int:
     return int(address.rsplit(":", 1)[1])
 
 
+SWITCHYARD_CMD = [sys.executable, "-m", "extproc.cli"]
+
+
 def strict_backend_flags(backend: BackendConfig, keys: dict[str, str]) -> list[str]:
     """fake-backend flags that make it as strict as the server it stands for: the model
     name it serves, and a key made up for this run, recorded in `keys` under the
@@ -107,6 +110,50 @@ class LocalProcesses:
                 args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
             )
 
+    def start_fake_backends(
+        self, config: Config, latency_ms: Callable[[BackendConfig], int]
+    ) -> dict[str, str]:
+        """One strict fake backend per configured backend, up and answering; returns the
+        made-up provider keys, which Envoy must find in its environment."""
+        keys: dict[str, str] = {}
+        for backend in config.backends:
+            self._start(
+                f"backend-{backend.name}",
+                [
+                    *SWITCHYARD_CMD,
+                    "fake-backend",
+                    "--name",
+                    backend.name,
+                    "--port",
+                    str(_port(backend.address)),
+                    "--latency-ms",
+                    str(latency_ms(backend)),
+                    *strict_backend_flags(backend, keys),
+                ],
+            )
+        for backend in config.backends:
+            port = _port(backend.address)
+            _wait(
+                lambda port=port: _get(port, "/stats")[0] == 200,  # type: ignore[misc]
+                20,
+                f"backend {backend.name}",
+            )
+        return keys
+
+    def start_envoy(self, name: str, config: Config, keys: dict[str, str]) -> None:
+        """Envoy with the bootstrap rendered from `config`, until its admin says ready."""
+        bootstrap = self.workdir / f"{name}.yaml"
+        bootstrap.write_text(yaml.safe_dump(render(config), sort_keys=False))
+        envoy = shutil.which("envoy") or str(Path(sys.executable).parent / "envoy")
+        command = [envoy, "-c", str(bootstrap), "--disable-hot-restart", "--log-level", "warn"]
+        self._start(name, [*command, "--concurrency", "1"], env=keys)
+        admin = _port(config.envoy.admin)
+        _wait(
+            lambda: self.processes[name].poll() is None and _get(admin, "/ready")[0] == 200,
+            30,
+            name,
+        )
+
     def stop_all(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:
@@ -123,65 +170,24 @@ class Demo(LocalProcesses):
         super().__init__("switchyard-demo-")
         self.config_path = config_path
         self.config = config
-        self.switchyard_cmd = [sys.executable, "-m", "extproc.cli"]
         self.prometheus_url: str | None = None
         self.started_at = time.time()
 
     def start(self) -> None:
         # The fake providers require a key, as real ones do: one made up per run,
         # handed to Envoy in its environment under the name the config gives.
-        keys: dict[str, str] = {}
-        for backend in self.config.backends:
-            # Different latencies per backend make the A/B table worth reading.
-            latency = 10 + 7 * (sum(map(ord, backend.name)) % 6)
-            strict = strict_backend_flags(backend, keys)
-            self._start(
-                f"backend-{backend.name}",
-                [
-                    *self.switchyard_cmd,
-                    "fake-backend",
-                    "--name",
-                    backend.name,
-                    "--port",
-                    str(_port(backend.address)),
-                    "--latency-ms",
-                    str(latency),
-                    *strict,
-                ],
-            )
-        self._start("switchyard", [*self.switchyard_cmd, "serve", "-c", str(self.config_path)])
-        envoy_yaml = self.workdir / "envoy.yaml"
-        envoy_yaml.write_text(yaml.safe_dump(render(self.config), sort_keys=False))
-        envoy = shutil.which("envoy") or str(Path(sys.executable).parent / "envoy")
-        self._start(
-            "envoy",
-            [
-                envoy,
-                "-c",
-                str(envoy_yaml),
-                "--disable-hot-restart",
-                "--log-level",
-                "warn",
-                "--concurrency",
-                "1",
-            ],
-            env=keys,
+        # Different latencies per backend make the A/B table worth reading.
+        keys = self.start_fake_backends(
+            self.config, lambda backend: 10 + 7 * (sum(map(ord, backend.name)) % 6)
         )
+        self._start("switchyard", [*SWITCHYARD_CMD, "serve", "-c", str(self.config_path)])
         metrics = _port(self.config.server.metrics_listen)
-        admin = _port(self.config.envoy.admin)
-        for backend in self.config.backends:
-            port = _port(backend.address)
-            _wait(
-                lambda port=port: _get(port, "/stats")[0] == 200,  # type: ignore[misc]
-                20,
-                f"backend {backend.name}",
-            )
         _wait(
             lambda: self._alive("switchyard") and _get(metrics, "/healthz")[0] == 200,
             60,
             "switchyard",
         )
-        _wait(lambda: self._alive("envoy") and _get(admin, "/ready")[0] == 200, 30, "envoy")
+        self.start_envoy("envoy", self.config, keys)
         self._start_prometheus()
 
     def _start_prometheus(self) -> None:

@@ -23,8 +23,7 @@ from typing import Any
 import yaml
 
 from extproc.config import Config, parse_config
-from extproc.envoy_config import render
-from extproc.tools.demo import LocalProcesses, _get, _port, _say, _wait, strict_backend_flags
+from extproc.tools.demo import SWITCHYARD_CMD, LocalProcesses, _get, _port, _say, _wait
 
 REPLICAS = 2
 
@@ -49,7 +48,6 @@ class FleetDemo(LocalProcesses):
     def __init__(self, config_path: Path, config: Config) -> None:
         super().__init__("switchyard-fleet-demo-")
         self.config = config
-        self.cmd = [sys.executable, "-m", "extproc.cli"]
         self.redis_port = _free_port()
         self.route = next(route for route in config.routes if route.canary)
         self.replicas = [self._replica_config(config_path, i) for i in range(REPLICAS)]
@@ -78,7 +76,7 @@ class FleetDemo(LocalProcesses):
 
     def _start_switchyard(self, index: int) -> None:
         config_file = self.workdir / f"replica-{index}.yaml"
-        self._start(f"switchyard-{index}", [*self.cmd, "serve", "-c", str(config_file)])
+        self._start(f"switchyard-{index}", [*SWITCHYARD_CMD, "serve", "-c", str(config_file)])
         metrics = _port(self.replicas[index].server.metrics_listen)
         _wait(lambda: _get(metrics, "/healthz")[0] == 200, 60, f"switchyard {index}")
 
@@ -102,46 +100,10 @@ class FleetDemo(LocalProcesses):
                 str(self.workdir),
             ],
         )
-        keys: dict[str, str] = {}
-        for backend in self.config.backends:
-            self._start(
-                f"backend-{backend.name}",
-                [
-                    *self.cmd,
-                    "fake-backend",
-                    "--name",
-                    backend.name,
-                    "--port",
-                    str(_port(backend.address)),
-                    "--latency-ms",
-                    "20",
-                    *strict_backend_flags(backend, keys),
-                ],
-            )
-        for backend in self.config.backends:
-            port = _port(backend.address)
-            _wait(lambda port=port: _get(port, "/stats")[0] == 200, 20, backend.name)  # type: ignore[misc]
-        envoy = shutil.which("envoy") or str(Path(sys.executable).parent / "envoy")
+        keys = self.start_fake_backends(self.config, lambda backend: 20)
         for index, replica in enumerate(self.replicas):
             self._start_switchyard(index)
-            bootstrap = self.workdir / f"envoy-{index}.yaml"
-            bootstrap.write_text(yaml.safe_dump(render(replica), sort_keys=False))
-            self._start(
-                f"envoy-{index}",
-                [
-                    envoy,
-                    "-c",
-                    str(bootstrap),
-                    "--disable-hot-restart",
-                    "--log-level",
-                    "warn",
-                    "--concurrency",
-                    "1",
-                ],
-                env=keys,
-            )
-            admin = _port(replica.envoy.admin)
-            _wait(lambda admin=admin: _get(admin, "/ready")[0] == 200, 30, f"envoy {index}")  # type: ignore[misc]
+            self.start_envoy(f"envoy-{index}", replica, keys)
 
     def status(self, index: int) -> dict[str, Any]:
         metrics = _port(self.replicas[index].server.metrics_listen)
