@@ -25,6 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import yaml
 
@@ -345,16 +346,26 @@ class Demo(LocalProcesses):
         _say(f"\nAll processes stopped. Logs and the rendered Envoy config: {self.workdir}")
 
 
+class Show(Protocol):
+    def start(self) -> None: ...
+    def run(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def run_show(show: Show, title: str) -> int:
+    """Starts, runs and always stops a demo; says how long it took."""
+    started = time.monotonic()
+    try:
+        show.start()
+        show.run()
+    finally:
+        show.stop()
+    _say(f"{title} took {time.monotonic() - started:.0f}s.")
+    return 0
+
+
 def run_demo(config_path: Path, config: Config) -> int:
     if config.labels and not (config.classifier.model / "model.onnx").exists():
         print(f"no model at {config.classifier.model}: run `make model` first", file=sys.stderr)
         return 1
-    demo = Demo(config_path, config)
-    started = time.monotonic()
-    try:
-        demo.start()
-        demo.run()
-    finally:
-        demo.stop()
-    _say(f"Demo took {time.monotonic() - started:.0f}s.")
-    return 0
+    return run_show(Demo(config_path, config), "Demo")

@@ -23,7 +23,15 @@ from typing import Any
 import yaml
 
 from extproc.config import Config, parse_config
-from extproc.tools.demo import SWITCHYARD_CMD, LocalProcesses, _get, _port, _say, _wait
+from extproc.tools.demo import (
+    SWITCHYARD_CMD,
+    LocalProcesses,
+    _get,
+    _port,
+    _say,
+    _wait,
+    run_show,
+)
 
 REPLICAS = 2
 
@@ -219,12 +227,4 @@ def run_fleet_demo(config_path: Path, config: Config) -> int:
     if not any(route.canary for route in config.routes):
         print(f"{config_path}: no route has a canary; the fleet demo needs one", file=sys.stderr)
         return 1
-    demo = FleetDemo(config_path, config)
-    started = time.monotonic()
-    try:
-        demo.start()
-        demo.run()
-    finally:
-        demo.stop()
-    _say(f"Fleet demo took {time.monotonic() - started:.0f}s.")
-    return 0
+    return run_show(FleetDemo(config_path, config), "Fleet demo")

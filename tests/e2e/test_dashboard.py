@@ -24,13 +24,14 @@ import pytest
 import yaml
 
 from tests.e2e.stack import (
+    MODEL_DIR,
     SWITCHYARD,
     Client,
     Load,
     Stack,
+    canary_config,
     free_port,
     http_get,
-    make_config,
     running_stack,
     wait_until,
 )
@@ -51,36 +52,23 @@ GRAFANA_VARIABLES = {
 
 
 def _config() -> dict[str, Any]:
-    routes = [
-        {
-            "name": "clinical",
-            "match": {"keywords": ["symptom"]},
-            "backends": [{"backend": "med-v1"}],
-            "canary": {
-                "backend": "med-v2",
-                "percent": 10,
-                "steps": [10, 25, 50, 100],
-                "hold": {"seconds": 1, "requests": 5},
-            },
-        },
-        # A route by label: switchyard runs the classifier only when one needs it.
-        {"name": "billing", "match": {"label": "billing"}, "backends": [{"backend": "cheap"}]},
-        {"name": "general", "backends": [{"backend": "cheap"}]},
-    ]
-    labels = [
+    config = canary_config(hold={"seconds": 1, "requests": 5})
+    # A route by label: switchyard runs the classifier only when one needs it.
+    billing = {"name": "billing", "match": {"label": "billing"}, "backends": [{"backend": "cheap"}]}
+    config["routes"].insert(1, billing)
+    config["labels"] = [
         {"name": "medical", "examples": ["I have a fever and a cough", "my knee hurts"]},
         {"name": "billing", "examples": ["refund my invoice", "why was I charged twice"]},
     ]
-    config = make_config(
-        ["med-v1", "med-v2", "cheap"],
-        routes,
-        "general",
-        labels=labels,
-        # The slower encoder, no cache and a short wait: concurrent long prompts put
-        # the classifier under pressure, so its degraded counter has samples.
-        classifier={"encoder": "minilm", "max_tokens": 256, "cache_size": 0, "max_wait_ms": 10},
-        analysis={"interval_s": 0.5, "window_s": 30},
-    )
+    # The slower encoder, no cache and a short wait: concurrent long prompts put
+    # the classifier under pressure, so its degraded counter has samples.
+    config["classifier"] = {
+        "model": str(MODEL_DIR),
+        "encoder": "minilm",
+        "max_tokens": 256,
+        "cache_size": 0,
+        "max_wait_ms": 10,
+    }
     for backend in config["backends"]:
         backend["price"] = {"prompt_per_1m": 2.0, "completion_per_1m": 8.0}
     return config
