@@ -6,6 +6,9 @@ STAMP  := $(VENV)/.installed
 # build-model writes build/model (MiniLM) and then build/model/use (the multilingual default).
 MODEL  := build/model/use/model.onnx
 PYTEST_ARGS ?=
+# Most end-to-end tests wait on rollout windows, not on the CPU: two workers shorten the
+# suite's wall time. --dist loadfile keeps a file's shared Envoy stack in one worker.
+TEST_WORKERS ?= 2
 
 .PHONY: install system-deps model proto test test-fast lint demo demo-fleet bench envoy-config helm-schema dashboard clean
 
@@ -48,7 +51,7 @@ dashboard: $(STAMP)
 test: system-deps install model
 	$(BIN)/ruff check .
 	$(BIN)/mypy extproc classifier
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/pytest -q -m "not e2e" $(PYTEST_ARGS)

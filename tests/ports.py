@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 
-_LOW, _HIGH = 20_000, 32_000
-"""Below Linux's ephemeral range (32768-60999 by default): a port picked here is never
-taken meanwhile by the source port of some outgoing connection, which happened with
-ports the kernel picked (port 0) under a busy suite."""
+
+def _port_range() -> tuple[int, int]:
+    """Below Linux's ephemeral range (32768-60999 by default): a port picked here is never
+    taken meanwhile by the source port of some outgoing connection, which happened with
+    ports the kernel picked (port 0) under a busy suite. Each pytest-xdist worker gets
+    its own slice, so two workers never hand out the same port."""
+    low, high = 20_000, 32_000
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    width = (high - low) // count
+    start = low + int(worker) * width
+    return start, start + width
+
+
+_LOW, _HIGH = _port_range()
 _handed_out: set[int] = set()
 
 

@@ -311,8 +311,11 @@ async def test_rediss_verifies_the_servers_certificate(tmp_path: Path) -> None:
     server = RedisServer(tmp_path, tls=(cert, key))
     server.start()
     try:
-        trusted = Replica(fleet_config(server.url, tls_ca_file=str(ca)))
-        untrusted = Replica(fleet_config(server.url, tls_ca_file=str(other_ca)))
+        # A TLS handshake can take longer than the other tests' 200 ms on a busy machine.
+        trusted = Replica(
+            fleet_config(server.url, tls_ca_file=str(ca), timeout_ms=3000, start_timeout_s=10)
+        )
+        untrusted = Replica(fleet_config(server.url, tls_ca_file=str(other_ca), timeout_ms=3000))
         for replica in (trusted, untrusted):
             await replica.store.start()
         try:
