@@ -35,6 +35,7 @@ from typing import Any
 from extproc import headers as h
 from extproc.config import BackendConfig, Config, ProcessorTlsConfig, RouteConfig
 from extproc.errors import ConfigError, ConfigIssue
+from extproc.rollout.sampling import sampling
 from extproc.upstream import stable_split
 
 EXT_PROC_CLUSTER = "_switchyard_ext_proc"
@@ -390,6 +391,18 @@ def _routes(config: Config) -> list[dict[str, Any]]:
             **_forward(config, route, canary=False),
         }
         if route.canary is None and config.envoy.observe == "canaries":
+            stable["typed_per_filter_config"] = {OBSERVE_FILTER: DISABLED}
+        elif sampling(config.envoy):
+            # Observed only when switchyard marks the request (extproc.rollout.sampling):
+            # the same route, with the observe filter on.
+            marked = [*stable["match"]["headers"], _header_match(h.OBSERVE, "1")]
+            routes.append(
+                {
+                    **stable,
+                    "name": f"{route.name}.stable.observed",
+                    "match": {"prefix": "/", "headers": marked},
+                }
+            )
             stable["typed_per_filter_config"] = {OBSERVE_FILTER: DISABLED}
         routes.append(stable)
     assert config.default_route is not None

@@ -20,6 +20,7 @@ from extproc.metrics import Metrics
 from extproc.request.adapt import rewrite
 from extproc.request.chat import parse_chat
 from extproc.request.runtime import Runtime
+from extproc.rollout.sampling import observe_response, sampling
 from proto import core_pb2, ext_proc_pb2, http_status_pb2, processing_mode_pb2
 
 BodySendMode = processing_mode_pb2.ProcessingMode.BodySendMode
@@ -152,6 +153,9 @@ class RoutingStream:
             self.runtime.adapters.get(decision.backend), chat, self.headers.get(":path", "")
         )
         headers = decision.headers()
+        envoy = self.runtime.config.envoy
+        if sampling(envoy) and observe_response(envoy, decision.cohort):
+            headers[h.OBSERVE] = "1"
         body_mutation = None
         if changes.body is not None:
             body_mutation = ext_proc_pb2.BodyMutation(body=changes.body)
