@@ -44,7 +44,7 @@ def heavy_body(size: int = HEAVY_BYTES) -> bytes:
 
 
 def small_script(stack: str) -> str:
-    if stack == "semantic":
+    if stack.startswith("semantic"):
         return load.unique_script(32)
     return load.static_script(configs.chat_body(configs.RULES_PROMPT))
 
@@ -96,16 +96,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=1, help="small client's connections")
     parser.add_argument("--heavy", type=int, default=4, help="heavy client's connections")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--baseline", type=Path, help="source tree for the -baseline stacks (see bench/run.py)"
+    )
     args = parser.parse_args(argv)
 
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     workdir = REPO / "bench" / "results" / f"heavy-{stamp}"
     workdir.mkdir(parents=True)
     pinning = Pinning.named("split")
-    lab = Lab(workdir, pinning)
+    lab = Lab(workdir, pinning, baseline_src=args.baseline)
     heavy = workdir / "heavy.lua"
     heavy.write_text(load.static_script(heavy_body()))
-    results: dict[str, Any] = {"heavy_body_bytes": len(heavy_body()), "settings": vars(args)}
+    settings = {**vars(args), "baseline": str(args.baseline) if args.baseline else None}
+    results: dict[str, Any] = {"heavy_body_bytes": len(heavy_body()), "settings": settings}
     try:
         lab.start_backend()
         stacks = {name: start_stack(lab, name) for name in args.stacks.split(",")}
