@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # suite's wall time. --dist loadfile keeps a file's shared Envoy stack in one worker.
 TEST_WORKERS ?= 2
 
-.PHONY: install system-deps model proto test test-fast lint demo demo-fleet bench envoy-config helm-schema dashboard clean
+.PHONY: install system-deps model proto test test-fast lint demo demo-fleet bench bench-heavy envoy-config helm-schema dashboard clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +69,10 @@ demo-fleet: system-deps install model
 
 bench: system-deps install model
 	$(BIN)/python bench/run.py
+
+# Small requests beside clients sending ~900 KB prompts (p50 loaded / alone).
+bench-heavy: system-deps install model
+	$(BIN)/python bench/heavy_clients.py
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache .mypy_cache

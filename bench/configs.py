@@ -107,7 +107,14 @@ class Addresses:
         return cls(free_port(), free_port(), free_port(), free_port())
 
 
-def _base(addresses: Addresses, backend_address: str, observe: bool) -> dict[str, Any]:
+SAMPLE = 0.1
+"""envoy.observe_sample of the sampled stacks."""
+
+
+def _base(
+    addresses: Addresses, backend_address: str, observe: bool, sample: float | None = None
+) -> dict[str, Any]:
+    sampled = {} if sample is None else {"observe_sample": sample}
     return {
         "server": {
             "listen": f"127.0.0.1:{addresses.grpc}",
@@ -118,6 +125,7 @@ def _base(addresses: Addresses, backend_address: str, observe: bool) -> dict[str
             "admin": f"127.0.0.1:{addresses.admin}",
             "stats_listen": None,  # the benchmark reads the admin directly
             "observe": "all" if observe else "off",
+            **sampled,
         },
         "backends": [
             {"name": name, "address": backend_address} for name in ("med", "coder", "big", "cheap")
@@ -125,10 +133,12 @@ def _base(addresses: Addresses, backend_address: str, observe: bool) -> dict[str
     }
 
 
-def rules_config(addresses: Addresses, backend_address: str, *, observe: bool) -> dict[str, Any]:
+def rules_config(
+    addresses: Addresses, backend_address: str, *, observe: bool, sample: float | None = None
+) -> dict[str, Any]:
     """Keywords, regex, model and header routes: no label, so no model is loaded."""
     return {
-        **_base(addresses, backend_address, observe),
+        **_base(addresses, backend_address, observe, sample),
         "routes": RULE_ROUTES,
         "default_route": "general",
     }
@@ -153,7 +163,9 @@ def product_labels() -> tuple[list[dict[str, Any]], dict[str, Any], str]:
     return labels, classifier, note
 
 
-def semantic_config(addresses: Addresses, backend_address: str) -> dict[str, Any]:
+def semantic_config(
+    addresses: Addresses, backend_address: str, sample: float | None = None
+) -> dict[str, Any]:
     """Label routes: every chat request is classified by the ONNX encoder."""
     labels, classifier, _ = product_labels()
     backends = ("med", "coder", "big")
@@ -167,7 +179,7 @@ def semantic_config(addresses: Addresses, backend_address: str) -> dict[str, Any
     ]
     routes.append({"name": "general", "backends": [{"backend": "cheap"}]})
     return {
-        **_base(addresses, backend_address, observe=True),
+        **_base(addresses, backend_address, observe=True, sample=sample),
         "classifier": {**classifier, "model": str(MODEL_DIR)},
         "labels": labels,
         "routes": routes,

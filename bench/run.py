@@ -64,14 +64,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--no-handler", action="store_true", help="skip bench/handler_bench.py")
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="source tree of another revision (git archive REV | tar -x -C DIR): adds the "
+        "-baseline scenarios, that revision's switchyard in the same run",
+    )
+    parser.add_argument(
         "--from-json", type=Path, help="rewrite the doc from saved results; run nothing"
     )
     args = parser.parse_args(argv)
     args.runs = args.runs or (1 if args.quick else 3)
     args.seconds = args.seconds or (2 if args.quick else 3)
-    names = (
-        args.scenarios.split(",") if args.scenarios else (QUICK if args.quick else list(BY_NAME))
-    )
+    every = [name for name in BY_NAME if args.baseline or "-baseline" not in name]
+    names = args.scenarios.split(",") if args.scenarios else (QUICK if args.quick else every)
     unknown = [name for name in names if name not in BY_NAME]
     if unknown:
         parser.error(f"unknown scenarios {unknown}; expected some of {list(BY_NAME)}")
@@ -122,7 +127,7 @@ def run_inference_settings(quick: bool) -> dict[str, Any]:
 
 def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     pinning = Pinning.named(args.pin)
-    lab = Lab(workdir, pinning)
+    lab = Lab(workdir, pinning, baseline_src=args.baseline)
     runs: list[dict[str, Any]] = []
     try:
         lab.start_backend()

@@ -55,6 +55,32 @@ SCENARIOS = [
     ),
     Scenario("rules-redis", "rules-redis", "static", f"{SWITCHYARD}, rules-only, state in Redis"),
     Scenario(
+        "rules-sampled",
+        "rules-sampled",
+        "static",
+        f"{SWITCHYARD}, rules-only, observe_sample {configs.SAMPLE}",
+    ),
+    Scenario(
+        "semantic-sampled-unique-32",
+        "semantic-sampled",
+        "unique",
+        f"{SWITCHYARD}, semantic, unique 32-token prompts, observe_sample {configs.SAMPLE}",
+        32,
+    ),
+    Scenario(
+        "rules-baseline",
+        "rules-baseline",
+        "static",
+        f"{SWITCHYARD} from --baseline's source, rules-only",
+    ),
+    Scenario(
+        "semantic-baseline-unique-32",
+        "semantic-baseline",
+        "unique",
+        f"{SWITCHYARD} from --baseline's source, semantic, unique 32-token prompts",
+        32,
+    ),
+    Scenario(
         "semantic-redis-unique-32",
         "semantic-redis",
         "unique",
@@ -81,18 +107,20 @@ def start_stack(lab: Lab, name: str) -> Stack:
         # Rendered from the rules-only config: the same Envoy, filter for filter.
         config = configs.rules_config(addresses, lab.backend_address, observe=True)
         return lab.start_trivial(name, config, addresses)
-    if name in ("rules", "rules-no-observe", "rules-redis"):
+    if name in ("rules", "rules-no-observe", "rules-redis", "rules-sampled", "rules-baseline"):
+        sample = configs.SAMPLE if name == "rules-sampled" else None
         config = configs.rules_config(
-            addresses, lab.backend_address, observe=name != "rules-no-observe"
+            addresses, lab.backend_address, observe=name != "rules-no-observe", sample=sample
         )
         if name == "rules-redis":
             config = configs.with_fleet_state(config, configs.RULES_ROUTE, lab.redis_url())
         probe = configs.chat_body(configs.RULES_PROMPT)
         return lab.start_switchyard(name, config, addresses, probe, configs.RULES_ROUTE)
-    if name in ("semantic", "semantic-redis"):
+    if name in ("semantic", "semantic-redis", "semantic-sampled", "semantic-baseline"):
         if not model_available():
             raise RuntimeError(f"no model in {configs.MODEL_DIR}: run `make model` first")
-        config = configs.semantic_config(addresses, lab.backend_address)
+        sample = configs.SAMPLE if name == "semantic-sampled" else None
+        config = configs.semantic_config(addresses, lab.backend_address, sample)
         if name == "semantic-redis":
             config = configs.with_fleet_state(config, "general", lab.redis_url())
         probe = configs.chat_body(configs.REPEATED_PROMPTS[0])

@@ -88,6 +88,9 @@ class Lab:
     procs: list[Proc] = field(default_factory=list)
     backend_address: str = ""
     redis: str = ""
+    baseline_src: Path | None = None
+    """Another checkout's source tree (`git archive REV | tar -x -C DIR`): the -baseline
+    stacks run switchyard from it, with this venv's packages, for a same-run comparison."""
 
     def _start(self, name: str, command: list[str]) -> Proc:
         proc = Proc.start(name, command, self.workdir)
@@ -160,9 +163,16 @@ class Lab:
         self._check(stack, "")
         return stack
 
+    def _switchyard(self, name: str) -> list[str]:
+        if not name.endswith("-baseline"):
+            return [SWITCHYARD]
+        if self.baseline_src is None:
+            raise RuntimeError(f"{name}: run with --baseline DIR (another checkout's source)")
+        return ["env", f"PYTHONPATH={self.baseline_src}", sys.executable, "-m", "extproc.cli"]
+
     def _render_envoy(self, name: str, config_file: Path) -> Path:
         bootstrap = self.workdir / f"{name}-envoy.yaml"
-        command = [SWITCHYARD, "envoy", "-c", str(config_file), "-o", str(bootstrap)]
+        command = [*self._switchyard(name), "envoy", "-c", str(config_file), "-o", str(bootstrap)]
         Proc.start(f"{name}-render", command, self.workdir).process.wait(timeout=60)
         if not bootstrap.exists():
             raise RuntimeError(f"switchyard envoy did not render {bootstrap}")
@@ -172,7 +182,13 @@ class Lab:
         self, name: str, config: dict[str, Any], addresses: Addresses, probe: bytes, route: str
     ) -> Stack:
         config_file = self._write(f"{name}.yaml", config)
-        command = [*taskset(self.pinning.processor), SWITCHYARD, "serve", "-c", str(config_file)]
+        command = [
+            *taskset(self.pinning.processor),
+            *self._switchyard(name),
+            "serve",
+            "-c",
+            str(config_file),
+        ]
         processor = self._start(f"{name}-switchyard", command)
         # Loading the model takes a few seconds; rules-only starts at once.
         wait_http(addresses.metrics, "/healthz", processor, 120, f"{name} switchyard /healthz")

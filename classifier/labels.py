@@ -24,7 +24,7 @@ from classifier.neutral import NeutralReference, neutral_reference
 from classifier.scoring import ExampleIndex
 from classifier.sequence import LABELS_FILE, SEQUENCE_DEFAULT_THRESHOLD, SequenceClassifier
 from classifier.text import FOLLOW_UP_ANCHORS, guess_language
-from classifier.tokenize import TOKENIZER_FILE
+from classifier.tokenize import CHARS_PER_TOKEN, TOKENIZER_FILE
 from classifier.types import Label, Prediction
 
 USE_SUBDIR = "use"
@@ -74,6 +74,9 @@ class LabelClassifier:
         texts = [example for label in labels for example in label.examples]
         label_ids = [i for i, label in enumerate(labels) for _ in label.examples]
         langs = [guess_language(t) for t in (*texts, *FOLLOW_UP_ANCHORS)]
+        # The language guess reads no more of a prompt than the tokenizer keeps: a 1 MB
+        # prompt costs what its first few thousand characters cost.
+        self._language_chars = max(e.max_tokens for e in encoders) * CHARS_PER_TOKEN
         self._members = []
         for member in encoders:
             # The centring is fixed (the neutral corpus's per-language means), so every
@@ -119,7 +122,7 @@ class LabelClassifier:
 
     def _score(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Label scores [n, n_labels] and follow-up anchor scores [n], ensemble means."""
-        langs = [guess_language(t) for t in texts]
+        langs = self._languages(texts)
         labels, follow = [], []
         for m in self._members:
             embeddings = m.encoder.encode(texts)
@@ -127,13 +130,16 @@ class LabelClassifier:
             follow.append(m.follow_up.scores(embeddings, langs)[:, 0])
         return np.mean(labels, axis=0), np.mean(follow, axis=0)
 
+    def _languages(self, texts: Sequence[str]) -> list[str | None]:
+        return [guess_language(t[: self._language_chars]) for t in texts]
+
     @property
     def labels(self) -> list[str]:
         return list(self._names)
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """Label scores [len(texts), len(labels)]; the threshold applies to these."""
-        langs = [guess_language(t) for t in texts]
+        langs = self._languages(texts)
         per_encoder = [m.index.scores(m.encoder.encode(texts), langs) for m in self._members]
         scores: np.ndarray = np.mean(per_encoder, axis=0)
         return scores

@@ -35,6 +35,7 @@ from typing import Any
 from extproc import headers as h
 from extproc.config import BackendConfig, Config, ProcessorTlsConfig, RouteConfig
 from extproc.errors import ConfigError, ConfigIssue
+from extproc.rollout.sampling import sampling
 from extproc.upstream import stable_split
 
 EXT_PROC_CLUSTER = "_switchyard_ext_proc"
@@ -391,6 +392,18 @@ def _routes(config: Config) -> list[dict[str, Any]]:
         }
         if route.canary is None and config.envoy.observe == "canaries":
             stable["typed_per_filter_config"] = {OBSERVE_FILTER: DISABLED}
+        elif sampling(config.envoy):
+            # Observed only when switchyard marks the request (extproc.rollout.sampling):
+            # the same route, with the observe filter on.
+            marked = [*stable["match"]["headers"], _header_match(h.OBSERVE, "1")]
+            routes.append(
+                {
+                    **stable,
+                    "name": f"{route.name}.stable.observed",
+                    "match": {"prefix": "/", "headers": marked},
+                }
+            )
+            stable["typed_per_filter_config"] = {OBSERVE_FILTER: DISABLED}
         routes.append(stable)
     assert config.default_route is not None
     default = config.route(config.default_route)
@@ -426,6 +439,26 @@ def _routes(config: Config) -> list[dict[str, Any]]:
     return routes
 
 
+def routing_headers(config: Config) -> list[str]:
+    """The request headers switchyard reads (extproc.request), the only ones Envoy sends it."""
+    names = [":method", ":path", "content-length", "x-request-id", h.CLIENT]
+    names += [config.force_cohort.header, config.force_cohort.token_header]
+    for source in [*config.session.sources, *config.session.fingerprint]:
+        kind, _, name = source.partition(":")
+        names += [name] if kind == "header" else ["cookie"] if kind == "cookie" else []
+    names += [r.match.header.name for r in config.routes if r.match and r.match.header]
+    return list(dict.fromkeys(names))
+
+
+OBSERVED_HEADERS = [":status", h.ROUTE, h.COHORT, h.BACKEND, "x-envoy-upstream-service-time"]
+"""The response headers extproc.rollout.observe reads."""
+
+
+def _forward_only(names: list[str]) -> dict[str, Any]:
+    # Fewer bytes per gRPC message for Envoy to encode and switchyard to parse.
+    return {"allowed_headers": {"patterns": [{"exact": name} for name in names]}}
+
+
 def _routing_filter(config: Config) -> dict[str, Any]:
     return {
         "name": ROUTING_FILTER,
@@ -445,6 +478,7 @@ def _routing_filter(config: Config) -> dict[str, Any]:
             "allow_mode_override": True,
             # The body follows the headers at once: one round trip instead of two.
             "send_body_without_waiting_for_header_response": True,
+            "forward_rules": _forward_only(routing_headers(config)),
             "stat_prefix": "switchyard",
         },
     }
@@ -468,6 +502,7 @@ def _observe_filter(config: Config) -> dict[str, Any]:
                 "request_trailer_mode": "SKIP",
                 "response_trailer_mode": "SKIP",
             },
+            "forward_rules": _forward_only(OBSERVED_HEADERS),
             "stat_prefix": "observe",
         },
     }

@@ -15,7 +15,11 @@ STRIP_USAGE = "x-switchyard-strip-usage"
 """Request only: switchyard asked the backend for a stream's usage on the client's behalf;
 Envoy removes the usage event from the response (and this header before the backend)."""
 
-INTERNAL = (ROUTE, COHORT, STICKY, LABEL, BACKEND, STRIP_USAGE)
+OBSERVE = "x-switchyard-observe"
+"""Request only: show this response to switchyard (envoy.observe_sample below 1 picks the
+stable responses that are observed; extproc.rollout.sampling)."""
+
+INTERNAL = (ROUTE, COHORT, STICKY, LABEL, BACKEND, STRIP_USAGE, OBSERVE)
 
 CLIENT = "x-switchyard-client"
 """Request only: the client's address as Envoy established it (see envoy.trusted_proxy_hops).

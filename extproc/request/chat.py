@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from extproc.errors import RequestError
 
 MAX_JSON_DEPTH = 64
-"""Deeper nesting is refused before json.loads can recurse on it."""
+"""Deeper nesting is refused. json.loads itself stops at the interpreter's recursion
+limit (RecursionError, refused the same way), so the check can run on its result."""
 MAX_TEXT_CHARS = 16_384
 """Per message: the classifier reads at most a few hundred tokens anyway."""
 
@@ -28,8 +30,9 @@ class ChatRequest:
     data: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """The parsed body, for a rewrite (extproc.request.adapt); never mutated."""
 
-    @property
+    @cached_property
     def text(self) -> str:
+        # Joined once: every keyword and regex route searches it.
         return "\n".join(self.user_messages)
 
 
@@ -37,30 +40,21 @@ def _bad(message: str) -> RequestError:
     return RequestError(400, "invalid_request_body", message)
 
 
-def _nesting_depth_exceeds(body: bytes, limit: int) -> bool:
-    # Fewer opening brackets than the limit cannot nest deeper: counted in C, this
-    # spares nearly every request the byte-by-byte walk below.
-    if body.count(b"[") + body.count(b"{") <= limit:
-        return False
-    depth = 0
-    in_string = escaped = False
-    for byte in body:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):
-            depth += 1
-            if depth > limit:
-                return True
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return False
+def _nesting_depth_exceeds(data: object, limit: int) -> bool:
+    """Walks the parsed containers level by level: the cost follows the JSON's values
+    (which json.loads has built already), not the bytes of its strings."""
+    level: list[dict[str, Any] | list[Any]] = [data] if isinstance(data, dict | list) else []
+    for _ in range(limit):
+        if not level:
+            return False
+        children: list[dict[str, Any] | list[Any]] = []
+        for container in level:
+            values = container.values() if isinstance(container, dict) else container
+            for value in values:
+                if isinstance(value, dict | list):
+                    children.append(value)
+        level = children
+    return bool(level)
 
 
 def _content_text(content: object, index: int) -> str:
@@ -82,14 +76,17 @@ def _content_text(content: object, index: int) -> str:
 
 def parse_chat(body: bytes) -> ChatRequest:
     """Parses a chat completion body; raises RequestError(400) with the reason."""
-    if _nesting_depth_exceeds(body, MAX_JSON_DEPTH):
-        raise _bad(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    too_deep = _bad(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         data = json.loads(body)
     except UnicodeDecodeError:
         raise _bad("body is not valid UTF-8") from None
     except json.JSONDecodeError as exc:
         raise _bad(f"body is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except RecursionError:  # json's C scanner counts its own depth against the limit
+        raise too_deep from None
+    if _nesting_depth_exceeds(data, MAX_JSON_DEPTH):
+        raise too_deep
     if not isinstance(data, dict):
         raise _bad("expected a JSON object")
     messages = data.get("messages")

@@ -7,6 +7,7 @@ loop (extproc.server) does the I/O, the logging and the error mapping.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Mapping
@@ -19,10 +20,13 @@ from extproc.metrics import Metrics
 from extproc.request.adapt import rewrite
 from extproc.request.chat import parse_chat
 from extproc.request.runtime import Runtime
+from extproc.rollout.sampling import observe_response, sampling
 from proto import core_pb2, ext_proc_pb2, http_status_pb2, processing_mode_pb2
 
 BodySendMode = processing_mode_pb2.ProcessingMode.BodySendMode
 log = logging.getLogger("switchyard.request")
+LARGE_BODY_BYTES = 65_536
+"""Above this, a body waits one turn of the event loop before it is parsed."""
 
 
 def header_map(headers: core_pb2.HeaderMap) -> dict[str, str]:
@@ -114,14 +118,19 @@ class RoutingStream:
     ) -> ext_proc_pb2.ProcessingResponse:
         if not self.is_chat:
             return CONTINUE_BODY
+        body = message.body  # a copy each time the field is read: read once
         limit = self.runtime.config.server.max_body_bytes
-        if len(message.body) > limit:
+        if len(body) > limit:
             raise RequestError(
                 413,
                 "request_too_large",
                 f"request body is larger than {limit} bytes, the most this deployment accepts",
             )
-        chat = parse_chat(message.body)
+        if len(body) > LARGE_BODY_BYTES:
+            # Parsing holds the event loop for about a millisecond per 400 KB: let the
+            # streams that are ready (small requests, mostly) go first.
+            await asyncio.sleep(0)
+        chat = parse_chat(body)
         router = self.runtime.router
         label = None
         if self.runtime.classifier is not None and chat.user_messages:
@@ -144,6 +153,9 @@ class RoutingStream:
             self.runtime.adapters.get(decision.backend), chat, self.headers.get(":path", "")
         )
         headers = decision.headers()
+        envoy = self.runtime.config.envoy
+        if sampling(envoy) and observe_response(envoy, decision.cohort):
+            headers[h.OBSERVE] = "1"
         body_mutation = None
         if changes.body is not None:
             body_mutation = ext_proc_pb2.BodyMutation(body=changes.body)

@@ -23,6 +23,7 @@ from extproc import headers as h
 from extproc.config import Config
 from extproc.metrics import Metrics
 from extproc.request.processor import header_map
+from extproc.rollout.sampling import weight
 from extproc.rollout.window import Summary
 from proto import ext_proc_pb2
 
@@ -42,6 +43,8 @@ class Totals:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+    share: float = 1.0
+    """The share of these responses that is observed (envoy.observe_sample for stable)."""
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCIES_KEPT))
     ttfbs: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCIES_KEPT))
 
@@ -111,10 +114,13 @@ class TrafficStats:
         ttfb: float | None,
         usage: tuple[int, int] | None,
         cost: float,
+        weight: float = 1.0,
     ) -> None:
+        """One observed response; `weight` is how many responses it stands for (sampling)."""
         error = status >= 500 or status == 0
         with self._lock:
             totals = self._totals.setdefault((route, cohort, backend), Totals())
+            totals.share = 1.0 / weight
             totals.requests += 1
             totals.errors += error
             totals.latencies.append(latency)
@@ -134,14 +140,15 @@ class TrafficStats:
                 if self._unshared is not None:
                     self._unshared.setdefault(key, Summary()).add(error, latency)
         labels = (route, cohort, backend)
-        self._metrics.upstream_requests.labels(*labels, f"{status // 100}xx").inc()
+        # Counters are estimates of every response; histograms are the sample's distribution.
+        self._metrics.upstream_requests.labels(*labels, f"{status // 100}xx").inc(weight)
         self._metrics.upstream_latency.labels(*labels).observe(latency)
         if ttfb is not None:
             self._metrics.upstream_ttfb.labels(*labels).observe(ttfb)
         if usage is not None:
-            self._metrics.tokens.labels(*labels, "prompt").inc(usage[0])
-            self._metrics.tokens.labels(*labels, "completion").inc(usage[1])
-            self._metrics.cost.labels(*labels).inc(cost)
+            self._metrics.tokens.labels(*labels, "prompt").inc(usage[0] * weight)
+            self._metrics.tokens.labels(*labels, "completion").inc(usage[1] * weight)
+            self._metrics.cost.labels(*labels).inc(cost * weight)
 
     def _prune(self, second: int) -> None:
         oldest = second - self._keep_s
@@ -171,15 +178,19 @@ class TrafficStats:
                     "route": route,
                     "cohort": cohort,
                     "backend": backend,
-                    "requests": totals.requests,
-                    "errors": totals.errors,
+                    # With a share below 1, counts, tokens and cost are estimates
+                    # scaled from the `observed` sample; latencies are the sample's.
+                    "observed": totals.requests,
+                    "observed_share": totals.share,
+                    "requests": round(totals.requests / totals.share),
+                    "errors": round(totals.errors / totals.share),
                     "latency_p50_ms": _ms(_quantile(latencies, 0.50)),
                     "latency_p95_ms": _ms(_quantile(latencies, 0.95)),
                     "latency_p99_ms": _ms(_quantile(latencies, 0.99)),
                     "ttfb_p50_ms": _ms(_quantile(ttfbs, 0.50)),
-                    "prompt_tokens": totals.prompt_tokens,
-                    "completion_tokens": totals.completion_tokens,
-                    "cost": round(totals.cost, 8),
+                    "prompt_tokens": round(totals.prompt_tokens / totals.share),
+                    "completion_tokens": round(totals.completion_tokens / totals.share),
+                    "cost": round(totals.cost / totals.share, 8),
                 }
             )
         return rows
@@ -247,5 +258,13 @@ class ObserveStream:
             if price is not None:
                 cost = (usage[0] * price.prompt_per_1m + usage[1] * price.completion_per_1m) / 1e6
         self._traffic.record(
-            self._route, self._cohort, backend, self._status, latency, self._ttfb, usage, cost
+            self._route,
+            self._cohort,
+            backend,
+            self._status,
+            latency,
+            self._ttfb,
+            usage,
+            cost,
+            weight(self._config.envoy, self._cohort),
         )

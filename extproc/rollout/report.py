@@ -144,6 +144,13 @@ def report_data(admin: str, switchyard: str) -> dict[str, Any]:
     }
 
 
+def requests_cell(row: dict[str, Any]) -> str:
+    """A row's requests; for a sampled cohort the estimate, labelled: ~N (est.)."""
+    if row.get("observed_share", 1.0) < 1:
+        return f"~{row['requests']} (est.)"
+    return str(row["requests"])
+
+
 def build_report(admin: str, switchyard: str, *, as_json: bool = False) -> str:
     data = report_data(admin, switchyard)
     if as_json:
@@ -160,7 +167,7 @@ def build_report(admin: str, switchyard: str, *, as_json: bool = False) -> str:
                 row["route"],
                 row["cohort"],
                 row["backend"],
-                str(row["requests"]),
+                requests_cell(row),
                 f"{row['errors'] / requests:.2%}",
                 _cell(row["latency_p50_ms"]),
                 _cell(row["latency_p95_ms"]),

@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from extproc.rollout.report import ReportError
+from extproc.rollout.report import ReportError, requests_cell
 
 Points = list[tuple[float, float]]
 
@@ -187,7 +187,7 @@ def _ab_rows(rows: list[dict[str, Any]]) -> list[str]:
             ("route", html.escape(row["route"])),
             ("cohort", html.escape(row["cohort"])),
             ("backend", html.escape(row["backend"])),
-            ("requests", str(row["requests"])),
+            ("requests", requests_cell(row)),
             ("errors", str(row["errors"])),
             ("error_rate", f"{row['errors'] / requests:.2%}"),
             ("latency_p50_ms", _ms(row["latency_p50_ms"])),

@@ -163,3 +163,20 @@ def test_conversation_of_one_message_equals_classify(classifier: LabelClassifier
 
 def test_empty_conversation_falls_back(classifier: LabelClassifier) -> None:
     assert classifier.classify_conversations([[]]) == [Prediction("other", 0.0, None, 0.0)]
+
+
+def test_language_guess_reads_only_what_the_tokenizer_keeps(
+    classifier: LabelClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import classifier.labels as labels_module
+    from classifier.tokenize import CHARS_PER_TOKEN
+
+    seen: list[int] = []
+
+    def guess(text: str) -> str | None:
+        seen.append(len(text))
+        return "en"
+
+    monkeypatch.setattr(labels_module, "guess_language", guess)
+    classifier.classify(["How do I fix this Python bug? " * 30_000])
+    assert seen == [128 * CHARS_PER_TOKEN]

@@ -86,6 +86,7 @@ def chat(**fields: object) -> bytes:
         (b'{"messages": [42]}', "messages[0]: expected an object"),
         (b'{"messages": [{"role": "user", "content": 42}]}', "messages[0].content"),
         (b"[" * 100 + b"]" * 100, "nested deeper than"),
+        (b'{"messages": ' + b"[" * 64 + b"]" * 64 + b"}", "nested deeper than"),
     ],
 )
 def test_bad_bodies_get_a_400_with_the_reason(body: bytes, reason: str) -> None:
@@ -166,3 +167,27 @@ def test_brackets_inside_strings_are_not_nesting() -> None:
     text = "[{" * 80
     body = json.dumps({"model": "m", "messages": [{"role": "user", "content": text}]}).encode()
     assert parse_chat(body).user_messages == (text,)
+
+
+def test_nesting_past_the_recursion_limit_is_refused_the_same_way() -> None:
+    from extproc.request.chat import parse_chat
+
+    # json.loads stops itself at the interpreter's recursion limit.
+    with pytest.raises(RequestError, match="nested deeper than"):
+        parse_chat(b"[" * 100_000 + b"]" * 100_000)
+
+
+def test_nesting_up_to_the_limit_is_accepted() -> None:
+    from extproc.request.chat import MAX_JSON_DEPTH, parse_chat
+
+    extra = b"[" * (MAX_JSON_DEPTH - 2) + b"]" * (MAX_JSON_DEPTH - 2)
+    body = b'{"messages": [{"role": "user", "content": "hi"}], "x": ' + extra + b"}"
+    assert parse_chat(body).user_messages == ("hi",)
+
+
+def test_a_large_prompt_full_of_brackets_is_parsed_whole() -> None:
+    from extproc.request.chat import MAX_TEXT_CHARS, parse_chat
+
+    text = "x = [{'a': [1, 2]}]\n" * 45_000  # ~900 KB, 180 000 brackets inside one string
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": text}]}).encode()
+    assert parse_chat(body).user_messages == (text[:MAX_TEXT_CHARS],)

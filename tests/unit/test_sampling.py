@@ -1,0 +1,78 @@
+"""envoy.observe_sample: the per-request choice, the rendered route variants, the scaled totals."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from extproc import headers as h
+from extproc.config import load_config
+from extproc.envoy_config import OBSERVE_FILTER, render
+from extproc.metrics import Metrics
+from extproc.rollout.observe import TrafficStats
+from extproc.rollout.report import requests_cell
+from extproc.rollout.sampling import observe_response, sampling, weight
+
+REPO = Path(__file__).resolve().parents[2]
+ENVOY = str(Path(sys.executable).parent / "envoy")
+
+
+def _config(sample: float, observe: str = "all"):  # type: ignore[no-untyped-def]
+    config = load_config(REPO / "switchyard.yaml")
+    envoy = config.envoy.model_copy(update={"observe_sample": sample, "observe": observe})
+    return config.model_copy(update={"envoy": envoy})
+
+
+def test_every_canary_and_every_body_a_feature_needs_a_share_of_the_rest() -> None:
+    envoy = _config(0.25).envoy
+    assert sampling(envoy) and not sampling(_config(1.0).envoy)
+    assert not sampling(_config(0.25, observe="off").envoy)
+    assert observe_response(envoy, h.CANARY, draw=lambda: 0.99)
+    assert observe_response(envoy, h.STABLE, needs_body=True, draw=lambda: 0.99)
+    assert observe_response(envoy, h.STABLE, draw=lambda: 0.2)
+    assert not observe_response(envoy, h.STABLE, draw=lambda: 0.3)
+    assert weight(envoy, h.STABLE) == 4.0 and weight(envoy, h.CANARY) == 1.0
+
+
+def _routes(bootstrap: dict) -> dict[str, dict]:
+    hcm = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    routes = hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    return {route["name"]: route for route in routes}
+
+
+def test_stable_routes_observe_only_marked_requests_and_envoy_accepts_it(tmp_path: Path) -> None:
+    bootstrap = render(_config(0.1))
+    routes = _routes(bootstrap)
+    names = list(routes)
+    observed, stable = routes["clinical.stable.observed"], routes["clinical.stable"]
+    assert names.index("clinical.stable.observed") < names.index("clinical.stable")
+    assert {"name": h.OBSERVE, "string_match": {"exact": "1"}} in observed["match"]["headers"]
+    assert OBSERVE_FILTER not in observed.get("typed_per_filter_config", {})
+    assert stable["typed_per_filter_config"][OBSERVE_FILTER]["disabled"] is True
+    assert observed["route"] == stable["route"]
+    assert OBSERVE_FILTER not in routes["clinical.canary"].get("typed_per_filter_config", {})
+    assert not any(name.endswith(".observed") for name in _routes(render(_config(1.0))))
+    path = tmp_path / "envoy.yaml"
+    path.write_text(yaml.safe_dump(bootstrap))
+    done = subprocess.run(
+        [ENVOY, "--mode", "validate", "-c", str(path)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_sampled_totals_are_scaled_and_labelled_estimates() -> None:
+    metrics = Metrics()
+    traffic = TrafficStats(metrics)
+    for i in range(10):
+        traffic.record("r", "stable", "b", 500 if i < 2 else 200, 0.01, None, (10, 5), 0.5, 4.0)
+    traffic.record("r", "canary", "c", 200, 0.01, None, (10, 5), 0.5)
+    rows = {r["cohort"]: r for r in traffic.snapshot()}
+    stable, canary = rows["stable"], rows["canary"]
+    assert (stable["observed"], stable["requests"], stable["errors"]) == (10, 40, 8)
+    assert stable["prompt_tokens"] == 400 and stable["cost"] == 20.0
+    assert requests_cell(stable) == "~40 (est.)" and requests_cell(canary) == "1"
+    labels = {"route": "r", "cohort": "stable", "backend": "b", "status": "2xx"}
+    assert metrics.registry.get_sample_value("switchyard_upstream_requests_total", labels) == 32
