@@ -522,6 +522,9 @@ def render(config: Config) -> dict[str, Any]:
         # x-forwarded-for only past the proxies the operator says are in front.
         "use_remote_address": True,
         "xff_num_trusted_hops": config.envoy.trusted_proxy_hops,
+        # The client gets the request's id to post quality feedback for it
+        # (POST /feedback); at the edge Envoy makes the id, never the client.
+        "always_set_request_id_in_response": True,
         "route_config": {
             "name": "switchyard",
             "virtual_hosts": [
@@ -541,6 +544,15 @@ def render(config: Config) -> dict[str, Any]:
                         },
                         {
                             "header": {"key": h.LABEL, "value": reply_header.format(h.LABEL)},
+                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                        },
+                        {
+                            # Already on the response the observing filter sees (the HCM
+                            # adds it only after the filters): joins quality signals.
+                            "header": {
+                                "key": h.REQUEST_ID,
+                                "value": reply_header.format(h.REQUEST_ID),
+                            },
                             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
                         },
                         {
