@@ -538,16 +538,18 @@ class StateConfig(Model):
 
 
 DEFAULT_REFUSAL_PATTERNS = [
-    r"\bI(['\u2019]m| am) (so |very |really )?(sorry|afraid),? (but )?"
-    r"I (can(['\u2019]|no)?t|won['\u2019]t|am (unable|not able) to)",
-    r"^\W*I (can(['\u2019]|no)?t|won['\u2019]t|am (unable|not able) to) "
+    r"i(['\u2019]m| am) (so |very |really )?(sorry|afraid),? (but )?"
+    r"i (can(['\u2019]|no)?t|won['\u2019]t|am (unable|not able) to)",
+    r"^\W*i (can(['\u2019]|no)?t|won['\u2019]t|am (unable|not able) to) "
     r"(help|assist|comply|provide|answer|do that)",
-    r"\bI must (decline|refuse)",
-    r"\bd[ée]sol[ée]e?,? (mais )?je ne (peux|pourrai|suis pas en mesure)",
+    r"i must (decline|refuse)",
+    r"d[ée]sol[ée]e?,? (mais )?je ne (peux|pourrai|suis pas en mesure)",
     r"^\W*je ne (peux|pourrai) pas (vous )?(aider|répondre|fournir|faire)",
-    r"\bje ne suis pas en mesure de (vous )?(aider|répondre|fournir)",
-    r"\bje dois (refuser|décliner)",
+    r"je ne suis pas en mesure de (vous )?(aider|répondre|fournir)",
+    r"je dois (refuser|décliner)",
 ]
+"""Each starts with a literal: Python's re then skips to candidate places fast
+(a leading \\b or case-insensitive flag makes every pattern ~20x slower)."""
 
 
 def _patterns(patterns: list[str]) -> list[str]:
@@ -556,6 +558,11 @@ def _patterns(patterns: list[str]) -> list[str]:
             re.compile(pattern)
         except re.error as exc:
             raise ValueError(f"[{index}]: expected a Python regular expression: {exc}") from None
+        if any(char.isupper() for char in re.sub(r"\\.", "", pattern)):
+            raise ValueError(
+                f"[{index}]: expected lower case ({pattern!r}): patterns are matched against "
+                "the lower-cased answer"
+            )
     return patterns
 
 
@@ -571,8 +578,8 @@ class QualityConfig(Model):
     """What switchyard flags itself from the observed answer: an empty answer, a refusal
     (refusal_patterns), an answer cut by length (finish_reason "length")."""
     refusal_patterns: Annotated[list[str], AfterValidator(_patterns)] = DEFAULT_REFUSAL_PATTERNS
-    """Regular expressions (case-insensitive) searched in the first 400 characters of
-    the answer."""
+    """Regular expressions searched in the first 400 characters of the answer, lower-cased
+    (so written in lower case)."""
     remember_s: float = Field(default=900.0, gt=0, le=86_400)
     """How long a request id stays known to POST /feedback; a later signal is counted
     as unknown."""

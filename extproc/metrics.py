@@ -116,14 +116,8 @@ class Metrics:
         self.quality_flags = Counter(
             "switchyard_quality_flags",
             "Answers flagged, by kind: unsafe, refusal, wrong (posted or detected), empty,"
-            " truncated (detected).",
+            " truncated (detected); per 2xx answer in switchyard_upstream_requests.",
             ["route", "cohort", "backend", "flag"],
-            registry=r,
-        )
-        self.quality_judged = Counter(
-            "switchyard_quality_judged",
-            "2xx answers switchyard read for automatic flags (the flag rates' denominator).",
-            ["route", "cohort", "backend"],
             registry=r,
         )
         self.feedback = Counter(

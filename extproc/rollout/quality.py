@@ -28,7 +28,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from extproc.config import Config
 from extproc.metrics import Metrics
@@ -41,7 +40,8 @@ POSTED_FLAGS = ("unsafe", "refusal", "wrong")
 MAX_FEEDBACK_BYTES = 16_384
 MAX_REQUEST_ID_CHARS = 200
 _LENGTH = re.compile(rb'"finish_reason"\s*:\s*"length"')
-_CONTENT = re.compile(r'"content"\s*:\s*"((?:[^"\\]|\\.)*)')
+_CONTENT = re.compile(r'"content"\s*:\s*"([^"\\]*(?:\\.[^"\\]*)*)')
+_TOOL_CALL = re.compile(r'"tool_calls"\s*:\s*\[\s*\{')
 
 SignalSink = Callable[[str, str, int, Callable[[Summary], None]], None]
 """(route, cohort, second, change): applies a signal to that second's analysis bucket."""
@@ -59,56 +59,26 @@ class Answer:
     tool_calls: bool
 
 
-def _choices_text(choices: Any, key: str) -> tuple[list[str], bool]:
-    parts: list[str] = []
-    tools = False
-    if isinstance(choices, list):
-        for choice in choices:
-            part = choice.get(key) if isinstance(choice, dict) else None
-            if isinstance(part, dict):
-                if isinstance(part.get("content"), str):
-                    parts.append(part["content"])
-                tools = tools or bool(part.get("tool_calls"))
-    return parts, tools
+def _decode(raw: str) -> str:
+    try:
+        return str(json.loads(f'"{raw}"'))
+    except ValueError:  # cut inside an escape at the end of the head
+        return raw
 
 
 def read_answer(head: bytes, complete: bool) -> Answer | None:
-    """The answer in a chat completion's first bytes (JSON or SSE); None if it is none."""
-    stripped = head.lstrip()
-    if stripped.startswith(b"data:"):
-        parts: list[str] = []
-        tools = False
-        for line in stripped.split(b"\n"):
-            payload = line.removeprefix(b"data:").strip()
-            if not line.startswith(b"data:") or payload == b"[DONE]":
-                continue
-            try:
-                event = json.loads(payload)
-            except ValueError:
-                continue  # the last line of a head cut short
-            if isinstance(event, dict):
-                more, event_tools = _choices_text(event.get("choices"), "delta")
-                parts += more
-                tools = tools or event_tools
-        return Answer("".join(parts), complete, tools)
-    if complete:
-        try:
-            body = json.loads(head)
-        except ValueError:
-            return None
-        if not isinstance(body, dict) or "choices" not in body:
-            return None  # an error body, not an answer
-        parts, tools = _choices_text(body["choices"], "message")
-        return Answer("".join(parts), True, tools)
-    match = _CONTENT.search(head.decode("utf-8", "ignore"))
-    if match is None:
-        return None
-    raw = match[1].rstrip("\\")
-    try:
-        text = json.loads(f'"{raw}"')
-    except ValueError:
-        text = raw
-    return Answer(text, False, False)
+    """The answer in a chat completion's first bytes (JSON or SSE); None if it is none.
+
+    Every "content" string in order: the message's in JSON, the deltas' in SSE (a quote
+    inside a JSON string is escaped, so the key cannot be faked by an answer's text).
+    Regular expressions with a literal start instead of a JSON parse: a 200-event
+    stream costs one scan, not 200 parses.
+    """
+    text = head.decode("utf-8", "ignore")
+    if '"choices"' not in text:
+        return None  # an error body, not an answer
+    content = _decode("".join(_CONTENT.findall(text)).rstrip("\\"))
+    return Answer(content, complete, _TOOL_CALL.search(text) is not None)
 
 
 def detect_flags(
@@ -120,7 +90,7 @@ def detect_flags(
         blank = answer.complete and not answer.text.strip() and not answer.tool_calls
         if "empty" in auto_flags and blank:
             flags.append("empty")
-        opening = answer.text[:REFUSAL_SCAN_CHARS]
+        opening = answer.text[:REFUSAL_SCAN_CHARS].lower()
         if "refusal" in auto_flags and any(p.search(opening) for p in refusals):
             flags.append("refusal")
     if "truncated" in auto_flags and _LENGTH.search(tail):
@@ -248,7 +218,7 @@ class Quality:
         cfg = config.quality
         self.score_header = cfg.score_header
         self._auto_flags = frozenset(cfg.auto_flags)
-        self._refusals = [re.compile(p, re.IGNORECASE) for p in cfg.refusal_patterns]
+        self._refusals = [re.compile(p) for p in cfg.refusal_patterns]
         with self._lock:
             self._recent.remember_s, self._recent.limit = cfg.remember_s, cfg.remember_max
 
@@ -284,8 +254,6 @@ class Quality:
                 self._recent.remember(request_id, served, now)
             totals = self._totals.setdefault((route, cohort, backend), QualityTotals())
             totals.judged += judged
-        if judged:
-            self._metrics.quality_judged.labels(route, cohort, backend).inc()
         if score is not None:
             self._apply(served, score, None)
         for flag in flags:

@@ -34,7 +34,7 @@ PATTERNS = Config().quality.refusal_patterns
 
 
 def flags_of(body: bytes, complete: bool = True) -> list[str]:
-    refusals = [re.compile(p, re.IGNORECASE) for p in PATTERNS]
+    refusals = [re.compile(p) for p in PATTERNS]
     auto = frozenset({"empty", "refusal", "truncated"})
     return detect_flags(read_answer(body, complete), body, auto, refusals)
 
@@ -58,7 +58,7 @@ def sse(*words: str, finish: str = "stop") -> bytes:
     [
         "I'm sorry, but I can't help with that.",
         "I am sorry, I cannot assist with this request.",
-        "I can’t help with that.",
+        "I can\u2019t help with that.",
         "I must decline to answer.",
         "Je suis désolé, mais je ne peux pas vous aider.",
         "Désolée, je ne peux pas répondre à cette question.",
@@ -256,6 +256,9 @@ def test_quality_config_errors_name_the_key() -> None:
     }
     with pytest.raises(ConfigError, match=r"quality\.refusal_patterns"):
         parse_config({**base, "quality": {"refusal_patterns": ["(unclosed"]}}, "f.yaml")
+    with pytest.raises(ConfigError, match=r"refusal_patterns.*expected lower case"):
+        parse_config({**base, "quality": {"refusal_patterns": ["I refuse"]}}, "f.yaml")
+    parse_config({**base, "quality": {"refusal_patterns": [r"^\W*nope\b"]}}, "f.yaml")
     bad_route = {**base["routes"][0], "analysis": {"quality": {"checks": ["politeness"]}}}
     with pytest.raises(ConfigError, match=r"routes\[0\]\.analysis\.quality\.checks"):
         parse_config({**base, "routes": [bad_route]}, "f.yaml")
