@@ -20,6 +20,7 @@ from extproc.config import Config, parse_config
 from extproc.metrics import Metrics
 from extproc.rollout.canary import Phase, RolloutError, Rollouts, hold_met
 from extproc.rollout.observe import TrafficStats
+from extproc.rollout.quality import Quality
 from extproc.store.clock import StoreClock
 from extproc.store.redis_store import RedisStore
 from tests.redis_server import RedisServer
@@ -323,3 +324,26 @@ async def test_rediss_verifies_the_servers_certificate(tmp_path: Path) -> None:
                 await replica.store.close()
     finally:
         server.stop()
+
+
+async def test_quality_signals_reach_the_fleets_window(replicas: list[Replica]) -> None:
+    first, second = replicas
+    quality = Quality(fleet_config("redis://127.0.0.1:1/0"), first.metrics,
+                      first.traffic.record_signal, first.clock)  # fmt: skip
+    refusal = b'{"choices": [{"message": {"content": "I am sorry, but I cannot help."}}]}'
+    for n in range(4):
+        first.traffic.record("r", "canary", "canary", 200, 0.05, None, None, 0.0)
+        quality.on_response(f"id{n}", "r", "canary", "canary", 200, "0.5", refusal, True, refusal)
+    assert quality.feedback(b'{"request_id": "id0", "flag": "unsafe"}')[0] == 200
+    since = first.clock() - 5
+
+    async def seen_by_the_other() -> bool:
+        window = await second.store.window("r", "canary", since)
+        return window.flags == {"refusal": 4, "unsafe": 1}
+
+    deadline = time.monotonic() + 3
+    while not await seen_by_the_other():
+        assert time.monotonic() < deadline, "the fleet's window never got the signals"
+        await asyncio.sleep(0.05)
+    window = await second.store.window("r", "canary", since)
+    assert (window.requests, window.scored, window.score_sum) == (4, 4, 2.0)
