@@ -580,11 +580,12 @@ class QualityConfig(Model):
     refusal_patterns: Annotated[list[str], AfterValidator(_patterns)] = DEFAULT_REFUSAL_PATTERNS
     """Regular expressions searched in the first 400 characters of the answer, lower-cased
     (so written in lower case)."""
-    remember_s: float = Field(default=900.0, gt=0, le=86_400)
+    remember_s: float = Field(default=600.0, gt=0, le=86_400)
     """How long a request id stays known to POST /feedback; a later signal is counted
     as unknown."""
-    remember_max: int = Field(default=200_000, ge=100, le=10_000_000)
-    """At most this many request ids are remembered (oldest forgotten first)."""
+    remember_max: int = Field(default=100_000, ge=100, le=10_000_000)
+    """At most this many request ids are remembered (oldest forgotten first); each takes
+    about 250 bytes of memory."""
 
 
 class Config(Model):

@@ -57,7 +57,8 @@ class Verdict:
     def describe(self) -> str:
         counts = f"n={self.canary_requests} canary / {self.stable_requests} stable"
         if self.status is not Status.DEGRADED:
-            quality = "".join(f"; {check.describe()}" for check in self.quality)
+            # Only the checks that saw signals: a route nobody scores is not "inconclusive" news.
+            quality = "".join(f"; {c.describe()}" for c in self.quality if c.has_signals)
             return f"{self.status} ({counts}){quality}"
         if self.metric.startswith("quality."):
             check = next(c for c in self.quality if f"quality.{c.name}" == self.metric)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -101,7 +102,7 @@ def detect_flags(
 # -- joining signals to requests ----------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class Served:
     route: str
     cohort: str
@@ -109,7 +110,8 @@ class Served:
     second: int
     """The store clock's second the response ended in: its analysis bucket."""
     scored: bool = False
-    flags: set[str] = field(default_factory=set)
+    flags: tuple[str, ...] = ()
+    """A tuple, not a set: most requests get no flag, and an empty set costs 216 bytes."""
 
 
 class RecentRequests:
@@ -238,6 +240,8 @@ class Quality:
     ) -> None:
         """One observed response: remembers its id, applies the header score and the flags."""
         now = self._clock()
+        # Interned: every remembered request shares the few names instead of holding copies.
+        route, cohort, backend = sys.intern(route), sys.intern(cohort), sys.intern(backend)
         served = Served(route, cohort, backend, int(now))
         flags: list[str] = []
         judged = 200 <= status < 300
@@ -305,7 +309,7 @@ class Quality:
                 totals.score_sum += score
             if take_flag:
                 assert flag is not None
-                served.flags.add(flag)
+                served.flags += (flag,)
                 totals.flags[flag] = totals.flags.get(flag, 0) + 1
 
         def change(summary: Summary) -> None:

@@ -40,6 +40,13 @@ class QualityCheck:
     canary_n: int
     stable_n: int
 
+    @property
+    def has_signals(self) -> bool:
+        """Any score (for the score check) or any such flag on either side."""
+        if self.name == "score":
+            return self.canary_n + self.stable_n > 0
+        return self.canary_value + self.stable_value > 0
+
     def describe(self) -> str:
         if self.name == "score":
             values = f"mean score {self.canary_value:.3f} vs {self.stable_value:.3f}"

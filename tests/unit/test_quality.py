@@ -238,6 +238,16 @@ def test_low_scores_degrade_and_too_few_scores_are_inconclusive() -> None:
     assert verdict.status is Status.HEALTHY
 
 
+def test_a_healthy_verdict_names_only_the_checks_that_saw_signals() -> None:
+    rng = random.Random(4)
+    verdict = analyze(cohort(50, 0, [], rng), cohort(50, 0, [], rng), AnalysisConfig())
+    assert verdict.describe() == "healthy (n=50 canary / 50 stable)"
+    verdict = analyze(cohort(50, 0.04, [0.5], rng), cohort(50, 0.02, [], rng), AnalysisConfig())
+    text = verdict.describe()
+    assert "mean score 0.500 vs 0.000 (inconclusive, 1/0 scored)" in text
+    assert "refusal rate" in text and "unsafe" not in text
+
+
 def test_the_same_scores_on_both_sides_are_healthy() -> None:
     rng = random.Random(3)
     scores = [rng.uniform(0.4, 0.9) for _ in range(200)]
