@@ -21,7 +21,7 @@ from extproc.request.runtime import RuntimeHolder, build_runtime
 from extproc.rollout.analysis import Status, Verdict, analyze
 from extproc.rollout.canary import CanaryState, Phase, Rollouts, hold_met
 from extproc.rollout.observe import TrafficStats
-from extproc.rollout.quality import Quality
+from extproc.rollout.quality import Quality, Served
 from extproc.server import ExternalProcessor, Health, start_grpc_server
 from extproc.store import make_store
 from extproc.store.clock import StoreClock
@@ -48,6 +48,9 @@ class Switchyard:
         self.traffic = TrafficStats(self.metrics, clock=self.clock)
         self.quality = Quality(config, self.metrics, self.traffic.record_signal, self.clock)
         self.store = make_store(config, self.rollouts, self.traffic, self.metrics, self.clock)
+        if config.quality.share_ids:
+            self.store.share_requests(self.quality)
+            self.quality.lookup = self._lookup_request
         self.verdicts: dict[str, Verdict] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.rollouts.subscribe(self._on_rollout_change)
@@ -172,6 +175,16 @@ class Switchyard:
             self.store.act(route, action, "operator"), self._loop
         )
         return future.result(timeout=OPERATOR_TIMEOUT_S)
+
+    def _lookup_request(self, request_id: str) -> Served | None:
+        """From the HTTP thread: asks the fleet's store, on the loop, where a request went."""
+        if self._loop is None:
+            return None
+        future = asyncio.run_coroutine_threadsafe(self.store.lookup_request(request_id), self._loop)
+        try:
+            return future.result(timeout=OPERATOR_TIMEOUT_S)
+        except TimeoutError:
+            return None
 
     def status(self) -> dict[str, object]:
         """Every rollout as this replica serves it, and who decides (`rollout status`)."""

@@ -583,6 +583,10 @@ class QualityConfig(Model):
     remember_s: float = Field(default=600.0, gt=0, le=86_400)
     """How long a request id stays known to POST /feedback; a later signal is counted
     as unknown."""
+    share_ids: bool = True
+    """With state.store: redis, also write each request id to Redis (about 150 bytes
+    each, for remember_s), so that POST /feedback on any replica finds it; false: only
+    the replica that served a request knows its id. Takes effect at restart."""
     remember_max: int = Field(default=100_000, ge=100, le=10_000_000)
     """At most this many request ids are remembered (oldest forgotten first); each takes
     about 250 bytes of memory."""

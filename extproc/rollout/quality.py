@@ -26,7 +26,7 @@ import math
 import re
 import sys
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -213,6 +213,9 @@ class Quality:
         self._lock = threading.Lock()
         self._recent = RecentRequests(config.quality.remember_s, config.quality.remember_max)
         self._totals: dict[tuple[str, str, str], QualityTotals] = {}
+        self._unshared_ids: deque[tuple[str, Served]] | None = None
+        self.lookup: Callable[[str], Served | None] | None = None
+        """In a fleet: where another replica's request went (extproc.store.redis_requests)."""
         self.configure(config)
 
     def configure(self, config: Config) -> None:
@@ -223,6 +226,23 @@ class Quality:
         self._refusals = [re.compile(p) for p in cfg.refusal_patterns]
         with self._lock:
             self._recent.remember_s, self._recent.limit = cfg.remember_s, cfg.remember_max
+
+    @property
+    def remember_s(self) -> float:
+        return self._recent.remember_s
+
+    def share_ids(self) -> None:
+        """From now on, keep the ids take_unshared_ids() hands to the fleet's store."""
+        with self._lock:
+            self._unshared_ids = deque(maxlen=self._recent.limit)
+
+    def take_unshared_ids(self) -> list[tuple[str, Served]]:
+        with self._lock:
+            if not self._unshared_ids:
+                return []
+            taken = list(self._unshared_ids)
+            self._unshared_ids.clear()
+        return taken
 
     # -- from the observing filter -------------------------------------------------
 
@@ -262,6 +282,9 @@ class Quality:
             self._apply(served, score, None)
         for flag in flags:
             self._apply(served, None, flag)
+        if request_id and self._unshared_ids is not None:
+            with self._lock:
+                self._unshared_ids.append((request_id, served))
 
     # -- POST /feedback ------------------------------------------------------------
 
@@ -272,13 +295,19 @@ class Quality:
         except FeedbackError as exc:
             self._metrics.feedback.labels("post", "invalid").inc()
             return 400, {"error": str(exc)}
+        now = self._clock()
         with self._lock:
-            served = self._recent.get(feedback.request_id, self._clock())
+            served = self._recent.get(feedback.request_id, now)
+        if served is None and self.lookup is not None:
+            served = self.lookup(feedback.request_id)
+            if served is not None:
+                with self._lock:
+                    self._recent.remember(feedback.request_id, served, now)
         if served is None:
             self._metrics.feedback.labels("post", "unknown_id").inc()
             return 404, {
-                "error": "unknown request id: not answered through this switchyard, or "
-                "longer ago than quality.remember_s",
+                "error": "unknown request id: not answered through this switchyard (or "
+                "its fleet), or longer ago than quality.remember_s",
                 "request_id": feedback.request_id,
             }
         accepted = self._apply(served, feedback.score, feedback.flag)
