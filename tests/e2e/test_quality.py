@@ -12,10 +12,12 @@ import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.e2e.fleet import running_fleet
 from tests.e2e.stack import (
     SWITCHYARD,
     Client,
@@ -173,3 +175,25 @@ def test_a_refusing_canary_is_rolled_back_on_refusals_alone(fresh: Stack) -> Non
     assert 'switchyard_rollbacks_total{reason="quality.refusal",route="clinical"}' in (
         stack.metrics_text()
     )
+
+
+def test_fleet_feedback_on_another_replica_rolls_the_canary_back(tmp_path: Path) -> None:
+    config = canary_config(percent=50, steps=[50, 100], hold={"seconds": 3600, "requests": 10**6})
+    with running_fleet(tmp_path, config, replicas=2) as fleet:
+        served_by, asked = fleet.replicas
+        replies = send(served_by, 120)
+        time.sleep(0.6)  # the ids reach Redis in the serving replica's next flush
+        rng = random.Random(9)
+
+        def score(reply: Reply) -> float:
+            low = reply.cohort == "canary"
+            return round(rng.uniform(0.1, 0.4) if low else rng.uniform(0.6, 1.0), 3)
+
+        # 200 for each: this replica never saw these requests, it finds them in Redis.
+        scores_posted(asked, replies, score)
+        wait_until(
+            lambda: {fleet.rollout(i, "clinical")["phase"] for i in (0, 1)} == {"rolled_back"},
+            15,
+            "the fleet's score rollback",
+        )
+        assert fleet.rollout(0, "clinical")["reason"].startswith("quality.score")
