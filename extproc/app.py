@@ -21,6 +21,7 @@ from extproc.request.runtime import RuntimeHolder, build_runtime
 from extproc.rollout.analysis import Status, Verdict, analyze
 from extproc.rollout.canary import CanaryState, Phase, Rollouts, hold_met
 from extproc.rollout.observe import TrafficStats
+from extproc.rollout.quality import Quality, Served
 from extproc.server import ExternalProcessor, Health, start_grpc_server
 from extproc.store import make_store
 from extproc.store.clock import StoreClock
@@ -45,7 +46,11 @@ class Switchyard:
         self.clock = StoreClock()
         self.rollouts = Rollouts()
         self.traffic = TrafficStats(self.metrics, clock=self.clock)
+        self.quality = Quality(config, self.metrics, self.traffic.record_signal, self.clock)
         self.store = make_store(config, self.rollouts, self.traffic, self.metrics, self.clock)
+        if config.quality.share_ids:
+            self.store.share_requests(self.quality)
+            self.quality.lookup = self._lookup_request
         self.verdicts: dict[str, Verdict] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.rollouts.subscribe(self._on_rollout_change)
@@ -106,6 +111,7 @@ class Switchyard:
         if config.state != self.config.state:
             log.warning("config: changes to state.* take effect when switchyard restarts")
         self._adopt_rollouts(config)
+        self.quality.configure(config)
         self.runtimes.swap(runtime)
         return True
 
@@ -134,10 +140,12 @@ class Switchyard:
                 self.verdicts.pop(route, None)
                 continue
             since = max(self.clock() - cfg.window_s, state.step_started)
+            route_analysis = self.config.route(route).analysis
             verdict = analyze(
                 await self.store.window(route, h.CANARY, since),
                 await self.store.window(route, h.STABLE, since),
                 cfg,
+                route_analysis.quality if route_analysis else None,
             )
             self.verdicts[route] = verdict
             if not (canary.auto and state.phase is Phase.PROGRESSING):
@@ -168,6 +176,16 @@ class Switchyard:
         )
         return future.result(timeout=OPERATOR_TIMEOUT_S)
 
+    def _lookup_request(self, request_id: str) -> Served | None:
+        """From the HTTP thread: asks the fleet's store, on the loop, where a request went."""
+        if self._loop is None:
+            return None
+        future = asyncio.run_coroutine_threadsafe(self.store.lookup_request(request_id), self._loop)
+        try:
+            return future.result(timeout=OPERATOR_TIMEOUT_S)
+        except TimeoutError:
+            return None
+
     def status(self) -> dict[str, object]:
         """Every rollout as this replica serves it, and who decides (`rollout status`)."""
         routes = {}
@@ -196,7 +214,11 @@ class Switchyard:
         }
 
     def stats(self) -> dict[str, object]:
-        return {"traffic": self.traffic.snapshot(), "rollouts": self.status()["rollouts"]}
+        return {
+            "traffic": self.traffic.snapshot(),
+            "quality": self.quality.snapshot(),
+            "rollouts": self.status()["rollouts"],
+        }
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -207,7 +229,7 @@ class Switchyard:
         # The fleet's state first: a replica serves what the fleet decided, not the
         # config's starting percent.
         await self.store.start()
-        processor = ExternalProcessor(self.runtimes, self.metrics, self.traffic)
+        processor = ExternalProcessor(self.runtimes, self.metrics, self.traffic, self.quality)
         server = await start_grpc_server(cfg.listen, processor, self.health, cfg.tls)
         admin_token = os.environ.get(cfg.admin_token_env) or None
         api = HttpApi(
@@ -218,6 +240,7 @@ class Switchyard:
             self.stats,
             lambda: self.health.serving,
             admin_token,
+            self.quality.feedback,
         )
         api.start()
         log.info(

@@ -376,6 +376,8 @@ class RouteConfig(Model):
     match: MatchConfig | None = None
     backends: list[WeightedBackend] = Field(min_length=1)
     canary: CanaryConfig | None = None
+    analysis: RouteAnalysisConfig | None = None
+    """This route's own canary analysis settings (analysis.quality otherwise)."""
 
 
 def _session_source(source: str) -> str:
@@ -400,6 +402,41 @@ def _unique(values: list[str]) -> list[str]:
     if duplicates:
         raise ValueError(f"expected each entry once; repeated: {', '.join(duplicates)}")
     return values
+
+
+QualityCheckName = Literal["score", "unsafe", "refusal", "wrong", "empty", "truncated"]
+QUALITY_CHECKS: tuple[QualityCheckName, ...] = (
+    "score",
+    "unsafe",
+    "refusal",
+    "wrong",
+    "empty",
+    "truncated",
+)
+
+
+class QualityAnalysisConfig(Model):
+    """Canary vs stable on answer quality (extproc.rollout.quality_checks)."""
+
+    checks: Annotated[list[QualityCheckName], AfterValidator(_unique)] = list(QUALITY_CHECKS)
+    """Which signals can roll a canary back: the mean score, and the rate of each flag
+    per answered request."""
+    score_margin: float = Field(default=0.05, ge=0, le=1)
+    """Drop in mean score (0..1) tolerated: H0 is mean_stable - mean_canary <= this."""
+    min_scores: int = Field(default=30, ge=2)
+    """Scored requests per cohort in the window before the score check speaks; fewer:
+    inconclusive, never a rollback."""
+    flag_margin: float = Field(default=0.1, ge=0)
+    """Relative increase of a flag's rate tolerated (0.1 = 10 %)."""
+    flag_floor: float = Field(default=0.01, ge=0, le=1)
+    """Absolute increase of a flag's rate below which nothing is a verdict."""
+    min_flags: int = Field(default=5, ge=1)
+    """Flags of a kind on the canary in the window before that flag's check speaks."""
+
+
+class RouteAnalysisConfig(Model):
+    quality: QualityAnalysisConfig
+    """Replaces analysis.quality for this route."""
 
 
 class SessionConfig(Model):
@@ -446,6 +483,8 @@ class AnalysisConfig(Model):
     latency_floor_ms: float = Field(default=20.0, ge=0)
     confidence: float = Field(default=0.999, gt=0.5, lt=1)
     """One-sided confidence needed to call a canary degraded."""
+    quality: QualityAnalysisConfig = QualityAnalysisConfig()
+    """Answer-quality checks for every canary route (routes[].analysis.quality overrides)."""
 
 
 class StateConfig(Model):
@@ -502,6 +541,61 @@ class StateConfig(Model):
         return self
 
 
+DEFAULT_REFUSAL_PATTERNS = [
+    r"i(['\u2019]m| am) (so |very |really )?(sorry|afraid),? (but )?"
+    r"i (can(['\u2019]|no)?t|won['\u2019]t|am (unable|not able) to)",
+    r"^\W*i (can(['\u2019]|no)?t|won['\u2019]t|am (unable|not able) to) "
+    r"(help|assist|comply|provide|answer|do that)",
+    r"i must (decline|refuse)",
+    r"d[ée]sol[ée]e?,? (mais )?je ne (peux|pourrai|suis pas en mesure)",
+    r"^\W*je ne (peux|pourrai) pas (vous )?(aider|répondre|fournir|faire)",
+    r"je ne suis pas en mesure de (vous )?(aider|répondre|fournir)",
+    r"je dois (refuser|décliner)",
+]
+"""Each starts with a literal: Python's re then skips to candidate places fast
+(a leading \\b or case-insensitive flag makes every pattern ~20x slower)."""
+
+
+def _patterns(patterns: list[str]) -> list[str]:
+    for index, pattern in enumerate(patterns):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"[{index}]: expected a Python regular expression: {exc}") from None
+        if any(char.isupper() for char in re.sub(r"\\.", "", pattern)):
+            raise ValueError(
+                f"[{index}]: expected lower case ({pattern!r}): patterns are matched against "
+                "the lower-cased answer"
+            )
+    return patterns
+
+
+class QualityConfig(Model):
+    """Where answer-quality signals come from (extproc.rollout.quality)."""
+
+    score_header: Annotated[str, Field(pattern=r"^[a-z0-9-]+$")] | None = "x-quality-score"
+    """A response header from the backend (or a judge in front of it) carrying a score
+    0..1 for the answer; null: none read."""
+    auto_flags: Annotated[
+        list[Literal["empty", "refusal", "truncated"]], AfterValidator(_unique)
+    ] = ["empty", "refusal", "truncated"]
+    """What switchyard flags itself from the observed answer: an empty answer, a refusal
+    (refusal_patterns), an answer cut by length (finish_reason "length")."""
+    refusal_patterns: Annotated[list[str], AfterValidator(_patterns)] = DEFAULT_REFUSAL_PATTERNS
+    """Regular expressions searched in the first 400 characters of the answer, lower-cased
+    (so written in lower case)."""
+    remember_s: float = Field(default=600.0, gt=0, le=86_400)
+    """How long a request id stays known to POST /feedback; a later signal is counted
+    as unknown."""
+    share_ids: bool = True
+    """With state.store: redis, also write each request id to Redis (about 150 bytes
+    each, for remember_s), so that POST /feedback on any replica finds it; false: only
+    the replica that served a request knows its id. Takes effect at restart."""
+    remember_max: int = Field(default=100_000, ge=100, le=10_000_000)
+    """At most this many request ids are remembered (oldest forgotten first); each takes
+    about 250 bytes of memory."""
+
+
 class Config(Model):
     server: ServerConfig = ServerConfig()
     envoy: EnvoyConfig = EnvoyConfig()
@@ -513,6 +607,7 @@ class Config(Model):
     session: SessionConfig = SessionConfig()
     force_cohort: ForceCohortConfig = ForceCohortConfig()
     analysis: AnalysisConfig = AnalysisConfig()
+    quality: QualityConfig = QualityConfig()
     state: StateConfig = StateConfig()
 
     def route(self, name: str) -> RouteConfig:

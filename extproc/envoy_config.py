@@ -450,8 +450,13 @@ def routing_headers(config: Config) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-OBSERVED_HEADERS = [":status", h.ROUTE, h.COHORT, h.BACKEND, "x-envoy-upstream-service-time"]
-"""The response headers extproc.rollout.observe reads."""
+def observed_headers(config: Config) -> list[str]:
+    """The response headers extproc.rollout.observe reads."""
+    names = [":status", h.ROUTE, h.COHORT, h.BACKEND, "x-envoy-upstream-service-time"]
+    names.append(h.REQUEST_ID)  # joins quality signals to the request
+    if config.quality.score_header:
+        names.append(config.quality.score_header)
+    return names
 
 
 def _forward_only(names: list[str]) -> dict[str, Any]:
@@ -502,7 +507,7 @@ def _observe_filter(config: Config) -> dict[str, Any]:
                 "request_trailer_mode": "SKIP",
                 "response_trailer_mode": "SKIP",
             },
-            "forward_rules": _forward_only(OBSERVED_HEADERS),
+            "forward_rules": _forward_only(observed_headers(config)),
             "stat_prefix": "observe",
         },
     }
@@ -557,6 +562,9 @@ def render(config: Config) -> dict[str, Any]:
         # x-forwarded-for only past the proxies the operator says are in front.
         "use_remote_address": True,
         "xff_num_trusted_hops": config.envoy.trusted_proxy_hops,
+        # The client gets the request's id to post quality feedback for it
+        # (POST /feedback); at the edge Envoy makes the id, never the client.
+        "always_set_request_id_in_response": True,
         "route_config": {
             "name": "switchyard",
             "virtual_hosts": [
@@ -576,6 +584,15 @@ def render(config: Config) -> dict[str, Any]:
                         },
                         {
                             "header": {"key": h.LABEL, "value": reply_header.format(h.LABEL)},
+                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                        },
+                        {
+                            # Already on the response the observing filter sees (the HCM
+                            # adds it only after the filters): joins quality signals.
+                            "header": {
+                                "key": h.REQUEST_ID,
+                                "value": reply_header.format(h.REQUEST_ID),
+                            },
                             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
                         },
                         {

@@ -27,3 +27,6 @@ Envoy's request filter always overwrites it and the router drops it before forwa
 
 CANARY = "canary"
 STABLE = "stable"
+
+REQUEST_ID = "x-request-id"
+"""Envoy's id for each request; every routed response carries it back (POST /feedback)."""

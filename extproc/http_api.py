@@ -1,8 +1,10 @@
-"""switchyard's HTTP side: /metrics for Prometheus, /stats for the report, /rollout for operators.
+"""switchyard's HTTP side: /metrics for Prometheus, /stats for the report, /rollout for operators,
+/feedback for quality signals.
 
 GET /rollout (or /rollout/<route>) shows the rollout state this replica serves and
 who leads the fleet; POST /rollout/<route>/<action> commits an action through the
-state store, so in a fleet it acts on every replica.
+state store, so in a fleet it acts on every replica. POST /feedback takes a score
+and/or flag for one answer (extproc.rollout.quality).
 
 Served from a thread so that a slow scrape never competes with the gRPC loop.
 Reads (GET) are open; every change (POST) passes `authorize` first.
@@ -24,8 +26,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from extproc.config import is_loopback
 from extproc.metrics import Metrics
 from extproc.rollout.canary import ACTIONS, CanaryState, RolloutError
+from extproc.rollout.quality import MAX_FEEDBACK_BYTES
 
 Act = Callable[[str, str], CanaryState]
+Feedback = Callable[[bytes], tuple[int, dict[str, object]]]
 
 
 @dataclass(frozen=True)
@@ -71,8 +75,10 @@ class HttpApi:
         stats: Callable[[], object],
         serving: Callable[[], bool],
         admin_token: str | None,
+        feedback: Feedback | None = None,
     ) -> None:
-        """admin_token: what POST requests must present; None admits loopback clients only."""
+        """admin_token: what POST requests must present; None admits loopback clients only.
+        feedback: takes a POST /feedback body, gives the status and the answer."""
         host, _, port = address.rpartition(":")
 
         class Handler(BaseHTTPRequestHandler):
@@ -101,6 +107,9 @@ class HttpApi:
                 )
                 if denied is not None:
                     self._json(denied.status, {"error": denied.message})
+                    return
+                if self.path == "/feedback" and feedback is not None:
+                    self._feedback(feedback)
                     return
                 parts = self.path.strip("/").split("/")
                 if len(parts) != 3 or parts[0] != "rollout" or parts[2] not in ACTIONS:
@@ -132,6 +141,17 @@ class HttpApi:
                         "version": state.version,
                     },
                 )
+
+            def _feedback(self, take: Feedback) -> None:
+                length = self.headers.get("content-length", "")
+                if not length.isdigit():
+                    self._json(411, {"error": "expected a content-length"})
+                    return
+                if int(length) > MAX_FEEDBACK_BYTES:
+                    self.close_connection = True  # the unread body must not be parsed as a request
+                    self._json(413, {"error": f"expected at most {MAX_FEEDBACK_BYTES} bytes"})
+                    return
+                self._json(*take(self.rfile.read(int(length))))
 
             def _rollout_status(self, route: str) -> None:
                 current = status()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summary
 
 from extproc.rollout.canary import CanaryState, Phase
 
@@ -105,6 +105,27 @@ class Metrics:
             "switchyard_cost",
             "Cost of responses from per-backend prices, in the prices' currency.",
             ["route", "cohort", "backend"],
+            registry=r,
+        )
+        self.quality_score = Summary(
+            "switchyard_quality_score",
+            "Answer scores (0..1) from POST /feedback and the score header: mean = sum / count.",
+            ["route", "cohort", "backend"],
+            registry=r,
+        )
+        self.quality_flags = Counter(
+            "switchyard_quality_flags",
+            "Answers flagged, by kind: unsafe, refusal, wrong (posted or detected), empty,"
+            " truncated (detected); per 2xx answer in switchyard_upstream_requests.",
+            ["route", "cohort", "backend", "flag"],
+            registry=r,
+        )
+        self.feedback = Counter(
+            "switchyard_feedback",
+            "Quality signals received (POST /feedback, score header) by result: accepted,"
+            " duplicate (that request already had it), unknown_id (never seen here or"
+            " forgotten), invalid.",
+            ["source", "result"],
             registry=r,
         )
 

@@ -27,6 +27,7 @@ from extproc.request.processor import (
 )
 from extproc.request.runtime import RuntimeHolder
 from extproc.rollout.observe import ObserveStream, TrafficStats
+from extproc.rollout.quality import Quality
 from proto import ext_proc_pb2, ext_proc_pb2_grpc, health_pb2, health_pb2_grpc
 
 log = logging.getLogger("switchyard.server")
@@ -36,10 +37,17 @@ ServingStatus = health_pb2.HealthCheckResponse.ServingStatus
 
 
 class ExternalProcessor(ext_proc_pb2_grpc.ExternalProcessorServicer):
-    def __init__(self, runtimes: RuntimeHolder, metrics: Metrics, traffic: TrafficStats) -> None:
+    def __init__(
+        self,
+        runtimes: RuntimeHolder,
+        metrics: Metrics,
+        traffic: TrafficStats,
+        quality: Quality | None = None,
+    ) -> None:
         self._runtimes = runtimes
         self._metrics = metrics
         self._traffic = traffic
+        self._quality = quality
 
     async def Process(
         self,
@@ -52,7 +60,9 @@ class ExternalProcessor(ext_proc_pb2_grpc.ExternalProcessorServicer):
             if request.observability_mode:
                 # Envoy does not wait for answers on these streams: send none.
                 if observing is None:
-                    observing = ObserveStream(self._runtimes.current.config, self._traffic)
+                    observing = ObserveStream(
+                        self._runtimes.current.config, self._traffic, self._quality
+                    )
                 self._observe(observing, request)
                 continue
             if routing is None:

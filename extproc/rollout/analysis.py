@@ -10,8 +10,11 @@ there is:
   at most (1 + latency_margin) times stable's, and the two medians must also differ
   by at least latency_floor_ms.
 
-Degraded needs the confidence level on either test and at least min_requests per
-cohort; otherwise healthy when both cohorts have min_requests, else not enough data.
+Then the quality checks (extproc.rollout.quality_checks: mean score, flag rates), with
+the same statistics. Degraded needs the confidence level on any test and at least
+min_requests per cohort; otherwise healthy when both cohorts have min_requests, else not
+enough data. A quality check without enough signals is inconclusive: noted, never a
+rollback.
 The pure functions here take two window summaries (extproc.rollout.window: one
 replica's or the whole fleet's) and return a Verdict; the loop that acts on verdicts
 is extproc.app.
@@ -22,9 +25,15 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
-from statistics import NormalDist
 
-from extproc.config import AnalysisConfig
+from extproc.config import AnalysisConfig, QualityAnalysisConfig
+from extproc.rollout.quality_checks import (
+    CheckStatus,
+    QualityCheck,
+    check_quality,
+    rate_excess_confidence,
+    upper_tail,
+)
 from extproc.rollout.window import Summary
 
 
@@ -43,32 +52,30 @@ class Verdict:
     confidence: float = 0.0
     canary_requests: int = 0
     stable_requests: int = 0
+    quality: tuple[QualityCheck, ...] = ()
 
     def describe(self) -> str:
         counts = f"n={self.canary_requests} canary / {self.stable_requests} stable"
         if self.status is not Status.DEGRADED:
-            return f"{self.status} ({counts})"
-        if self.metric == "error_rate":
+            # Only the checks that saw signals: a route nobody scores is not "inconclusive" news.
+            quality = "".join(f"; {c.describe()}" for c in self.quality if c.has_signals)
+            return f"{self.status} ({counts}){quality}"
+        if self.metric.startswith("quality."):
+            check = next(c for c in self.quality if f"quality.{c.name}" == self.metric)
+            detail = check.describe()
+        elif self.metric == "error_rate":
             detail = f"error rate {self.canary_value:.2%} vs {self.stable_value:.2%}"
         else:
             detail = f"median latency {self.canary_value:.1f} ms vs {self.stable_value:.1f} ms"
         return f"degraded: {detail}, confidence {self.confidence:.4f} ({counts})"
 
 
-def _upper_tail(z: float) -> float:
-    """P(Z <= z): the confidence that the observed excess is real."""
-    return NormalDist().cdf(z)
-
-
 def error_rate_confidence(
     canary_errors: int, canary_n: int, stable_errors: int, stable_n: int, cfg: AnalysisConfig
 ) -> float:
-    # Half a pseudo-count keeps the variance positive at 0 % and 100 %.
-    pc = (canary_errors + 0.5) / (canary_n + 1)
-    ps = (stable_errors + 0.5) / (stable_n + 1)
-    tolerated = max(cfg.error_margin * ps, cfg.error_floor)
-    se = math.sqrt(pc * (1 - pc) / canary_n + ps * (1 - ps) / stable_n)
-    return _upper_tail((pc - ps - tolerated) / se)
+    return rate_excess_confidence(
+        canary_errors, canary_n, stable_errors, stable_n, cfg.error_margin, cfg.error_floor
+    )
 
 
 def latency_confidence(canary: Summary, stable: Summary, cfg: AnalysisConfig) -> float:
@@ -83,10 +90,16 @@ def latency_confidence(canary: Summary, stable: Summary, cfg: AnalysisConfig) ->
         or 1e-9
     )
     excess = canary.log_mean - stable.log_mean - math.log1p(cfg.latency_margin)
-    return _upper_tail(excess / se)
+    return upper_tail(excess / se)
 
 
-def analyze(canary: Summary, stable: Summary, cfg: AnalysisConfig) -> Verdict:
+def analyze(
+    canary: Summary,
+    stable: Summary,
+    cfg: AnalysisConfig,
+    quality: QualityAnalysisConfig | None = None,
+) -> Verdict:
+    """quality: the route's quality checks (analysis.quality when None)."""
     nc, ns = canary.requests, stable.requests
     if nc < cfg.min_requests or ns < cfg.min_requests:
         return Verdict(Status.NOT_ENOUGH_DATA, canary_requests=nc, stable_requests=ns)
@@ -112,4 +125,19 @@ def analyze(canary: Summary, stable: Summary, cfg: AnalysisConfig) -> Verdict:
             nc,
             ns,
         )
-    return Verdict(Status.HEALTHY, canary_requests=nc, stable_requests=ns)
+    checks = tuple(
+        check_quality(canary, stable, quality or cfg.quality, cfg.min_requests, cfg.confidence)
+    )
+    for check in checks:
+        if check.status is CheckStatus.DEGRADED:
+            return Verdict(
+                Status.DEGRADED,
+                f"quality.{check.name}",
+                check.canary_value,
+                check.stable_value,
+                check.confidence,
+                nc,
+                ns,
+                checks,
+            )
+    return Verdict(Status.HEALTHY, canary_requests=nc, stable_requests=ns, quality=checks)

@@ -23,6 +23,7 @@ from extproc import headers as h
 from extproc.config import Config
 from extproc.metrics import Metrics
 from extproc.request.processor import header_map
+from extproc.rollout.quality import ANSWER_HEAD_BYTES, Quality
 from extproc.rollout.sampling import weight
 from extproc.rollout.window import Summary
 from proto import ext_proc_pb2
@@ -150,6 +151,18 @@ class TrafficStats:
             self._metrics.tokens.labels(*labels, "completion").inc(usage[1] * weight)
             self._metrics.cost.labels(*labels).inc(cost * weight)
 
+    def record_signal(
+        self, route: str, cohort: str, second: int, change: Callable[[Summary], None]
+    ) -> None:
+        """A quality signal (extproc.rollout.quality) for a request answered in `second`."""
+        if route not in self._analysed:
+            return
+        key = (route, cohort, second)
+        with self._lock:
+            change(self._buckets.setdefault(key, Summary()))
+            if self._unshared is not None:
+                change(self._unshared.setdefault(key, Summary()))
+
     def _prune(self, second: int) -> None:
         oldest = second - self._keep_s
         for key in [key for key in self._buckets if key[2] < oldest]:
@@ -209,9 +222,16 @@ class ObserveStream:
     here from the headers to the last chunk.
     """
 
-    def __init__(self, config: Config, traffic: TrafficStats) -> None:
+    def __init__(
+        self, config: Config, traffic: TrafficStats, quality: Quality | None = None
+    ) -> None:
         self._config = config
         self._traffic = traffic
+        self._quality = quality
+        self._request_id = ""
+        self._score: str | None = None
+        self._head = b""
+        self._size = 0
         self._route = self._cohort = self._backend = ""
         self._status = 0
         self._ttfb: float | None = None
@@ -231,11 +251,17 @@ class ObserveStream:
             self._status = int(status) if status.isdigit() else 0
             upstream_ms = headers.get(UPSTREAM_TIME, "")
             self._ttfb = int(upstream_ms) / 1000 if upstream_ms.isdigit() else None
+            self._request_id = headers.get(h.REQUEST_ID, "")
+            if self._quality is not None and self._quality.score_header:
+                self._score = headers.get(self._quality.score_header)
             if request.response_headers.end_of_stream:
                 self._finish()
         elif phase == "response_body":
             body = request.response_body
             self._tail = (self._tail + body.body)[-USAGE_TAIL_BYTES:]
+            if len(self._head) < ANSWER_HEAD_BYTES:
+                self._head += body.body[: ANSWER_HEAD_BYTES - len(self._head)]
+            self._size += len(body.body)
             if body.end_of_stream:
                 self._finish()
         elif phase == "response_trailers":
@@ -268,3 +294,15 @@ class ObserveStream:
             cost,
             weight(self._config.envoy, self._cohort),
         )
+        if self._quality is not None:
+            self._quality.on_response(
+                self._request_id,
+                self._route,
+                self._cohort,
+                backend,
+                self._status,
+                self._score,
+                self._head,
+                self._size <= len(self._head),
+                self._tail,
+            )

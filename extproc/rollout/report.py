@@ -35,6 +35,10 @@ AB_COLUMNS = [
     "compl tok/req",
     "cost/req",
 ]
+QUALITY_FLAGS = ("unsafe", "refusal", "wrong", "empty", "truncated")
+QUALITY_COLUMNS = ["route", "cohort", "backend", "answers", "scored", "mean score"] + [
+    f"{flag} %" for flag in QUALITY_FLAGS
+]
 
 
 class ReportError(Exception):
@@ -136,6 +140,7 @@ def report_data(admin: str, switchyard: str) -> dict[str, Any]:
     timeouts = values.get("http.ingress.ext_proc.switchyard.message_timeouts", 0)
     return {
         "ab": traffic,
+        "quality": own.get("quality", []),
         "envoy_routes": route_rows,
         "envoy_clusters": cluster_rows,
         "canaries": rollouts,
@@ -178,9 +183,25 @@ def build_report(admin: str, switchyard: str, *, as_json: bool = False) -> str:
                 f"{row['cost'] / requests:.6f}",
             ]
         )
+    quality_rows = [
+        [
+            row["route"],
+            row["cohort"],
+            row["backend"],
+            str(row["judged"]),
+            str(row["scored"]),
+            _cell(row["score_mean"], "{:.3f}"),
+            *(f"{row['flags'].get(flag, 0) / (row['judged'] or 1):.2%}" for flag in QUALITY_FLAGS),
+        ]
+        for row in data["quality"]
+    ]
     parts = [
         "A/B by route, cohort and backend (responses observed by switchyard)",
         _table(AB_COLUMNS, ab_rows),
+        "",
+        "Quality by route, cohort and backend (flags per 2xx answer; scores from"
+        " POST /feedback and the score header)",
+        _table(QUALITY_COLUMNS, quality_rows),
         "",
         "Envoy routes (<route>.<cohort>)",
         _upstream_table("route", route_rows),

@@ -5,7 +5,9 @@ the count, sum and sum of squares of log latency (the Welch test on log latency 
 exact from these) plus medians (a histogram on fixed log-spaced bounds, 5 % wide).
 Because every part adds up, a window is the sum of per-second buckets, and the
 fleet's window is the sum of every replica's buckets: the Redis store keeps exactly
-these fields.
+these fields. Answer-quality signals (extproc.rollout.quality) add up the same way:
+scores as count, sum and sum of squares, flags as counts, filed under the second the
+request was answered in.
 """
 
 from __future__ import annotations
@@ -41,6 +43,30 @@ class Summary:
     log_sum: float = 0.0
     log_sq_sum: float = 0.0
     bins: dict[int, int] = field(default_factory=dict)
+    scored: int = 0
+    score_sum: float = 0.0
+    score_sq_sum: float = 0.0
+    flags: dict[str, int] = field(default_factory=dict)
+    """Quality flags by kind (unsafe, refusal, wrong, empty, truncated)."""
+
+    def add_score(self, score: float) -> None:
+        self.scored += 1
+        self.score_sum += score
+        self.score_sq_sum += score * score
+
+    def add_flag(self, flag: str) -> None:
+        self.flags[flag] = self.flags.get(flag, 0) + 1
+
+    @property
+    def score_mean(self) -> float:
+        return self.score_sum / self.scored if self.scored else 0.0
+
+    @property
+    def score_variance(self) -> float:
+        if self.scored < 2:
+            return 0.0
+        spread = self.score_sq_sum - self.score_sum * self.score_sum / self.scored
+        return max(spread, 0.0) / (self.scored - 1)
 
     def add(self, error: bool, latency: float) -> None:
         self.requests += 1
@@ -62,6 +88,11 @@ class Summary:
         self.log_sq_sum += other.log_sq_sum
         for index, count in other.bins.items():
             self.bins[index] = self.bins.get(index, 0) + count
+        self.scored += other.scored
+        self.score_sum += other.score_sum
+        self.score_sq_sum += other.score_sq_sum
+        for flag, count in other.flags.items():
+            self.flags[flag] = self.flags.get(flag, 0) + count
 
     @property
     def log_mean(self) -> float:
@@ -89,7 +120,8 @@ class Summary:
     # -- as stored in a Redis hash ---------------------------------------------------
 
     def fields(self) -> dict[str, int | float]:
-        """Increments for a Redis hash: n, e, a, ls, lss and one b<index> per bin."""
+        """Increments for a Redis hash: n, e, a, ls, lss, one b<index> per bin, and the
+        quality signals: qn, qs, qss (scores) and one f_<flag> per flag kind."""
         out: dict[str, int | float] = {
             "n": self.requests,
             "e": self.errors,
@@ -98,6 +130,9 @@ class Summary:
             "lss": self.log_sq_sum,
         }
         out.update({f"b{index}": count for index, count in self.bins.items()})
+        if self.scored:
+            out.update({"qn": self.scored, "qs": self.score_sum, "qss": self.score_sq_sum})
+        out.update({f"f_{flag}": count for flag, count in self.flags.items()})
         return out
 
     @classmethod
@@ -108,10 +143,15 @@ class Summary:
             answered=int(raw.get("a", 0)),
             log_sum=float(raw.get("ls", 0.0)),
             log_sq_sum=float(raw.get("lss", 0.0)),
+            scored=int(raw.get("qn", 0)),
+            score_sum=float(raw.get("qs", 0.0)),
+            score_sq_sum=float(raw.get("qss", 0.0)),
         )
         for key, value in raw.items():
             if key.startswith("b") and key[1:].isdigit():
                 summary.bins[int(key[1:])] = int(value)
+            elif key.startswith("f_"):
+                summary.flags[key[2:]] = int(value)
         return summary
 
 

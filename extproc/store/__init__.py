@@ -13,6 +13,7 @@ from extproc.config import CanaryConfig, Config
 from extproc.metrics import Metrics
 from extproc.rollout.canary import CanaryState, Rollouts
 from extproc.rollout.observe import TrafficStats
+from extproc.rollout.quality import Quality, Served
 from extproc.rollout.window import Summary
 from extproc.store.clock import StoreClock
 
@@ -51,6 +52,12 @@ class RolloutStore(Protocol):
 
     async def step_requests(self, route: str, state: CanaryState) -> int:
         """Canary requests served at the current step: the fleet's when shared."""
+
+    def share_requests(self, quality: Quality) -> None:
+        """Makes request ids this replica observes known to the fleet (POST /feedback)."""
+
+    async def lookup_request(self, request_id: str) -> Served | None:
+        """Where another replica's request went, if the fleet knows."""
 
     async def close(self) -> None: ...
 

@@ -8,6 +8,7 @@ from dataclasses import replace
 from extproc.config import CanaryConfig
 from extproc.rollout.canary import CanaryState, Rollouts, initial_state, plan
 from extproc.rollout.observe import TrafficStats
+from extproc.rollout.quality import Quality, Served
 from extproc.rollout.window import Summary
 from extproc.store.clock import StoreClock
 
@@ -60,6 +61,12 @@ class MemoryStore:
 
     async def step_requests(self, route: str, state: CanaryState) -> int:
         return self._rollouts.step_requests(route)
+
+    def share_requests(self, quality: Quality) -> None:
+        pass  # one process: every request id is already where the feedback arrives
+
+    async def lookup_request(self, request_id: str) -> Served | None:
+        return None
 
     async def close(self) -> None:
         pass

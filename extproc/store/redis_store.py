@@ -11,6 +11,8 @@ Keys (P = state.key_prefix):
 - `P:obs:<route>:<cohort>:<second>`  hash: observations summed by every replica
   (extproc.rollout.window.Summary fields), per second of Redis's clock.
 - `P:steps:<route>:<version>`  canary requests the fleet served at that version.
+- `P:req:<request id>`  where a request went, for POST /feedback on another replica
+  (extproc.store.redis_requests).
 
 Nothing from a prompt or a response is written: route and cohort names, counts,
 log latencies. Nothing on the request path waits for Redis: every call here runs
@@ -51,8 +53,10 @@ from extproc.rollout.canary import (
     waiting_state,
 )
 from extproc.rollout.observe import TrafficStats
+from extproc.rollout.quality import Quality, Served
 from extproc.rollout.window import Summary
 from extproc.store.clock import StoreClock
+from extproc.store.redis_requests import SharedRequestIds
 
 log = logging.getLogger("switchyard.store")
 
@@ -160,6 +164,7 @@ class RedisStore:
         """Routes rolled back locally while Redis was away -> the version it was based on."""
         self._unflushed: dict[tuple[str, str, int], Summary] = {}
         self._unflushed_requests: dict[tuple[str, int], int] = {}
+        self._request_ids: SharedRequestIds | None = None
         self._sync_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
@@ -183,6 +188,18 @@ class RedisStore:
 
     def rollouts_changed(self, new_routes: set[str]) -> None:
         self._to_create |= new_routes
+
+    def share_requests(self, quality: Quality) -> None:
+        self._request_ids = SharedRequestIds(self._redis, self._prefix, quality)
+
+    async def lookup_request(self, request_id: str) -> Served | None:
+        if self._request_ids is None or not self._available:
+            return None
+        try:
+            return await self._request_ids.lookup(request_id)
+        except _STORE_ERRORS as exc:
+            self._mark(False, f"lookup: {type(exc).__name__}")
+            return None
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -301,10 +318,13 @@ class RedisStore:
             self._unflushed.setdefault(bucket, Summary()).merge(summary)
         for step, count in self._rollouts.take_unshared_requests().items():
             self._unflushed_requests[step] = self._unflushed_requests.get(step, 0) + count
-        if not self._unflushed and not self._unflushed_requests:
+        pipe = self._redis.pipeline(transaction=False)
+        # Request ids that fail to be written are not retried: feedback for them is
+        # answered by their own replica only.
+        ids = self._request_ids is not None and self._request_ids.write(pipe)
+        if not self._unflushed and not self._unflushed_requests and not ids:
             return
         keep_s = int(2 * self._analysis.window_s) + 2
-        pipe = self._redis.pipeline(transaction=False)
         for (route, cohort, second), summary in self._unflushed.items():
             key = f"{self._prefix}:obs:{route}:{cohort}:{second}"
             for name, value in summary.fields().items():

@@ -3,7 +3,9 @@
 It answers /v1/chat/completions (JSON, or SSE with `stream: true`) with its own
 name, a usage block, a configurable latency and failure rate. Its behaviour can
 be changed while it runs (POST /control), so tests can make a canary degrade
-on command. GET /stats tells how many chat requests reached it.
+on command: fail, slow down, refuse a share of questions (refusal_rate), or send
+a quality score header (quality_score, 0..1; negative: none). GET /stats tells
+how many chat requests reached it.
 
 It is as strict as the servers it stands for: with a served model it answers
 any other model name with vLLM's 404; with a required key it answers 401 to a
@@ -25,6 +27,7 @@ import time
 from dataclasses import dataclass
 
 MAX_BODY = 64 * 1024 * 1024
+REFUSAL = "I'm sorry, but I can't help with that request."
 RECEIVED_KEPT = 10_000
 
 
@@ -34,6 +37,10 @@ class Behaviour:
     error_rate: float = 0.0
     status: int = 500
     """The status of a simulated failure."""
+    refusal_rate: float = 0.0
+    """Share of answers that are a refusal (status 200, healthy in every other way)."""
+    quality_score: float = -1.0
+    """Sent as x-quality-score on every answer when 0..1."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,7 @@ class FakeBackend:
             await self._chat(body, writer)
         elif path == "/control" and method == "POST":
             update = json.loads(body or b"{}")
-            for key in ("latency_ms", "error_rate", "status"):
+            for key in ("latency_ms", "error_rate", "status", "refusal_rate", "quality_score"):
                 if key in update:
                     setattr(self.behaviour, key, type(getattr(self.behaviour, key))(update[key]))
             self._send_json(writer, 200, self._state())
@@ -158,13 +165,17 @@ class FakeBackend:
             "errors": self.errors,
             "latency_ms": self.behaviour.latency_ms,
             "error_rate": self.behaviour.error_rate,
+            "refusal_rate": self.behaviour.refusal_rate,
+            "quality_score": self.behaviour.quality_score,
         }
 
-    def _send_json(self, writer: asyncio.StreamWriter, status: int, payload: object) -> None:
+    def _send_json(
+        self, writer: asyncio.StreamWriter, status: int, payload: object, extra: str = ""
+    ) -> None:
         body = json.dumps(payload).encode()
         writer.write(
             f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\nx-backend: {self.name}\r\n\r\n".encode()
+            f"content-length: {len(body)}\r\nx-backend: {self.name}\r\n{extra}\r\n".encode()
             + body
         )
 
@@ -203,6 +214,10 @@ class FakeBackend:
         messages = request.get("messages") or [{}]
         prompt_tokens = max(1, len(json.dumps(messages)) // 4)
         answer = f"[{self.name}] answered"
+        if self._random.random() < behaviour.refusal_rate:
+            answer = REFUSAL
+        score = behaviour.quality_score
+        extra = f"x-quality-score: {score:g}\r\n" if 0 <= score <= 1 else ""
         completion_tokens = len(answer.split())
         self._ids += 1
         completion_id = f"chatcmpl-{self.name}-{self._ids}"
@@ -215,7 +230,9 @@ class FakeBackend:
         if request.get("stream") is True:
             options = request.get("stream_options")
             with_usage = isinstance(options, dict) and options.get("include_usage") is True
-            await self._stream(writer, completion_id, model, answer, usage if with_usage else None)
+            await self._stream(
+                writer, completion_id, model, answer, usage if with_usage else None, extra
+            )
             return
         self._send_json(
             writer,
@@ -235,6 +252,7 @@ class FakeBackend:
                 ],
                 "usage": usage,
             },
+            extra,
         )
 
     async def _stream(
@@ -244,10 +262,15 @@ class FakeBackend:
         model: str,
         answer: str,
         usage: dict[str, int] | None,
+        extra: str,
     ) -> None:
         writer.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-            b"transfer-encoding: chunked\r\nx-backend: " + self.name.encode() + b"\r\n\r\n"
+            b"transfer-encoding: chunked\r\nx-backend: "
+            + self.name.encode()
+            + b"\r\n"
+            + extra.encode()
+            + b"\r\n"
         )
 
         def event(payload: object) -> None:

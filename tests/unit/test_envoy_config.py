@@ -145,7 +145,7 @@ def test_processor_tls_gives_both_ext_proc_clusters_a_client_certificate(tmp_pat
 
 
 def test_envoy_sends_switchyard_only_the_headers_it_reads() -> None:
-    from extproc.envoy_config import OBSERVED_HEADERS, routing_headers
+    from extproc.envoy_config import observed_headers, routing_headers
 
     config = load_config(REPO / "switchyard.yaml")
     names = routing_headers(config)
@@ -163,4 +163,6 @@ def test_envoy_sends_switchyard_only_the_headers_it_reads() -> None:
     allowed = filters["switchyard.route"]["forward_rules"]["allowed_headers"]["patterns"]
     assert [p["exact"] for p in allowed] == names
     observed = filters["switchyard.observe"]["forward_rules"]["allowed_headers"]["patterns"]
-    assert [p["exact"] for p in observed] == OBSERVED_HEADERS
+    assert [p["exact"] for p in observed] == observed_headers(config)
+    # Quality signals are joined by request id, and a backend's score comes as a header.
+    assert {"x-request-id", "x-quality-score"} <= set(observed_headers(config))

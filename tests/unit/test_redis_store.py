@@ -20,6 +20,7 @@ from extproc.config import Config, parse_config
 from extproc.metrics import Metrics
 from extproc.rollout.canary import Phase, RolloutError, Rollouts, hold_met
 from extproc.rollout.observe import TrafficStats
+from extproc.rollout.quality import Quality
 from extproc.store.clock import StoreClock
 from extproc.store.redis_store import RedisStore
 from tests.redis_server import RedisServer
@@ -326,3 +327,66 @@ async def test_rediss_verifies_the_servers_certificate(tmp_path: Path) -> None:
                 await replica.store.close()
     finally:
         server.stop()
+
+
+async def test_quality_signals_reach_the_fleets_window(replicas: list[Replica]) -> None:
+    first, second = replicas
+    quality = Quality(fleet_config("redis://127.0.0.1:1/0"), first.metrics,
+                      first.traffic.record_signal, first.clock)  # fmt: skip
+    refusal = b'{"choices": [{"message": {"content": "I am sorry, but I cannot help."}}]}'
+    for n in range(4):
+        first.traffic.record("r", "canary", "canary", 200, 0.05, None, None, 0.0)
+        quality.on_response(f"id{n}", "r", "canary", "canary", 200, "0.5", refusal, True, refusal)
+    assert quality.feedback(b'{"request_id": "id0", "flag": "unsafe"}')[0] == 200
+    since = first.clock() - 5
+
+    async def seen_by_the_other() -> bool:
+        window = await second.store.window("r", "canary", since)
+        return window.flags == {"refusal": 4, "unsafe": 1}
+
+    deadline = time.monotonic() + 3
+    while not await seen_by_the_other():
+        assert time.monotonic() < deadline, "the fleet's window never got the signals"
+        await asyncio.sleep(0.05)
+    window = await second.store.window("r", "canary", since)
+    assert (window.requests, window.scored, window.score_sum) == (4, 4, 2.0)
+
+
+async def test_feedback_on_another_replica_finds_the_request(replicas: list[Replica]) -> None:
+    first, second = replicas
+    config = fleet_config("redis://127.0.0.1:1/0")
+    served_here = Quality(config, first.metrics, first.traffic.record_signal, first.clock)
+    asked_there = Quality(config, second.metrics, second.traffic.record_signal, second.clock)
+    first.store.share_requests(served_here)
+    second.store.share_requests(asked_there)
+    loop = asyncio.get_running_loop()
+    asked_there.lookup = lambda request_id: asyncio.run_coroutine_threadsafe(
+        second.store.lookup_request(request_id), loop
+    ).result(5)
+    refusal = b'{"choices": [{"message": {"content": "I am sorry, but I cannot help."}}]}'
+    first.traffic.record("r", "canary", "canary", 200, 0.05, None, None, 0.0)
+    served_here.on_response("fid-1", "r", "canary", "canary", 200, None, refusal, True, refusal)
+    deadline = time.monotonic() + 3
+    while await second.store.lookup_request("fid-1") is None:
+        assert time.monotonic() < deadline, "the request id never reached Redis"
+        await asyncio.sleep(0.05)
+
+    async def post(body: bytes) -> tuple[int, dict[str, object]]:
+        return await asyncio.to_thread(asked_there.feedback, body)
+
+    status, answer = await post(b'{"request_id": "fid-1", "flag": "unsafe", "score": 0.2}')
+    assert (status, answer["cohort"], answer["result"]) == (200, "canary", "accepted")
+    # The refusal the serving replica saw travelled with the id: not counted twice.
+    status, answer = await post(b'{"request_id": "fid-1", "flag": "refusal"}')
+    assert (status, answer["result"]) == (200, "duplicate")
+    assert (await post(b'{"request_id": "fid-2", "flag": "wrong"}'))[0] == 404
+    since = first.clock() - 5
+
+    async def fleet_window() -> Any:
+        return await first.store.window("r", "canary", since)
+
+    deadline = time.monotonic() + 3
+    while (await fleet_window()).flags != {"refusal": 1, "unsafe": 1}:
+        assert time.monotonic() < deadline, await fleet_window()
+        await asyncio.sleep(0.05)
+    assert (await fleet_window()).score_sum == 0.2

@@ -1,0 +1,199 @@
+"""Quality signals through real Envoy: request ids, POST /feedback, refusals, quality rollbacks.
+
+One stack for the module (a 50 % canary, so each cohort gets signals fast); every test
+starts from an operator reset, which opens a fresh analysis window.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.fleet import running_fleet
+from tests.e2e.stack import (
+    SWITCHYARD,
+    Client,
+    Load,
+    Reply,
+    Stack,
+    canary_config,
+    http_post,
+    running_stack,
+    wait_until,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    config = canary_config(percent=50, steps=[50, 100], hold={"seconds": 3600, "requests": 10**6})
+    with running_stack(tmp_path_factory.mktemp("quality"), config) as running:
+        yield running
+
+
+@pytest.fixture
+def fresh(stack: Stack) -> Stack:
+    """The canary back at its first step, a new window, well-behaved backends."""
+    for backend in stack.backends.values():
+        backend.control(refusal_rate=0.0, quality_score=-1.0, error_rate=0.0)
+    status, _ = http_post(stack.metrics_port, "/rollout/clinical/reset")
+    assert status == 200
+    wait_until(lambda: rollout(stack)["phase"] == "progressing", 10, "the reset")
+    time.sleep(1.1)  # the window starts at the whole second after the reset
+    return stack
+
+
+def rollout(stack: Stack) -> dict[str, Any]:
+    return stack.switchyard_stats()["rollouts"]["clinical"]
+
+
+def send(stack: Stack, count: int) -> list[Reply]:
+    def one(n: int) -> Reply:
+        client = Client(stack.port)
+        try:
+            return client.chat("symptom: cough", headers={"x-session-id": f"q-{time.time()}-{n}"})
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(one, range(count)))
+    assert all(reply.status == 200 for reply in replies)
+    return replies
+
+
+def post_feedback(stack: Stack, payload: object) -> tuple[int, dict[str, Any]]:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    status, answer = http_post(stack.metrics_port, "/feedback", body)
+    return status, json.loads(answer)
+
+
+def test_bad_or_unknown_feedback_gets_a_clear_4xx_and_disturbs_nothing(fresh: Stack) -> None:
+    stack = fresh
+    stack.backends["med-v1"].control(quality_score=0.7)  # the score header, from a backend
+    replies = send(stack, 40)
+    ids = [reply.headers.get("x-request-id", "") for reply in replies]
+    assert all(ids) and len(set(ids)) == len(ids)  # every routed answer carries its own id
+    before = rollout(stack)
+    cases = [
+        (b"{", 400, "expected a JSON object"),
+        ({"request_id": "no-such-request", "score": 0.5}, 404, "unknown request id"),
+        ({"request_id": ids[0], "score": 2}, 400, "score: expected a number from 0 to 1"),
+        ({"request_id": ids[0], "flag": "rude"}, 400, "flag: expected one of"),
+        ({"request_id": ids[0]}, 400, "expected a score, a flag, or both"),
+        (b"x" * 20_000, 413, "expected at most"),
+    ]
+    for payload, expected, message in cases:
+        status, answer = post_feedback(stack, payload)
+        assert (status, expected) == (expected, expected) and message in answer["error"]
+    status, answer = post_feedback(stack, {"request_id": ids[1], "flag": "wrong"})
+    assert status == 200 and answer["route"] == "clinical"
+    time.sleep(1.0)
+    after = rollout(stack)
+    assert (after["phase"], after["version"]) == (before["phase"], before["version"])
+    assert send(stack, 5)
+    metrics = stack.metrics_text()
+    assert 'switchyard_feedback_total{result="unknown_id",source="post"} 1.0' in metrics
+    assert 'switchyard_feedback_total{result="invalid",source="post"} 4.0' in metrics
+    wait_until(lambda: quality_row(stack, "stable")["scored"] > 0, 5, "header scores")
+    assert quality_row(stack, "stable")["score_mean"] == 0.7  # Envoy passed the header on
+
+
+def quality_row(stack: Stack, cohort: str) -> dict[str, Any]:
+    rows = stack.switchyard_stats()["quality"]
+    return next(r for r in rows if r["route"] == "clinical" and r["cohort"] == cohort)
+
+
+def scores_posted(stack: Stack, replies: list[Reply], score: Any) -> None:
+    for reply in replies:
+        request_id = reply.headers["x-request-id"]
+        status, _ = post_feedback(stack, {"request_id": request_id, "score": score(reply)})
+        assert status == 200
+
+
+def test_same_scores_for_both_cohorts_do_not_roll_back(fresh: Stack) -> None:
+    stack = fresh
+    rng = random.Random(7)
+    replies = send(stack, 160)
+    scores_posted(stack, replies, lambda _: round(rng.uniform(0.3, 1.0), 3))
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        state = rollout(stack)
+        assert state["phase"] == "progressing", state
+        time.sleep(0.5)
+    assert "mean score" in state["verdict"] and "(ok," in state["verdict"], state["verdict"]
+
+
+def test_low_scores_posted_for_the_canary_roll_it_back(fresh: Stack) -> None:
+    stack = fresh
+    rng = random.Random(8)
+    replies = send(stack, 160)
+    assert rollout(stack)["phase"] == "progressing"
+
+    def score(reply: Reply) -> float:
+        low = reply.cohort == "canary"
+        return round(rng.uniform(0.1, 0.4) if low else rng.uniform(0.6, 1.0), 3)
+
+    posted_at = time.monotonic()
+    scores_posted(stack, replies, score)
+    wait_until(lambda: rollout(stack)["phase"] == "rolled_back", 15, "a score rollback")
+    print(f"score rollback {time.monotonic() - posted_at:.1f}s after the scores were posted")
+    assert rollout(stack)["reason"].startswith("quality.score: degraded: mean score")
+
+
+def test_a_refusing_canary_is_rolled_back_on_refusals_alone(fresh: Stack) -> None:
+    stack = fresh
+    with Load(stack, "symptom: cough", threads=4) as load:
+        wait_until(lambda: sum(s.cohort == "canary" for s in load.sent) >= 30, 20, "traffic")
+        stack.backends["med-v2"].control(refusal_rate=1.0)
+        refusing_at = time.monotonic()
+        wait_until(lambda: rollout(stack)["phase"] == "rolled_back", 20, "a refusal rollback")
+        took = time.monotonic() - refusing_at
+    print(f"refusal rollback after {took:.1f}s: {rollout(stack)['reason']}")
+    assert rollout(stack)["reason"].startswith("quality.refusal: degraded: refusal rate")
+    assert all(sent.status == 200 for sent in load.sent)  # status stayed healthy throughout
+    canary = quality_row(stack, "canary")
+    assert canary["flags"]["refusal"] >= 5
+    assert "refusal" not in quality_row(stack, "stable")["flags"]
+    command = [
+        SWITCHYARD, "report",
+        "--admin", f"http://127.0.0.1:{stack.admin_port}",
+        "--switchyard", f"http://127.0.0.1:{stack.metrics_port}",
+    ]  # fmt: skip
+    text = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    quality_table = text.split("Quality by route, cohort and backend")[1].split("\n\n")[0]
+    line = next(line for line in quality_table.splitlines() if line.startswith("clinical  canary"))
+    assert line.split()[-4] != "0.00%"  # the refusal column
+    assert 'switchyard_rollbacks_total{reason="quality.refusal",route="clinical"}' in (
+        stack.metrics_text()
+    )
+
+
+def test_fleet_feedback_on_another_replica_rolls_the_canary_back(tmp_path: Path) -> None:
+    config = canary_config(percent=50, steps=[50, 100], hold={"seconds": 3600, "requests": 10**6})
+    with running_fleet(tmp_path, config, replicas=2) as fleet:
+        served_by, asked = fleet.replicas
+        replies = send(served_by, 120)
+        time.sleep(0.6)  # the ids reach Redis in the serving replica's next flush
+        rng = random.Random(9)
+
+        def score(reply: Reply) -> float:
+            low = reply.cohort == "canary"
+            return round(rng.uniform(0.1, 0.4) if low else rng.uniform(0.6, 1.0), 3)
+
+        # 200 for each: this replica never saw these requests, it finds them in Redis.
+        scores_posted(asked, replies, score)
+        wait_until(
+            lambda: {fleet.rollout(i, "clinical")["phase"] for i in (0, 1)} == {"rolled_back"},
+            15,
+            "the fleet's score rollback",
+        )
+        assert fleet.rollout(0, "clinical")["reason"].startswith("quality.score")
