@@ -145,13 +145,14 @@ HOT = {
         "config.labels",
         [*BASE["config"]["labels"], {"name": "legal", "examples": ["Is this contract valid?"]}],
     ),
-    "a route's match": ("config.routes.2.match", {"keywords": ["premium"]}),
+    "a route's match": ("config.routes.1.match", {"keywords": ["premium"]}),
+    "a header route's value": ("config.routes.2.match.header.value", "gold"),
     "the canary's percent": ("config.routes.0.canary.percent", 25),
     "the canary's steps": ("config.routes.0.canary.steps", [5, 100]),
     "the canary's hold": ("config.routes.0.canary.hold", {"seconds": 60, "requests": 10}),
     "the classifier threshold": ("config.classifier.threshold", 0.6),
     "analysis": ("config.analysis.window_s", 30),
-    "session sources": ("config.session.sources", ["user"]),
+    "session sources": ("config.session.sources", ["header:x-session-id", "user"]),
 }
 RESTART = {
     "a weight": ("config.routes.3.backends.0.weight", 60),
@@ -170,6 +171,10 @@ RESTART = {
     "envoy's message timeout": ("config.envoy.message_timeout_ms", 500),
     "server.max_body_bytes": ("config.server.max_body_bytes", 4194304),
     "the listener port": ("ports.http", 10001),
+    # Envoy forwards to switchyard only the request headers it reads.
+    "the header a route matches": ("config.routes.2.match.header.name", "x-plan"),
+    "a session header": ("config.session.sources", ["header:x-conversation", "user"]),
+    "a session cookie": ("config.session.sources", ["cookie:sid", "user"]),
 }
 
 
