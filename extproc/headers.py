@@ -15,7 +15,12 @@ STRIP_USAGE = "x-switchyard-strip-usage"
 """Request only: switchyard asked the backend for a stream's usage on the client's behalf;
 Envoy removes the usage event from the response (and this header before the backend)."""
 
-INTERNAL = (ROUTE, COHORT, STICKY, LABEL, BACKEND, STRIP_USAGE)
+SHADOW = "x-switchyard-shadow"
+"""Request only: this session's request is copied to the route's shadow backend. Its value is
+the client's path (before any backend's rewrite), from which the copy is rewritten for the
+shadow (extproc.request.shadow)."""
+
+INTERNAL = (ROUTE, COHORT, STICKY, LABEL, BACKEND, STRIP_USAGE, SHADOW)
 
 CLIENT = "x-switchyard-client"
 """Request only: the client's address as Envoy established it (see envoy.trusted_proxy_hops).
@@ -23,3 +28,5 @@ Envoy's request filter always overwrites it and the router drops it before forwa
 
 CANARY = "canary"
 STABLE = "stable"
+SHADOW_COHORT = "shadow"
+"""The cohort of the copies a shadow backend answers: observed, never shown to a client."""
