@@ -400,18 +400,31 @@ def _shadow_routes(config: Config) -> list[dict[str, Any]]:
         if route.shadow is None:
             continue
         backend = config.backend(route.shadow.backend)
-        routes.append(
+        headers = _backend_headers(backend)
+        # Set here too, so that a copy is never counted as stable (not even when the
+        # routing filter fails open or is skipped).
+        headers["request_headers_to_add"] = [
             {
-                "name": f"{route.name}.shadow",
-                "match": {"prefix": "/", "headers": [_header_match(h.ROUTE, route.name)]},
-                "route": {
-                    "cluster": backend.name,
-                    "host_rewrite_literal": backend.host_header,
-                    "timeout": f"{config.envoy.upstream_timeout_s}s",
-                },
-                **_backend_headers(backend),
-            }
-        )
+                "header": {"key": h.COHORT, "value": h.SHADOW_COHORT},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            },
+            *headers.get("request_headers_to_add", []),
+        ]
+        shadow_route: dict[str, Any] = {
+            "name": f"{route.name}.shadow",
+            "match": {"prefix": "/", "headers": [_header_match(h.ROUTE, route.name)]},
+            "route": {
+                "cluster": backend.name,
+                "host_rewrite_literal": backend.host_header,
+                "timeout": f"{config.envoy.upstream_timeout_s}s",
+            },
+            **headers,
+        }
+        involved = [backend, *(config.backend(w.backend) for w in route.backends)]
+        if not any(b.model or b.path_prefix or b.query for b in involved):
+            # The copy is already what the shadow expects: no stream to switchyard for it.
+            shadow_route["typed_per_filter_config"] = {ROUTING_FILTER: DISABLED}
+        routes.append(shadow_route)
     routes.append(
         {
             "name": "unknown",

@@ -32,18 +32,25 @@ ROUTES = [
             "hold": {"seconds": 3600, "requests": 100_000},
         },
         "shadow": {"backend": "v2", "percent": SHADOW_PERCENT},
-    }
+    },
+    {
+        # Nothing to rewrite for this shadow: Envoy alone marks and forwards its copies.
+        "name": "notes",
+        "match": {"keywords": ["note"]},
+        "backends": [{"backend": "v1"}],
+        "shadow": {"backend": "v3", "percent": 50},
+    },
 ]
 
 
-def is_shadowed(session: str, percent: float = SHADOW_PERCENT) -> bool:
-    return cohort_bucket("chat", session) < percent * 100
+def is_shadowed(session: str, percent: float = SHADOW_PERCENT, route: str = "chat") -> bool:
+    return cohort_bucket(route, session) < percent * 100
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     config = make_config(
-        ["v1", "v2"],
+        ["v1", "v2", "v3"],
         ROUTES,
         "chat",
         server={"admin_token_env": "SY_SHADOW_TOKEN"},
@@ -86,8 +93,9 @@ def converse(stack: Stack, sessions: list[str], turns: int = 1) -> list[tuple[st
         return [item for items in pool.map(one, sessions) for item in items]
 
 
-def shadow_sessions(stack: Stack) -> Counter[str]:
-    return Counter(r["headers"].get("x-session-id", "") for r in stack.backends["v2"].received())
+def shadow_sessions(stack: Stack, backend: str = "v2") -> Counter[str]:
+    received = stack.backends[backend].received()
+    return Counter(r["headers"].get("x-session-id", "") for r in received)
 
 
 def rollout(
@@ -150,6 +158,36 @@ def test_shadow_gets_its_percent_of_sessions_whole_and_clients_only_the_primary(
     copy = stack.backends["v2"].received()[0]
     assert copy["model"] == "v2-model" and copy["path"] == "/v1/chat/completions"
     assert stack.backends["v1"].stats()["requests"] == 600
+
+
+def test_a_copy_needing_no_rewrite_is_marked_and_observed_by_envoy_alone(stack: Stack) -> None:
+    routed = []
+    for session in (f"note-{i}" for i in range(100)):
+        reply = stack.client.chat("take a note", headers={"x-session-id": session})
+        assert (reply.status, reply.backend) == (200, "v1")
+        if reply.route == "notes":  # not when Envoy failed open on a busy machine
+            routed.append(session)
+    assert len(routed) >= 97
+    expected = Counter({s: 1 for s in routed if is_shadowed(s, 50, "notes")})
+    wait_until(lambda: shadow_sessions(stack, "v3") == expected, 10, "the notes copies")
+    copy = stack.backends["v3"].received()[0]["headers"]
+    assert copy["x-switchyard-cohort"] == "shadow"
+    wait_until(
+        lambda: any(
+            (r["route"], r["cohort"], r["backend"], r["requests"])
+            == ("notes", "shadow", "v3", expected.total())
+            for r in stack.switchyard_stats()["traffic"]
+        ),
+        10,
+        "the notes copies observed",
+    )
+    rows = stack.switchyard_stats()["traffic"]
+    assert not any(
+        r["route"] == "notes" and r["backend"] == "v3" and r["cohort"] != "shadow" for r in rows
+    )
+    stats = stack.envoy_stats()
+    copies_to_v2 = stack.backends["v2"].stats()["requests"]
+    assert stats["http.shadow.ext_proc.switchyard.streams_started"] == copies_to_v2
 
 
 def test_launch_needs_the_token_and_turns_the_shadow_into_its_first_step(stack: Stack) -> None:

@@ -15,7 +15,7 @@ import yaml
 
 from extproc import headers as h
 from extproc.config import Config, parse_config
-from extproc.envoy_config import SHADOW_LISTENER, render
+from extproc.envoy_config import DISABLED, SHADOW_LISTENER, render
 from extproc.errors import ConfigError
 from extproc.metrics import Metrics
 from extproc.request.adapt import compile_adapters
@@ -167,8 +167,12 @@ def test_the_internal_listener_rewrites_observes_and_forwards_to_the_shadow() ->
     route = next(r for r in _routes(listener) if r["name"] == "chat.shadow")
     assert route["route"]["cluster"] == "v2"
     assert route["route"]["host_rewrite_literal"] == "llm.internal"
-    added = route["request_headers_to_add"][0]["header"]
-    assert added == {"key": "authorization", "value": "Bearer %ENVIRONMENT(V2_KEY)%"}
+    added = [add["header"] for add in route["request_headers_to_add"]]
+    assert added == [
+        {"key": h.COHORT, "value": h.SHADOW_COHORT},
+        {"key": "authorization", "value": "Bearer %ENVIRONMENT(V2_KEY)%"},
+    ]
+    assert "typed_per_filter_config" not in route  # v2 takes another model name: rewritten
     assert _routes(listener)[-1]["direct_response"] == {"status": 404}
     cluster = next(
         c for c in bootstrap["static_resources"]["clusters"] if c["name"] == SHADOW_LISTENER
@@ -178,6 +182,15 @@ def test_the_internal_listener_rewrites_observes_and_forwards_to_the_shadow() ->
         "envoy_internal_address": {"server_listener_name": SHADOW_LISTENER}
     }
     assert bootstrap["bootstrap_extensions"][0]["name"] == "envoy.bootstrap.internal_listener"
+
+
+def test_a_copy_that_needs_no_rewrite_skips_switchyards_routing_filter() -> None:
+    data = shadowed(shadow={"backend": "other", "percent": 10})
+    del data["routes"][0]["canary"]
+    listener = _listener(render(parse_config(data, "t")), SHADOW_LISTENER)
+    route = next(r for r in _routes(listener) if r["name"] == "chat.shadow")
+    assert route["typed_per_filter_config"] == {"switchyard.route": {**DISABLED}}
+    assert route["request_headers_to_add"][0]["header"]["value"] == h.SHADOW_COHORT
 
 
 def test_without_a_shadow_nothing_of_it_is_rendered() -> None:
