@@ -173,6 +173,7 @@ class Switchyard:
 
     def _check_shadow(self, route: str) -> None:
         """`launch` takes a healthy shadow only (judged on this replica's observations)."""
+        self.rollouts.get(route)  # a route without a canary: 404, as for any action
         shadow = compare(self.traffic.snapshot(), self.config).get(route)
         if shadow is None:
             raise RolloutError(f"route {route!r} has no shadow to launch")
