@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -99,7 +100,7 @@ def shadow_sessions(stack: Stack, backend: str = "v2") -> Counter[str]:
 
 
 def rollout(
-    stack: Stack, action: str, *extra: str, token: str = TOKEN
+    stack: Stack, action: str, *extra: str, token: str = TOKEN, route: str = "chat"
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SY_SHADOW_TOKEN": token}
     return subprocess.run(
@@ -107,7 +108,7 @@ def rollout(
             SWITCHYARD,
             "rollout",
             action,
-            "chat",
+            route,
             "--url",
             f"http://127.0.0.1:{stack.metrics_port}",
             "--token-env",
@@ -235,7 +236,9 @@ def test_a_failing_or_slow_shadow_costs_clients_nothing(stack: Stack) -> None:
     assert max(slow) < 2.5
 
 
-def test_report_shows_the_shadow_beside_the_primary_and_launch_refuses_it(stack: Stack) -> None:
+def test_report_shows_the_shadow_beside_the_primary_and_launch_refuses_it(
+    stack: Stack, tmp_path: Path
+) -> None:
     # The slow copies finish (5 s) and are observed.
     wait_until(
         lambda: stack.switchyard_stats()["shadows"]["chat"]["shadow"]["latency_p95_ms"] > 4000,
@@ -259,5 +262,9 @@ def test_report_shows_the_shadow_beside_the_primary_and_launch_refuses_it(stack:
     state = json.loads(rollout(stack, "status", "--json").stdout)["rollouts"]["chat"]
     assert (state["phase"], state["percent"]) == ("progressing", 0)
     assert state["verdict_detail"]["canary_requests"] == 0
+    page = tmp_path / "report.html"
+    report(stack, "--html", str(page))
+    assert '<section class="shadow" data-route="chat">' in page.read_text()
+    assert "has no canary" in rollout(stack, "launch", route="notes").stderr
     refused = rollout(stack, "launch")
     assert refused.returncode == 1 and "the shadow is not healthy: error rate" in refused.stderr

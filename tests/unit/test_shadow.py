@@ -348,3 +348,39 @@ def test_report_puts_the_shadow_beside_the_primary() -> None:
     assert "chat: 20% of sessions -> error rate" in text
     assert "Shadow on route chat" in "".join(shadow_html(shadows))
     assert shadow_lines({})[-1] == "  (no route has a shadow)"
+
+
+# -- launch in a fleet ----------------------------------------------------------------------
+
+
+async def test_launch_is_committed_once_for_the_whole_fleet(tmp_path: Path) -> None:
+    from tests.redis_server import RedisServer
+    from tests.unit.test_redis_store import Replica, eventually
+
+    server = RedisServer(tmp_path)
+    server.start()
+    data = shadowed()
+    data["routes"][0]["name"] = data["default_route"] = "r"
+    data["state"] = {
+        "store": "redis",
+        "redis_url": server.url,
+        "sync_interval_s": 0.2,
+        "lease_ttl_s": 1.0,
+        "start_timeout_s": 0.5,
+    }
+    config = parse_config(data, "t")
+    replicas = [Replica(config), Replica(config)]
+    try:
+        for replica in replicas:
+            await replica.store.start()
+        a, b = replicas
+        assert a.state.percent == b.state.percent == 0
+        launched = await a.store.act("r", "launch", "operator")
+        assert (launched.phase, launched.percent) == (Phase.PROGRESSING, 5)
+        await eventually(lambda: b.state.percent == 5)
+        with pytest.raises(RolloutError, match="expected a canary at 0 %"):
+            await b.store.act("r", "launch", "operator")
+    finally:
+        for replica in replicas:
+            await replica.store.close()
+        server.stop()
