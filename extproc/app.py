@@ -19,9 +19,10 @@ from extproc.http_api import HttpApi
 from extproc.metrics import Metrics
 from extproc.request.runtime import RuntimeHolder, build_runtime
 from extproc.rollout.analysis import Status, Verdict, analyze
-from extproc.rollout.canary import CanaryState, Phase, Rollouts, hold_met
+from extproc.rollout.canary import CanaryState, Phase, RolloutError, Rollouts, hold_met
 from extproc.rollout.observe import TrafficStats
 from extproc.rollout.quality import Quality, Served
+from extproc.rollout.shadow import compare
 from extproc.server import ExternalProcessor, Health, start_grpc_server
 from extproc.store import make_store
 from extproc.store.clock import StoreClock
@@ -171,6 +172,8 @@ class Switchyard:
     def act(self, route: str, action: str) -> CanaryState:
         """An operator action, from the HTTP thread: committed by the store on the loop."""
         assert self._loop is not None
+        if action == "launch":
+            self._check_shadow(route)
         future = asyncio.run_coroutine_threadsafe(
             self.store.act(route, action, "operator"), self._loop
         )
@@ -185,6 +188,15 @@ class Switchyard:
             return future.result(timeout=OPERATOR_TIMEOUT_S)
         except TimeoutError:
             return None
+
+    def _check_shadow(self, route: str) -> None:
+        """`launch` takes a healthy shadow only (judged on this replica's observations)."""
+        self.rollouts.get(route)  # a route without a canary: 404, as for any action
+        shadow = compare(self.traffic.snapshot(), self.config).get(route)
+        if shadow is None:
+            raise RolloutError(f"route {route!r} has no shadow to launch")
+        if shadow["verdict"] != "healthy":
+            raise RolloutError(f"route {route!r}: the shadow is not healthy: {shadow['verdict']}")
 
     def status(self) -> dict[str, object]:
         """Every rollout as this replica serves it, and who decides (`rollout status`)."""
@@ -214,10 +226,12 @@ class Switchyard:
         }
 
     def stats(self) -> dict[str, object]:
+        traffic = self.traffic.snapshot()
         return {
-            "traffic": self.traffic.snapshot(),
+            "traffic": traffic,
             "quality": self.quality.snapshot(),
             "rollouts": self.status()["rollouts"],
+            "shadows": compare(traffic, self.config),
         }
 
     # -- lifecycle -----------------------------------------------------------------

@@ -371,6 +371,15 @@ class CanaryConfig(Model):
         return steps
 
 
+class ShadowConfig(Model):
+    """A copy of some sessions' requests goes to this backend; clients only see the primary's
+    answers (docs/CANARY.md, shadow phase)."""
+
+    backend: Name
+    percent: float = Field(gt=0, le=100)
+    """The share of sessions whose every request is copied to the shadow."""
+
+
 class RouteConfig(Model):
     name: Name
     match: MatchConfig | None = None
@@ -378,6 +387,9 @@ class RouteConfig(Model):
     canary: CanaryConfig | None = None
     analysis: RouteAnalysisConfig | None = None
     """This route's own canary analysis settings (analysis.quality otherwise)."""
+    shadow: ShadowConfig | None = None
+    """With a canary (same backend, percent 0): the canary's shadow phase, until
+    `switchyard rollout launch` takes it to its first step."""
 
 
 def _session_source(source: str) -> str:
@@ -701,6 +713,8 @@ def _cross_reference_issues(cfg: Config) -> list[ConfigIssue]:
                         f"expected 0 or one of steps {steps}",
                     )
                 )
+        if route.shadow:
+            issues += _shadow_issues(cfg, f"routes[{r}]", route)
     if cfg.routes:
         route_names = [route.name for route in cfg.routes]
         if cfg.default_route is None:
@@ -723,6 +737,53 @@ def _cross_reference_issues(cfg: Config) -> list[ConfigIssue]:
                     )
                 )
     return issues
+
+
+def _shadow_issues(cfg: Config, path: str, route: RouteConfig) -> list[ConfigIssue]:
+    assert route.shadow is not None
+    shadow = route.shadow.backend
+    backend_names = {backend.name for backend in cfg.backends}
+    if cfg.envoy.observe == "off":
+        return [
+            ConfigIssue(
+                f"{path}.shadow",
+                "expected envoy.observe all or canaries: a shadow's answers are only seen "
+                "by observing them",
+            )
+        ]
+    if shadow not in backend_names:
+        return [
+            ConfigIssue(
+                f"{path}.shadow.backend",
+                f"unknown backend {shadow!r}; expected one of backends[].name: "
+                f"{sorted(backend_names)}",
+            )
+        ]
+    if shadow in {w.backend for w in route.backends}:
+        return [
+            ConfigIssue(
+                f"{path}.shadow.backend",
+                "expected a backend that is not one of the route's stable backends (a copy "
+                "to the backend that already answers shows nothing)",
+            )
+        ]
+    if route.canary is not None and route.canary.backend != shadow:
+        return [
+            ConfigIssue(
+                f"{path}.shadow.backend",
+                f"expected the canary's backend {route.canary.backend!r}: the shadow phase "
+                "is that canary's first phase",
+            )
+        ]
+    if route.canary is not None and route.canary.percent != 0:
+        return [
+            ConfigIssue(
+                f"{path}.canary.percent",
+                "expected 0 with a shadow: the canary starts in its shadow phase and "
+                "`switchyard rollout launch` takes it to its first step",
+            )
+        ]
+    return []
 
 
 def environment_issues(cfg: Config, environ: Mapping[str, str]) -> list[ConfigIssue]:

@@ -20,7 +20,12 @@ The request path it builds, filter by filter:
    response without delaying it;
 4. the router: one route per (switchyard route, cohort) matched on those
    headers, forwarding with weighted_clusters keyed by the sticky header;
-   anything without them goes to the default route.
+   anything without them goes to the default route. A route with a shadow
+   has a variant for the sessions switchyard marked with the shadow header:
+   it forwards the same way and copies the request (request_mirror_policies)
+   to an internal listener, where the same routing filter rewrites the copy
+   for the shadow backend and the observing filter records its answer as
+   cohort `shadow`. Envoy drops the copy's answer and never waits for it.
 
 Envoy's admin interface stays on loopback (the config refuses anything else);
 a separate stats listener passes GET /stats/prometheus and GET /ready on to it
@@ -48,6 +53,8 @@ STREAM_USAGE_FILTER = "switchyard.stream_usage"
 OBSERVE_FILTER = "switchyard.observe"
 HCM_STAT_PREFIX = "ingress"
 VIRTUAL_HOST = "switchyard"
+SHADOW_LISTENER = "_switchyard_shadow"
+"""Internal listener (no socket) and the cluster that reaches it: where shadow copies go."""
 BUFFER_FACTOR = 2
 """Envoy buffers up to twice server.max_body_bytes, so that switchyard answers a
 body of unannounced length up to that size with its own 413; beyond it, Envoy's
@@ -366,6 +373,70 @@ def _header_match(name: str, value: str) -> dict[str, Any]:
     return {"name": name, "string_match": {"exact": value}}
 
 
+def _shadow_variant(stable: dict[str, Any], route: RouteConfig) -> dict[str, Any]:
+    """The stable route for a shadowed session: forwards alike and copies the request."""
+    variant = {**stable, "name": f"{route.name}.shadowed"}
+    variant["match"] = {
+        "prefix": "/",
+        "headers": [
+            _header_match(h.ROUTE, route.name),
+            _header_match(h.COHORT, h.STABLE),
+            {"name": h.SHADOW, "present_match": True},
+        ],
+    }
+    variant["route"] = {
+        **stable["route"],
+        "request_mirror_policies": [
+            # Every marked request: switchyard chose the sessions (by their hash).
+            {"cluster": SHADOW_LISTENER, "disable_shadow_host_suffix_append": True}
+        ],
+    }
+    return variant
+
+
+def _shadow_routes(config: Config) -> list[dict[str, Any]]:
+    """The internal listener's routes: each shadowed route's copies to its shadow backend."""
+    routes = []
+    for route in config.routes:
+        if route.shadow is None:
+            continue
+        backend = config.backend(route.shadow.backend)
+        headers = _backend_headers(backend)
+        # Set here too, so that a copy is never counted as stable (not even when the
+        # routing filter fails open or is skipped).
+        headers["request_headers_to_add"] = [
+            {
+                "header": {"key": h.COHORT, "value": h.SHADOW_COHORT},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            },
+            *headers.get("request_headers_to_add", []),
+        ]
+        shadow_route: dict[str, Any] = {
+            "name": f"{route.name}.shadow",
+            "match": {"prefix": "/", "headers": [_header_match(h.ROUTE, route.name)]},
+            "route": {
+                "cluster": backend.name,
+                "host_rewrite_literal": backend.host_header,
+                "timeout": f"{config.envoy.upstream_timeout_s}s",
+            },
+            **headers,
+        }
+        involved = [backend, *(config.backend(w.backend) for w in route.backends)]
+        if not any(b.model or b.path_prefix or b.query for b in involved):
+            # The copy is already what the shadow expects: no stream to switchyard for it.
+            shadow_route["typed_per_filter_config"] = {ROUTING_FILTER: DISABLED}
+        routes.append(shadow_route)
+    routes.append(
+        {
+            "name": "unknown",
+            "match": {"prefix": "/"},
+            "direct_response": {"status": 404},
+            "typed_per_filter_config": {ROUTING_FILTER: DISABLED, OBSERVE_FILTER: DISABLED},
+        }
+    )
+    return routes
+
+
 def _routes(config: Config) -> list[dict[str, Any]]:
     routes: list[dict[str, Any]] = []
     for route in config.routes:
@@ -390,21 +461,24 @@ def _routes(config: Config) -> list[dict[str, Any]]:
             "match": {"prefix": "/", "headers": [_header_match(h.ROUTE, route.name)]},
             **_forward(config, route, canary=False),
         }
-        if route.canary is None and config.envoy.observe == "canaries":
+        # A shadowed session's request matches first: it forwards alike and is copied.
+        variants = [stable] if route.shadow is None else [_shadow_variant(stable, route), stable]
+        if route.canary is None and route.shadow is None and config.envoy.observe == "canaries":
             stable["typed_per_filter_config"] = {OBSERVE_FILTER: DISABLED}
         elif sampling(config.envoy):
             # Observed only when switchyard marks the request (extproc.rollout.sampling):
-            # the same route, with the observe filter on.
-            marked = [*stable["match"]["headers"], _header_match(h.OBSERVE, "1")]
-            routes.append(
-                {
-                    **stable,
-                    "name": f"{route.name}.stable.observed",
-                    "match": {"prefix": "/", "headers": marked},
-                }
-            )
-            stable["typed_per_filter_config"] = {OBSERVE_FILTER: DISABLED}
-        routes.append(stable)
+            # each variant once more, with the observe filter on, ahead of it.
+            for variant in variants:
+                marked = [*variant["match"]["headers"], _header_match(h.OBSERVE, "1")]
+                routes.append(
+                    {
+                        **variant,
+                        "name": f"{variant['name']}.observed",
+                        "match": {"prefix": "/", "headers": marked},
+                    }
+                )
+                variant["typed_per_filter_config"] = {OBSERVE_FILTER: DISABLED}
+        routes.extend(variants)
     assert config.default_route is not None
     default = config.route(config.default_route)
     # Requests switchyard has not routed (yet, or at all when it is down).
@@ -447,6 +521,8 @@ def routing_headers(config: Config) -> list[str]:
         kind, _, name = source.partition(":")
         names += [name] if kind == "header" else ["cookie"] if kind == "cookie" else []
     names += [r.match.header.name for r in config.routes if r.match and r.match.header]
+    if any(r.shadow for r in config.routes):
+        names += [h.SHADOW, h.ROUTE]  # a shadow copy's routing stream (extproc.request.shadow)
     return list(dict.fromkeys(names))
 
 
@@ -612,6 +688,33 @@ def render(config: Config) -> dict[str, Any]:
         clusters.append(_processor_cluster(OBSERVE_CLUSTER, config.processor_address, tls))
     clusters += [_backend_cluster(config, backend) for backend in config.backends]
     listeners = [_ingress_listener(config, hcm)]
+    shadowed = any(route.shadow for route in config.routes)
+    if shadowed:
+        listeners.append(_shadow_listener(config))
+        clusters.append(
+            {
+                "name": SHADOW_LISTENER,
+                "connect_timeout": "0.25s",
+                "load_assignment": {
+                    "cluster_name": SHADOW_LISTENER,
+                    "endpoints": [
+                        {
+                            "lb_endpoints": [
+                                {
+                                    "endpoint": {
+                                        "address": {
+                                            "envoy_internal_address": {
+                                                "server_listener_name": SHADOW_LISTENER
+                                            }
+                                        }
+                                    }
+                                }
+                            ]
+                        }
+                    ],
+                },
+            }
+        )
     if config.envoy.stats_listen is not None:
         listeners.append(_stats_listener(config.envoy.stats_listen))
         clusters.append(
@@ -622,7 +725,7 @@ def render(config: Config) -> dict[str, Any]:
                 "load_assignment": _load_assignment(ADMIN_CLUSTER, config.envoy.admin),
             }
         )
-    return {
+    bootstrap: dict[str, Any] = {
         "admin": {"address": _socket_address(config.envoy.admin)},
         "layered_runtime": {
             "layers": [
@@ -631,6 +734,68 @@ def render(config: Config) -> dict[str, Any]:
             ]
         },
         "static_resources": {"listeners": listeners, "clusters": clusters},
+    }
+    if shadowed:
+        bootstrap["bootstrap_extensions"] = [
+            {
+                "name": "envoy.bootstrap.internal_listener",
+                "typed_config": {
+                    "@type": _TYPE + "bootstrap.internal_listener.v3.InternalListener"
+                },
+            }
+        ]
+    return bootstrap
+
+
+def _shadow_listener(config: Config) -> dict[str, Any]:
+    """Where Envoy sends shadow copies: reachable from Envoy itself only (no socket)."""
+    reply_header = "%REQ({})%"
+    hcm = {
+        "@type": _TYPE + "filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "shadow",
+        "route_config": {
+            "name": "shadow",
+            "virtual_hosts": [
+                {
+                    "name": "shadow",
+                    "domains": ["*"],
+                    "routes": _shadow_routes(config),
+                    "response_headers_to_add": [
+                        {
+                            "header": {"key": name, "value": reply_header.format(name)},
+                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                        }
+                        for name in (h.ROUTE, h.COHORT)
+                    ]
+                    + [
+                        {
+                            "header": {"key": h.BACKEND, "value": "%UPSTREAM_CLUSTER%"},
+                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                        }
+                    ],
+                }
+            ],
+        },
+        "http_filters": [
+            _routing_filter(config),
+            _observe_filter(config),
+            {
+                "name": "envoy.filters.http.router",
+                "typed_config": {"@type": _TYPE + "filters.http.router.v3.Router"},
+            },
+        ],
+    }
+    return {
+        "name": SHADOW_LISTENER,
+        "internal_listener": {},
+        "per_connection_buffer_limit_bytes": config.server.max_body_bytes * BUFFER_FACTOR,
+        "filter_chains": [
+            {
+                "filters": [
+                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
+                ]
+            }
+        ],
     }
 
 

@@ -19,7 +19,12 @@ OBSERVE = "x-switchyard-observe"
 """Request only: show this response to switchyard (envoy.observe_sample below 1 picks the
 stable responses that are observed; extproc.rollout.sampling)."""
 
-INTERNAL = (ROUTE, COHORT, STICKY, LABEL, BACKEND, STRIP_USAGE, OBSERVE)
+SHADOW = "x-switchyard-shadow"
+"""Request only: this session's request is copied to the route's shadow backend. Its value is
+the client's path (before any backend's rewrite), from which the copy is rewritten for the
+shadow (extproc.request.shadow)."""
+
+INTERNAL = (ROUTE, COHORT, STICKY, LABEL, BACKEND, STRIP_USAGE, OBSERVE, SHADOW)
 
 CLIENT = "x-switchyard-client"
 """Request only: the client's address as Envoy established it (see envoy.trusted_proxy_hops).
@@ -30,3 +35,6 @@ STABLE = "stable"
 
 REQUEST_ID = "x-request-id"
 """Envoy's id for each request; every routed response carries it back (POST /feedback)."""
+
+SHADOW_COHORT = "shadow"
+"""The cohort of the copies a shadow backend answers: observed, never shown to a client."""

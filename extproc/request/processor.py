@@ -20,6 +20,7 @@ from extproc.metrics import Metrics
 from extproc.request.adapt import rewrite
 from extproc.request.chat import parse_chat
 from extproc.request.runtime import Runtime
+from extproc.request.shadow import is_shadow_copy, shadow_rewrite
 from extproc.rollout.sampling import observe_response, sampling
 from proto import core_pb2, ext_proc_pb2, http_status_pb2, processing_mode_pb2
 
@@ -95,7 +96,8 @@ class RoutingStream:
     ) -> ext_proc_pb2.ProcessingResponse:
         self.headers = header_map(message.headers)
         server = self.runtime.config.server
-        path = self.headers.get(":path", "")
+        # A shadow copy's path may carry the primary backend's prefix: the client's is kept.
+        path = self.headers.get(h.SHADOW) or self.headers.get(":path", "")
         self.is_chat = (
             self.headers.get(":method") == "POST"
             and any(path.startswith(prefix) for prefix in server.chat_paths)
@@ -131,6 +133,8 @@ class RoutingStream:
             # streams that are ready (small requests, mostly) go first.
             await asyncio.sleep(0)
         chat = parse_chat(body)
+        if is_shadow_copy(self.headers):
+            return _body_changes(*shadow_rewrite(self.runtime, chat, self.headers))
         router = self.runtime.router
         label = None
         if self.runtime.classifier is not None and chat.user_messages:
@@ -165,6 +169,8 @@ class RoutingStream:
             headers[":path"] = changes.path
         if changes.strip_usage:
             headers[h.STRIP_USAGE] = "1"
+        if decision.shadow:
+            headers[h.SHADOW] = self.headers.get(":path", "")
         return ext_proc_pb2.ProcessingResponse(
             request_body=ext_proc_pb2.BodyResponse(
                 response=ext_proc_pb2.CommonResponse(
@@ -174,3 +180,16 @@ class RoutingStream:
                 )
             )
         )
+
+
+def _body_changes(
+    headers: Mapping[str, str], body: bytes | None
+) -> ext_proc_pb2.ProcessingResponse:
+    return ext_proc_pb2.ProcessingResponse(
+        request_body=ext_proc_pb2.BodyResponse(
+            response=ext_proc_pb2.CommonResponse(
+                header_mutation=set_headers(headers),
+                body_mutation=None if body is None else ext_proc_pb2.BodyMutation(body=body),
+            )
+        )
+    )

@@ -19,7 +19,7 @@ from extproc.config import Config, MatchConfig, RouteConfig
 from extproc.errors import RequestError
 from extproc.request.chat import ChatRequest
 from extproc.request.session import cohort_bucket, session_key, sticky_value
-from extproc.rollout.canary import Rollouts
+from extproc.rollout.canary import Rollouts, in_shadow_phase
 from extproc.upstream import backend_for
 
 Matcher = Callable[[ChatRequest, Mapping[str, str], str | None], bool]
@@ -61,6 +61,8 @@ class Decision:
     label: str | None
     backend: str
     """The backend Envoy will forward to (extproc.upstream.backend_for)."""
+    shadow: bool = False
+    """A copy goes to the route's shadow backend too (extproc.request.shadow)."""
 
     def headers(self) -> dict[str, str]:
         out = {h.ROUTE: self.route, h.COHORT: self.cohort, h.STICKY: str(self.sticky)}
@@ -96,6 +98,9 @@ class Router:
             route.name: frozenset(route.canary.allow.users)
             for route in config.routes
             if route.canary
+        }
+        self._shadow_percent = {
+            route.name: route.shadow.percent for route in config.routes if route.shadow
         }
         force = config.force_cohort
         self._force_header = force.header
@@ -138,7 +143,16 @@ class Router:
             sticky=sticky,
             label=label,
             backend=backend_for(self._route_configs[route_name], cohort, sticky),
+            shadow=cohort == h.STABLE and key is not None and self._shadowed(route_name, key),
         )
+
+    def _shadowed(self, route: str, key: str) -> bool:
+        percent = self._shadow_percent.get(route)
+        if percent is None or not in_shadow_phase(self._rollouts.state(route)):
+            return False
+        # The cohort's own bucket: the sessions a canary's first step takes are among
+        # those its shadow saw (when the step is at most the shadow's percent).
+        return cohort_bucket(route, key) < percent * 100
 
     def _forced_cohort(self, headers: Mapping[str, str]) -> str | None:
         forced = headers.get(self._force_header)

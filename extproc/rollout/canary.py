@@ -37,7 +37,8 @@ class Phase(enum.StrEnum):
     """0 %: the fleet's state is not known yet (state store unreachable at start)."""
 
 
-ACTIONS = ("promote", "pause", "resume", "rollback", "reset")
+ACTIONS = ("promote", "pause", "resume", "rollback", "reset", "launch")
+"""launch: from 0 % (a shadowed canary's shadow phase) to the first step."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,14 @@ class CanaryState:
         if self.phase in (Phase.ROLLED_BACK, Phase.WAITING):
             return 0.0
         return self.percent
+
+
+def in_shadow_phase(state: CanaryState | None) -> bool:
+    """Whether a route's shadow receives copies: with no canary, or one not yet launched
+    (0 %, neither rolled back nor waiting for the fleet's state)."""
+    if state is None:
+        return True
+    return state.percent == 0 and state.phase in (Phase.PROGRESSING, Phase.PAUSED)
 
 
 def initial_state(canary: CanaryConfig, now: float) -> CanaryState:
@@ -91,6 +100,13 @@ def plan(
         at_top = target >= 100 or next_step(canary, target) is None
         phase = Phase.PROMOTED if at_top else state.phase
         return replace(state, phase=phase, percent=target, step_started=now, reason=reason)
+    if action == "launch":
+        if not in_shadow_phase(state):
+            raise RolloutError(
+                f"expected a canary at 0 % (its shadow phase), not {state.phase} at "
+                f"{state.percent:g} %"
+            )
+        return plan("promote", state, canary, now, reason)
     if action == "pause":
         if state.phase is not Phase.PROGRESSING:
             return state

@@ -131,7 +131,8 @@ class TrafficStats:
                 totals.prompt_tokens += usage[0]
                 totals.completion_tokens += usage[1]
                 totals.cost += cost
-            if route in self._analysed:
+            # A shadow's copies are compared in the report, never in the canary analysis.
+            if route in self._analysed and cohort != h.SHADOW_COHORT:
                 key = (route, cohort, int(self._clock()))
                 bucket = self._buckets.get(key)
                 if bucket is None:

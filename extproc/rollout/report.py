@@ -17,6 +17,7 @@ import urllib.request
 from typing import Any
 
 from extproc.envoy_config import VIRTUAL_HOST
+from extproc.rollout.shadow import shadow_lines
 
 _ROUTE_TOTAL = re.compile(rf"^vhost\.{VIRTUAL_HOST}\.route\.(.+)\.upstream_rq_total$")
 _CLUSTER_TOTAL = re.compile(r"^cluster\.([^._][^.]*)\.upstream_rq_total$")
@@ -144,6 +145,7 @@ def report_data(admin: str, switchyard: str) -> dict[str, Any]:
         "envoy_routes": route_rows,
         "envoy_clusters": cluster_rows,
         "canaries": rollouts,
+        "shadows": own.get("shadows", {}),
         "fail_open": fail_open,
         "processor_timeouts": timeouts,
     }
@@ -222,4 +224,5 @@ def build_report(admin: str, switchyard: str, *, as_json: bool = False) -> str:
             f"  {route}: {state['backend']} at {state['percent']:g}% ({state['phase']}{reason})"
             f" -> {state['verdict']}"
         )
+    parts += ["", *shadow_lines(data["shadows"])]
     return "\n".join(parts)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from extproc.rollout.report import ReportError, requests_cell
+from extproc.rollout.shadow import shadow_html
 
 Points = list[tuple[float, float]]
 
@@ -278,6 +279,7 @@ def render_html(
         rows = [r for r in data["ab"] if r["route"] == route]
         body.append(_table(AB_HEADER, _ab_rows(rows)))
         body.append("</section>")
+    body += shadow_html(data.get("shadows", {}))
     body += [
         "<h2>A/B by route, cohort and backend</h2>",
         _table(AB_HEADER, _ab_rows(data["ab"])),
