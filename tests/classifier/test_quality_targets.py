@@ -43,9 +43,7 @@ def _counts(clf: Classifier, prompts_file: str) -> tuple[int, int, int, int]:
 
 
 @pytest.fixture(scope="module")
-def root(
-    tmp_path_factory: pytest.TempPathFactory, model_dir: Path, use_model_dir: Path
-) -> Path:
+def root(tmp_path_factory: pytest.TempPathFactory, model_dir: Path, use_model_dir: Path) -> Path:
     return _model_root(tmp_path_factory.mktemp("quality"), model_dir, use_model_dir)
 
 
