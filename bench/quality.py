@@ -35,10 +35,22 @@ SETS = [
             "travel_tax",
             "intents_en",
             "topics_exam",
+            "topics13",
             "heldout_fitness_cars",
+            "heldout_music_astro",
             "heldout_fr_rh_info",
+            "heldout_fr_sport_cuisine",
             "heldout_fr_intents",
+            "heldout_fr_telecom",
+            "heldout_bank_intents",
         )
+    ),
+    # The 13 exam subjects' held-out questions, against the same labels as topics13.
+    (
+        "heldout_topics13",
+        DATA / "sets" / "topics13.yaml",
+        DATA / "sets" / "heldout_topics13.jsonl",
+        True,
     ),
 ]
 VARIANTS = [

@@ -21,7 +21,7 @@ from classifier.decision import check_settings, decide
 from classifier.encoder import MODEL_FILE, Encoder
 from classifier.errors import LabelError, ModelLoadError
 from classifier.neutral import NeutralReference, neutral_reference
-from classifier.scoring import ExampleIndex
+from classifier.scoring import CENTROID_WEIGHT, ExampleIndex
 from classifier.sequence import LABELS_FILE, SEQUENCE_DEFAULT_THRESHOLD, SequenceClassifier
 from classifier.text import FOLLOW_UP_ANCHORS, guess_language
 from classifier.tokenize import CHARS_PER_TOKEN, TOKENIZER_FILE
@@ -57,8 +57,10 @@ class LabelClassifier:
         threshold: float | None,
         fallback: str,
         turn_policy: TurnPolicy | None = None,
+        centroid_weights: Sequence[float] | None = None,
     ) -> None:
-        """``threshold=None`` derives the threshold from the examples (``calibration``)."""
+        """``threshold=None`` derives the threshold from the examples (``calibration``).
+        ``centroid_weights``: one per encoder (``classifier.scoring``; default 0.5 each)."""
         names = [label.name for label in labels]
         check_settings(names, threshold, fallback)
         empty = [label.name for label in labels if not label.examples]
@@ -67,6 +69,11 @@ class LabelClassifier:
         encoders = [encoder] if isinstance(encoder, Encoder) else list(encoder)
         if not encoders:
             raise LabelError("at least one encoder is required")
+        weights = (
+            [CENTROID_WEIGHT] * len(encoders) if centroid_weights is None else centroid_weights
+        )
+        if len(weights) != len(encoders):
+            raise LabelError(f"{len(encoders)} encoder(s) but {len(weights)} centroid weight(s)")
         self._names = names
         self.fallback = fallback
         self.turn_policy = turn_policy or TurnPolicy()
@@ -78,7 +85,7 @@ class LabelClassifier:
         # prompt costs what its first few thousand characters cost.
         self._language_chars = max(e.max_tokens for e in encoders) * CHARS_PER_TOKEN
         self._members = []
-        for member in encoders:
+        for member, weight in zip(encoders, weights, strict=True):
             # The centring is fixed (the neutral corpus's per-language means), so every
             # label's scores depend on its own examples only.
             neutral = neutral_reference(member)
@@ -88,7 +95,10 @@ class LabelClassifier:
             self._members.append(
                 _Member(
                     member,
-                    ExampleIndex(examples, langs[: len(texts)], label_ids, len(labels), centering),
+                    ExampleIndex(
+                        examples, langs[: len(texts)], label_ids, len(labels), centering, weight
+                    ),
+                    # The follow-up threshold was read off the 0.5 blend: anchors keep it.
                     ExampleIndex(anchors, langs[len(texts) :], [0] * len(anchors), 1, centering),
                     neutral,
                 )
@@ -120,15 +130,19 @@ class LabelClassifier:
             return f"threshold {self.threshold:.3f} (set in the config)"
         return self.calibration.explain()
 
-    def _score(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Label scores [n, n_labels] and follow-up anchor scores [n], ensemble means."""
+    def _score(
+        self, texts: Sequence[str], *, follow_up: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Label scores [n, n_labels] and, if asked, follow-up anchor scores [n] (ensemble
+        means). A conversation of one message has no earlier topic to follow up on."""
         langs = self._languages(texts)
         labels, follow = [], []
         for m in self._members:
             embeddings = m.encoder.encode(texts)
             labels.append(m.index.scores(embeddings, langs))
-            follow.append(m.follow_up.scores(embeddings, langs)[:, 0])
-        return np.mean(labels, axis=0), np.mean(follow, axis=0)
+            if follow_up:
+                follow.append(m.follow_up.scores(embeddings, langs)[:, 0])
+        return np.mean(labels, axis=0), (np.mean(follow, axis=0) if follow_up else None)
 
     def _languages(self, texts: Sequence[str]) -> list[str | None]:
         return [guess_language(t[: self._language_chars]) for t in texts]
@@ -155,7 +169,8 @@ class LabelClassifier:
         recent = [list(conv)[-window:] for conv in conversations]
         flat = [message for conv in recent for message in conv]
         # Every message of every conversation at once.
-        label_scores, follow_scores = self._score(flat)
+        follow_up_needed = any(len(conv) > 1 for conv in recent)
+        label_scores, follow_scores = self._score(flat, follow_up=follow_up_needed)
         predictions: list[Prediction] = []
         start = 0
         for conv in recent:
@@ -164,10 +179,14 @@ class LabelClassifier:
                 predictions.append(Prediction(self.fallback, 0.0, None, 0.0))
                 continue
             rows = label_scores[start:end]
-            follow_up = [
-                bool(f >= self.turn_policy.follow_up_min and f >= s.max())
-                for f, s in zip(follow_scores[start:end], rows, strict=True)
-            ]
+            follow_up = (
+                [False] * len(conv)
+                if follow_scores is None
+                else [
+                    bool(f >= self.turn_policy.follow_up_min and f >= s.max())
+                    for f, s in zip(follow_scores[start:end], rows, strict=True)
+                ]
+            )
             combined = combine_turns(rows, follow_up, self.threshold, self.turn_policy)
             predictions.append(decide(combined, self._names, self.threshold, self.fallback))
             start = end
@@ -175,11 +194,13 @@ class LabelClassifier:
 
 
 # Encoder names (``classifier.encoder``) -> their directories inside the model directory
-# that ``switchyard build-model`` writes ("" is the directory itself: all-MiniLM-L6-v2).
-ENCODERS: dict[str, tuple[str, ...]] = {
-    "minilm": ("",),
-    "use": (USE_SUBDIR,),
-    "minilm+use": ("", USE_SUBDIR),
+# that ``switchyard build-model`` writes ("" is the directory itself: all-MiniLM-L6-v2),
+# each with its centroid weight (``classifier.scoring``).
+USE_CENTROID_WEIGHT = 0.7
+ENCODERS: dict[str, tuple[tuple[str, float], ...]] = {
+    "minilm": (("", CENTROID_WEIGHT),),
+    "use": ((USE_SUBDIR, USE_CENTROID_WEIGHT),),
+    "minilm+use": (("", CENTROID_WEIGHT), (USE_SUBDIR, USE_CENTROID_WEIGHT)),
 }
 
 
@@ -215,14 +236,17 @@ def load_classifier(
     if encoder not in ENCODERS:
         raise LabelError(f"unknown encoder {encoder!r}; expected one of {sorted(ENCODERS)}")
     encoders = []
-    for subdir in ENCODERS[encoder]:
+    for subdir, _ in ENCODERS[encoder]:
         directory = model_dir / subdir if subdir else model_dir
         if not directory.is_dir():
             raise ModelLoadError(
                 directory, f"encoder {encoder!r} needs this directory: run `switchyard build-model`"
             )
         encoders.append(shared_encoder(directory, max_tokens=max_tokens, threads=threads))
-    return LabelClassifier(encoders, labels, threshold=threshold, fallback=fallback)
+    weights = [weight for _, weight in ENCODERS[encoder]]
+    return LabelClassifier(
+        encoders, labels, threshold=threshold, fallback=fallback, centroid_weights=weights
+    )
 
 
 # A config reload builds a new classifier while the old one still serves; loading the model

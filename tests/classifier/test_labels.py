@@ -82,7 +82,8 @@ def test_batch_matches_single_labels(classifier: LabelClassifier) -> None:
 def test_construction_is_fast(encoder: Encoder, labels: list[Label]) -> None:
     start = time.perf_counter()
     LabelClassifier(encoder, labels, threshold=0.2, fallback="other")
-    assert time.perf_counter() - start < 2.0
+    # Not a timing goal (make bench has those): catches a blow-up, with room for a busy machine.
+    assert time.perf_counter() - start < 10.0
 
 
 @pytest.mark.parametrize(

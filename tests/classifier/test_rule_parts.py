@@ -7,6 +7,8 @@ import pytest
 
 from classifier.conversation import TurnPolicy, combine_turns
 from classifier.decision import decide
+from classifier.labels import ENCODERS
+from classifier.scoring import Centering, ExampleIndex
 from classifier.text import guess_language
 
 POLICY = TurnPolicy(switch_margin=0.1, decay=0.5, window=3, follow_up_weight=0.0)
@@ -78,3 +80,19 @@ def test_decide() -> None:
 )
 def test_guess_language(text: str, lang: str | None) -> None:
     assert guess_language(text) == lang
+
+
+def test_the_centroid_weight_blends_centroid_and_nearest() -> None:
+    # Two examples of one label, at right angles; the query is the first one.
+    examples = np.eye(3, dtype=np.float32)[:2]
+    none = Centering(overall=np.zeros(3, dtype=np.float32), by_language={})
+    query = examples[:1]
+    centroid, nearest = 1 / np.sqrt(2), 1.0
+    for weight in (0.5, 0.7):
+        index = ExampleIndex(examples, [None, None], [0, 0], 1, none, weight)
+        expected = weight * centroid + (1 - weight) * nearest
+        assert index.scores(query, [None])[0, 0] == pytest.approx(expected, abs=1e-6)
+    with pytest.raises(ValueError, match="centroid_weight"):
+        ExampleIndex(examples, [None, None], [0, 0], 1, none, 1.5)
+    # MiniLM keeps the weight it was tuned with; the multilingual encoder uses 0.7.
+    assert dict(ENCODERS["minilm+use"]) == {"": 0.5, "use": 0.7}
