@@ -100,6 +100,13 @@ function envoy_on_request(handle)
   headers:replace("%(client_header)s",
     string.match(address, "^%%[(.+)%%]:%%d+$") or string.match(address, "^(.+):%%d+$") or address)
 end
+%(on_response)s"""
+
+_CACHE_FILL_LUA = """
+-- The observing filter has read the cache-fill token by now: the client never sees it.
+function envoy_on_response(handle)
+  handle:headers():remove("%s")
+end
 """
 
 
@@ -473,6 +480,44 @@ def _observe_filter(config: Config) -> dict[str, Any]:
     }
 
 
+def _uses_cache(config: Config) -> bool:
+    return any(route.cache.enabled for route in config.routes)
+
+
+def _response_headers(config: Config) -> list[dict[str, Any]]:
+    """What Envoy's route adds to every response: switchyard's decision, copied from the
+    request headers switchyard set, and the backend that answered."""
+    copied = [h.ROUTE, h.COHORT, h.LABEL]
+    added = [
+        {
+            "header": {"key": name, "value": f"%REQ({name})%"},
+            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+        }
+        for name in copied
+    ]
+    added.append(
+        {
+            # Absent only from answers switchyard gave itself, which say so.
+            "header": {"key": h.BACKEND, "value": "%UPSTREAM_CLUSTER%"},
+            "append_action": "ADD_IF_ABSENT",
+        }
+    )
+    if _uses_cache(config):
+        added += [
+            {
+                # A hit (switchyard's own answer) already says so.
+                "header": {"key": h.CACHE, "value": f"%REQ({h.CACHE})%"},
+                "append_action": "ADD_IF_ABSENT",
+            },
+            {
+                # For the observing filter; the request guard's Lua removes it afterwards.
+                "header": {"key": h.CACHE_FILL, "value": f"%REQ({h.CACHE_FILL})%"},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            },
+        ]
+    return added
+
+
 def render(config: Config) -> dict[str, Any]:
     """The Envoy bootstrap for this config, as a dict ready for YAML or JSON."""
     if not config.routes:
@@ -486,6 +531,7 @@ def render(config: Config) -> dict[str, Any]:
         "max_body": config.server.max_body_bytes,
         "backend_header": h.BACKEND,
         "client_header": h.CLIENT,
+        "on_response": _CACHE_FILL_LUA % h.CACHE_FILL if _uses_cache(config) else "",
     }
     http_filters: list[dict[str, Any]] = [
         {
@@ -514,7 +560,6 @@ def render(config: Config) -> dict[str, Any]:
             "typed_config": {"@type": _TYPE + "filters.http.router.v3.Router"},
         }
     )
-    reply_header = "%REQ({})%"
     hcm = {
         "@type": _TYPE + "filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": HCM_STAT_PREFIX,
@@ -530,25 +575,7 @@ def render(config: Config) -> dict[str, Any]:
                     "domains": ["*"],
                     "routes": _routes(config),
                     "request_headers_to_remove": [config.force_cohort.token_header, h.CLIENT],
-                    "response_headers_to_add": [
-                        {
-                            "header": {"key": h.ROUTE, "value": reply_header.format(h.ROUTE)},
-                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                        },
-                        {
-                            "header": {"key": h.COHORT, "value": reply_header.format(h.COHORT)},
-                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                        },
-                        {
-                            "header": {"key": h.LABEL, "value": reply_header.format(h.LABEL)},
-                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                        },
-                        {
-                            # Absent only from answers switchyard gave itself, which say so.
-                            "header": {"key": h.BACKEND, "value": "%UPSTREAM_CLUSTER%"},
-                            "append_action": "ADD_IF_ABSENT",
-                        },
-                    ],
+                    "response_headers_to_add": _response_headers(config),
                 }
             ],
         },

@@ -15,7 +15,14 @@ STRIP_USAGE = "x-switchyard-strip-usage"
 """Request only: switchyard asked the backend for a stream's usage on the client's behalf;
 Envoy removes the usage event from the response (and this header before the backend)."""
 
-INTERNAL = (ROUTE, COHORT, STICKY, LABEL, BACKEND, STRIP_USAGE)
+CACHE = "x-switchyard-cache"
+"""hit, miss or bypass on routes with a cache (extproc.cache); on the request, Envoy's
+route copies it into the response."""
+CACHE_FILL = "x-switchyard-cache-fill"
+"""Request only: the token of a pending cache fill; Envoy's route copies it into the
+response headers for the observing filter and removes it before the client."""
+
+INTERNAL = (ROUTE, COHORT, STICKY, LABEL, BACKEND, STRIP_USAGE, CACHE, CACHE_FILL)
 
 CLIENT = "x-switchyard-client"
 """Request only: the client's address as Envoy established it (see envoy.trusted_proxy_hops).

@@ -1,5 +1,6 @@
 """switchyard's HTTP side: /metrics for Prometheus, /stats for the report, /rollout for operators.
 
+POST /cache/purge[?route=R&partition=P] removes cached answers (extproc.cache).
 GET /rollout (or /rollout/<route>) shows the rollout state this replica serves and
 who leads the fleet; POST /rollout/<route>/<action> commits an action through the
 state store, so in a fleet it acts on every replica.
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -26,6 +28,8 @@ from extproc.metrics import Metrics
 from extproc.rollout.canary import ACTIONS, CanaryState, RolloutError
 
 Act = Callable[[str, str], CanaryState]
+PurgeCache = Callable[[str | None, str | None], int]
+"""(route or None, partition or None) -> entries removed."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class HttpApi:
         stats: Callable[[], object],
         serving: Callable[[], bool],
         admin_token: str | None,
+        purge_cache: PurgeCache | None = None,
     ) -> None:
         """admin_token: what POST requests must present; None admits loopback clients only."""
         host, _, port = address.rpartition(":")
@@ -102,6 +107,10 @@ class HttpApi:
                 if denied is not None:
                     self._json(denied.status, {"error": denied.message})
                     return
+                path, _, query = self.path.partition("?")
+                if path == "/cache/purge" and purge_cache is not None:
+                    self._purge(purge_cache, parse_qs(query))
+                    return
                 parts = self.path.strip("/").split("/")
                 if len(parts) != 3 or parts[0] != "rollout" or parts[2] not in ACTIONS:
                     self._json(
@@ -132,6 +141,16 @@ class HttpApi:
                         "version": state.version,
                     },
                 )
+
+            def _purge(self, purge: PurgeCache, query: dict[str, list[str]]) -> None:
+                route = query.get("route", [None])[-1]
+                partition = query.get("partition", [None])[-1]
+                try:
+                    removed = purge(route or None, partition or None)
+                except TimeoutError:
+                    self._json(503, {"error": "the purge did not finish in time"})
+                    return
+                self._json(200, {"purged": removed, "route": route, "partition": partition})
 
             def _rollout_status(self, route: str) -> None:
                 current = status()

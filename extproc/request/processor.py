@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from extproc import headers as h
 from extproc.errors import RequestError
@@ -20,6 +21,9 @@ from extproc.request.adapt import rewrite
 from extproc.request.chat import parse_chat
 from extproc.request.runtime import Runtime
 from proto import core_pb2, ext_proc_pb2, http_status_pb2, processing_mode_pb2
+
+if TYPE_CHECKING:
+    from extproc.cache.service import Lookup, ResponseCache
 
 BodySendMode = processing_mode_pb2.ProcessingMode.BodySendMode
 log = logging.getLogger("switchyard.request")
@@ -60,6 +64,26 @@ def immediate_response(error: RequestError) -> ext_proc_pb2.ProcessingResponse:
     )
 
 
+def cached_response(lookup: Lookup, route: str, backend: str) -> ext_proc_pb2.ProcessingResponse:
+    """A cache hit, answered by switchyard: no model is called."""
+    headers = {
+        "content-type": lookup.content_type,
+        h.CACHE: lookup.result,
+        h.ROUTE: route,
+        h.BACKEND: backend,  # the backend whose answer this is
+    }
+    if lookup.content_type == "text/event-stream":
+        headers["cache-control"] = "no-cache"
+    return ext_proc_pb2.ProcessingResponse(
+        immediate_response=ext_proc_pb2.ImmediateResponse(
+            status=http_status_pb2.HttpStatus(code=200),  # type: ignore[arg-type]
+            headers=set_headers(headers),
+            body=lookup.body,
+            details="switchyard_cache_hit",
+        )
+    )
+
+
 CONTINUE_HEADERS = ext_proc_pb2.ProcessingResponse(
     request_headers=ext_proc_pb2.HeadersResponse(response=ext_proc_pb2.CommonResponse())
 )
@@ -81,6 +105,7 @@ class RoutingStream:
     metrics: Metrics
     headers: dict[str, str] = field(default_factory=dict)
     is_chat: bool = False
+    cache: ResponseCache | None = None
 
     @property
     def request_id(self) -> str:
@@ -144,6 +169,20 @@ class RoutingStream:
             self.runtime.adapters.get(decision.backend), chat, self.headers.get(":path", "")
         )
         headers = decision.headers()
+        if self.cache is not None:
+            lookup = await self.cache.lookup(
+                chat,
+                self.headers,
+                route=decision.route,
+                backend=decision.backend,
+                cohort=decision.cohort,
+            )
+            if lookup is not None:
+                if lookup.body:
+                    return cached_response(lookup, decision.route, decision.backend)
+                headers[h.CACHE] = lookup.result
+                if lookup.fill_token is not None:
+                    headers[h.CACHE_FILL] = lookup.fill_token
         body_mutation = None
         if changes.body is not None:
             body_mutation = ext_proc_pb2.BodyMutation(body=changes.body)
