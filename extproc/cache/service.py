@@ -354,6 +354,7 @@ class ResponseCache:
         rows: list[dict[str, object]] = []
         for route, totals in sorted(self._totals.items()):
             requests = totals[HIT] + totals[MISS] + totals[BYPASS]
+            looked_up = totals[HIT] + totals[MISS]
             rows.append(
                 {
                     "route": route,
@@ -361,7 +362,8 @@ class ResponseCache:
                     "hits": int(totals[HIT]),
                     "misses": int(totals[MISS]),
                     "bypasses": int(totals[BYPASS]),
-                    "hit_rate": round(totals[HIT] / requests, 4) if requests else 0.0,
+                    # Of the requests the cache could serve (bypasses never can).
+                    "hit_rate": round(totals[HIT] / looked_up, 4) if looked_up else 0.0,
                     "entries": counts.get(route, 0),
                     "saved_prompt_tokens": int(totals["saved_prompt_tokens"]),
                     "saved_completion_tokens": int(totals["saved_completion_tokens"]),

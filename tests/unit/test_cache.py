@@ -298,3 +298,21 @@ def test_cache_config_errors_name_the_key() -> None:
     bad["routes"] = [{**CONFIG["routes"][0], "cache": {"partition_by": ["tenant"]}}]
     with pytest.raises(ConfigError, match=r"routes\[0\]\.cache\.partition_by\[0\]"):
         parse_config(bad, "test.yaml")
+
+
+def test_envoy_carries_the_cache_headers_only_for_configs_with_a_cache() -> None:
+    from extproc.envoy_config import render
+
+    def rendered(config: dict[str, Any]) -> tuple[set[str], str]:
+        hcm = render(parse_config(config, "t.yaml"))["static_resources"]["listeners"][0]
+        manager = hcm["filter_chains"][0]["filters"][0]["typed_config"]
+        host = manager["route_config"]["virtual_hosts"][0]
+        lua = manager["http_filters"][0]["typed_config"]["default_source_code"]["inline_string"]
+        return {a["header"]["key"] for a in host["response_headers_to_add"]}, lua
+
+    names, lua = rendered(CONFIG)
+    assert {"x-switchyard-cache", "x-switchyard-cache-fill"} <= names
+    assert 'remove("x-switchyard-cache-fill")' in lua  # the client never sees the token
+    plain = {**CONFIG, "routes": [{"name": "r", "backends": [{"backend": "b"}]}]}
+    names, lua = rendered(plain)
+    assert "x-switchyard-cache" not in names and "envoy_on_response" not in lua
