@@ -157,8 +157,9 @@ class EnvoyConfig(Model):
     observe: Literal["all", "canaries", "off"] = "all"
     """Which responses Envoy shows switchyard in observability mode (the A/B numbers:
     tokens, cost, latency; the canary analysis): every routed response, only those of
-    routes with a canary (the analysis still works; about half of switchyard's CPU per
-    request is observing), or none (no A/B numbers, no automatic rollback)."""
+    routes with a canary or a cache (the analysis and the cache still work; about half of
+    switchyard's CPU per request is observing), or none (no A/B numbers, no automatic
+    rollback, no cache)."""
     observe_close_timeout_ms: int = Field(default=500, ge=100, le=5000)
     trusted_proxy_hops: int = Field(default=0, ge=0, le=10)
     """How many proxies in front of Envoy append to x-forwarded-for (a cloud load balancer:
@@ -601,6 +602,14 @@ def _cross_reference_issues(cfg: Config) -> list[ConfigIssue]:
                         f"{sorted(backend_names)}",
                     )
                 )
+        if route.cache.enabled and cfg.envoy.observe == "off":
+            issues.append(
+                ConfigIssue(
+                    f"routes[{r}].cache.enabled",
+                    "the cache fills from the responses switchyard observes: expected "
+                    "envoy.observe all or canaries, not off",
+                )
+            )
         if route.match and route.match.label:
             for label in route.match.label:
                 if label not in label_names | {cfg.classifier.fallback}:

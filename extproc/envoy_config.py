@@ -396,7 +396,8 @@ def _routes(config: Config) -> list[dict[str, Any]]:
             "match": {"prefix": "/", "headers": [_header_match(h.ROUTE, route.name)]},
             **_forward(config, route, canary=False),
         }
-        if route.canary is None and config.envoy.observe == "canaries":
+        # A cache fills from observed responses (extproc.cache): its route stays observed.
+        if route.canary is None and not route.cache.enabled and config.envoy.observe == "canaries":
             stable["typed_per_filter_config"] = {OBSERVE_FILTER: DISABLED}
         routes.append(stable)
     assert config.default_route is not None

@@ -178,11 +178,10 @@ class ResponseCache:
         vector: np.ndarray | None = None
         if not skip_read:
             entry = self.store.get(route, key.exact)
-            if entry is None and settings.min_similarity < 1:
-                candidates = self.store.in_scope(key.scope)
-                if candidates:
-                    vector = await self._embed(key.question)
-                    entry = self._closest(route, key, vector, candidates, settings.min_similarity)
+            if entry is None and settings.min_similarity < 1 and self.store.has_scope(key.scope):
+                vector = await self._embed(key.question)
+                if vector is not None:
+                    entry = self._closest(route, key, vector, settings.min_similarity)
             if entry is not None:
                 return self._hit(route, backend, entry, chat.stream)
         token = None
@@ -191,22 +190,12 @@ class ResponseCache:
         return self._count(route, Lookup(BYPASS if skip_read else MISS, fill_token=token))
 
     def _closest(
-        self,
-        route: str,
-        key: RequestKey,
-        vector: np.ndarray | None,
-        candidates: list[Entry],
-        min_similarity: float,
+        self, route: str, key: RequestKey, vector: np.ndarray, min_similarity: float
     ) -> Entry | None:
-        usable = [e for e in candidates if e.vector is not None]
-        if vector is None or not usable:
-            return None
-        similarities = np.stack([e.vector for e in usable]) @ vector  # type: ignore[misc]
-        order = np.argsort(-similarities)[:SEMANTIC_CANDIDATES]
-        for index in order:
-            if similarities[index] < min_similarity:
+        """The closest entry of the scope that is close enough and that the guard passes."""
+        for similarity, entry in self.store.nearest(key.scope, vector, SEMANTIC_CANDIDATES):
+            if similarity < min_similarity:
                 break
-            entry = usable[int(index)]
             reason = disagreement(entry.question, key.question)
             if reason is None:
                 self.store.touch(route, entry.exact)

@@ -69,6 +69,61 @@ class Entry:
         )
 
 
+class ScopeIndex:
+    """One scope's entries and their vectors as rows of one matrix, so that a semantic
+    lookup is one matrix-vector product, and a fill or an eviction costs O(1) (the last
+    row moves into a freed one)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Entry] = {}
+        self._rows: list[str] = []
+        self._row_of: dict[str, int] = {}
+        self._matrix: np.ndarray | None = None
+
+    def add(self, entry: Entry) -> None:
+        self.entries[entry.exact] = entry
+        if entry.vector is None:
+            return
+        if self._matrix is None or self._matrix.shape[1] != entry.vector.shape[0]:
+            self._matrix = np.zeros((4, entry.vector.shape[0]), dtype=np.float32)
+            self._rows, self._row_of = [], {}
+            for other in self.entries.values():
+                if other.vector is not None and other is not entry:
+                    self._append(other)
+        self._append(entry)
+
+    def _append(self, entry: Entry) -> None:
+        assert self._matrix is not None and entry.vector is not None
+        if len(self._rows) == self._matrix.shape[0]:
+            grown = np.zeros((2 * len(self._rows), self._matrix.shape[1]), dtype=np.float32)
+            grown[: len(self._rows)] = self._matrix
+            self._matrix = grown
+        if entry.vector.shape[0] != self._matrix.shape[1]:
+            return  # written by another encoder: not comparable
+        self._row_of[entry.exact] = len(self._rows)
+        self._matrix[len(self._rows)] = entry.vector
+        self._rows.append(entry.exact)
+
+    def remove(self, exact: str) -> None:
+        self.entries.pop(exact, None)
+        row = self._row_of.pop(exact, None)
+        if row is None or self._matrix is None:
+            return
+        last = self._rows.pop()
+        if last != exact:
+            self._matrix[row] = self._matrix[len(self._rows)]
+            self._rows[row] = last
+            self._row_of[last] = row
+
+    def nearest(self, vector: np.ndarray, count: int) -> list[tuple[float, Entry]]:
+        """The `count` closest entries with a vector, closest first, with their cosines."""
+        if self._matrix is None or not self._rows or vector.shape[0] != self._matrix.shape[1]:
+            return []
+        similarities = self._matrix[: len(self._rows)] @ vector
+        top = np.argsort(-similarities)[:count]
+        return [(float(similarities[i]), self.entries[self._rows[int(i)]]) for i in top]
+
+
 class MemoryStore:
     """Thread-safe: the gRPC loop reads and fills, the HTTP thread purges and counts."""
 
@@ -76,7 +131,7 @@ class MemoryStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._routes: dict[str, OrderedDict[str, Entry]] = {}
-        self._scopes: dict[str, dict[str, Entry]] = {}
+        self._scopes: dict[str, ScopeIndex] = {}
 
     def get(self, route: str, exact: str) -> Entry | None:
         with self._lock:
@@ -90,12 +145,18 @@ class MemoryStore:
             entries.move_to_end(exact)  # type: ignore[union-attr]
             return entry
 
-    def in_scope(self, scope: str) -> list[Entry]:
-        """The live entries sharing this scope (the semantic candidates)."""
+    def has_scope(self, scope: str) -> bool:
+        with self._lock:
+            return scope in self._scopes
+
+    def nearest(self, scope: str, vector: np.ndarray, count: int) -> list[tuple[float, Entry]]:
+        """The scope's live entries closest to `vector` (the semantic candidates), closest
+        first, with their cosines."""
         now = self._clock()
         with self._lock:
-            entries = self._scopes.get(scope)
-            return [e for e in entries.values() if e.expires > now] if entries else []
+            index = self._scopes.get(scope)
+            found = index.nearest(vector, count) if index is not None else []
+        return [(similarity, entry) for similarity, entry in found if entry.expires > now]
 
     def put(self, entry: Entry, max_entries: int) -> None:
         with self._lock:
@@ -104,7 +165,7 @@ class MemoryStore:
             if old is not None:
                 self._drop(old)
             entries[entry.exact] = entry
-            self._scopes.setdefault(entry.scope, {})[entry.exact] = entry
+            self._scopes.setdefault(entry.scope, ScopeIndex()).add(entry)
             while len(entries) > max_entries:
                 self._drop(next(iter(entries.values())))
 
@@ -121,8 +182,8 @@ class MemoryStore:
             entries.pop(entry.exact, None)
         scope = self._scopes.get(entry.scope)
         if scope is not None:
-            scope.pop(entry.exact, None)
-            if not scope:
+            scope.remove(entry.exact)
+            if not scope.entries:
                 del self._scopes[entry.scope]
 
     def purge(self, route: str | None, partitions: Iterable[str] | None) -> int:

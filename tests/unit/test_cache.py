@@ -163,7 +163,19 @@ def test_store_is_bounded_lru_with_ttl() -> None:
     store.put(_entry("d"), max_entries=2)  # b was used last: c goes
     assert store.get("r", "c") is None and store.get("r", "b") is not None
     now[0] = 100.0
-    assert store.get("r", "b") is None and store.in_scope("scope") == []
+    assert store.get("r", "b") is None
+    assert store.nearest("scope", np.ones(4, dtype=np.float32), 5) == []
+
+
+def test_the_scope_index_finds_the_nearest_after_evictions() -> None:
+    store = MemoryStore(lambda: 0.0)
+    axes = np.eye(4, dtype=np.float32)
+    for i in range(4):
+        store.put(Entry(**{**_entry(f"e{i}").__dict__, "vector": axes[i]}), max_entries=3)
+    assert store.get("r", "e0") is None  # evicted: the least recently used
+    found = store.nearest("scope", axes[2] + 0.1 * axes[3], 2)
+    assert [(e.exact, round(s, 2)) for s, e in found] == [("e2", 1.0), ("e3", 0.1)]
+    assert store.nearest("scope", axes[0], 1)[0][0] == 0.0  # e0's row went with it
 
 
 def test_store_purges_by_route_and_partition() -> None:
@@ -298,6 +310,9 @@ def test_cache_config_errors_name_the_key() -> None:
     bad["routes"] = [{**CONFIG["routes"][0], "cache": {"partition_by": ["tenant"]}}]
     with pytest.raises(ConfigError, match=r"routes\[0\]\.cache\.partition_by\[0\]"):
         parse_config(bad, "test.yaml")
+    unobserved = {**CONFIG, "envoy": {"observe": "off"}}
+    with pytest.raises(ConfigError, match=r"routes\[0\]\.cache\.enabled: the cache fills"):
+        parse_config(unobserved, "test.yaml")
 
 
 def test_envoy_carries_the_cache_headers_only_for_configs_with_a_cache() -> None:
@@ -316,3 +331,14 @@ def test_envoy_carries_the_cache_headers_only_for_configs_with_a_cache() -> None
     plain = {**CONFIG, "routes": [{"name": "r", "backends": [{"backend": "b"}]}]}
     names, lua = rendered(plain)
     assert "x-switchyard-cache" not in names and "envoy_on_response" not in lua
+
+
+def test_observing_only_canaries_still_observes_a_cached_route() -> None:
+    from extproc.envoy_config import OBSERVE_FILTER, render
+
+    config = {**CONFIG, "envoy": {"observe": "canaries"}}
+    listener = render(parse_config(config, "t.yaml"))["static_resources"]["listeners"][0]
+    manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+    routes = {r["name"]: r for r in manager["route_config"]["virtual_hosts"][0]["routes"]}
+    assert OBSERVE_FILTER not in routes["r.stable"].get("typed_per_filter_config", {})
+    assert OBSERVE_FILTER in routes["plain.stable"]["typed_per_filter_config"]
