@@ -127,9 +127,10 @@ def from_sse_body(body: bytes) -> CachedAnswer | None:
 def read_answer(status: int, content_type: str, body: bytes) -> CachedAnswer | None:
     if status != 200:
         return None
-    if content_type.startswith("text/event-stream"):
+    # Repeated content-type headers arrive joined ("text/plain; application/json").
+    if "text/event-stream" in content_type:
         return from_sse_body(body)
-    if content_type.startswith("application/json"):
+    if "application/json" in content_type:
         return from_json_body(body)
     return None
 

@@ -121,6 +121,8 @@ def _with_choice(**changes: Any) -> bytes:
 
 def test_only_complete_answers_are_read() -> None:
     assert read_answer(200, "application/json", json.dumps(COMPLETE).encode()) is not None
+    joined = "text/plain; application/json"  # two content-type headers, as Envoy hands them
+    assert read_answer(200, joined, json.dumps(COMPLETE).encode()) is not None
     assert read_answer(500, "application/json", json.dumps(COMPLETE).encode()) is None
     assert read_answer(200, "application/json", _with_choice(finish_reason="length")) is None
     tool = {"role": "assistant", "content": None, "tool_calls": [{"id": "t"}]}
