@@ -150,6 +150,9 @@ class HttpApi:
                 except TimeoutError:
                     self._json(503, {"error": "the purge did not finish in time"})
                     return
+                except RuntimeError as exc:  # the fleet's store did not answer
+                    self._json(503, {"error": str(exc)})
+                    return
                 self._json(200, {"purged": removed, "route": route, "partition": partition})
 
             def _rollout_status(self, route: str) -> None:

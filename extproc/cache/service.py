@@ -43,8 +43,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("switchyard.cache")
 
 HIT, MISS, BYPASS = "hit", "miss", "bypass"
-PENDING_KEPT = 20_000
-"""Fills waiting for their response; the oldest are forgotten first."""
+PENDING_KEPT = 10_000
+"""Fills waiting for their response; the oldest are forgotten first, and any older than
+the upstream timeout (its response will never be observed)."""
 SEMANTIC_CANDIDATES = 5
 """The closest entries above min_similarity that the guard is asked about, best first."""
 
@@ -92,6 +93,7 @@ class ResponseCache:
         self._embedder: Embedder | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-embed")
         self._pending: OrderedDict[str, PendingFill] = OrderedDict()
+        self._pending_max_age_s = float("inf")  # until configure()
         self._tasks: set[asyncio.Task[None]] = set()
         self.requests = Counter(
             "switchyard_cache_requests",
@@ -141,6 +143,7 @@ class ResponseCache:
         if semantic and self._embedder is None:
             self._embedder = load_embedder(config)
         self._config = config
+        self._pending_max_age_s = config.envoy.upstream_timeout_s + 10
 
     def settings(self, route: str) -> CacheConfig | None:
         config = self._config
@@ -257,6 +260,9 @@ class ResponseCache:
         token = secrets.token_hex(12)
         self._pending[token] = pending
         while len(self._pending) > PENDING_KEPT:
+            self._pending.popitem(last=False)
+        stale = pending.created - self._pending_max_age_s
+        while next(iter(self._pending.values())).created < stale:
             self._pending.popitem(last=False)
         return token
 

@@ -36,6 +36,10 @@ log = logging.getLogger("switchyard.cache")
 _ERRORS = (RedisError, OSError, asyncio.TimeoutError, ValueError, KeyError)
 
 
+class PurgeNotShared(RuntimeError):
+    """A purge that reached this replica's entries but not Redis."""
+
+
 class SharedCache:
     def __init__(self, config: StateConfig, cache: ResponseCache, replica: str) -> None:
         password = os.environ.get(config.password_env) if config.password_env else None
@@ -74,16 +78,28 @@ class SharedCache:
 
     async def _load(self) -> int:
         loaded = 0
+        batch: list[str] = []
         async for key in self._redis.scan_iter(match=f"{self._prefix}:*", count=500):
-            text = await self._redis.get(key)
+            batch.append(str(key))
+            if len(batch) >= 500:
+                loaded += await self._adopt_keys(batch)
+                batch = []
+        return loaded + await self._adopt_keys(batch)
+
+    async def _adopt_keys(self, keys: list[str]) -> int:
+        """One round trip for a batch of entries (a start may load max_entries of them)."""
+        if not keys:
+            return 0
+        adopted = 0
+        for text in await self._redis.mget(keys):
             if text is None:
-                continue
+                continue  # expired meanwhile
             try:
                 self._cache.adopt(Entry.from_json(str(text)))
             except (ValueError, KeyError, TypeError):
                 continue  # an entry written by another version: ignored, expires by itself
-            loaded += 1
-        return loaded
+            adopted += 1
+        return adopted
 
     async def publish(self, entry: Entry) -> None:
         """Stores a fill for the fleet (after the local store has it; off the request path)."""
@@ -100,6 +116,15 @@ class SharedCache:
 
     async def purge(self, route: str | None, digests: list[str] | None) -> int:
         """Removes matching entries from Redis and tells every replica to do the same."""
+        try:
+            return await self._purge(route, digests)
+        except _ERRORS as exc:
+            raise PurgeNotShared(
+                f"the state store did not answer ({type(exc).__name__}): this replica's entries "
+                "are purged, the fleet's are not; run the purge again"
+            ) from None
+
+    async def _purge(self, route: str | None, digests: list[str] | None) -> int:
         pattern = f"{self._prefix}:{route}:*" if route is not None else f"{self._prefix}:*"
         removed = 0
         wanted = set(digests) if digests is not None else None

@@ -294,6 +294,14 @@ async def test_errors_and_oversized_answers_are_not_filled() -> None:
     assert cache.take_pending("unknown") is None
 
 
+async def test_a_pending_fill_older_than_the_upstream_timeout_is_forgotten() -> None:
+    cache = _cache()
+    first = await _ask(cache, "q?")
+    cache._pending[first.fill_token].created -= 10_000  # its response never came
+    await _ask(cache, "another question?")
+    assert cache.take_pending(first.fill_token) is None
+
+
 async def test_purge_by_partition_value() -> None:
     cache = _cache()
     for tenant in ("acme", "globex"):
