@@ -1,8 +1,9 @@
 """The response cache through a real Envoy, fake backends, the real encoder and Redis.
 
-One stack for the whole file: a `support` route with a cache (partitioned by tenant)
-and a canary that only the force header reaches; the state store is a real
-redis-server, so the last test restarts switchyard and finds the cache again.
+One fleet for the whole file: two replicas (Envoy + switchyard each) sharing a real
+redis-server, a `support` route with a cache (partitioned by tenant) and a canary that
+only the force header reaches. Most tests talk to the first replica; the last ones
+check the other replica sees its fills and purges, and that a restart keeps the cache.
 """
 
 from __future__ import annotations
@@ -16,16 +17,15 @@ import openai
 import pytest
 
 from tests.e2e.cache_workload import questions, workload
+from tests.e2e.fleet import Fleet, running_fleet
 from tests.e2e.stack import (
     MODEL_DIR,
     Reply,
     Stack,
     http_post,
     make_config,
-    running_stack,
     wait_until,
 )
-from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.e2e
 
@@ -34,10 +34,7 @@ CANARY = {"x-switchyard-force-cohort": "canary", "x-switchyard-token": TOKEN}
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    workdir = tmp_path_factory.mktemp("cache")
-    redis = RedisServer(workdir)
-    redis.start()
+def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     routes = [
         {
             "name": "support",
@@ -46,19 +43,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "cache": {"enabled": True, "partition_by": ["header:x-tenant-id"]},
         }
     ]
-    config = make_config(
-        ["llm", "llm-v2"],
-        routes,
-        "support",
-        state={"store": "redis", "redis_url": redis.url},
-    )
+    config = make_config(["llm", "llm-v2"], routes, "support")
     config["classifier"] = {"model": str(MODEL_DIR)}  # the cache's encoder; no labels
     config["backends"][0]["price"] = {"prompt_per_1m": 1.0, "completion_per_1m": 2.0}
-    try:
-        with running_stack(workdir, config, env={"SWITCHYARD_FORCE_TOKEN": TOKEN}) as stack:
-            yield stack
-    finally:
-        redis.stop()
+    workdir = tmp_path_factory.mktemp("cache")
+    with running_fleet(workdir, config, 2, env={"SWITCHYARD_FORCE_TOKEN": TOKEN}) as fleet:
+        yield fleet
+
+
+@pytest.fixture(scope="module")
+def stack(fleet: Fleet) -> Stack:
+    """The replica most tests talk to."""
+    return fleet.replicas[0]
 
 
 def ask(stack: Stack, text: str, tenant: str = "acme", **extra: Any) -> Reply:
@@ -217,6 +213,24 @@ def test_no_cache_skips_the_read_but_fills_and_purge_removes(stack: Stack) -> No
     status, body = http_post(stack.metrics_port, "/cache/purge?partition=purge-me")
     assert status == 200 and json.loads(body)["purged"] >= 1  # loopback, no token configured
     assert ask(stack, text, tenant).headers["x-switchyard-cache"] == "miss"
+
+
+def test_every_replica_serves_one_cache_and_a_purge_reaches_them_all(fleet: Fleet) -> None:
+    here, there = fleet.replicas
+    text, tenant = "How do I transfer my licence to a new laptop?", "fleet"
+    filled(here, text, tenant)
+    wait_until(
+        lambda: ask(there, text, tenant).headers["x-switchyard-cache"] == "hit",
+        10,
+        "the other replica to get the fill",
+    )
+    status, body = http_post(there.metrics_port, "/cache/purge?route=support&partition=fleet")
+    assert status == 200, body
+    wait_until(
+        lambda: ask(here, text, tenant).headers["x-switchyard-cache"] == "miss",
+        10,
+        "the purge to reach the first replica",
+    )
 
 
 def test_a_restarted_switchyard_keeps_the_cache(stack: Stack) -> None:
