@@ -70,6 +70,7 @@ def cached_response(lookup: Lookup, route: str, backend: str) -> ext_proc_pb2.Pr
         "content-type": lookup.content_type,
         h.CACHE: lookup.result,
         h.ROUTE: route,
+        h.COHORT: h.STABLE,  # the canary cohort is never served from the cache
         h.BACKEND: backend,  # the backend whose answer this is
     }
     if lookup.content_type == "text/event-stream":

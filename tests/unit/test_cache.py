@@ -352,3 +352,49 @@ def test_observing_only_canaries_still_observes_a_cached_route() -> None:
     routes = {r["name"]: r for r in manager["route_config"]["virtual_hosts"][0]["routes"]}
     assert OBSERVE_FILTER not in routes["r.stable"].get("typed_per_filter_config", {})
     assert OBSERVE_FILTER in routes["plain.stable"]["typed_per_filter_config"]
+
+
+def _response_headers(values: dict[str, str]) -> Any:
+    from proto import core_pb2, ext_proc_pb2
+
+    headers = core_pb2.HeaderMap(
+        headers=[core_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in values.items()]
+    )
+    return ext_proc_pb2.ProcessingRequest(
+        response_headers=ext_proc_pb2.HttpHeaders(headers=headers), observability_mode=True
+    )
+
+
+def _response_body(chunk: bytes, end: bool) -> Any:
+    from proto import ext_proc_pb2
+
+    return ext_proc_pb2.ProcessingRequest(
+        response_body=ext_proc_pb2.HttpBody(body=chunk, end_of_stream=end),
+        observability_mode=True,
+    )
+
+
+async def test_the_observer_fills_from_a_streamed_response_and_skips_hits() -> None:
+    from extproc.metrics import Metrics
+    from extproc.rollout.observe import ObserveStream, TrafficStats
+
+    cache = _cache()
+    traffic = TrafficStats(Metrics())
+    config = parse_config(CONFIG, "t.yaml")
+    lookup = await _ask(cache, "How do I export my data?")
+    answer = read_answer(200, "application/json", json.dumps(COMPLETE).encode())
+    assert answer is not None
+    stream = render_sse(answer)
+    observer = ObserveStream(config, traffic, cache)
+    routed = {":status": "200", "content-type": "text/event-stream", "x-switchyard-route": "r"}
+    observer.on_message(_response_headers({**routed, "x-switchyard-cache-fill": lookup.fill_token}))
+    half = len(stream) // 2
+    observer.on_message(_response_body(stream[:half], False))
+    observer.on_message(_response_body(stream[half:], True))
+    await asyncio.gather(*cache._tasks)
+    assert (await _ask(cache, "How do I export my data?")).result == "hit"
+    assert traffic.snapshot()[0]["requests"] == 1
+    hit = ObserveStream(config, traffic, cache)
+    hit.on_message(_response_headers({**routed, "x-switchyard-cache": "hit"}))
+    hit.on_message(_response_body(b"{}", True))
+    assert traffic.snapshot()[0]["requests"] == 1  # a hit is no backend's answer
