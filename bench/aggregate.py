@@ -203,6 +203,29 @@ def check_targets(results: Record, rows: dict[tuple[str, int], Row]) -> list[Tar
             f"timeouts at c={top} in {', '.join(at_top) or 'none'}" if timeouts else clean,
         )
     )
+    exact = rows.get(("cache-exact", 1))
+    added = exact.added_p50_ms if exact else None
+    targets.append(
+        Target(
+            "cache exact hit added p50 at c=1 (over Envoy alone)",
+            "<= 2 ms",
+            _fmt(added, " ms"),
+            None if added is None else added <= 2,
+            _margin(2, added, "ms"),
+        )
+    )
+    by_meaning = rows.get(("cache-semantic", 1))
+    added = by_meaning.added_p50_ms if by_meaning else None
+    budget = None if inference is None else inference + 2
+    targets.append(
+        Target(
+            "cache semantic hit added p50 at c=1 vs inference",
+            "<= inference + 2 ms",
+            f"{_fmt(added, ' ms')} (inference of {TARGET_PROMPT}: {_fmt(inference, ' ms')})",
+            None if added is None or budget is None else added <= budget,
+            _margin(budget, added, "ms"),
+        )
+    )
     rss = max((row.rss_mib or 0 for row in semantic), default=0.0) or None
     targets.append(
         Target(

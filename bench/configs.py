@@ -79,18 +79,50 @@ REPEATED_PROMPTS = [
 ]
 
 
-def chat_body(prompt: str) -> bytes:
-    """An OpenAI chat completion request as clients send it: a system and a user message."""
-    return json.dumps(
-        {
-            "model": "any",
-            "messages": [
-                {"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": prompt},
-            ],
-            "max_tokens": 256,
-        }
-    ).encode()
+def chat_body(prompt: str, user: str | None = None) -> bytes:
+    """An OpenAI chat completion request as clients send it: a system and a user message
+    (and the body's `user`, which the cache scenarios partition by)."""
+    body: dict[str, Any] = {
+        "model": "any",
+        "messages": [
+            {"role": "system", "content": SYSTEM_PROMPT},
+            {"role": "user", "content": prompt},
+        ],
+        "max_tokens": 256,
+    }
+    if user is not None:
+        body["user"] = user
+    return json.dumps(body).encode()
+
+
+CACHE_USER = "bench-tenant"
+CACHE_REWORDINGS = [
+    RULES_PROMPT,
+    "My Python script prints a stack trace when it reads the config file at startup. "
+    "How can I find which line fails?",
+    "My Python script prints a stack trace when it reads the config file at start-up. "
+    "How do I find which line fails?",
+    "My Python script shows a stack trace when it reads the config file at startup. "
+    "How do I find which line fails?",
+]
+"""The cache's semantic scenario: the first fills, the others hit by meaning."""
+
+
+def cache_config(addresses: Addresses, backend_address: str) -> dict[str, Any]:
+    """The rules-only config with a cache on the route RULES_PROMPT takes (partitioned by
+    the body's user); the encoder is loaded for the cache alone."""
+    routes = [
+        {**route, "cache": {"enabled": True, "partition_by": ["user"]}}
+        if route["name"] == RULES_ROUTE
+        else route
+        for route in RULE_ROUTES
+    ]
+    return {
+        **_base(addresses, backend_address, observe=True),
+        "classifier": {"model": str(MODEL_DIR)},
+        "routes": routes,
+        "default_route": "general",
+    }
 
 
 @dataclass(frozen=True)

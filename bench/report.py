@@ -304,6 +304,10 @@ class Doc:
             return f"a new {scenario['tokens']}-token prompt per request{note}"
         if name == "semantic-repeated":
             return "8 prompts of 22-28 tokens in turn"
+        if name == "cache-exact":
+            return "the 28-token coding prompt, with a `user` (the cache's partition), every time"
+        if name == "cache-semantic":
+            return "that prompt and 3 rewordings of it in turn, with a `user`"
         return "one 28-token coding prompt (rules: regex route `code`)"
 
     def by_concurrency(

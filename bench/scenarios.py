@@ -16,7 +16,8 @@ class Scenario:
     stack: str
     """Scenarios with the same stack share one Envoy and processor."""
     body: str
-    """static, repeated or unique (see bench.load)."""
+    """static, repeated or unique (see bench.load); cached: one body the cache answers
+    (exact hits); reworded: rewordings of it in turn (semantic hits)."""
     title: str
     tokens: int | None = None
     """Encoder tokens per prompt, for unique prompts."""
@@ -31,6 +32,11 @@ class Scenario:
             return load.unique_script(self.tokens)
         if self.body == "repeated":
             return load.repeated_script([configs.chat_body(p) for p in configs.REPEATED_PROMPTS])
+        if self.body == "cached":
+            return load.static_script(configs.chat_body(configs.RULES_PROMPT, configs.CACHE_USER))
+        if self.body == "reworded":
+            bodies = [configs.chat_body(p, configs.CACHE_USER) for p in configs.CACHE_REWORDINGS]
+            return load.repeated_script(bodies)
         return load.static_script(configs.chat_body(configs.RULES_PROMPT))
 
 
@@ -88,6 +94,15 @@ SCENARIOS = [
         32,
     ),
 ]
+SCENARIOS += [
+    Scenario("cache-exact", "cache", "cached", f"{SWITCHYARD}, rules, cache: exact hits"),
+    Scenario(
+        "cache-semantic",
+        "cache",
+        "reworded",
+        f"{SWITCHYARD}, rules, cache: 4 rewordings in turn (3 of 4 hits by meaning)",
+    ),
+]
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 QUICK = ["ceiling", "trivial", "rules", "semantic-unique-32", "semantic-repeated"]
 TARGET_PROMPT = "semantic-unique-32"
@@ -125,6 +140,12 @@ def start_stack(lab: Lab, name: str) -> Stack:
             config = configs.with_fleet_state(config, "general", lab.redis_url())
         probe = configs.chat_body(configs.REPEATED_PROMPTS[0])
         return lab.start_switchyard(name, config, addresses, probe, "*")
+    if name == "cache":
+        if not model_available():
+            raise RuntimeError(f"no model in {configs.MODEL_DIR}: run `make model` first")
+        config = configs.cache_config(addresses, lab.backend_address)
+        probe = configs.chat_body(configs.RULES_PROMPT, configs.CACHE_USER)
+        return lab.start_switchyard(name, config, addresses, probe, configs.RULES_ROUTE)
     raise ValueError(f"unknown stack {name!r}")
 
 

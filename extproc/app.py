@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from extproc import headers as h
+from extproc.cache.service import ResponseCache
 from extproc.config import Config, insecure_backends, load_config
 from extproc.envoy_config import render
 from extproc.errors import ConfigError
@@ -56,6 +57,8 @@ class Switchyard:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.rollouts.subscribe(self._on_rollout_change)
         runtime = build_runtime(config, self.rollouts, self.metrics)
+        self.cache = ResponseCache(self.metrics.registry)
+        self.cache.configure(config)
         self._adopt_rollouts(config)
         self.runtimes = RuntimeHolder(runtime)
         self._config_stamp = _stamp(config_path)
@@ -85,6 +88,7 @@ class Switchyard:
         try:
             config = load_config(self.config_path)
             runtime = build_runtime(config, self.rollouts, self.metrics)
+            self.cache.configure(config)
         except ConfigError as exc:
             self.metrics.config_reloads.labels("failure").inc()
             log.error("config reload refused, the running config stays: %s", exc)
@@ -232,7 +236,14 @@ class Switchyard:
             "quality": self.quality.snapshot(),
             "rollouts": self.status()["rollouts"],
             "shadows": compare(traffic, self.config),
+            "cache": self.cache.snapshot(),
         }
+
+    def purge_cache(self, route: str | None, partition: str | None) -> int:
+        """`switchyard cache purge`, from the HTTP thread: done on the loop (and in Redis)."""
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(self.cache.purge(route, partition), self._loop)
+        return future.result(timeout=OPERATOR_TIMEOUT_S)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -243,7 +254,14 @@ class Switchyard:
         # The fleet's state first: a replica serves what the fleet decided, not the
         # config's starting percent.
         await self.store.start()
-        processor = ExternalProcessor(self.runtimes, self.metrics, self.traffic, self.quality)
+        if self.config.state.store == "redis":
+            from extproc.cache.shared import SharedCache
+
+            self.cache.shared = SharedCache(self.config.state, self.cache, self.store.replica)
+            await self.cache.shared.start()
+        processor = ExternalProcessor(
+            self.runtimes, self.metrics, self.traffic, self.quality, self.cache
+        )
         server = await start_grpc_server(cfg.listen, processor, self.health, cfg.tls)
         admin_token = os.environ.get(cfg.admin_token_env) or None
         api = HttpApi(
@@ -255,6 +273,7 @@ class Switchyard:
             lambda: self.health.serving,
             admin_token,
             self.quality.feedback,
+            purge_cache=self.purge_cache,
         )
         api.start()
         log.info(
@@ -296,6 +315,8 @@ class Switchyard:
             task.cancel()
         await server.stop(grace=cfg.grace_s)
         await self.store.close()
+        if self.cache.shared is not None:
+            await self.cache.shared.close()
         api.stop()
         log.info("stopped")
 

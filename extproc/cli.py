@@ -9,6 +9,7 @@ import os
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -228,6 +229,29 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cache(args: argparse.Namespace) -> int:
+    """`switchyard cache purge`: through the admin API, like the rollout actions."""
+    query = urllib.parse.urlencode(
+        {k: v for k, v in (("route", args.route), ("partition", args.partition)) if v}
+    )
+    headers = {}
+    token = os.environ.get(args.token_env)
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    url = f"{args.url.rstrip('/')}/cache/purge" + (f"?{query}" if query else "")
+    request = urllib.request.Request(url, method="POST", data=b"", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            print(response.read().decode())
+    except urllib.error.HTTPError as exc:
+        print(exc.read().decode(), file=sys.stderr)
+        return 1
+    except urllib.error.URLError as exc:
+        print(f"cannot reach switchyard at {args.url}: {exc.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def format_rollout_status(status: dict[str, Any]) -> str:
     """`switchyard rollout status` as a table."""
     lines = [
@@ -353,6 +377,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="environment variable holding the admin token (server.admin_token_env)",
     )
     p.set_defaults(func=cmd_rollout)
+    p = sub.add_parser(
+        "cache", help="purge cached answers (of the whole fleet with state.store: redis)"
+    )
+    p.add_argument("action", choices=["purge"])
+    p.add_argument("--route", help="only this route's entries")
+    p.add_argument(
+        "--partition",
+        help="only this partition's entries: a value (e.g. a tenant id) or source=value "
+        "(header:x-tenant-id=acme, user=bob)",
+    )
+    p.add_argument("--url", default="http://127.0.0.1:9464")
+    p.add_argument(
+        "--token-env",
+        default=ServerConfig.model_fields["admin_token_env"].default,
+        help="environment variable holding the admin token (server.admin_token_env)",
+    )
+    p.set_defaults(func=cmd_cache)
     p = sub.add_parser("report", help="A/B table and canary verdicts from a running Envoy")
     p.add_argument("--admin", default="http://127.0.0.1:9901", help="Envoy admin URL")
     p.add_argument("--switchyard", default="http://127.0.0.1:9464", help="switchyard HTTP URL")

@@ -157,8 +157,9 @@ class EnvoyConfig(Model):
     observe: Literal["all", "canaries", "off"] = "all"
     """Which responses Envoy shows switchyard in observability mode (the A/B numbers:
     tokens, cost, latency; the canary analysis): every routed response, only those of
-    routes with a canary (the analysis still works; about half of switchyard's CPU per
-    request is observing), or none (no A/B numbers, no automatic rollback)."""
+    routes with a canary or a cache (the analysis and the cache still work; about half of
+    switchyard's CPU per request is observing), or none (no A/B numbers, no automatic
+    rollback, no cache)."""
     observe_close_timeout_ms: int = Field(default=500, ge=100, le=5000)
     observe_sample: float = Field(default=1.0, gt=0, le=1)
     """The share of stable responses observed (every canary response is): below 1, the
@@ -380,6 +381,43 @@ class ShadowConfig(Model):
     """The share of sessions whose every request is copied to the shadow."""
 
 
+def _unique(values: list[str]) -> list[str]:
+    duplicates = sorted({value for value in values if values.count(value) > 1})
+    if duplicates:
+        raise ValueError(f"expected each entry once; repeated: {', '.join(duplicates)}")
+    return values
+
+
+_CACHE_PARTITION_SOURCE = re.compile(r"^(header:[a-z0-9-]+|cookie:[A-Za-z0-9_.-]+|user)$")
+
+
+def _cache_partition_source(source: str) -> str:
+    if not _CACHE_PARTITION_SOURCE.match(source):
+        raise ValueError(f"{source!r}: expected header:<name> (lower case), cookie:<name> or user")
+    return source
+
+
+class CacheConfig(Model):
+    """The route's response cache (docs/CACHE.md): off unless enabled."""
+
+    enabled: bool = False
+    min_similarity: float = Field(default=0.9, gt=0, le=1)
+    """Cosine between last user messages for a hit by meaning (which the guard must also
+    pass); 1 caches exact repeats only. Exact repeats always count. 0.9 with the guard:
+    0 false hits and 93 % of rewordings served on docs/CACHE.md's test set."""
+    ttl_s: float = Field(default=86_400.0, gt=0)
+    partition_by: Annotated[
+        list[Annotated[str, AfterValidator(_cache_partition_source)]],
+        Field(min_length=1),
+        AfterValidator(_unique),
+    ] = ["header:x-tenant-id", "user"]
+    """A hit never crosses these; a request that has none of them is not cached."""
+    max_entries: int = Field(default=100_000, ge=1, le=10_000_000)
+    """Per route and replica; the least recently used entry goes first."""
+    max_answer_bytes: int = Field(default=65_536, ge=1024, le=16 * 1_048_576)
+    """Larger responses are not cached."""
+
+
 class RouteConfig(Model):
     name: Name
     match: MatchConfig | None = None
@@ -390,6 +428,7 @@ class RouteConfig(Model):
     shadow: ShadowConfig | None = None
     """With a canary (same backend, percent 0): the canary's shadow phase, until
     `switchyard rollout launch` takes it to its first step."""
+    cache: CacheConfig = CacheConfig()
 
 
 def _session_source(source: str) -> str:
@@ -407,13 +446,6 @@ def _fingerprint_part(part: str) -> str:
             " or first_message"
         )
     return part
-
-
-def _unique(values: list[str]) -> list[str]:
-    duplicates = sorted({value for value in values if values.count(value) > 1})
-    if duplicates:
-        raise ValueError(f"expected each entry once; repeated: {', '.join(duplicates)}")
-    return values
 
 
 QualityCheckName = Literal["score", "unsafe", "refusal", "wrong", "empty", "truncated"]
@@ -681,6 +713,14 @@ def _cross_reference_issues(cfg: Config) -> list[ConfigIssue]:
                         f"{sorted(backend_names)}",
                     )
                 )
+        if route.cache.enabled and cfg.envoy.observe == "off":
+            issues.append(
+                ConfigIssue(
+                    f"routes[{r}].cache.enabled",
+                    "the cache fills from the responses switchyard observes: expected "
+                    "envoy.observe all or canaries, not off",
+                )
+            )
         if route.match and route.match.label:
             for label in route.match.label:
                 if label not in label_names | {cfg.classifier.fallback}:

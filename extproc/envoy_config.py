@@ -108,6 +108,13 @@ function envoy_on_request(handle)
   headers:replace("%(client_header)s",
     string.match(address, "^%%[(.+)%%]:%%d+$") or string.match(address, "^(.+):%%d+$") or address)
 end
+%(on_response)s"""
+
+_CACHE_FILL_LUA = """
+-- The observing filter has read the cache-fill token by now: the client never sees it.
+function envoy_on_response(handle)
+  handle:headers():remove("%s")
+end
 """
 
 
@@ -463,7 +470,9 @@ def _routes(config: Config) -> list[dict[str, Any]]:
         }
         # A shadowed session's request matches first: it forwards alike and is copied.
         variants = [stable] if route.shadow is None else [_shadow_variant(stable, route), stable]
-        if route.canary is None and route.shadow is None and config.envoy.observe == "canaries":
+        # A cache fills from observed responses (extproc.cache): its route stays observed.
+        quiet = route.canary is None and route.shadow is None and not route.cache.enabled
+        if quiet and config.envoy.observe == "canaries":
             stable["typed_per_filter_config"] = {OBSERVE_FILTER: DISABLED}
         elif sampling(config.envoy):
             # Observed only when switchyard marks the request (extproc.rollout.sampling):
@@ -521,6 +530,13 @@ def routing_headers(config: Config) -> list[str]:
         kind, _, name = source.partition(":")
         names += [name] if kind == "header" else ["cookie"] if kind == "cookie" else []
     names += [r.match.header.name for r in config.routes if r.match and r.match.header]
+    for route in config.routes:
+        if route.cache.enabled:  # extproc.cache: the partition and the client's directives
+            sources = [s for s in route.cache.partition_by if s != "user"]
+            names += [
+                s.removeprefix("header:") if s.startswith("header:") else "cookie" for s in sources
+            ]
+            names.append("cache-control")
     if any(r.shadow for r in config.routes):
         names += [h.SHADOW, h.ROUTE]  # a shadow copy's routing stream (extproc.request.shadow)
     return list(dict.fromkeys(names))
@@ -530,6 +546,8 @@ def observed_headers(config: Config) -> list[str]:
     """The response headers extproc.rollout.observe reads."""
     names = [":status", h.ROUTE, h.COHORT, h.BACKEND, "x-envoy-upstream-service-time"]
     names.append(h.REQUEST_ID)  # joins quality signals to the request
+    if any(route.cache.enabled for route in config.routes):
+        names += ["content-type", h.CACHE, h.CACHE_FILL]  # extproc.cache fills
     if config.quality.score_header:
         names.append(config.quality.score_header)
     return names
@@ -589,6 +607,44 @@ def _observe_filter(config: Config) -> dict[str, Any]:
     }
 
 
+def _uses_cache(config: Config) -> bool:
+    return any(route.cache.enabled for route in config.routes)
+
+
+def _response_headers(config: Config) -> list[dict[str, Any]]:
+    """What Envoy's route adds to every response: switchyard's decision, copied from the
+    request headers switchyard set, and the backend that answered."""
+    copied = [h.ROUTE, h.COHORT, h.LABEL]
+    added = [
+        {
+            "header": {"key": name, "value": f"%REQ({name})%"},
+            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+        }
+        for name in copied
+    ]
+    added.append(
+        {
+            # Absent only from answers switchyard gave itself, which say so.
+            "header": {"key": h.BACKEND, "value": "%UPSTREAM_CLUSTER%"},
+            "append_action": "ADD_IF_ABSENT",
+        }
+    )
+    if _uses_cache(config):
+        added += [
+            {
+                # A hit (switchyard's own answer) already says so.
+                "header": {"key": h.CACHE, "value": f"%REQ({h.CACHE})%"},
+                "append_action": "ADD_IF_ABSENT",
+            },
+            {
+                # For the observing filter; the request guard's Lua removes it afterwards.
+                "header": {"key": h.CACHE_FILL, "value": f"%REQ({h.CACHE_FILL})%"},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            },
+        ]
+    return added
+
+
 def render(config: Config) -> dict[str, Any]:
     """The Envoy bootstrap for this config, as a dict ready for YAML or JSON."""
     if not config.routes:
@@ -602,6 +658,7 @@ def render(config: Config) -> dict[str, Any]:
         "max_body": config.server.max_body_bytes,
         "backend_header": h.BACKEND,
         "client_header": h.CLIENT,
+        "on_response": _CACHE_FILL_LUA % h.CACHE_FILL if _uses_cache(config) else "",
     }
     http_filters: list[dict[str, Any]] = [
         {
@@ -630,7 +687,6 @@ def render(config: Config) -> dict[str, Any]:
             "typed_config": {"@type": _TYPE + "filters.http.router.v3.Router"},
         }
     )
-    reply_header = "%REQ({})%"
     hcm = {
         "@type": _TYPE + "filters.network.http_connection_manager.v3.HttpConnectionManager",
         "stat_prefix": HCM_STAT_PREFIX,
@@ -649,34 +705,7 @@ def render(config: Config) -> dict[str, Any]:
                     "domains": ["*"],
                     "routes": _routes(config),
                     "request_headers_to_remove": [config.force_cohort.token_header, h.CLIENT],
-                    "response_headers_to_add": [
-                        {
-                            "header": {"key": h.ROUTE, "value": reply_header.format(h.ROUTE)},
-                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                        },
-                        {
-                            "header": {"key": h.COHORT, "value": reply_header.format(h.COHORT)},
-                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                        },
-                        {
-                            "header": {"key": h.LABEL, "value": reply_header.format(h.LABEL)},
-                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                        },
-                        {
-                            # Already on the response the observing filter sees (the HCM
-                            # adds it only after the filters): joins quality signals.
-                            "header": {
-                                "key": h.REQUEST_ID,
-                                "value": reply_header.format(h.REQUEST_ID),
-                            },
-                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                        },
-                        {
-                            # Absent only from answers switchyard gave itself, which say so.
-                            "header": {"key": h.BACKEND, "value": "%UPSTREAM_CLUSTER%"},
-                            "append_action": "ADD_IF_ABSENT",
-                        },
-                    ],
+                    "response_headers_to_add": _response_headers(config),
                 }
             ],
         },

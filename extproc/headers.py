@@ -24,7 +24,15 @@ SHADOW = "x-switchyard-shadow"
 the client's path (before any backend's rewrite), from which the copy is rewritten for the
 shadow (extproc.request.shadow)."""
 
-INTERNAL = (ROUTE, COHORT, STICKY, LABEL, BACKEND, STRIP_USAGE, OBSERVE, SHADOW)
+CACHE = "x-switchyard-cache"
+"""hit, miss or bypass on routes with a cache (extproc.cache); on the request, Envoy's
+route copies it into the response."""
+CACHE_FILL = "x-switchyard-cache-fill"
+"""Request only: the token of a pending cache fill; Envoy's route copies it into the
+response headers for the observing filter and removes it before the client."""
+
+
+INTERNAL = (ROUTE, COHORT, STICKY, LABEL, BACKEND, STRIP_USAGE, OBSERVE, SHADOW, CACHE, CACHE_FILL)
 
 CLIENT = "x-switchyard-client"
 """Request only: the client's address as Envoy established it (see envoy.trusted_proxy_hops).

@@ -1,6 +1,7 @@
 """switchyard's HTTP side: /metrics for Prometheus, /stats for the report, /rollout for operators,
 /feedback for quality signals.
 
+POST /cache/purge[?route=R&partition=P] removes cached answers (extproc.cache).
 GET /rollout (or /rollout/<route>) shows the rollout state this replica serves and
 who leads the fleet; POST /rollout/<route>/<action> commits an action through the
 state store, so in a fleet it acts on every replica. POST /feedback takes a score
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -30,6 +32,8 @@ from extproc.rollout.quality import MAX_FEEDBACK_BYTES
 
 Act = Callable[[str, str], CanaryState]
 Feedback = Callable[[bytes], tuple[int, dict[str, object]]]
+PurgeCache = Callable[[str | None, str | None], int]
+"""(route or None, partition or None) -> entries removed."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class HttpApi:
         serving: Callable[[], bool],
         admin_token: str | None,
         feedback: Feedback | None = None,
+        purge_cache: PurgeCache | None = None,
     ) -> None:
         """admin_token: what POST requests must present; None admits loopback clients only.
         feedback: takes a POST /feedback body, gives the status and the answer."""
@@ -108,8 +113,11 @@ class HttpApi:
                 if denied is not None:
                     self._json(denied.status, {"error": denied.message})
                     return
-                if self.path == "/feedback" and feedback is not None:
+                path, _, query = self.path.partition("?")
+                if path == "/feedback" and feedback is not None:
                     self._feedback(feedback)
+                elif path == "/cache/purge" and purge_cache is not None:
+                    self._purge(purge_cache, parse_qs(query))
                     return
                 parts = self.path.strip("/").split("/")
                 if len(parts) != 3 or parts[0] != "rollout" or parts[2] not in ACTIONS:
@@ -152,6 +160,19 @@ class HttpApi:
                     self._json(413, {"error": f"expected at most {MAX_FEEDBACK_BYTES} bytes"})
                     return
                 self._json(*take(self.rfile.read(int(length))))
+
+            def _purge(self, purge: PurgeCache, query: dict[str, list[str]]) -> None:
+                route = query.get("route", [None])[-1]
+                partition = query.get("partition", [None])[-1]
+                try:
+                    removed = purge(route or None, partition or None)
+                except TimeoutError:
+                    self._json(503, {"error": "the purge did not finish in time"})
+                    return
+                except RuntimeError as exc:  # the fleet's store did not answer
+                    self._json(503, {"error": str(exc)})
+                    return
+                self._json(200, {"purged": removed, "route": route, "partition": partition})
 
             def _rollout_status(self, route: str) -> None:
                 current = status()

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from extproc.cache.service import ResponseCache
 from extproc.config import ServerTlsConfig
 from extproc.errors import RequestError
 from extproc.metrics import Metrics
@@ -43,11 +44,13 @@ class ExternalProcessor(ext_proc_pb2_grpc.ExternalProcessorServicer):
         metrics: Metrics,
         traffic: TrafficStats,
         quality: Quality | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self._runtimes = runtimes
         self._metrics = metrics
         self._traffic = traffic
         self._quality = quality
+        self._cache = cache
 
     async def Process(
         self,
@@ -61,13 +64,13 @@ class ExternalProcessor(ext_proc_pb2_grpc.ExternalProcessorServicer):
                 # Envoy does not wait for answers on these streams: send none.
                 if observing is None:
                     observing = ObserveStream(
-                        self._runtimes.current.config, self._traffic, self._quality
+                        self._runtimes.current.config, self._traffic, self._quality, self._cache
                     )
                 self._observe(observing, request)
                 continue
             if routing is None:
                 # One runtime for the whole stream, even if a reload swaps it meanwhile.
-                routing = RoutingStream(self._runtimes.current, self._metrics)
+                routing = RoutingStream(self._runtimes.current, self._metrics, cache=self._cache)
             yield await self._route(routing, request)
 
     async def _route(

@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from extproc import headers as h
 from extproc.errors import RequestError
@@ -23,6 +24,9 @@ from extproc.request.runtime import Runtime
 from extproc.request.shadow import is_shadow_copy, shadow_rewrite
 from extproc.rollout.sampling import observe_response, sampling
 from proto import core_pb2, ext_proc_pb2, http_status_pb2, processing_mode_pb2
+
+if TYPE_CHECKING:
+    from extproc.cache.service import Lookup, ResponseCache
 
 BodySendMode = processing_mode_pb2.ProcessingMode.BodySendMode
 log = logging.getLogger("switchyard.request")
@@ -65,6 +69,27 @@ def immediate_response(error: RequestError) -> ext_proc_pb2.ProcessingResponse:
     )
 
 
+def cached_response(lookup: Lookup, route: str, backend: str) -> ext_proc_pb2.ProcessingResponse:
+    """A cache hit, answered by switchyard: no model is called."""
+    headers = {
+        "content-type": lookup.content_type,
+        h.CACHE: lookup.result,
+        h.ROUTE: route,
+        h.COHORT: h.STABLE,  # the canary cohort is never served from the cache
+        h.BACKEND: backend,  # the backend whose answer this is
+    }
+    if lookup.content_type == "text/event-stream":
+        headers["cache-control"] = "no-cache"
+    return ext_proc_pb2.ProcessingResponse(
+        immediate_response=ext_proc_pb2.ImmediateResponse(
+            status=http_status_pb2.HttpStatus(code=200),  # type: ignore[arg-type]
+            headers=set_headers(headers),
+            body=lookup.body,
+            details="switchyard_cache_hit",
+        )
+    )
+
+
 CONTINUE_HEADERS = ext_proc_pb2.ProcessingResponse(
     request_headers=ext_proc_pb2.HeadersResponse(response=ext_proc_pb2.CommonResponse())
 )
@@ -86,6 +111,7 @@ class RoutingStream:
     metrics: Metrics
     headers: dict[str, str] = field(default_factory=dict)
     is_chat: bool = False
+    cache: ResponseCache | None = None
 
     @property
     def request_id(self) -> str:
@@ -157,8 +183,23 @@ class RoutingStream:
             self.runtime.adapters.get(decision.backend), chat, self.headers.get(":path", "")
         )
         headers = decision.headers()
+        if self.cache is not None:
+            lookup = await self.cache.lookup(
+                chat,
+                self.headers,
+                route=decision.route,
+                backend=decision.backend,
+                cohort=decision.cohort,
+            )
+            if lookup is not None:
+                if lookup.body:
+                    return cached_response(lookup, decision.route, decision.backend)
+                headers[h.CACHE] = lookup.result
+                if lookup.fill_token is not None:
+                    headers[h.CACHE_FILL] = lookup.fill_token
         envoy = self.runtime.config.envoy
-        if sampling(envoy) and observe_response(envoy, decision.cohort):
+        fill = h.CACHE_FILL in headers  # the cache needs this answer's body
+        if sampling(envoy) and observe_response(envoy, decision.cohort, needs_body=fill):
             headers[h.OBSERVE] = "1"
         body_mutation = None
         if changes.body is not None:

@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from extproc import headers as h
 from extproc.config import Config
@@ -27,6 +28,9 @@ from extproc.rollout.quality import ANSWER_HEAD_BYTES, Quality
 from extproc.rollout.sampling import weight
 from extproc.rollout.window import Summary
 from proto import ext_proc_pb2
+
+if TYPE_CHECKING:
+    from extproc.cache.service import PendingFill, ResponseCache
 
 USAGE_TAIL_BYTES = 16_384
 """usage comes last in a JSON answer and in the final SSE event: only the tail is kept."""
@@ -224,11 +228,21 @@ class ObserveStream:
     """
 
     def __init__(
-        self, config: Config, traffic: TrafficStats, quality: Quality | None = None
+        self,
+        config: Config,
+        traffic: TrafficStats,
+        quality: Quality | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self._config = config
         self._traffic = traffic
         self._quality = quality
+        self._cache = cache
+        self._fill: PendingFill | None = None
+        self._content_type = ""
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._served_from_cache = False
         self._request_id = ""
         self._score: str | None = None
         self._head = b""
@@ -255,6 +269,12 @@ class ObserveStream:
             self._request_id = headers.get(h.REQUEST_ID, "")
             if self._quality is not None and self._quality.score_header:
                 self._score = headers.get(self._quality.score_header)
+            self._content_type = headers.get("content-type", "")
+            # A cache hit never reached a model: it is not part of any A/B comparison.
+            self._served_from_cache = headers.get(h.CACHE) == "hit"
+            token = headers.get(h.CACHE_FILL)
+            if token and self._cache is not None:
+                self._fill = self._cache.take_pending(token)
             if request.response_headers.end_of_stream:
                 self._finish()
         elif phase == "response_body":
@@ -263,17 +283,30 @@ class ObserveStream:
             if len(self._head) < ANSWER_HEAD_BYTES:
                 self._head += body.body[: ANSWER_HEAD_BYTES - len(self._head)]
             self._size += len(body.body)
+            self._keep_for_cache(body.body)
             if body.end_of_stream:
                 self._finish()
         elif phase == "response_trailers":
             self._finish()
 
+    def _keep_for_cache(self, chunk: bytes) -> None:
+        if self._fill is None:
+            return
+        self._body_size += len(chunk)
+        if self._body_size > self._fill.settings.max_answer_bytes:
+            self._body.clear()  # too large: only the size is kept, to say so
+        else:
+            self._body.append(chunk)
+
     def _finish(self) -> None:
         # Requests switchyard did not route (fail-open, non-chat paths) carry
         # no route header: they are not part of any A/B comparison.
-        if self._done or not self._route:
+        if self._done or not self._route or self._served_from_cache:
             return
         self._done = True
+        if self._fill is not None and self._cache is not None:
+            body = b"".join(self._body)
+            self._cache.offer(self._fill, self._status, self._content_type, body, self._body_size)
         latency = (self._ttfb or 0.0) + time.perf_counter() - self._headers_at
         usage = parse_usage(self._tail) if self._tail else None
         cost = 0.0

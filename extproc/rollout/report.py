@@ -148,6 +148,7 @@ def report_data(admin: str, switchyard: str) -> dict[str, Any]:
         "shadows": own.get("shadows", {}),
         "fail_open": fail_open,
         "processor_timeouts": timeouts,
+        "cache": own.get("cache", []),
     }
 
 
@@ -156,6 +157,44 @@ def requests_cell(row: dict[str, Any]) -> str:
     if row.get("observed_share", 1.0) < 1:
         return f"~{row['requests']} (est.)"
     return str(row["requests"])
+
+
+CACHE_COLUMNS = [
+    "route",
+    "requests",
+    "hits",
+    "misses",
+    "bypasses",
+    "hit rate",
+    "entries",
+    "saved prompt tok",
+    "saved compl tok",
+    "saved cost",
+]
+
+
+def _cache_section(rows: list[dict[str, Any]]) -> list[str]:
+    """Routes with a cache (docs/CACHE.md); nothing when no route has one."""
+    if not rows:
+        return []
+    table = [
+        [
+            row["route"],
+            str(row["requests"]),
+            str(row["hits"]),
+            str(row["misses"]),
+            str(row["bypasses"]),
+            f"{row['hit_rate']:.1%}",
+            str(row["entries"]),
+            str(row["saved_prompt_tokens"]),
+            str(row["saved_completion_tokens"]),
+            f"{row['saved_cost']:.6f}",
+        ]
+        for row in rows
+    ]
+    return ["Response cache (hit rate: of hits + misses; hits never reached a model and are"
+            " not in the A/B rows)",
+            _table(CACHE_COLUMNS, table), ""]  # fmt: skip
 
 
 def build_report(admin: str, switchyard: str, *, as_json: bool = False) -> str:
@@ -214,6 +253,7 @@ def build_report(admin: str, switchyard: str, *, as_json: bool = False) -> str:
         f"Requests that bypassed switchyard (fail-open): {fail_open}; "
         f"processor timeouts: {timeouts}",
         "",
+        *_cache_section(data.get("cache", [])),
         "Canaries",
     ]
     if not rollouts:

@@ -52,6 +52,16 @@ PROMPTS: list[tuple[str, dict[str, object], dict[str, str]]] = [
 ]
 
 
+FAQ = [
+    ("How do I cancel my subscription?", "How can I cancel my subscription?"),
+    ("Where can I download my invoices?", "Where do I download my invoices?"),
+    ("How do I change the email address on my account?",
+     "How can I change the email address on my account?"),
+    ("Comment annuler mon abonnement ?", "Comment puis-je annuler mon abonnement ?"),
+]  # fmt: skip
+"""(question, rewording): the demo's cached support questions."""
+
+
 def _say(text: str = "") -> None:
     print(text, flush=True)
 
@@ -249,6 +259,21 @@ class Demo(LocalProcesses):
         response = conn.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
 
+    def run_cache_step(self, conn: http.client.HTTPConnection) -> None:
+        _say("\n== 2b. A support FAQ asked again (and reworded): the route's cache answers ==")
+        headers = {"x-tenant-id": "demo", "x-session-id": "demo-faq"}
+        results: Counter[str] = Counter()
+        for round_ in range(4):
+            for asked, reworded in FAQ:
+                prompt = reworded if round_ % 2 else asked
+                _, reply_headers, _ = self.chat(conn, prompt, {}, headers)
+                results[reply_headers.get("x-switchyard-cache", "-")] += 1
+            time.sleep(0.3)  # an answer is cached once the observer has seen all of it
+        _say(
+            f"{sum(results.values())} requests, {len(FAQ)} questions: "
+            + ", ".join(f"{result} {n}" for result, n in sorted(results.items()))
+        )
+
     def run(self) -> None:
         port = _port(self.config.envoy.listen)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -287,6 +312,8 @@ class Demo(LocalProcesses):
                 counts[first] += 1
             shares = ", ".join(f"{name} {n / 4:.1f}%" for name, n in counts.most_common())
             _say(f"{prompt[:50]!r}: {shares}; sessions that changed backend: {moved}")
+
+        self.run_cache_step(conn)
 
         time.sleep(1.0)  # let the observed streams of the last responses close
         _say("\n== 3. A/B report (switchyard report) ==")

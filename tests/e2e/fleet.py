@@ -69,7 +69,9 @@ class Fleet:
 
 
 @contextlib.contextmanager
-def running_fleet(workdir: Path, config: dict[str, Any], replicas: int) -> Iterator[Fleet]:
+def running_fleet(
+    workdir: Path, config: dict[str, Any], replicas: int, env: dict[str, str] | None = None
+) -> Iterator[Fleet]:
     workdir.mkdir(parents=True, exist_ok=True)
     redis = RedisServer(workdir)
     redis.start()
@@ -78,7 +80,7 @@ def running_fleet(workdir: Path, config: dict[str, Any], replicas: int) -> Itera
         for index in range(replicas):
             home = workdir / f"replica-{index}"
             home.mkdir()
-            stack = Stack(home, replica_config(config, redis.url))
+            stack = Stack(home, replica_config(config, redis.url), env=env or {})
             stack.write_config()
             if stacks:
                 stack.backends = stacks[0].backends  # one set of model backends for all

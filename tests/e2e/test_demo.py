@@ -26,6 +26,9 @@ def test_demo_writes_an_html_report_with_the_canary_charted() -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     found = re.search(r"^HTML report \(switchyard report --html\): (\S+)$", done.stdout, re.M)
     assert found, done.stdout[-3000:]
+    # The support route's cache: the FAQ step's repeats are hits, with the cost they saved.
+    cache = re.search(r"^support\s+\d+\s+(\d+)\s+.*\s([\d.]+)$", done.stdout, re.M)
+    assert cache and int(cache.group(1)) > 0 and float(cache.group(2)) > 0, done.stdout[-3000:]
     page = Path(found.group(1))
     dom = subprocess.run(
         [

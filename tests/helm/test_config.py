@@ -175,6 +175,8 @@ RESTART = {
     "the header a route matches": ("config.routes.2.match.header.name", "x-plan"),
     "a session header": ("config.session.sources", ["header:x-conversation", "user"]),
     "a session cookie": ("config.session.sources", ["cookie:sid", "user"]),
+    "a shadow": ("config.routes.3.shadow", {"backend": "med-v2", "percent": 10}),
+    "a response cache": ("config.routes.3.cache", {"enabled": True}),
 }
 
 

@@ -207,7 +207,8 @@ ConfigMap, so it must not be part of this checksum.
 {{- range $cfg.routes -}}
 {{- $canary := "" -}}
 {{- if .canary }}{{ $canary = .canary.backend }}{{ end -}}
-{{- $routes = append $routes (dict "name" .name "backends" .backends "canary_backend" $canary) -}}
+{{- $cache := .cache | default dict -}}
+{{- $routes = append $routes (dict "name" .name "backends" .backends "canary_backend" $canary "shadow" .shadow "cache" (pick $cache "enabled" "partition_by")) -}}
 {{- end -}}
 {{- /* Envoy forwards to switchyard only the headers it reads: a change to their names is a change to the bootstrap. */ -}}
 {{- $reads := list -}}

@@ -1,0 +1,357 @@
+"""The guard against the opposite question: a semantic candidate must agree on polarity
+and specifics, not only be close in meaning.
+
+Sentence encoders place "how do I turn on X" and "how do I turn off X" at cosine
+0.93-0.97: similarity alone would serve one's answer to the other. So a candidate
+whose last user message is close enough is a hit only when, compared with the new
+question, it has (in English and French):
+
+- the same polarity: an odd count of negations in one and an even count in the
+  other disagree ("not", "never", "without", "can't"; "ne ... pas", "jamais", "sans");
+- no antonym swap: in each group of opposites (on/off, enable/disable, lock/unlock,
+  allow/block, increase/decrease, before/after, monthly/yearly, Monday/Friday...)
+  both use the same side, when both use the group at all;
+- the same numbers and units ("5 GB" is not "50 GB", nor "5 MB"; "IPv4" is not "IPv6");
+- the same named entities: a word written with a capital inside a sentence, an
+  acronym, or a word with a digit in one must occur in the other ("iPhone" vs "Android").
+
+It is deliberately strict: a rewording it refuses costs one model call, a wrong
+hit serves a wrong answer. docs/CACHE.md gives its measured rates.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+_APOSTROPHES = "'\u2019"
+_WORD = re.compile(rf"[^\W_]+(?:[{_APOSTROPHES}][^\W_]+)?|[%$€£]", re.UNICODE)
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def fold(text: str) -> str:
+    """Lower case without accents: "Désactiver" and "desactiver" are one word."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).replace("\u2019", "'")
+
+
+# -- negations ---------------------------------------------------------------------
+
+
+def _split(words: str) -> list[str]:
+    return words.split()
+
+
+_NEGATIONS = frozenset(
+    _split(
+        "not no never without none nothing nobody nowhere neither nor cannot cant dont doesnt "
+        "didnt wont isnt arent wasnt werent shouldnt wouldnt couldnt hasnt havent hadnt mustnt "
+        "pas jamais sans aucun aucune rien nullement guere ni"
+    )
+)
+_FRENCH_NE = frozenset({"ne", "n"})
+"""French "ne"/"n'": a negation on its own only without a "pas", "jamais"... after it
+(spoken French drops the "ne", written French keeps both words for one negation)."""
+_AFTER_NE = frozenset({"pas", "jamais", "rien", "aucun", "aucune", "plus", "personne", "guere"})
+
+
+def negations(words: list[str]) -> int:
+    count = 0
+    open_ne = False
+    for word in words:
+        if word in _FRENCH_NE or word.startswith("n'"):
+            count += open_ne  # an earlier "ne" that nothing completed
+            open_ne = True
+            continue
+        if open_ne and word in _AFTER_NE:
+            count += 1
+            open_ne = False
+        elif word.replace("'", "") in _NEGATIONS or word.endswith("n't"):
+            count += 1
+    return count + open_ne
+
+
+# -- antonym groups ----------------------------------------------------------------
+
+
+def _en_verb(base: str) -> list[str]:
+    stem = base[:-1] if base.endswith("e") else base
+    return [base, base + "s", base + "d" if base.endswith("e") else base + "ed", stem + "ing"]
+
+
+def _fr_verb(infinitive: str) -> list[str]:
+    if not infinitive.endswith("er"):
+        return [infinitive]
+    stem = infinitive[:-2]
+    endings = ["er", "e", "es", "ez", "ons", "ent", "e", "ee", "es", "ees", "ant", "ai", "erai"]
+    return sorted({stem + ending for ending in endings})
+
+
+def _side(*words: str, en: tuple[str, ...] = (), fr: tuple[str, ...] = ()) -> frozenset[str]:
+    forms = set(words)
+    for verb in en:
+        forms.update(_en_verb(verb))
+    for verb in fr:
+        forms.update(_fr_verb(fold(verb)))
+    return frozenset(forms)
+
+
+_GROUPS: tuple[tuple[frozenset[str], ...], ...] = (
+    (
+        _side("+on", "active", "actif", "allume",
+              en=("enable", "activate"), fr=("activer", "allumer")),
+        _side("+off", "inactive", "inactif", "eteint", "eteindre", "eteins",
+              en=("disable", "deactivate"), fr=("desactiver", "couper")),
+    ),
+    (
+        _side(en=("lock",), fr=("verrouiller", "bloquer")),
+        _side(en=("unlock",), fr=("deverrouiller", "debloquer")),
+    ),
+    (
+        _side("allowed", en=("allow", "permit", "authorize", "authorise"), fr=("autoriser",)),
+        _side("banned", "forbidden", en=("block", "deny", "forbid", "ban"), fr=("interdire",)),
+    ),
+    (
+        _side("more", "higher", "+up", "plus", en=("increase", "raise"), fr=("augmenter",)),
+        _side("less", "fewer", "lower", "+down", "moins",
+              en=("decrease", "reduce"), fr=("diminuer", "baisser", "reduire")),
+    ),
+    (_side("before", "avant", "earlier", "prior"), _side("after", "apres", "later")),
+    (
+        _side(en=("add", "include"), fr=("ajouter", "inclure")),
+        _side(en=("remove", "delete", "exclude"),
+              fr=("supprimer", "retirer", "enlever", "exclure")),
+    ),
+    (_side(en=("upgrade",)), _side(en=("downgrade",))),
+    (
+        _side(en=("subscribe",), fr=("abonner",)),
+        _side(en=("unsubscribe",), fr=("desabonner", "resilier")),
+    ),
+    (
+        _side("+in", "login", "signin", "connexion", fr=("connecter",)),
+        _side("+out", "logout", "signout", "deconnexion", fr=("deconnecter",)),
+    ),
+    (_side(en=("open",), fr=("ouvrir", "ouvert")), _side(en=("close",), fr=("fermer",))),
+    (
+        _side(en=("start",), fr=("demarrer", "commencer", "lancer")),
+        _side("stopped", "stopping", en=("stop",), fr=("arreter", "stopper")),
+    ),
+    (_side(en=("show", "display"), fr=("afficher",)),
+     _side(en=("hide",), fr=("masquer", "cacher"))),
+    (_side(en=("encrypt",), fr=("chiffrer",)), _side(en=("decrypt",), fr=("dechiffrer",))),
+    (_side(en=("import",), fr=("importer",)), _side(en=("export",), fr=("exporter",))),
+    (
+        _side(en=("upload",), fr=("televerser",)),
+        _side(en=("download",), fr=("telecharger",)),
+    ),
+    (_side(en=("install",), fr=("installer",)), _side(en=("uninstall",), fr=("desinstaller",))),
+    (_side(en=("mute",)), _side(en=("unmute",))),
+    (_side(en=("buy", "purchase"), fr=("acheter",)), _side("sell", "sold", "selling", "vendre")),
+    (_side("send", "sent", "sending", fr=("envoyer",)), _side(en=("receive",), fr=("recevoir",))),
+    (
+        _side(en=("accept", "approve"), fr=("accepter", "approuver")),
+        _side(en=("reject", "decline", "refuse"), fr=("refuser", "rejeter")),
+    ),
+    (_side("public", "publique"), _side("private", "prive", "privee")),
+    (_side("incoming", "inbound", "entrant", "entrants"), _side("outgoing", "outbound", "sortant")),
+    (_side("above", "over", "dessus"), _side("below", "under", "dessous")),
+    (_side("first", "premier", "premiere", "oldest"),
+     _side("last", "dernier", "derniere", "latest", "newest")),
+    (_side("minimum", "min", "minimal", "minimale"),
+     _side("maximum", "max", "maximal", "maximale")),
+    (
+        _side("cheap", "cheaper", "cheapest", "cher"),
+        _side("expensive", "costly"),
+    ),
+    (_side("true", "vrai"), _side("false", "faux")),
+    (_side("success", "succeed", "succeeded", "reussi"),
+     _side("fail", "failed", "failure", "echec")),
+    (
+        _side("daily", "quotidien", "quotidienne"),
+        _side("weekly", "hebdomadaire"),
+        _side("monthly", "mensuel", "mensuelle"),
+        _side("yearly", "annual", "annually", "annuel", "annuelle"),
+    ),
+    tuple(
+        _side(en_day, fr_day)
+        for en_day, fr_day in zip(
+            _split("monday tuesday wednesday thursday friday saturday sunday"),
+            _split("lundi mardi mercredi jeudi vendredi samedi dimanche"),
+            strict=True,
+        )
+    ),
+    tuple(
+        _side(*_split(names))
+        for names in (
+            "january janvier jan", "february fevrier feb", "march mars", "april avril apr",
+            "may mai", "june juin", "july juillet", "august aout aug",
+            "september septembre sep sept", "october octobre oct", "november novembre nov",
+            "december decembre dec",
+        )
+    ),
+    (_side("kb", "ko", "kilobyte", "kilobytes"), _side("mb", "mo", "megabyte", "megabytes"),
+     _side("gb", "gigabyte", "gigabytes"), _side("tb", "terabyte", "terabytes")),
+    (_side("eur", "euro", "euros", "€"), _side("usd", "dollar", "dollars", "$"),
+     _side("gbp", "£", "pound", "pounds")),
+    (_side("windows"), _side("macos", "mac"), _side("linux"), _side("ios", "iphone", "ipad"),
+     _side("android")),
+)  # fmt: skip
+
+_PHRASAL_PARTICLES = frozenset({"on", "off", "in", "out", "up", "down"})
+"""Count as a side only after one of these verbs ("turn on", "log out"): alone,
+"on my phone" or "in French" are prepositions."""
+_PHRASAL_VERBS = frozenset(
+    _split(
+        "turn turns turned turning switch switches switched switching log logs logged logging "
+        "sign signs signed signing opt opts opted opting power powers powered powering scale "
+        "scales scaled scaling check checks checked checking shut shuts shutting"
+    )
+)
+
+
+def _index_groups() -> dict[str, tuple[int, int]]:
+    index: dict[str, tuple[int, int]] = {}
+    for g, sides in enumerate(_GROUPS):
+        for s, words in enumerate(sides):
+            for word in words:
+                # First group wins: a word stands for one opposition only.
+                index.setdefault(word, (g, s))
+    return index
+
+
+_SIDE_OF = _index_groups()
+
+
+def antonym_sides(words: list[str]) -> dict[int, frozenset[int]]:
+    """Per antonym group used in the text, the sides used."""
+    sides: dict[int, set[int]] = {}
+    for i, word in enumerate(words):
+        if word in _PHRASAL_PARTICLES:
+            if i == 0 or words[i - 1] not in _PHRASAL_VERBS:
+                continue
+            word = "+" + word
+        found = _SIDE_OF.get(word.replace("'", "")) or _SIDE_OF.get(word.split("'")[-1])
+        if found is not None:
+            sides.setdefault(found[0], set()).add(found[1])
+    return {group: frozenset(used) for group, used in sides.items()}
+
+
+# -- numbers, units, entities -------------------------------------------------------
+
+
+def _number(raw: str) -> str:
+    if re.fullmatch(r"\d{1,3}(?:,\d{3})+", raw):
+        raw = raw.replace(",", "")  # 1,000
+    raw = raw.replace(",", ".")  # 1,5 (French decimal)
+    return raw if "." in raw else raw.lstrip("0") or "0"
+
+
+def numbers(text: str) -> tuple[str, ...]:
+    """Every number, sorted; "1,000" and "1000" agree, "1,5" is 1.5. Versions keep
+    their digits as written: "3.10" is not "3.1"."""
+    return tuple(sorted(_number(raw) for raw in _NUMBER.findall(text)))
+
+
+_UNITS = {
+    **dict.fromkeys(["%", "percent", "pourcent", "pct"], "%"),
+    **dict.fromkeys(["h", "hr", "hrs", "hour", "hours", "heure", "heures"], "h"),
+    **dict.fromkeys(["min", "mins", "minute", "minutes"], "min"),
+    **dict.fromkeys(["s", "sec", "secs", "second", "seconds", "seconde", "secondes"], "s"),
+    **dict.fromkeys(["ms", "millisecond", "milliseconds", "milliseconde", "millisecondes"], "ms"),
+    **dict.fromkeys(["day", "days", "jour", "jours"], "day"),
+    **dict.fromkeys(["week", "weeks", "semaine", "semaines"], "week"),
+    **dict.fromkeys(["month", "months", "mois"], "month"),
+    **dict.fromkeys(["year", "years", "an", "ans", "annee", "annees"], "year"),
+    **dict.fromkeys(["km", "kilometre", "kilometres", "kilometer", "kilometers"], "km"),
+    **dict.fromkeys(["m", "metre", "metres", "meter", "meters"], "m"),
+    **dict.fromkeys(["mile", "miles"], "mile"),
+    **{unit: unit for unit in ("cm", "mm", "kg", "g", "mg", "l", "ml", "mph")},
+}
+
+
+def units(words: list[str]) -> frozenset[str]:
+    """Units that follow a number ("5 GB", "5GB", "30 jours")."""
+    found: set[str] = set()
+    for i, word in enumerate(words):
+        match = re.fullmatch(r"\d+(?:[.,]\d+)*([a-z%€$£]+)", word)
+        unit = match.group(1) if match else None
+        if unit is None and word[:1].isdigit() and i + 1 < len(words):
+            unit = words[i + 1]
+        if unit is None:
+            continue
+        if unit in _UNITS:
+            found.add(_UNITS[unit])
+    return frozenset(found)
+
+
+_SENTENCE_START = re.compile(r"(?:^|[.!?:;]\s+|[\"«(]\s*)$")
+
+
+def entities(text: str) -> frozenset[str]:
+    """Words that name something: capitalised inside a sentence, acronyms, mixed case,
+    words with digits (model names, versions)."""
+    found: set[str] = set()
+    for match in re.finditer(r"[^\W_](?:[\w.+#-]*[\w+#])?", text):
+        word = match.group(0)
+        if len(word) < 2 and not word.isdigit():
+            continue
+        has_digit = any(c.isdigit() for c in word)
+        if word.isdigit():
+            continue  # numbers are compared on their own
+        upper_inside = any(c.isupper() for c in word[1:])
+        capital = word[0].isupper() and not _SENTENCE_START.search(text[: match.start()])
+        if has_digit or upper_inside or (capital and word not in ("I", "I'm")):
+            found.add(fold(word))
+    return frozenset(found)
+
+
+@dataclass(frozen=True)
+class Specifics:
+    """What the guard compares, computed once per question."""
+
+    words: frozenset[str]
+    negated: bool
+    sides: dict[int, frozenset[int]]
+    numbers: tuple[str, ...]
+    units: frozenset[str]
+    entities: frozenset[str]
+
+
+@lru_cache(maxsize=4096)
+def specifics(text: str) -> Specifics:
+    folded = fold(text)
+    words = _WORD.findall(folded)
+    # "l'iPhone", "d'Android": the elided article is not part of the word.
+    bare = {w.split("'")[-1] for w in words} | set(words)
+    return Specifics(
+        words=frozenset(bare),
+        negated=negations(words) % 2 == 1,
+        sides=antonym_sides(words),
+        numbers=numbers(folded),
+        units=units(words),
+        entities=entities(text),
+    )
+
+
+def disagreement(cached: str, new: str) -> str | None:
+    """Why two close questions must not share an answer, or None when they agree."""
+    a, b = specifics(cached), specifics(new)
+    if a.negated != b.negated:
+        return "negation"
+    for group in a.sides.keys() & b.sides.keys():
+        if a.sides[group] != b.sides[group]:
+            return "antonym"
+    if a.numbers != b.numbers:
+        return "number"
+    if a.units != b.units:
+        return "unit"
+    for entity in a.entities ^ b.entities:
+        if not all(part in a.words and part in b.words for part in _WORD.findall(entity)):
+            return "entity"
+    return None
+
+
+def agrees(cached: str, new: str) -> bool:
+    return disagreement(cached, new) is None

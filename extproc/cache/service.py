@@ -1,0 +1,380 @@
+"""The response cache as the request path and the observer use it.
+
+Reading (routing filter, extproc.request.processor): after the routing decision,
+`lookup` answers hit (with the answer to serve), miss or bypass. An exact repeat
+is a dictionary read; a semantic candidate costs one embedding of the last user
+message, and only when the request's scope already holds entries.
+
+Filling (observing filter, extproc.rollout.observe): a miss or bypass that may be
+filled leaves a pending fill under a random token; the routing filter sends the
+token as a request header that Envoy's route copies into the response headers,
+where the observer finds it and hands the finished response to `fill`. Both
+filters reach this same process (Envoy's two clusters point at one processor);
+a token this process does not know (another replica behind a shared Service, or
+one expired) fills nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from extproc import headers as h
+from extproc.cache.answer import CachedAnswer, read_answer, render_json, render_sse
+from extproc.cache.guard import disagreement
+from extproc.cache.key import RequestKey, partition_digest, request_key
+from extproc.cache.store import Entry, MemoryStore
+from extproc.config import CacheConfig, Config
+from extproc.request.chat import ChatRequest
+
+if TYPE_CHECKING:
+    from extproc.cache.shared import SharedCache
+
+log = logging.getLogger("switchyard.cache")
+
+HIT, MISS, BYPASS = "hit", "miss", "bypass"
+PENDING_KEPT = 10_000
+"""Fills waiting for their response; the oldest are forgotten first, and any older than
+the upstream timeout (its response will never be observed)."""
+SEMANTIC_CANDIDATES = 5
+"""The closest entries above min_similarity that the guard is asked about, best first."""
+
+
+class Embedder(Protocol):
+    def encode(self, texts: list[str]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Lookup:
+    result: str
+    """hit, miss or bypass."""
+    body: bytes = b""
+    """On a hit: the response to send."""
+    content_type: str = ""
+    fill_token: str | None = None
+
+
+@dataclass
+class PendingFill:
+    key: RequestKey
+    route: str
+    settings: CacheConfig
+    vector: np.ndarray | None
+    created: float = field(default_factory=time.monotonic)
+
+
+def _no_cache(headers: Mapping[str, str]) -> tuple[bool, bool]:
+    """(skip the read, skip the fill) from the client's cache-control."""
+    directives = {d.strip().lower() for d in headers.get("cache-control", "").split(",")}
+    no_store = "no-store" in directives
+    return no_store or "no-cache" in directives, no_store
+
+
+class ResponseCache:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = MemoryStore(clock)
+        self.shared: SharedCache | None = None
+        self._clock = clock
+        self._config: Config | None = None
+        self._embedder: Embedder | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-embed")
+        self._pending: OrderedDict[str, PendingFill] = OrderedDict()
+        self._pending_max_age_s = float("inf")  # until configure()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.requests = Counter(
+            "switchyard_cache_requests",
+            "Chat requests on routes with a cache, by result (hit, miss, bypass).",
+            ["route", "result"],
+            registry=registry,
+        )
+        self.saved_tokens = Counter(
+            "switchyard_cache_saved_tokens",
+            "Tokens of the answers served from the cache (what their model calls would have"
+            " cost again), by kind (prompt, completion).",
+            ["route", "kind"],
+            registry=registry,
+        )
+        self.saved_cost = Counter(
+            "switchyard_cache_saved_cost",
+            "Cost of the model calls the cache saved, from the answering backend's price.",
+            ["route"],
+            registry=registry,
+        )
+        self.fills = Counter(
+            "switchyard_cache_fills",
+            "Responses offered to the cache, by result (stored, not_complete, too_large,"
+            " unknown_token).",
+            ["route", "result"],
+            registry=registry,
+        )
+        self.refused = Counter(
+            "switchyard_cache_guard_refusals",
+            "Semantic candidates the guard refused, by reason (negation, antonym, number,"
+            " unit, entity).",
+            ["route", "reason"],
+            registry=registry,
+        )
+        self.entries = Gauge(
+            "switchyard_cache_entries", "Entries in this replica's cache.", ["route"],
+            registry=registry,
+        )  # fmt: skip
+        self._totals: dict[str, dict[str, float]] = {}
+
+    # -- configuration -----------------------------------------------------------------
+
+    def configure(self, config: Config) -> None:
+        """Adopts a (re)loaded config; loads the encoder when a route matches by meaning.
+        Raises when the encoder cannot load, so a reload that needs it is refused."""
+        semantic = any(r.cache.enabled and r.cache.min_similarity < 1 for r in config.routes)
+        if semantic and self._embedder is None:
+            self._embedder = load_embedder(config)
+        self._config = config
+        self._pending_max_age_s = config.envoy.upstream_timeout_s + 10
+
+    def settings(self, route: str) -> CacheConfig | None:
+        config = self._config
+        if config is None:
+            return None
+        for candidate in config.routes:
+            if candidate.name == route:
+                return candidate.cache if candidate.cache.enabled else None
+        return None
+
+    # -- reading -----------------------------------------------------------------------
+
+    async def lookup(
+        self,
+        chat: ChatRequest,
+        headers: Mapping[str, str],
+        *,
+        route: str,
+        backend: str,
+        cohort: str,
+    ) -> Lookup | None:
+        """None for a route without a cache."""
+        settings = self.settings(route)
+        if settings is None:
+            return None
+        if cohort == h.CANARY:
+            # The canary's answers are what the A/B comparison is about.
+            return self._count(route, Lookup(BYPASS))
+        key = request_key(
+            chat, headers, route=route, backend=backend, partition_by=settings.partition_by
+        )
+        if key is None:
+            return self._count(route, Lookup(BYPASS))
+        skip_read, skip_fill = _no_cache(headers)
+        vector: np.ndarray | None = None
+        if not skip_read:
+            entry = self.store.get(route, key.exact)
+            if entry is None and settings.min_similarity < 1 and self.store.has_scope(key.scope):
+                vector = await self._embed(key.question)
+                if vector is not None:
+                    entry = self._closest(route, key, vector, settings.min_similarity)
+            if entry is not None:
+                return self._hit(route, backend, entry, chat.stream)
+        token = None
+        if not skip_fill:
+            token = self._remember(PendingFill(key, route, settings, vector))
+        return self._count(route, Lookup(BYPASS if skip_read else MISS, fill_token=token))
+
+    def _closest(
+        self, route: str, key: RequestKey, vector: np.ndarray, min_similarity: float
+    ) -> Entry | None:
+        """The closest entry of the scope that is close enough and that the guard passes."""
+        for similarity, entry in self.store.nearest(key.scope, vector, SEMANTIC_CANDIDATES):
+            if similarity < min_similarity:
+                break
+            reason = disagreement(entry.question, key.question)
+            if reason is None:
+                self.store.touch(route, entry.exact)
+                return entry
+            self.refused.labels(route, reason).inc()
+        return None
+
+    def _hit(self, route: str, backend: str, entry: Entry, stream: bool) -> Lookup:
+        answer = entry.answer
+        self.saved_tokens.labels(route, "prompt").inc(answer.prompt_tokens)
+        self.saved_tokens.labels(route, "completion").inc(answer.completion_tokens)
+        cost = self._cost(backend, answer)
+        self.saved_cost.labels(route).inc(cost)
+        totals = self._route_totals(route)
+        totals["saved_prompt_tokens"] += answer.prompt_tokens
+        totals["saved_completion_tokens"] += answer.completion_tokens
+        totals["saved_cost"] += cost
+        if stream:
+            return self._count(route, Lookup(HIT, render_sse(answer), "text/event-stream"))
+        return self._count(route, Lookup(HIT, render_json(answer), "application/json"))
+
+    def _cost(self, backend: str, answer: CachedAnswer) -> float:
+        config = self._config
+        price = next(
+            (b.price for b in (config.backends if config else []) if b.name == backend), None
+        )
+        if price is None:
+            return 0.0
+        return (
+            answer.prompt_tokens * price.prompt_per_1m
+            + answer.completion_tokens * price.completion_per_1m
+        ) / 1e6
+
+    def _route_totals(self, route: str) -> dict[str, float]:
+        return self._totals.setdefault(
+            route,
+            dict.fromkeys(
+                [HIT, MISS, BYPASS, "saved_prompt_tokens", "saved_completion_tokens", "saved_cost"],
+                0.0,
+            ),
+        )
+
+    def _count(self, route: str, lookup: Lookup) -> Lookup:
+        self.requests.labels(route, lookup.result).inc()
+        self._route_totals(route)[lookup.result] += 1
+        return lookup
+
+    async def _embed(self, question: str) -> np.ndarray | None:
+        embedder = self._embedder
+        if embedder is None:
+            return None
+        loop = asyncio.get_running_loop()
+        vectors = await loop.run_in_executor(self._executor, embedder.encode, [question])
+        return np.asarray(vectors[0], dtype=np.float32)
+
+    # -- filling -----------------------------------------------------------------------
+
+    def _remember(self, pending: PendingFill) -> str:
+        token = secrets.token_hex(12)
+        self._pending[token] = pending
+        while len(self._pending) > PENDING_KEPT:
+            self._pending.popitem(last=False)
+        stale = pending.created - self._pending_max_age_s
+        while next(iter(self._pending.values())).created < stale:
+            self._pending.popitem(last=False)
+        return token
+
+    def take_pending(self, token: str) -> PendingFill | None:
+        pending = self._pending.pop(token, None)
+        if pending is None:
+            self.fills.labels("", "unknown_token").inc()
+        return pending
+
+    def offer(
+        self, pending: PendingFill, status: int, content_type: str, body: bytes, size: int
+    ) -> None:
+        """A finished response for a pending fill (from the observer, on the event loop);
+        `size` is the whole body's, `body` empty when it was too large to keep."""
+        if size > pending.settings.max_answer_bytes:
+            self.fills.labels(pending.route, "too_large").inc()
+            return
+        answer = read_answer(status, content_type, body)
+        if answer is None:
+            self.fills.labels(pending.route, "not_complete").inc()
+            return
+        task = asyncio.get_running_loop().create_task(self._fill(pending, answer))
+        self._tasks.add(task)  # the loop keeps tasks only weakly
+        task.add_done_callback(self._tasks.discard)
+
+    async def _fill(self, pending: PendingFill, answer: CachedAnswer) -> None:
+        settings = pending.settings
+        vector = pending.vector
+        if vector is None and settings.min_similarity < 1:
+            vector = await self._embed(pending.key.question)
+        entry = Entry(
+            exact=pending.key.exact,
+            scope=pending.key.scope,
+            route=pending.route,
+            partition=pending.key.partition,
+            question=pending.key.question,
+            answer=answer,
+            expires=self._clock() + settings.ttl_s,
+            vector=vector,
+        )
+        self.store.put(entry, settings.max_entries)
+        self.fills.labels(pending.route, "stored").inc()
+        self.entries.labels(pending.route).set(self.store.counts().get(pending.route, 0))
+        if self.shared is not None:
+            await self.shared.publish(entry)
+
+    def adopt(self, entry: Entry) -> None:
+        """An entry another replica filled (or Redis held at start)."""
+        settings = self.settings(entry.route)
+        if settings is None or entry.expires <= self._clock():
+            return
+        self.store.put(entry, settings.max_entries)
+        self.entries.labels(entry.route).set(self.store.counts().get(entry.route, 0))
+
+    # -- operators ---------------------------------------------------------------------
+
+    def partition_digests(self, partition: str) -> list[str]:
+        """`--partition` as "source=value" or a bare value (then: under every source
+        any route partitions by)."""
+        source, sep, value = partition.partition("=")
+        if sep and (source in ("user",) or source.startswith(("header:", "cookie:"))):
+            return [partition_digest(source, value)]
+        config = self._config
+        sources = {s for r in (config.routes if config else []) for s in r.cache.partition_by}
+        return [partition_digest(source, partition) for source in sorted(sources)]
+
+    def purge_local(self, route: str | None, digests: list[str] | None) -> int:
+        removed = self.store.purge(route, digests)
+        for name, count in self.store.counts().items():
+            self.entries.labels(name).set(count)
+        if route is not None and route not in self.store.counts():
+            self.entries.labels(route).set(0)
+        return removed
+
+    async def purge(self, route: str | None, partition: str | None) -> int:
+        digests = self.partition_digests(partition) if partition is not None else None
+        removed = self.purge_local(route, digests)
+        if self.shared is not None:
+            removed = max(removed, await self.shared.purge(route, digests))
+        return removed
+
+    def snapshot(self) -> list[dict[str, object]]:
+        counts = self.store.counts()
+        rows: list[dict[str, object]] = []
+        for route, totals in sorted(self._totals.items()):
+            requests = totals[HIT] + totals[MISS] + totals[BYPASS]
+            looked_up = totals[HIT] + totals[MISS]
+            rows.append(
+                {
+                    "route": route,
+                    "requests": int(requests),
+                    "hits": int(totals[HIT]),
+                    "misses": int(totals[MISS]),
+                    "bypasses": int(totals[BYPASS]),
+                    # Of the requests the cache could serve (bypasses never can).
+                    "hit_rate": round(totals[HIT] / looked_up, 4) if looked_up else 0.0,
+                    "entries": counts.get(route, 0),
+                    "saved_prompt_tokens": int(totals["saved_prompt_tokens"]),
+                    "saved_completion_tokens": int(totals["saved_completion_tokens"]),
+                    "saved_cost": round(totals["saved_cost"], 8),
+                }
+            )
+        return rows
+
+
+def load_embedder(config: Config) -> Embedder:
+    """The sentence encoder the classifier uses (shared with it, loaded once per process);
+    the multilingual one when the model has both."""
+    from classifier.labels import USE_SUBDIR, shared_encoder
+
+    spec = config.classifier
+    directory = spec.model / USE_SUBDIR if "use" in spec.encoder else spec.model
+    return shared_encoder(
+        directory, max_tokens=spec.max_tokens, threads=config.server.classify_threads
+    )
