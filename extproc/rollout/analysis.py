@@ -62,7 +62,7 @@ class Verdict:
             return f"{self.status} ({counts}){quality}"
         if self.metric.startswith("quality."):
             check = next(c for c in self.quality if f"quality.{c.name}" == self.metric)
-            detail = check.describe()
+            detail = check.measured()
         elif self.metric == "error_rate":
             detail = f"error rate {self.canary_value:.2%} vs {self.stable_value:.2%}"
         else:

@@ -38,6 +38,7 @@ ANSWER_HEAD_BYTES = 8192
 """The start of each response kept to read the answer's text (refusals open an answer)."""
 REFUSAL_SCAN_CHARS = 400
 POSTED_FLAGS = ("unsafe", "refusal", "wrong")
+FLAGS = (*POSTED_FLAGS, "empty", "truncated")
 MAX_FEEDBACK_BYTES = 16_384
 MAX_REQUEST_ID_CHARS = 200
 _LENGTH = re.compile(rb'"finish_reason"\s*:\s*"length"')

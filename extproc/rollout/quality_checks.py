@@ -47,14 +47,16 @@ class QualityCheck:
             return self.canary_n + self.stable_n > 0
         return self.canary_value + self.stable_value > 0
 
-    def describe(self) -> str:
+    def measured(self) -> str:
+        """Both values and their sample sizes: refusal rate 20.00% vs 0.00% (44/598 answered)."""
         if self.name == "score":
             values = f"mean score {self.canary_value:.3f} vs {self.stable_value:.3f}"
-            counts = f"{self.canary_n}/{self.stable_n} scored"
-        else:
-            values = f"{self.name} rate {self.canary_value:.2%} vs {self.stable_value:.2%}"
-            counts = f"{self.canary_n}/{self.stable_n} answered"
-        return f"{values} ({self.status}, {counts})"
+            return f"{values} ({self.canary_n}/{self.stable_n} scored)"
+        values = f"{self.name} rate {self.canary_value:.2%} vs {self.stable_value:.2%}"
+        return f"{values} ({self.canary_n}/{self.stable_n} answered)"
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.status}, {self.measured()}"
 
 
 def upper_tail(z: float) -> float:

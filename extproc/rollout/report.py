@@ -17,6 +17,7 @@ import urllib.request
 from typing import Any
 
 from extproc.envoy_config import VIRTUAL_HOST
+from extproc.rollout.quality import FLAGS
 from extproc.rollout.shadow import shadow_lines
 
 _ROUTE_TOTAL = re.compile(rf"^vhost\.{VIRTUAL_HOST}\.route\.(.+)\.upstream_rq_total$")
@@ -36,9 +37,8 @@ AB_COLUMNS = [
     "compl tok/req",
     "cost/req",
 ]
-QUALITY_FLAGS = ("unsafe", "refusal", "wrong", "empty", "truncated")
 QUALITY_COLUMNS = ["route", "cohort", "backend", "answers", "scored", "mean score"] + [
-    f"{flag} %" for flag in QUALITY_FLAGS
+    f"{flag} %" for flag in FLAGS
 ]
 
 
@@ -232,7 +232,7 @@ def build_report(admin: str, switchyard: str, *, as_json: bool = False) -> str:
             str(row["judged"]),
             str(row["scored"]),
             _cell(row["score_mean"], "{:.3f}"),
-            *(f"{row['flags'].get(flag, 0) / (row['judged'] or 1):.2%}" for flag in QUALITY_FLAGS),
+            *(f"{row['flags'].get(flag, 0) / (row['judged'] or 1):.2%}" for flag in FLAGS),
         ]
         for row in data["quality"]
     ]

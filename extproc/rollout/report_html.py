@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from extproc.rollout.quality import FLAGS
 from extproc.rollout.report import ReportError, requests_cell
 from extproc.rollout.shadow import shadow_html
 
@@ -219,6 +220,29 @@ AB_HEADER = [
     "cost",
     "cost/req",
 ]
+QUALITY_HEADER = ["route", "cohort", "backend", "answers", "scored", "mean score"] + [
+    f"{flag} rate" for flag in FLAGS
+]
+
+
+def _quality_rows(rows: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for row in rows:
+        judged = row["judged"] or 1
+        mean = row["score_mean"]
+        cells = [
+            ("route", html.escape(row["route"])),
+            ("cohort", html.escape(row["cohort"])),
+            ("backend", html.escape(row["backend"])),
+            ("judged", str(row["judged"])),
+            ("scored", str(row["scored"])),
+            ("score_mean", "-" if mean is None else f"{mean:.3f}"),
+        ] + [(flag, f"{row['flags'].get(flag, 0) / judged:.2%}") for flag in FLAGS]
+        tds = "".join(f'<td data-field="{k}">{v}</td>' for k, v in cells)
+        out.append(f'<tr class="quality">{tds}</tr>')
+    return out
+
+
 UPSTREAM_HEADER = ["name", "requests", "2xx", "5xx", "timeouts", "resets", "p50 ms", "p95 ms"]
 
 
@@ -278,11 +302,17 @@ def render_html(
             body.append(f"<h3>Phase history</h3><ul class='phases'>{steps}</ul>")
         rows = [r for r in data["ab"] if r["route"] == route]
         body.append(_table(AB_HEADER, _ab_rows(rows)))
+        quality = [r for r in data.get("quality", []) if r["route"] == route]
+        body.append(_table(QUALITY_HEADER, _quality_rows(quality)))
         body.append("</section>")
     body += shadow_html(data.get("shadows", {}))
     body += [
         "<h2>A/B by route, cohort and backend</h2>",
         _table(AB_HEADER, _ab_rows(data["ab"])),
+        "<h2>Answer quality by route, cohort and backend</h2>",
+        '<p class="note">Flag rates per 2xx answer; scores from POST /feedback and the'
+        " score header.</p>",
+        _table(QUALITY_HEADER, _quality_rows(data.get("quality", []))),
         "<h2>Envoy routes (&lt;route&gt;.&lt;cohort&gt;)</h2>",
         _table(["route", *UPSTREAM_HEADER[1:]], _upstream_rows(data["envoy_routes"])),
         "<h2>Envoy upstream clusters</h2>",

@@ -4,7 +4,8 @@ Starts one fake backend per configured backend (serving only the backend's
 model name, requiring its key when it has a credential), switchyard and a real
 Envoy rendered from the same config, sends a mix of prompts (several topics,
 English and French, a blocked one, a spoofed header), a burst of sessions to
-show the canary share and the weighted split, stops switchyard to show Envoy
+show the canary share and the weighted split, makes the canary's backend refuse
+every question until the answer-quality check rolls it back, stops switchyard to show Envoy
 failing open, prints the A/B report and Envoy's stats, and shuts down.
 When Prometheus is installed the demo runs one scraping switchyard and Envoy every
 second, so that the HTML report it writes charts the canary over the demo's run.
@@ -82,6 +83,16 @@ def _get(port: int, path: str) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
         conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def _post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("POST", path, body=body, headers={"content-type": "application/json"})
         response = conn.getresponse()
         return response.status, response.read()
     finally:
@@ -314,6 +325,7 @@ class Demo(LocalProcesses):
             _say(f"{prompt[:50]!r}: {shares}; sessions that changed backend: {moved}")
 
         self.run_cache_step(conn)
+        self.quality_rollback(conn)
 
         time.sleep(1.0)  # let the observed streams of the last responses close
         _say("\n== 3. A/B report (switchyard report) ==")
@@ -355,6 +367,31 @@ class Demo(LocalProcesses):
                 )
             ):
                 _say(f"  {name}: {item['value']}")
+
+    def quality_rollback(self, conn: http.client.HTTPConnection) -> None:
+        """The first canary's backend starts refusing (status 200, same latency) until the
+        answer-quality check rolls it back."""
+        route = next((r for r in self.config.routes if r.canary), None)
+        if route is None or route.canary is None:
+            return
+        _say(
+            f"\n== 2c. {route.canary.backend} starts refusing, status 200 and latency unchanged =="
+        )
+        backend_port = _port(self.config.backend(route.canary.backend).address)
+        status, _ = _post(backend_port, "/control", b'{"refusal_rate": 1.0}')
+        assert status == 200
+        metrics = _port(self.config.server.metrics_listen)
+        prompt = PROMPTS[0][0]
+        for session in range(2000):
+            self.chat(conn, prompt, {}, {"x-session-id": f"refusing-{session}"})
+            if session % 20 == 19:
+                state = json.loads(_get(metrics, f"/rollout/{route.name}")[1])
+                rollout = state["rollouts"][route.name]
+                if rollout["phase"] == "rolled_back":
+                    _say(f"rolled back after {session + 1} sessions: {rollout['reason']}")
+                    break
+        else:
+            _say("not rolled back within 2000 sessions")
 
     def write_html_report(self, admin_url: str, switchyard_url: str) -> None:
         now = time.time()

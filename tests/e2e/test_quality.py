@@ -129,7 +129,7 @@ def test_same_scores_for_both_cohorts_do_not_roll_back(fresh: Stack) -> None:
         state = rollout(stack)
         assert state["phase"] == "progressing", state
         time.sleep(0.5)
-    assert "mean score" in state["verdict"] and "(ok," in state["verdict"], state["verdict"]
+    assert "score: ok, mean score" in state["verdict"], state["verdict"]
 
 
 def test_low_scores_posted_for_the_canary_roll_it_back(fresh: Stack) -> None:
@@ -146,7 +146,8 @@ def test_low_scores_posted_for_the_canary_roll_it_back(fresh: Stack) -> None:
     scores_posted(stack, replies, score)
     wait_until(lambda: rollout(stack)["phase"] == "rolled_back", 15, "a score rollback")
     print(f"score rollback {time.monotonic() - posted_at:.1f}s after the scores were posted")
-    assert rollout(stack)["reason"].startswith("quality.score: degraded: mean score")
+    reason = rollout(stack)["reason"]
+    assert reason.startswith("quality.score: degraded: mean score") and "scored)" in reason
 
 
 def test_a_refusing_canary_is_rolled_back_on_refusals_alone(fresh: Stack) -> None:

@@ -244,7 +244,7 @@ def test_a_healthy_verdict_names_only_the_checks_that_saw_signals() -> None:
     assert verdict.describe() == "healthy (n=50 canary / 50 stable)"
     verdict = analyze(cohort(50, 0.04, [0.5], rng), cohort(50, 0.02, [], rng), AnalysisConfig())
     text = verdict.describe()
-    assert "mean score 0.500 vs 0.000 (inconclusive, 1/0 scored)" in text
+    assert "score: inconclusive, mean score 0.500 vs 0.000 (1/0 scored)" in text
     assert "refusal rate" in text and "unsafe" not in text
 
 

@@ -37,6 +37,17 @@ def _data() -> dict[str, object]:
         },
         "fail_open": 3,
         "processor_timeouts": 1,
+        "quality": [
+            {
+                "route": "clinical",
+                "cohort": "canary",
+                "backend": "<med-v2>",
+                "judged": 8,
+                "scored": 2,
+                "score_mean": 0.25,
+                "flags": {"refusal": 2},
+            }
+        ],
     }
 
 
@@ -69,3 +80,11 @@ def test_page_with_history_draws_each_chart_and_lists_phase_changes() -> None:
     page = render_html(_data(), history, 180)
     assert page.count("<svg") == 1
     assert "00:02:00 UTC: rolled_back" in page
+
+
+def test_page_shows_answer_quality_per_cohort() -> None:
+    page = render_html(_data(), None, 0)
+    section = page[page.index('data-route="clinical"') : page.index("</section>")]
+    assert '<td data-field="refusal">25.00%</td>' in section
+    assert '<td data-field="score_mean">0.250</td>' in section
+    assert "Answer quality by route, cohort and backend" in page
