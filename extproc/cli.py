@@ -198,12 +198,26 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def _admin_headers(token_env: str) -> dict[str, str]:
+    token = os.environ.get(token_env)
+    return {"authorization": f"Bearer {token}"} if token else {}
+
+
+def _call_admin(request: urllib.request.Request, url: str) -> str | None:
+    """The answer's body; None once the error is printed (an HTTP error's own body says why)."""
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:
+            body: str = response.read().decode()
+            return body
+    except urllib.error.HTTPError as exc:
+        print(exc.read().decode(), file=sys.stderr)
+    except urllib.error.URLError as exc:
+        print(f"cannot reach switchyard at {url}: {exc.reason}", file=sys.stderr)
+    return None
+
+
 def cmd_rollout(args: argparse.Namespace) -> int:
     base = f"{args.url.rstrip('/')}/rollout"
-    headers = {}
-    token = os.environ.get(args.token_env)
-    if token:
-        headers["authorization"] = f"Bearer {token}"
     if args.action == "status":
         request = urllib.request.Request(f"{base}/{args.route or ''}".rstrip("/"))
     elif not args.route:
@@ -211,21 +225,18 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         return 2
     else:
         request = urllib.request.Request(
-            f"{base}/{args.route}/{args.action}", method="POST", data=b"", headers=headers
+            f"{base}/{args.route}/{args.action}",
+            method="POST",
+            data=b"",
+            headers=_admin_headers(args.token_env),
         )
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            body = response.read().decode()
-            if args.action == "status" and not args.json:
-                print(format_rollout_status(json.loads(body)))
-            else:
-                print(body)
-    except urllib.error.HTTPError as exc:
-        print(exc.read().decode(), file=sys.stderr)
+    body = _call_admin(request, args.url)
+    if body is None:
         return 1
-    except urllib.error.URLError as exc:
-        print(f"cannot reach switchyard at {args.url}: {exc.reason}", file=sys.stderr)
-        return 1
+    if args.action == "status" and not args.json:
+        print(format_rollout_status(json.loads(body)))
+    else:
+        print(body)
     return 0
 
 
@@ -234,21 +245,14 @@ def cmd_cache(args: argparse.Namespace) -> int:
     query = urllib.parse.urlencode(
         {k: v for k, v in (("route", args.route), ("partition", args.partition)) if v}
     )
-    headers = {}
-    token = os.environ.get(args.token_env)
-    if token:
-        headers["authorization"] = f"Bearer {token}"
     url = f"{args.url.rstrip('/')}/cache/purge" + (f"?{query}" if query else "")
-    request = urllib.request.Request(url, method="POST", data=b"", headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=15) as response:
-            print(response.read().decode())
-    except urllib.error.HTTPError as exc:
-        print(exc.read().decode(), file=sys.stderr)
+    request = urllib.request.Request(
+        url, method="POST", data=b"", headers=_admin_headers(args.token_env)
+    )
+    body = _call_admin(request, args.url)
+    if body is None:
         return 1
-    except urllib.error.URLError as exc:
-        print(f"cannot reach switchyard at {args.url}: {exc.reason}", file=sys.stderr)
-        return 1
+    print(body)
     return 0
 
 

@@ -68,13 +68,18 @@ def from_json_body(body: bytes) -> CachedAnswer | None:
     usage = _usage(data.get("usage"))
     if content is None or usage is None:
         return None
+    return _answer(data, content, usage)
+
+
+def _answer(meta: dict[str, Any], content: str, usage: tuple[int, int]) -> CachedAnswer:
+    """The answer, with the id, model and creation time of the response (or first chunk)."""
     return CachedAnswer(
-        id=str(data.get("id", "")),
-        model=str(data.get("model", "")),
+        id=str(meta.get("id", "")),
+        model=str(meta.get("model", "")),
         content=content,
         prompt_tokens=usage[0],
         completion_tokens=usage[1],
-        created=int(data.get("created") or time.time()),
+        created=int(meta.get("created") or time.time()),
     )
 
 
@@ -114,14 +119,7 @@ def from_sse_body(body: bytes) -> CachedAnswer | None:
     content = "".join(pieces)
     if not done or finish != "stop" or usage is None or first is None or not content:
         return None
-    return CachedAnswer(
-        id=str(first.get("id", "")),
-        model=str(first.get("model", "")),
-        content=content,
-        prompt_tokens=usage[0],
-        completion_tokens=usage[1],
-        created=int(first.get("created") or time.time()),
-    )
+    return _answer(first, content, usage)
 
 
 def read_answer(status: int, content_type: str, body: bytes) -> CachedAnswer | None:

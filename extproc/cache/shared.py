@@ -19,15 +19,15 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
 from extproc.cache.store import Entry
 from extproc.config import StateConfig
+from extproc.store.connect import redis_client
 
 if TYPE_CHECKING:
     from extproc.cache.service import ResponseCache
@@ -42,19 +42,7 @@ class PurgeNotShared(RuntimeError):
 
 class SharedCache:
     def __init__(self, config: StateConfig, cache: ResponseCache, replica: str) -> None:
-        password = os.environ.get(config.password_env) if config.password_env else None
-        timeout = config.timeout_ms / 1000
-        tls: dict[str, Any] = (
-            {"ssl_ca_certs": str(config.tls_ca_file)} if config.tls_ca_file else {}
-        )
-        self._redis: aioredis.Redis = aioredis.Redis.from_url(
-            config.redis_url,
-            password=password,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            decode_responses=True,
-            **tls,
-        )
+        self._redis: aioredis.Redis = redis_client(config)
         self._cache = cache
         self._replica = replica
         self._retry_s = config.sync_interval_s

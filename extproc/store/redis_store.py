@@ -56,6 +56,7 @@ from extproc.rollout.observe import TrafficStats
 from extproc.rollout.quality import Quality, Served
 from extproc.rollout.window import Summary
 from extproc.store.clock import StoreClock
+from extproc.store.connect import redis_client
 from extproc.store.redis_requests import SharedRequestIds
 
 log = logging.getLogger("switchyard.store")
@@ -137,19 +138,7 @@ class RedisStore:
         self._rollouts = rollouts
         self._traffic = traffic
         self._metrics = metrics
-        password = os.environ.get(config.password_env) if config.password_env else None
-        timeout = config.timeout_ms / 1000
-        tls: dict[str, Any] = (
-            {"ssl_ca_certs": str(config.tls_ca_file)} if config.tls_ca_file else {}
-        )
-        self._redis: aioredis.Redis = aioredis.Redis.from_url(
-            config.redis_url,
-            password=password,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            decode_responses=True,
-            **tls,
-        )
+        self._redis: aioredis.Redis = redis_client(config)
         self._cas = self._redis.register_script(_COMPARE_AND_SET)
         self._lease = self._redis.register_script(_HOLD_LEASE)
         prefix = config.key_prefix
