@@ -38,6 +38,7 @@ def run(
     change_at: float,
     duration: float,
     rng: random.Random,
+    stable_sample: float = 1.0,
 ) -> float | None:
     """Seconds from the change to the first DEGRADED verdict (negative: before it), or None."""
     buckets: dict[str, dict[int, Summary]] = {"canary": {}, "stable": {}}
@@ -48,8 +49,10 @@ def run(
         cohort_name = "canary" if rng.random() < canary_share else "stable"
         cohort = stable if cohort_name == "stable" else (before if t < change_at else after)
         latency = cohort.median_ms / 1000 * rng.lognormvariate(0, cohort.sigma)
-        bucket = buckets[cohort_name].setdefault(int(t), Summary())
-        bucket.add(rng.random() < cohort.error_rate, latency)
+        error = rng.random() < cohort.error_rate
+        # envoy.observe_sample: only that share of stable's responses reaches the analysis.
+        if cohort_name == "canary" or rng.random() < stable_sample:
+            buckets[cohort_name].setdefault(int(t), Summary()).add(error, latency)
         t += step
         if t >= next_check:
             next_check += cfg.interval_s
@@ -73,10 +76,17 @@ def main() -> None:
     parser.add_argument("--share", type=float, default=0.05, help="canary share")
     parser.add_argument("--hours", type=float, default=1.0, help="A/A time simulated per case")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--stable-sample", type=float, default=1.0, help="envoy.observe_sample (stable's share)"
+    )
     args = parser.parse_args()
     cfg = AnalysisConfig()
     rng = random.Random(args.seed)
-    print(f"defaults: {cfg.model_dump()}; {args.rate:g} req/s, canary {args.share:.0%}\n")
+    print(
+        f"defaults: {cfg.model_dump()}; {args.rate:g} req/s, canary {args.share:.0%}, "
+        f"stable observed {args.stable_sample:.0%}\n"
+    )
+    sample = args.stable_sample
     print("| case | result |")
     print("|---|---|")
     aa_seconds = args.hours * 3600
@@ -84,7 +94,9 @@ def main() -> None:
         base = Cohort(error_rate, median)
         alarms, elapsed = 0, 0.0
         while elapsed < aa_seconds:
-            hit = run(cfg, args.rate, args.share, base, base, base, 0, aa_seconds - elapsed, rng)
+            hit = run(
+                cfg, args.rate, args.share, base, base, base, 0, aa_seconds - elapsed, rng, sample
+            )
             if hit is None:
                 break
             alarms += 1
@@ -103,7 +115,7 @@ def main() -> None:
     ]
     for name, after in cases:
         times = [
-            run(cfg, args.rate, args.share, stable, stable, after, 120, 1200, rng)
+            run(cfg, args.rate, args.share, stable, stable, after, 120, 1200, rng, sample)
             for _ in range(10)
         ]
         found = sorted(t for t in times if t is not None)
