@@ -446,6 +446,11 @@ class AnalysisConfig(Model):
     latency_floor_ms: float = Field(default=20.0, ge=0)
     confidence: float = Field(default=0.999, gt=0.5, lt=1)
     """One-sided confidence needed to call a canary degraded."""
+    source: Literal["observed", "envoy"] = "observed"
+    """Where canary and stable requests, errors and latencies come from: the responses
+    switchyard observes, or Envoy's own per-route statistics, read from envoy.admin every
+    interval_s (extproc.rollout.envoy_stats); with envoy, observing is needed only for
+    tokens and cost, so envoy.observe_sample can be low or envoy.observe off."""
 
 
 class StateConfig(Model):

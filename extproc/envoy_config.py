@@ -605,7 +605,12 @@ def render(config: Config) -> dict[str, Any]:
                 "load_assignment": _load_assignment(ADMIN_CLUSTER, config.envoy.admin),
             }
         )
+    flush = {}
+    if config.analysis.source == "envoy":
+        # Histograms reach the admin's view only when Envoy merges them (default 5 s).
+        flush = {"stats_flush_interval": f"{config.analysis.interval_s}s"}
     return {
+        **flush,
         "admin": {"address": _socket_address(config.envoy.admin)},
         "layered_runtime": {
             "layers": [
