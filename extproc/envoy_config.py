@@ -439,17 +439,6 @@ def _routes(config: Config) -> list[dict[str, Any]]:
     return routes
 
 
-def routing_headers(config: Config) -> list[str]:
-    """The request headers switchyard reads (extproc.request), the only ones Envoy sends it."""
-    names = [":method", ":path", "content-length", "x-request-id", h.CLIENT]
-    names += [config.force_cohort.header, config.force_cohort.token_header]
-    for source in [*config.session.sources, *config.session.fingerprint]:
-        kind, _, name = source.partition(":")
-        names += [name] if kind == "header" else ["cookie"] if kind == "cookie" else []
-    names += [r.match.header.name for r in config.routes if r.match and r.match.header]
-    return list(dict.fromkeys(names))
-
-
 OBSERVED_HEADERS = [":status", h.ROUTE, h.COHORT, h.BACKEND, "x-envoy-upstream-service-time"]
 """The response headers extproc.rollout.observe reads."""
 
@@ -478,7 +467,8 @@ def _routing_filter(config: Config) -> dict[str, Any]:
             "allow_mode_override": True,
             # The body follows the headers at once: one round trip instead of two.
             "send_body_without_waiting_for_header_response": True,
-            "forward_rules": _forward_only(routing_headers(config)),
+            # Every request header: header routes and session sources name any header and
+            # reload without a new bootstrap, so no fixed list here could stay right.
             "stat_prefix": "switchyard",
         },
     }
