@@ -48,6 +48,7 @@ def run(
     duration: float,
     rng: random.Random,
     counted: str = "",
+    stable_sample: float = 1.0,
 ) -> float | None:
     """Seconds from the change to the first DEGRADED verdict (negative: before it), or None.
 
@@ -61,15 +62,17 @@ def run(
         cohort_name = "canary" if rng.random() < canary_share else "stable"
         cohort = stable if cohort_name == "stable" else (before if t < change_at else after)
         latency = cohort.median_ms / 1000 * rng.lognormvariate(0, cohort.sigma)
-        bucket = buckets[cohort_name].setdefault(int(t), Summary())
         error = rng.random() < cohort.error_rate
-        bucket.add(error, latency)
-        if not error:
-            if cohort.refusal_rate and rng.random() < cohort.refusal_rate:
-                bucket.add_flag("refusal")
-            if cohort.score_mean is not None and rng.random() < cohort.scored_share:
-                score = rng.gauss(cohort.score_mean, cohort.score_sd)
-                bucket.add_score(min(1.0, max(0.0, score)))
+        # envoy.observe_sample: only that share of stable's responses reaches the analysis.
+        if cohort_name == "canary" or rng.random() < stable_sample:
+            bucket = buckets[cohort_name].setdefault(int(t), Summary())
+            bucket.add(error, latency)
+            if not error:
+                if cohort.refusal_rate and rng.random() < cohort.refusal_rate:
+                    bucket.add_flag("refusal")
+                if cohort.score_mean is not None and rng.random() < cohort.scored_share:
+                    score = rng.gauss(cohort.score_mean, cohort.score_sd)
+                    bucket.add_score(min(1.0, max(0.0, score)))
         t += step
         if t >= next_check:
             next_check += cfg.interval_s
@@ -95,9 +98,11 @@ def detection(
     after: Cohort,
     rng: random.Random,
     counted: str = "",
+    stable_sample: float = 1.0,
 ) -> str:
     times = [
-        run(cfg, rate, share, stable, stable, after, 120, 1200, rng, counted) for _ in range(10)
+        run(cfg, rate, share, stable, stable, after, 120, 1200, rng, counted, stable_sample)
+        for _ in range(10)
     ]
     found = sorted(t for t in times if t is not None)
     if not found:
@@ -116,10 +121,13 @@ def false_alarms(
     seconds: float,
     rng: random.Random,
     counted: str = "",
+    stable_sample: float = 1.0,
 ) -> int:
     alarms, elapsed = 0, 0.0
     while elapsed < seconds:
-        hit = run(cfg, rate, share, base, base, base, 0, seconds - elapsed, rng, counted)
+        hit = run(
+            cfg, rate, share, base, base, base, 0, seconds - elapsed, rng, counted, stable_sample
+        )
         if hit is None:
             break
         alarms += 1
@@ -134,10 +142,17 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=1.0, help="A/A time simulated per case")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--quality", action="store_true", help="the quality checks' cases")
+    parser.add_argument(
+        "--stable-sample", type=float, default=1.0, help="envoy.observe_sample (stable's share)"
+    )
     args = parser.parse_args()
     cfg = AnalysisConfig()
     rng = random.Random(args.seed)
-    print(f"defaults: {cfg.model_dump()}; {args.rate:g} req/s, canary {args.share:.0%}\n")
+    print(
+        f"defaults: {cfg.model_dump()}; {args.rate:g} req/s, canary {args.share:.0%}, "
+        f"stable observed {args.stable_sample:.0%}\n"
+    )
+    sample = args.stable_sample
     print("| case | result |")
     print("|---|---|")
     aa_seconds = args.hours * 3600
@@ -146,7 +161,13 @@ def main() -> None:
         return
     for error_rate, median in ((0.001, 800), (0.01, 800), (0.05, 800)):
         alarms = false_alarms(
-            cfg, args.rate, args.share, Cohort(error_rate, median), aa_seconds, rng
+            cfg,
+            args.rate,
+            args.share,
+            Cohort(error_rate, median),
+            aa_seconds,
+            rng,
+            stable_sample=sample,
         )
         print(
             f"| A/A, {error_rate:.1%} errors, {median} ms median | {alarms} false rollback(s) "
@@ -161,7 +182,10 @@ def main() -> None:
         ("latency x1.3", Cohort(0.01, 1040)),
     ]
     for name, after in cases:
-        print(f"| {name} | {detection(cfg, args.rate, args.share, stable, after, rng)} |")
+        print(
+            f"| {name} | "
+            f"{detection(cfg, args.rate, args.share, stable, after, rng, stable_sample=sample)} |"
+        )
 
 
 QUALITY = "quality."

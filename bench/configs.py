@@ -223,6 +223,17 @@ def with_fleet_state(config: dict[str, Any], route: str, redis_url: str) -> dict
     """`config` with its rollout state in Redis and a 5 % canary on `route`, so that the
     shared store has something to keep: the request path then also does the canary's
     bookkeeping (cohort hash, per-second buckets flushed to Redis)."""
+    return {**with_canary(config, route), "state": {"store": "redis", "redis_url": redis_url}}
+
+
+def with_envoy_analysis(config: dict[str, Any], route: str) -> dict[str, Any]:
+    """`config` with a 5 % canary on `route` judged from Envoy's statistics, observe off."""
+    config = with_canary(config, route)
+    envoy = {**config["envoy"], "observe": "off"}
+    return {**config, "envoy": envoy, "analysis": {"source": "envoy"}}
+
+
+def with_canary(config: dict[str, Any], route: str) -> dict[str, Any]:
     routes = []
     for item in config["routes"]:
         if item["name"] == route:
@@ -230,4 +241,4 @@ def with_fleet_state(config: dict[str, Any], route: str, redis_url: str) -> dict
             spare = next(b["name"] for b in config["backends"] if b["name"] not in stable)
             item = {**item, "canary": {"backend": spare, "percent": 5, "auto": False}}
         routes.append(item)
-    return {**config, "routes": routes, "state": {"store": "redis", "redis_url": redis_url}}
+    return {**config, "routes": routes}

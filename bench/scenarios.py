@@ -74,6 +74,12 @@ SCENARIOS = [
         32,
     ),
     Scenario(
+        "rules-envoy-analysis",
+        "rules-envoy-analysis",
+        "static",
+        f"{SWITCHYARD}, rules-only, 5 % canary judged from Envoy's statistics, observe off",
+    ),
+    Scenario(
         "rules-baseline",
         "rules-baseline",
         "static",
@@ -122,13 +128,16 @@ def start_stack(lab: Lab, name: str) -> Stack:
         # Rendered from the rules-only config: the same Envoy, filter for filter.
         config = configs.rules_config(addresses, lab.backend_address, observe=True)
         return lab.start_trivial(name, config, addresses)
-    if name in ("rules", "rules-no-observe", "rules-redis", "rules-sampled", "rules-baseline"):
+    rules_stacks = ("rules", "rules-no-observe", "rules-redis", "rules-sampled", "rules-baseline")
+    if name in (*rules_stacks, "rules-envoy-analysis"):
         sample = configs.SAMPLE if name == "rules-sampled" else None
         config = configs.rules_config(
             addresses, lab.backend_address, observe=name != "rules-no-observe", sample=sample
         )
         if name == "rules-redis":
             config = configs.with_fleet_state(config, configs.RULES_ROUTE, lab.redis_url())
+        if name == "rules-envoy-analysis":
+            config = configs.with_envoy_analysis(config, configs.RULES_ROUTE)
         probe = configs.chat_body(configs.RULES_PROMPT)
         return lab.start_switchyard(name, config, addresses, probe, configs.RULES_ROUTE)
     if name in ("semantic", "semantic-redis", "semantic-sampled", "semantic-baseline"):

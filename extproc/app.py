@@ -9,6 +9,7 @@ import signal
 import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from extproc import headers as h
@@ -21,6 +22,8 @@ from extproc.metrics import Metrics
 from extproc.request.runtime import RuntimeHolder, build_runtime
 from extproc.rollout.analysis import Status, Verdict, analyze
 from extproc.rollout.canary import CanaryState, Phase, RolloutError, Rollouts, hold_met
+from extproc.rollout.envoy_stats import EnvoyRouteStats
+from extproc.rollout.envoy_stats import fetch as fetch_envoy_stats
 from extproc.rollout.observe import TrafficStats
 from extproc.rollout.quality import Quality, Served
 from extproc.rollout.shadow import compare
@@ -54,6 +57,8 @@ class Switchyard:
             self.store.share_requests(self.quality)
             self.quality.lookup = self._lookup_request
         self.verdicts: dict[str, Verdict] = {}
+        self._envoy_stats: tuple[str, EnvoyRouteStats] | None = None
+        self._envoy_stats_ok = True
         self._loop: asyncio.AbstractEventLoop | None = None
         self.rollouts.subscribe(self._on_rollout_change)
         runtime = build_runtime(config, self.rollouts, self.metrics)
@@ -74,6 +79,7 @@ class Switchyard:
         self.traffic.analyse_routes(
             frozenset(self.rollouts.states()), keep_s=2 * config.analysis.window_s
         )
+        self.traffic.observed_feeds_analysis = config.analysis.source == "observed"
 
     def _on_rollout_change(self, route: str, old: CanaryState | None, new: CanaryState) -> None:
         self.metrics.record_rollout(route, old, new)
@@ -165,10 +171,29 @@ class Switchyard:
                         route, "promote", "healthy and hold met", based_on=state.version
                     )
 
+    async def _read_envoy_stats(self) -> None:
+        """analysis.source envoy: this second's deltas of the local Envoy's route statistics."""
+        admin = self.config.envoy.admin
+        if self._envoy_stats is None or self._envoy_stats[0] != admin:
+            self._envoy_stats = (admin, EnvoyRouteStats(partial(fetch_envoy_stats, admin)))
+        loop = asyncio.get_running_loop()
+        try:
+            deltas = await loop.run_in_executor(None, self._envoy_stats[1].deltas)
+        except OSError as exc:  # Envoy not up yet, or restarting: said once per outage
+            if self._envoy_stats_ok:
+                log.warning("analysis.source envoy: cannot read %s: %s", admin, exc)
+            self._envoy_stats_ok = False
+            return
+        self._envoy_stats_ok = True
+        for (route, cohort), summary in deltas.items():
+            self.traffic.add_summary(route, cohort, summary)
+
     async def _analysis_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.analysis.interval_s)
             try:
+                if self.config.analysis.source == "envoy":
+                    await self._read_envoy_stats()
                 await self.analyze_once()
             except Exception:
                 log.exception("canary analysis failed; will retry")

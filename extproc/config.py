@@ -529,6 +529,11 @@ class AnalysisConfig(Model):
     """One-sided confidence needed to call a canary degraded."""
     quality: QualityAnalysisConfig = QualityAnalysisConfig()
     """Answer-quality checks for every canary route (routes[].analysis.quality overrides)."""
+    source: Literal["observed", "envoy"] = "observed"
+    """Where canary and stable requests, errors and latencies come from: the responses
+    switchyard observes, or Envoy's own per-route statistics, read from envoy.admin every
+    interval_s (extproc.rollout.envoy_stats); with envoy, observing is needed only for
+    tokens and cost, so envoy.observe_sample can be low or envoy.observe off."""
 
 
 class StateConfig(Model):

@@ -522,26 +522,6 @@ def _routes(config: Config) -> list[dict[str, Any]]:
     return routes
 
 
-def routing_headers(config: Config) -> list[str]:
-    """The request headers switchyard reads (extproc.request), the only ones Envoy sends it."""
-    names = [":method", ":path", "content-length", "x-request-id", h.CLIENT]
-    names += [config.force_cohort.header, config.force_cohort.token_header]
-    for source in [*config.session.sources, *config.session.fingerprint]:
-        kind, _, name = source.partition(":")
-        names += [name] if kind == "header" else ["cookie"] if kind == "cookie" else []
-    names += [r.match.header.name for r in config.routes if r.match and r.match.header]
-    for route in config.routes:
-        if route.cache.enabled:  # extproc.cache: the partition and the client's directives
-            sources = [s for s in route.cache.partition_by if s != "user"]
-            names += [
-                s.removeprefix("header:") if s.startswith("header:") else "cookie" for s in sources
-            ]
-            names.append("cache-control")
-    if any(r.shadow for r in config.routes):
-        names += [h.SHADOW, h.ROUTE]  # a shadow copy's routing stream (extproc.request.shadow)
-    return list(dict.fromkeys(names))
-
-
 def observed_headers(config: Config) -> list[str]:
     """The response headers extproc.rollout.observe reads."""
     names = [":status", h.ROUTE, h.COHORT, h.BACKEND, "x-envoy-upstream-service-time"]
@@ -577,7 +557,8 @@ def _routing_filter(config: Config) -> dict[str, Any]:
             "allow_mode_override": True,
             # The body follows the headers at once: one round trip instead of two.
             "send_body_without_waiting_for_header_response": True,
-            "forward_rules": _forward_only(routing_headers(config)),
+            # Every request header: header routes and session sources name any header and
+            # reload without a new bootstrap, so no fixed list here could stay right.
             "stat_prefix": "switchyard",
         },
     }
@@ -754,7 +735,12 @@ def render(config: Config) -> dict[str, Any]:
                 "load_assignment": _load_assignment(ADMIN_CLUSTER, config.envoy.admin),
             }
         )
+    flush = {}
+    if config.analysis.source == "envoy":
+        # Histograms reach the admin's view only when Envoy merges them (default 5 s).
+        flush = {"stats_flush_interval": f"{config.analysis.interval_s}s"}
     bootstrap: dict[str, Any] = {
+        **flush,
         "admin": {"address": _socket_address(config.envoy.admin)},
         "layered_runtime": {
             "layers": [

@@ -91,6 +91,8 @@ class TrafficStats:
         self._unshared: dict[BucketKey, Summary] | None = None
         self._analysed: frozenset[str] = frozenset()
         self._keep_s = 120.0
+        self.observed_feeds_analysis = True
+        """False with analysis.source envoy: the buckets come from add_summary instead."""
 
     def analyse_routes(self, routes: frozenset[str], keep_s: float) -> None:
         """Keeps per-second summaries only for these routes (those with a canary), `keep_s` long."""
@@ -136,7 +138,11 @@ class TrafficStats:
                 totals.completion_tokens += usage[1]
                 totals.cost += cost
             # A shadow's copies are compared in the report, never in the canary analysis.
-            if route in self._analysed and cohort != h.SHADOW_COHORT:
+            if (
+                route in self._analysed
+                and self.observed_feeds_analysis
+                and cohort != h.SHADOW_COHORT
+            ):
                 key = (route, cohort, int(self._clock()))
                 bucket = self._buckets.get(key)
                 if bucket is None:
@@ -167,6 +173,20 @@ class TrafficStats:
             change(self._buckets.setdefault(key, Summary()))
             if self._unshared is not None:
                 change(self._unshared.setdefault(key, Summary()))
+
+    def add_summary(self, route: str, cohort: str, summary: Summary) -> None:
+        """A second's worth of a cohort's traffic counted elsewhere (Envoy's statistics)."""
+        with self._lock:
+            if route not in self._analysed:
+                return
+            key = (route, cohort, int(self._clock()))
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = Summary()
+                self._prune(key[2])
+            bucket.merge(summary)
+            if self._unshared is not None:
+                self._unshared.setdefault(key, Summary()).merge(summary)
 
     def _prune(self, second: int) -> None:
         oldest = second - self._keep_s

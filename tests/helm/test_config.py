@@ -152,7 +152,8 @@ HOT = {
     "the canary's hold": ("config.routes.0.canary.hold", {"seconds": 60, "requests": 10}),
     "the classifier threshold": ("config.classifier.threshold", 0.6),
     "analysis": ("config.analysis.window_s", 30),
-    "session sources": ("config.session.sources", ["header:x-session-id", "user"]),
+    "session sources": ("config.session.sources", ["user"]),
+    "the header a route matches": ("config.routes.2.match.header.name", "x-plan"),
 }
 RESTART = {
     "a weight": ("config.routes.3.backends.0.weight", 60),
@@ -171,10 +172,6 @@ RESTART = {
     "envoy's message timeout": ("config.envoy.message_timeout_ms", 500),
     "server.max_body_bytes": ("config.server.max_body_bytes", 4194304),
     "the listener port": ("ports.http", 10001),
-    # Envoy forwards to switchyard only the request headers it reads.
-    "the header a route matches": ("config.routes.2.match.header.name", "x-plan"),
-    "a session header": ("config.session.sources", ["header:x-conversation", "user"]),
-    "a session cookie": ("config.session.sources", ["cookie:sid", "user"]),
     "a shadow": ("config.routes.3.shadow", {"backend": "med-v2", "percent": 10}),
     "a response cache": ("config.routes.3.cache", {"enabled": True}),
 }

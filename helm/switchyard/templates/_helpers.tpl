@@ -210,17 +210,7 @@ ConfigMap, so it must not be part of this checksum.
 {{- $cache := .cache | default dict -}}
 {{- $routes = append $routes (dict "name" .name "backends" .backends "canary_backend" $canary "shadow" .shadow "cache" (pick $cache "enabled" "partition_by")) -}}
 {{- end -}}
-{{- /* Envoy forwards to switchyard only the headers it reads: a change to their names is a change to the bootstrap. */ -}}
-{{- $reads := list -}}
-{{- $session := $cfg.session | default dict -}}
-{{- range concat ($session.sources | default list) ($session.fingerprint | default list) -}}
-{{- if or (hasPrefix "header:" .) (hasPrefix "cookie:" .) }}{{ $reads = append $reads (regexReplaceAll ":.*" (trimPrefix "header:" .) "") }}{{ end -}}
-{{- end -}}
-{{- range $cfg.routes -}}
-{{- if and .match .match.header }}{{ $reads = append $reads .match.header.name }}{{ end -}}
-{{- end -}}
-{{- $reads = append $reads (dig "quality" "score_header" "" $cfg) -}}
-{{- $parts := dict "server" $cfg.server "envoy" $cfg.envoy "backends" $cfg.backends "default_route" $cfg.default_route "force_cohort" $cfg.force_cohort "routes" $routes "state" $cfg.state "reads" $reads -}}
+{{- $parts := dict "server" $cfg.server "envoy" $cfg.envoy "backends" $cfg.backends "default_route" $cfg.default_route "force_cohort" $cfg.force_cohort "routes" $routes "state" $cfg.state -}}
 {{- if not (include "switchyard.sidecar" .) -}}
 {{- $parts = dict "server" $cfg.server "state" $cfg.state -}}
 {{- end -}}
