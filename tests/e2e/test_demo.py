@@ -1,4 +1,7 @@
-"""`switchyard demo` on the example config writes the HTML report and prints its path."""
+"""`switchyard demo` and `switchyard demo --fleet` on the example config, for real.
+
+One file for both: they start fake backends on the example config's fixed ports, so they
+must not run at the same time (the suite's workers take a file each)."""
 
 from __future__ import annotations
 
@@ -52,3 +55,23 @@ def test_demo_writes_an_html_report_with_the_canary_charted() -> None:
     }
     # Error rate and latency per cohort, the canary's percent per canary backend.
     assert {"canary", "stable", "clinical-v2"} <= drawn, clinical[:3000]
+
+
+def test_fleet_demo_shows_a_rollback_reaching_both_replicas_and_surviving_a_restart() -> None:
+    done = subprocess.run(
+        [SWITCHYARD, "demo", "--fleet", "-c", str(REPO / "switchyard.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    took = re.search(r"rolled back on both replicas ([\d.]+)s after the failure", out)
+    assert took and float(took.group(1)) < 15, out
+    after_restart = out.split("== 4.")[1]
+    assert after_restart.count("rolled_back 0%") == 2, out
+    replicas = re.findall(r"replica (\d) \(([^)]+)\)", out.split("== 4.")[0])
+    restarted = re.findall(r"replica 1 \(([^)]+)\)", after_restart)
+    assert restarted and restarted[0] not in {name for i, name in replicas if i == "1"}
