@@ -594,8 +594,10 @@ def _uses_cache(config: Config) -> bool:
 
 def _response_headers(config: Config) -> list[dict[str, Any]]:
     """What Envoy's route adds to every response: switchyard's decision, copied from the
-    request headers switchyard set, and the backend that answered."""
-    copied = [h.ROUTE, h.COHORT, h.LABEL]
+    request headers switchyard set, Envoy's request id (already on the response the observing
+    filter sees, which joins quality signals by it: the HCM adds it only after the filters),
+    and the backend that answered."""
+    copied = [h.ROUTE, h.COHORT, h.LABEL, h.REQUEST_ID]
     added = [
         {
             "header": {"key": name, "value": f"%REQ({name})%"},
