@@ -119,16 +119,21 @@ def scores_posted(stack: Stack, replies: list[Reply], score: Any) -> None:
         assert status == 200
 
 
-def test_same_scores_for_both_cohorts_do_not_roll_back(fresh: Stack) -> None:
+def test_same_scores_for_both_cohorts_do_not_roll_back_over_minutes(fresh: Stack) -> None:
+    """A/A for two minutes: traffic and scores from one distribution for both cohorts,
+    the window sliding over them (bench/canary_sim.py --quality covers hours)."""
     stack = fresh
     rng = random.Random(7)
-    replies = send(stack, 160)
-    scores_posted(stack, replies, lambda _: round(rng.uniform(0.3, 1.0), 3))
-    deadline = time.monotonic() + 8
+    deadline = time.monotonic() + 120
+    rounds = 0
     while time.monotonic() < deadline:
+        replies = send(stack, 40)
+        scores_posted(stack, replies, lambda _: round(rng.uniform(0.3, 1.0), 3))
         state = rollout(stack)
         assert state["phase"] == "progressing", state
-        time.sleep(0.5)
+        rounds += 1
+        time.sleep(1.0)
+    assert rounds >= 20
     assert "score: ok, mean score" in state["verdict"], state["verdict"]
 
 
