@@ -25,7 +25,7 @@ make_local_base() {
   local root
   root=$(mktemp -d)
   trap 'rm -rf "$root"' RETURN
-  echo "making $local_base with debootstrap (about a minute)"
+  echo "making $local_base with debootstrap (a few minutes)"
   debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
     bookworm "$root" http://deb.debian.org/debian >"$root.log" 2>&1 \
     || { tail -20 "$root.log"; exit 1; }
@@ -35,7 +35,8 @@ make_local_base() {
     "$root"/usr/share/doc "$root"/usr/share/man "$root"/usr/share/info "$root"/usr/share/locale
   tar -C "$root" -c . | "${engine[@]}" import \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'CMD ["python3"]' - "$local_base" >/dev/null
+    --change 'CMD ["python3"]' - "$local_base" >/dev/null 2>&1 \
+    || { echo "importing the base into ${engine[0]##*/} failed"; exit 1; }
 }
 
 if "${engine[@]}" image inspect "$official" >/dev/null 2>&1 \

@@ -123,7 +123,7 @@ class Pod:
         if "runAsUser" in sc:
             args += ["--user", f"{sc['runAsUser']}:{sc.get('runAsGroup', sc['runAsUser'])}"]
         if sc.get("runAsNonRoot"):
-            uid = sc.get("runAsUser", self._image_uid(image))
+            uid = sc["runAsUser"] if "runAsUser" in sc else self._image_uid(image)
             if uid in (None, 0):
                 raise PodFailed(f"{c['name']}: runAsNonRoot, but the container would run as root")
         if "fsGroup" in pod_sc:
