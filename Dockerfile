@@ -14,8 +14,8 @@
 #
 # A machine whose HTTPS goes through its own certificate authority passes its CA
 # bundle as the build secret `ca` (make image does): pip in the build stage trusts
-# it, and it never lands in a layer. pip's cache is a cache mount: rebuilds reuse
-# downloads, no layer keeps them.
+# it, and it never lands in a layer. pip's cache is a cache mount: no layer keeps it,
+# and rebuilds reuse it where the index's answers may be cached (here they are not).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
