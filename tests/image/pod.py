@@ -21,7 +21,6 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -243,10 +242,9 @@ class Pod:
             budget = spec.get("periodSeconds", 10) * spec.get("failureThreshold", 3)
         deadline = time.monotonic() + budget
         while time.monotonic() < deadline:
-            if self.exit_code(container) is not None:
-                raise PodFailed(
-                    f"{container} exited {self.exit_code(container)}: {self.logs(container)}"
-                )
+            code = self.exit_code(container)
+            if code is not None:
+                raise PodFailed(f"{container} exited {code}: {self.logs(container)}")
             if self.probe(container, kind):
                 return
             time.sleep(0.25)
@@ -341,12 +339,3 @@ def grpc_health(target: str, service: str = "") -> int:
         stub = health_pb2_grpc.HealthStub(channel)
         status: int = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
         return status
-
-
-def until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -55,9 +55,7 @@ def local_images(docs: list[dict[str, Any]]) -> dict[str, str | StandIn]:
     assert len(ours) == 1, ours
     (image,) = ours
     cmd = engine()
-    found = subprocess.run(
-        [*cmd, "image", "exists" if "podman" in cmd[0] else "inspect", image], capture_output=True
-    )
+    found = subprocess.run([*cmd, "image", "inspect", image], capture_output=True)
     assert found.returncode == 0, f"no local image {image}: run `make image`"
     images: dict[str, str | StandIn] = {image: image}
     for c in containers:
@@ -68,7 +66,6 @@ def local_images(docs: list[dict[str, Any]]) -> dict[str, str | StandIn]:
 
 @dataclass
 class Release:
-    values: Path
     ports: dict[str, int]
     docs: list[dict[str, Any]]
 
@@ -163,7 +160,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     ports = {name: free_port() for name in ("http", "stats", "admin", "grpc", "metrics")}
     with fake_backends(BACKENDS, tmp) as backend_ports:
         values = release_values(tmp, ports, backend_ports)
-        release = Release(values, ports, render(VALUES, values))
+        release = Release(ports, render(VALUES, values))
         pod = make_pod(f"sy-pod-{ports['http']}", release.docs, tmp / "pod")
         try:
             pod.start()
