@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # suite's wall time. --dist loadfile keeps a file's shared Envoy stack in one worker.
 TEST_WORKERS ?= 2
 
-.PHONY: install system-deps model proto test test-fast lint demo demo-fleet bench bench-heavy envoy-config helm-schema dashboard clean
+.PHONY: install system-deps image-deps image test-image model proto test test-fast lint demo demo-fleet bench bench-heavy envoy-config helm-schema dashboard clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ install: $(STAMP)
 # HTML report's test). Installed only when missing.
 system-deps:
 	@scripts/system-deps.sh
+
+# podman, runc and debootstrap for the container image (none where a Docker engine
+# answers). Installed only when missing.
+image-deps:
+	@scripts/image-deps.sh
+
+# The container image (Dockerfile): tag and size are printed; IMAGE=name:tag overrides.
+image: image-deps
+	@scripts/image.sh
 
 $(MODEL): $(STAMP) $(wildcard classifier/*.py)
 	$(BIN)/switchyard build-model --out build/model
@@ -52,6 +61,10 @@ test: system-deps install model
 	$(BIN)/ruff check .
 	$(BIN)/mypy extproc classifier
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
+
+# The chart's pod, run by hand from the built image (tests/image; kept out of `make test`).
+test-image: system-deps image-deps install image
+	$(BIN)/pytest -q tests/image $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/pytest -q -m "not e2e" $(PYTEST_ARGS)
