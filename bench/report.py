@@ -503,6 +503,11 @@ class Doc:
             self.gap_semantic_latency(),
             self.gap_saturation(),
         ]
+        bullets.append(
+            "**What observe sampling, the analysis from Envoy's statistics and the large-body "
+            "changes bought**, measured against the revision before them: "
+            "[`docs/CPU.md`](CPU.md)."
+        )
         return "## Reading the numbers, and what would close the gaps\n\n" + "\n".join(
             f"- {b}" for b in bullets if b
         )
