@@ -169,6 +169,15 @@ class Doc:
                     f"inference takes {_n(row.classify_batch_ms)} ms (mean, inside switchyard); "
                     f"{_n(rest)} ms more are added around it{base}"
                 )
+        if target.name.startswith("cache exact hit"):
+            trivial_one = self.row("trivial", 1)
+            if trivial_one:
+                return (
+                    "a hit is switchyard's own answer on the routing stream, so it pays that "
+                    "stream's round trips: the trivial processor adds "
+                    f"{_n(trivial_one.added_p50_ms)} ms with an upstream behind it; the "
+                    "lookup itself is a dictionary read"
+                )
         if target.name.startswith("semantic at saturation"):
             return (
                 f"Envoy's message_timeout is the default {self.message_timeout()} ms; "
