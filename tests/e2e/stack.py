@@ -313,6 +313,26 @@ class Stack:
     def switchyard_stats(self) -> dict[str, Any]:
         return json.loads(http_get(self.metrics_port, "/stats")[1])
 
+    def report(self, *args: str) -> str:
+        """`switchyard report` against this stack; its output."""
+        result = subprocess.run(
+            [
+                SWITCHYARD,
+                "report",
+                "--admin",
+                f"http://127.0.0.1:{self.admin_port}",
+                "--switchyard",
+                f"http://127.0.0.1:{self.metrics_port}",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
     def metrics_text(self) -> str:
         return http_get(self.metrics_port, "/metrics")[1].decode()
 
@@ -452,7 +472,7 @@ class Load:
 
 def canary_config(**canary: Any) -> dict[str, Any]:
     """A keyword route `clinical` (med-v1) with a 10 % canary med-v2, and a default route."""
-    routes = [
+    routes: list[dict[str, Any]] = [
         {
             "name": "clinical",
             "match": {"keywords": ["symptom"]},

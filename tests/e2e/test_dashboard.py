@@ -25,7 +25,6 @@ import yaml
 
 from tests.e2e.stack import (
     MODEL_DIR,
-    SWITCHYARD,
     Client,
     Load,
     Stack,
@@ -257,31 +256,11 @@ AB_FIELDS = (
 )
 
 
-def _switchyard_report(stack: Stack, *args: str) -> str:
-    result = subprocess.run(
-        [
-            SWITCHYARD,
-            "report",
-            "--admin",
-            f"http://127.0.0.1:{stack.admin_port}",
-            "--switchyard",
-            f"http://127.0.0.1:{stack.metrics_port}",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
 def test_html_report_draws_the_canary_story_in_a_real_browser(rolled_out: RolledOut) -> None:
     stack, page = rolled_out.stack, rolled_out.workdir / "report.html"
     prometheus_url = f"http://127.0.0.1:{rolled_out.prometheus.port}"
-    _switchyard_report(stack, "--html", str(page), "--prometheus", prometheus_url, "--since", "300")
-    expected = json.loads(_switchyard_report(stack, "--json"))  # no traffic since: same numbers
+    stack.report("--html", str(page), "--prometheus", prometheus_url, "--since", "300")
+    expected = json.loads(stack.report("--json"))  # no traffic since: same numbers
     assert "http" not in page.read_text().replace('xmlns="http://www.w3.org/2000/svg"', "")
     browser = subprocess.run(
         [

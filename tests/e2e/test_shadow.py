@@ -122,24 +122,6 @@ def rollout(
     )
 
 
-def report(stack: Stack, *extra: str) -> str:
-    return subprocess.run(
-        [
-            SWITCHYARD,
-            "report",
-            "--admin",
-            f"http://127.0.0.1:{stack.admin_port}",
-            "--switchyard",
-            f"http://127.0.0.1:{stack.metrics_port}",
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=30,
-    ).stdout
-
-
 def test_shadow_gets_its_percent_of_sessions_whole_and_clients_only_the_primary(
     stack: Stack,
 ) -> None:
@@ -245,13 +227,13 @@ def test_report_shows_the_shadow_beside_the_primary_and_launch_refuses_it(
         15,
         "the slow copies observed",
     )
-    shadow = json.loads(report(stack, "--json"))["shadows"]["chat"]
+    shadow = json.loads(stack.report("--json"))["shadows"]["chat"]
     assert shadow["backend"] == "v2"
     assert shadow["shadow"]["requests"] >= 450 and shadow["shadow"]["errors"] >= 140
     assert shadow["primary"]["errors"] == 0 and shadow["primary"]["requests"] > 1000
     assert shadow["shadow"]["prompt_tokens_per_request"] > 0
     assert shadow["verdict"].startswith("error rate")
-    text = report(stack)
+    text = stack.report()
     assert "Shadows (copies of some sessions' requests" in text
     assert "chat: 30% of sessions -> error rate" in text
     section = text[text.index("Shadows (") :].splitlines()
@@ -263,7 +245,7 @@ def test_report_shows_the_shadow_beside_the_primary_and_launch_refuses_it(
     assert (state["phase"], state["percent"]) == ("progressing", 0)
     assert state["verdict_detail"]["canary_requests"] == 0
     page = tmp_path / "report.html"
-    report(stack, "--html", str(page))
+    stack.report("--html", str(page))
     assert '<section class="shadow" data-route="chat">' in page.read_text()
     assert "has no canary" in rollout(stack, "launch", route="notes").stderr
     refused = rollout(stack, "launch")
