@@ -299,11 +299,12 @@ class ObserveStream:
                 self._finish()
         elif phase == "response_body":
             body = request.response_body
-            self._tail = (self._tail + body.body)[-USAGE_TAIL_BYTES:]
+            chunk = body.body  # a copy each time the field is read: read once
+            self._tail = (self._tail + chunk)[-USAGE_TAIL_BYTES:]
             if len(self._head) < ANSWER_HEAD_BYTES:
-                self._head += body.body[: ANSWER_HEAD_BYTES - len(self._head)]
-            self._size += len(body.body)
-            self._keep_for_cache(body.body)
+                self._head += chunk[: ANSWER_HEAD_BYTES - len(self._head)]
+            self._size += len(chunk)
+            self._keep_for_cache(chunk)
             if body.end_of_stream:
                 self._finish()
         elif phase == "response_trailers":
