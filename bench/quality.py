@@ -19,7 +19,8 @@ from classifier.evaluate import (
     load_conversations_jsonl,
     load_jsonl,
 )
-from classifier.labels import Label, load_classifier
+from classifier.labels import Label, LabelClassifier, load_classifier
+from classifier.sequence import SequenceClassifier
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "eval"
@@ -66,6 +67,21 @@ def _labels(path: Path) -> list[Label]:
     return [Label(item["name"], tuple(item["examples"])) for item in config["labels"]]
 
 
+def _classifier(
+    model_dir: Path, labels: list[Label], encoder: str, threshold: float | None
+) -> LabelClassifier | SequenceClassifier:
+    """One variant, as the server would load it (fallback "other", 128 tokens, 1 thread)."""
+    return load_classifier(
+        model_dir,
+        labels,
+        threshold=threshold,
+        fallback="other",
+        max_tokens=128,
+        threads=1,
+        encoder=encoder,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=REPO / "build" / "model")
@@ -79,15 +95,7 @@ def main() -> None:
             continue
         labels, rows = _labels(labels_path), load_jsonl(data_path)
         for variant, encoder, threshold in VARIANTS:
-            clf = load_classifier(
-                args.model_dir,
-                labels,
-                threshold=threshold,
-                fallback="other",
-                max_tokens=128,
-                threads=1,
-                encoder=encoder,
-            )
+            clf = _classifier(args.model_dir, labels, encoder, threshold)
             r = evaluate(clf, rows, "other")
             langs = {k: f"{v.accuracy:.1%}" for k, v in r.by_language.items()}
             print(
@@ -99,15 +107,7 @@ def main() -> None:
     if chosen is None or "multiturn" in chosen:
         cases = load_conversations_jsonl(DATA / "multiturn.jsonl")
         for variant, encoder, threshold in VARIANTS:
-            clf = load_classifier(
-                args.model_dir,
-                _labels(REPO / "switchyard.yaml"),
-                threshold=threshold,
-                fallback="other",
-                max_tokens=128,
-                threads=1,
-                encoder=encoder,
-            )
+            clf = _classifier(args.model_dir, _labels(REPO / "switchyard.yaml"), encoder, threshold)
             r = evaluate_conversations(clf, cases, "other")
             print(
                 f"| multiturn (n={r.n}) | no | {variant} | {clf.threshold:.3f} | "
