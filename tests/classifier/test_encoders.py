@@ -73,24 +73,20 @@ def test_a_missing_or_unknown_encoder_is_a_clear_error(model_dir: Path, tmp_path
     root.mkdir()
     for name in ("model.onnx", "tokenizer.json"):
         (root / name).symlink_to(model_dir / name)
-    with pytest.raises(ModelLoadError, match="build-model"):
-        load_classifier(
-            root,
-            _labels("pets_garden"),
-            threshold=None,
-            fallback="other",
-            max_tokens=64,
-            encoder="use",
-        )
-    with pytest.raises(LabelError, match="unknown encoder"):
-        load_classifier(
-            root,
-            _labels("pets_garden"),
-            threshold=None,
-            fallback="other",
-            max_tokens=64,
-            encoder="bert",
-        )
+    # "use" is a known encoder this directory lacks; "bert" is no encoder at all.
+    for encoder, error, message in (
+        ("use", ModelLoadError, "build-model"),
+        ("bert", LabelError, "unknown encoder"),
+    ):
+        with pytest.raises(error, match=message):
+            load_classifier(
+                root,
+                _labels("pets_garden"),
+                threshold=None,
+                fallback="other",
+                max_tokens=64,
+                encoder=encoder,
+            )
 
 
 def test_reloads_share_the_loaded_encoders(model_dir: Path) -> None:
