@@ -24,6 +24,7 @@ from classifier.sequence import SequenceClassifier
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "eval"
+SETS_DIR = DATA / "sets"
 # (name, labels file, prompts file, held out?)
 SETS = [
     ("example dev", REPO / "switchyard.yaml", DATA / "dev.jsonl", False),
@@ -32,6 +33,10 @@ SETS = [
     *(
         (name, DATA / "sets" / f"{name}.yaml", DATA / "sets" / f"{name}.jsonl", "heldout" in name)
         for name in (
+            "intents60",
+            "bank40",
+            "fr_support22",
+            "exam14",
             "pets_garden",
             "travel_tax",
             "intents_en",
@@ -45,6 +50,11 @@ SETS = [
             "heldout_fr_telecom",
             "heldout_bank_intents",
         )
+    ),
+    # Held-out prompts for the labels of the dev sets above.
+    *(
+        (f"heldout_{name}", SETS_DIR / f"{name}.yaml", SETS_DIR / f"heldout_{name}.jsonl", True)
+        for name in ("intents60", "bank40", "fr_support22", "exam14")
     ),
     # The 13 exam subjects' held-out questions, against the same labels as topics13.
     (

@@ -14,7 +14,11 @@ threshold, the classifier simulates both kinds of traffic from what it has at lo
   about nothing in particular, against all labels.
 
 The threshold maximises (routed share) + (rejected share), the two out-of-scope kinds
-weighted equally, and is the middle of the best plateau. Everything is a pure function of
+weighted equally, and is the middle of the best plateau, but it never rejects more than
+``MAX_LOST_ROUTES`` of the examples that their own label wins: when the labels are close
+to each other (forty intents of one bank), an example scored without its own label looks
+like near out-of-scope traffic at almost any threshold, and the objective alone climbed to
+thresholds that turned away a quarter of in-scope prompts. Everything is a pure function of
 the embeddings, so a config always gets the same threshold.
 """
 
@@ -27,6 +31,9 @@ import numpy as np
 # Candidate thresholds: the scores are cosine blends, and useful thresholds lie well
 # inside this range; a fixed grid keeps the choice stable when a score moves by 1e-7.
 GRID = np.round(np.arange(0.0, 0.9001, 0.005), 3)
+# Of the left-out examples whose own label wins, the share the threshold may turn away
+# (at least one example).
+MAX_LOST_ROUTES = 0.05
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class Calibration:
     rejected_far: float  # share of neutral-corpus sentences rejected
     n_examples: int
     n_neutral: int
+    capped: bool  # lowered to keep MAX_LOST_ROUTES (the objective's best was higher)
 
     def explain(self) -> str:
         near = (
@@ -46,9 +54,14 @@ class Calibration:
             if self.rejected_near == self.rejected_near  # NaN: only one label
             else "no other label to leave out"
         )
+        rule = (
+            f"maximises routed + rejected, lowered to keep {1 - MAX_LOST_ROUTES:.0%} of the "
+            "examples their own label wins"
+            if self.capped
+            else "maximises routed + rejected"
+        )
         return (
-            f"threshold {self.threshold:.3f}, calibrated from the examples "
-            "(maximises routed + rejected): "
+            f"threshold {self.threshold:.3f}, calibrated from the examples ({rule}): "
             f"{self.routed:.0%} of {self.n_examples} examples routed to their own label "
             f"(each left out of it), {near}, "
             f"{self.rejected_far:.0%} of {self.n_neutral} neutral prompts rejected"
@@ -91,6 +104,19 @@ def calibrate(
     while run_end + 1 < len(GRID) and objective[run_end + 1] == objective[best[0]]:
         run_end += 1
     i = (best[0] + run_end) // 2
+    winners = own_scores[own_wins]
+    if len(winners):
+        # One example may always be lost: with 16 examples, 5 % would forbid any loss and
+        # pin the threshold to the weakest example (two-label sets then let far more
+        # unrelated prompts through).
+        may_lose = max(int(MAX_LOST_ROUTES * len(winners) + 1e-9), 1)
+        kept = np.array([(winners >= g).sum() for g in GRID])
+        allowed = np.flatnonzero(kept >= len(winners) - may_lose)
+        highest_allowed = int(allowed.max()) if allowed.size else 0
+    else:
+        highest_allowed = len(GRID) - 1
+    capped = bool(i > highest_allowed)
+    i = min(i, highest_allowed)
     return Calibration(
         threshold=float(GRID[i]),
         routed=float(routed[i]),
@@ -98,4 +124,5 @@ def calibrate(
         rejected_far=float(rejected_far[i]),
         n_examples=len(own_scores),
         n_neutral=len(far_scores),
+        capped=capped,
     )

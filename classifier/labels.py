@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,7 +25,7 @@ from classifier.errors import LabelError, ModelLoadError
 from classifier.neutral import NeutralReference, neutral_reference
 from classifier.scoring import CENTROID_WEIGHT, ExampleIndex
 from classifier.sequence import LABELS_FILE, SEQUENCE_DEFAULT_THRESHOLD, SequenceClassifier
-from classifier.text import FOLLOW_UP_ANCHORS, guess_language
+from classifier.text import ENGLISH, FOLLOW_UP_ANCHORS, guess_language
 from classifier.tokenize import CHARS_PER_TOKEN, TOKENIZER_FILE
 from classifier.types import Label, Prediction
 
@@ -40,13 +42,40 @@ class _Member:
     index: ExampleIndex
     follow_up: ExampleIndex
     neutral: NeutralReference
+    languages: frozenset[str] | None  # the prompt languages it scores; None: all
+
+    def rows(self, languages: Sequence[str | None]) -> np.ndarray:
+        """Indices of the texts (by guessed language) that this encoder scores."""
+        if self.languages is None:
+            return np.arange(len(languages))
+        return np.array([i for i, lang in enumerate(languages) if lang in self.languages], int)
+
+
+def _mean_over_members(
+    n_rows: int, parts: Sequence[tuple[np.ndarray, np.ndarray]], width: int
+) -> np.ndarray:
+    """Each row's mean over the members that scored it: parts are (rows, scores[rows])."""
+    total = np.zeros((n_rows, width), dtype=np.float32)
+    count = np.zeros(n_rows, dtype=np.float32)
+    for rows, scores in parts:
+        total[rows] += scores.reshape(len(rows), width)
+        count[rows] += 1
+    result: np.ndarray = total / count[:, None]
+    return result
+
+
+# The second encoder of an ensemble embeds in this pool while the first runs in the caller's
+# thread: onnxruntime releases the GIL, so a prompt costs the slower encoder's time, not the
+# sum. Shared by all classifiers (reloads make new ones); two workers cover any ensemble here.
+_ENCODE_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="encode")
 
 
 class LabelClassifier:
     """Classify prompts by similarity to each label's example prompts.
 
     With several encoders (an ensemble), each scores the prompt with its own embeddings of
-    the examples and the label score is the mean of theirs.
+    the examples and the label score is the mean of theirs, over the encoders that read the
+    prompt's language (an English-only encoder does not score French prompts).
     """
 
     def __init__(
@@ -58,9 +87,12 @@ class LabelClassifier:
         fallback: str,
         turn_policy: TurnPolicy | None = None,
         centroid_weights: Sequence[float] | None = None,
+        languages: Sequence[frozenset[str] | None] | None = None,
     ) -> None:
         """``threshold=None`` derives the threshold from the examples (``calibration``).
-        ``centroid_weights``: one per encoder (``classifier.scoring``; default 0.5 each)."""
+        ``centroid_weights``: one per encoder (``classifier.scoring``; default 0.5 each).
+        ``languages``: per encoder, the prompt languages it scores (None: all; default all);
+        at least one encoder must score every language."""
         names = [label.name for label in labels]
         check_settings(names, threshold, fallback)
         empty = [label.name for label in labels if not label.examples]
@@ -74,6 +106,9 @@ class LabelClassifier:
         )
         if len(weights) != len(encoders):
             raise LabelError(f"{len(encoders)} encoder(s) but {len(weights)} centroid weight(s)")
+        scopes = [None] * len(encoders) if languages is None else list(languages)
+        if len(scopes) != len(encoders) or all(scope is not None for scope in scopes):
+            raise LabelError("one language scope per encoder, and one encoder for all languages")
         self._names = names
         self.fallback = fallback
         self.turn_policy = turn_policy or TurnPolicy()
@@ -85,7 +120,7 @@ class LabelClassifier:
         # prompt costs what its first few thousand characters cost.
         self._language_chars = max(e.max_tokens for e in encoders) * CHARS_PER_TOKEN
         self._members = []
-        for member, weight in zip(encoders, weights, strict=True):
+        for member, weight, scope in zip(encoders, weights, scopes, strict=True):
             # The centring is fixed (the neutral corpus's per-language means), so every
             # label's scores depend on its own examples only.
             neutral = neutral_reference(member)
@@ -101,8 +136,10 @@ class LabelClassifier:
                     # The follow-up threshold was read off the 0.5 blend: anchors keep it.
                     ExampleIndex(anchors, langs[len(texts) :], [0] * len(anchors), 1, centering),
                     neutral,
+                    scope,
                 )
             )
+        self._example_languages = langs[: len(texts)]
         self.calibration: Calibration | None = None
         if threshold is None:
             self.calibration = self._calibrate()
@@ -110,18 +147,35 @@ class LabelClassifier:
         self.threshold = float(threshold)
 
     def _calibrate(self) -> Calibration:
+        # Each example and neutral sentence is scored as a prompt in its language would be.
         per_member = [m.index.leave_one_out() for m in self._members]
-        loo = np.mean([scores for scores, _ in per_member], axis=0)
         own = per_member[0][1]  # the same examples, in the same order, for every member
+        n_labels = len(self._names)
+        loo = _mean_over_members(
+            len(own),
+            [
+                (rows, scores[rows])
+                for m, (scores, _) in zip(self._members, per_member, strict=True)
+                for rows in [m.rows(self._example_languages)]
+            ],
+            n_labels,
+        )
         rows = np.arange(len(own))
         own_scores = loo[rows, own]
         own_wins = loo.argmax(axis=1) == own
         others = loo.copy()
         others[rows, own] = -np.inf
         near = others.max(axis=1) if loo.shape[1] > 1 else np.empty(0, dtype=np.float32)
-        far = np.mean(
-            [m.index.scores(m.neutral.embeddings, m.neutral.languages) for m in self._members],
-            axis=0,
+        neutral_languages = self._members[0].neutral.languages  # the same corpus for all
+        far = _mean_over_members(
+            len(neutral_languages),
+            [
+                (rows, m.index.scores(m.neutral.embeddings[rows], [langs[i] for i in rows]))
+                for m in self._members
+                for langs in [neutral_languages]
+                for rows in [m.rows(langs)]
+            ],
+            n_labels,
         ).max(axis=1)
         return calibrate(own_scores, own_wins, near, far)
 
@@ -135,14 +189,24 @@ class LabelClassifier:
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Label scores [n, n_labels] and, if asked, follow-up anchor scores [n] (ensemble
         means). A conversation of one message has no earlier topic to follow up on."""
+        if not texts:
+            return np.zeros((0, len(self._names)), np.float32), np.zeros(0, np.float32)
         langs = self._languages(texts)
+        jobs = [(m, rows) for m in self._members if len(rows := m.rows(langs))]
+        pending = [
+            _ENCODE_POOL.submit(m.encoder.encode, [texts[i] for i in rows]) for m, rows in jobs[1:]
+        ]
+        first, rows = jobs[0]
+        embedded = [first.encoder.encode([texts[i] for i in rows]), *(f.result() for f in pending)]
         labels, follow = [], []
-        for m in self._members:
-            embeddings = m.encoder.encode(texts)
-            labels.append(m.index.scores(embeddings, langs))
+        for (m, rows), embeddings in zip(jobs, embedded, strict=True):
+            row_langs = [langs[i] for i in rows]
+            labels.append((rows, m.index.scores(embeddings, row_langs)))
             if follow_up:
-                follow.append(m.follow_up.scores(embeddings, langs)[:, 0])
-        return np.mean(labels, axis=0), (np.mean(follow, axis=0) if follow_up else None)
+                follow.append((rows, m.follow_up.scores(embeddings, row_langs)))
+        n = len(texts)
+        label_scores = _mean_over_members(n, labels, len(self._names))
+        return label_scores, (_mean_over_members(n, follow, 1)[:, 0] if follow_up else None)
 
     def _languages(self, texts: Sequence[str]) -> list[str | None]:
         return [guess_language(t[: self._language_chars]) for t in texts]
@@ -153,10 +217,7 @@ class LabelClassifier:
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
         """Label scores [len(texts), len(labels)]; the threshold applies to these."""
-        langs = self._languages(texts)
-        per_encoder = [m.index.scores(m.encoder.encode(texts), langs) for m in self._members]
-        scores: np.ndarray = np.mean(per_encoder, axis=0)
-        return scores
+        return self._score(texts, follow_up=False)[0]
 
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
         return [
@@ -193,14 +254,25 @@ class LabelClassifier:
         return predictions
 
 
-# Encoder names (``classifier.encoder``) -> their directories inside the model directory
-# that ``switchyard build-model`` writes ("" is the directory itself: all-MiniLM-L6-v2),
-# each with its centroid weight (``classifier.scoring``).
+class EncoderSpec(NamedTuple):
+    """One encoder of a ``classifier.encoder`` choice."""
+
+    subdir: str  # inside the model directory `switchyard build-model` writes; "" = itself
+    centroid_weight: float  # classifier.scoring
+    languages: frozenset[str] | None  # prompt languages it scores; None: all
+
+
 USE_CENTROID_WEIGHT = 0.7
-ENCODERS: dict[str, tuple[tuple[str, float], ...]] = {
-    "minilm": (("", CENTROID_WEIGHT),),
-    "use": ((USE_SUBDIR, USE_CENTROID_WEIGHT),),
-    "minilm+use": (("", CENTROID_WEIGHT), (USE_SUBDIR, USE_CENTROID_WEIGHT)),
+# all-MiniLM-L6-v2 is English-only: in the ensemble it scores English prompts (where it
+# lifts topic and fine-grained intent ranking) and leaves the others to USE, whose French
+# it would drag down (docs/CLASSIFIER.md).
+ENCODERS: dict[str, tuple[EncoderSpec, ...]] = {
+    "minilm": (EncoderSpec("", CENTROID_WEIGHT, None),),
+    "use": (EncoderSpec(USE_SUBDIR, USE_CENTROID_WEIGHT, None),),
+    "minilm+use": (
+        EncoderSpec("", CENTROID_WEIGHT, frozenset({ENGLISH})),
+        EncoderSpec(USE_SUBDIR, USE_CENTROID_WEIGHT, None),
+    ),
 }
 
 
@@ -236,16 +308,20 @@ def load_classifier(
     if encoder not in ENCODERS:
         raise LabelError(f"unknown encoder {encoder!r}; expected one of {sorted(ENCODERS)}")
     encoders = []
-    for subdir, _ in ENCODERS[encoder]:
-        directory = model_dir / subdir if subdir else model_dir
+    for spec in ENCODERS[encoder]:
+        directory = model_dir / spec.subdir if spec.subdir else model_dir
         if not directory.is_dir():
             raise ModelLoadError(
                 directory, f"encoder {encoder!r} needs this directory: run `switchyard build-model`"
             )
         encoders.append(shared_encoder(directory, max_tokens=max_tokens, threads=threads))
-    weights = [weight for _, weight in ENCODERS[encoder]]
     return LabelClassifier(
-        encoders, labels, threshold=threshold, fallback=fallback, centroid_weights=weights
+        encoders,
+        labels,
+        threshold=threshold,
+        fallback=fallback,
+        centroid_weights=[spec.centroid_weight for spec in ENCODERS[encoder]],
+        languages=[spec.languages for spec in ENCODERS[encoder]],
     )
 
 

@@ -10,7 +10,8 @@ import yaml
 from classifier.build import build_model, is_up_to_date
 from classifier.build_use import build_use_model, use_is_up_to_date
 from classifier.encoder import Encoder
-from classifier.labels import USE_SUBDIR, Label, LabelClassifier
+from classifier.labels import ENCODERS, USE_SUBDIR, Label, LabelClassifier
+from extproc.config import ClassifierConfig
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "data" / "eval"
@@ -60,6 +61,23 @@ def labels(label_config: dict) -> list[Label]:
         Label(item["name"], tuple(item["examples"]), item.get("description"))
         for item in label_config["labels"]
     ]
+
+
+@pytest.fixture(scope="session")
+def default_classifier(
+    encoder: Encoder, use_encoder: Encoder, labels: list[Label], label_config: dict
+) -> LabelClassifier:
+    """The example labels as the sidecar loads them by default (both encoders)."""
+    specs = ENCODERS[ClassifierConfig().encoder]
+    by_dir = {"": encoder, USE_SUBDIR: use_encoder}
+    return LabelClassifier(
+        [by_dir[spec.subdir] for spec in specs],
+        labels,
+        threshold=label_config["classifier"].get("threshold"),
+        fallback=label_config["classifier"]["fallback"],
+        centroid_weights=[spec.centroid_weight for spec in specs],
+        languages=[spec.languages for spec in specs],
+    )
 
 
 @pytest.fixture(scope="session")

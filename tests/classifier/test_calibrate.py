@@ -35,6 +35,22 @@ def test_the_threshold_separates_simulated_in_scope_from_out_of_scope() -> None:
     assert lost.routed == pytest.approx(0.8)
 
 
+def test_the_threshold_keeps_nearly_all_examples_that_their_label_wins() -> None:
+    # Close labels: examples scored without their own label crowd at 0.55-0.68, under most
+    # own scores, so the objective alone would climb to ~0.7 and turn away a quarter of the
+    # in-scope examples. The threshold stops where 95 % of them are still routed.
+    own = np.concatenate([np.linspace(0.50, 0.68, 10), np.linspace(0.70, 0.80, 30)])
+    near = np.linspace(0.55, 0.68, 40)
+    far = np.linspace(0.0, 0.2, 40, dtype=np.float32)
+    result = calibrate(own, np.ones(40, dtype=bool), near, far)
+    assert result.capped
+    assert result.routed >= 0.95 and result.threshold <= 0.55
+    assert "lowered to keep 95%" in result.explain()
+    # Well separated labels are not capped: the objective's choice stands.
+    apart = calibrate(own, np.ones(40, dtype=bool), near - 0.45, far)
+    assert not apart.capped and apart.routed == 1.0
+
+
 def test_one_label_calibrates_on_the_neutral_corpus_alone() -> None:
     own = np.array([0.4, 0.5], dtype=np.float32)
     far = np.array([0.1, 0.2, 0.3], dtype=np.float32)

@@ -52,8 +52,8 @@ def test_french_labels_route_french_prompts(
     expected = [label for _, label in rows]
     in_scope = [p == e for p, e in zip(predicted, expected, strict=True) if e != "other"]
     rejected = [p == "other" for p, e in zip(predicted, expected, strict=True) if e == "other"]
-    floor = 9 if encoder == "use" else 7
-    assert sum(in_scope) >= floor and sum(rejected) >= 9, (clf.threshold, predicted)
+    # The ensemble scores French prompts with USE alone: the same floor.
+    assert sum(in_scope) >= 9 and sum(rejected) >= 9, (clf.threshold, predicted)
 
 
 def test_an_ensemble_scores_the_mean_of_its_members(
@@ -66,6 +66,35 @@ def test_an_ensemble_scores_the_mean_of_its_members(
     both = LabelClassifier([encoder, use_encoder], labels, threshold=0.3, fallback="other")
     expected = (members[0].scores(prompts) + members[1].scores(prompts)) / 2
     np.testing.assert_allclose(both.scores(prompts), expected, atol=1e-6)
+
+
+def test_an_english_only_member_leaves_other_languages_to_the_rest(
+    encoder: Encoder, use_encoder: Encoder, labels: list[Label]
+) -> None:
+    french, english = "Quels sont les symptômes de la grippe ?", "How do I rebase a git branch?"
+    alone = [
+        LabelClassifier(e, labels, threshold=0.3, fallback="other") for e in (encoder, use_encoder)
+    ]
+    scoped = LabelClassifier(
+        [encoder, use_encoder],
+        labels,
+        threshold=0.3,
+        fallback="other",
+        languages=[frozenset({"en"}), None],
+    )
+    scores = scoped.scores([french, english, french])
+    np.testing.assert_allclose(scores[0], alone[1].scores([french])[0], atol=1e-6)
+    np.testing.assert_allclose(scores[2], scores[0], atol=1e-6)
+    mean = (alone[0].scores([english]) + alone[1].scores([english]))[0] / 2
+    np.testing.assert_allclose(scores[1], mean, atol=1e-6)
+    # Conversations take the same path (the follow-up anchors too).
+    assert scoped.classify_conversations([[french]])[0].score == pytest.approx(
+        float(scores[0].max()), abs=1e-6
+    )
+    with pytest.raises(LabelError, match="all languages"):
+        LabelClassifier(
+            [encoder], labels, threshold=0.3, fallback="other", languages=[frozenset({"en"})]
+        )
 
 
 def test_a_missing_or_unknown_encoder_is_a_clear_error(model_dir: Path, tmp_path: Path) -> None:

@@ -21,9 +21,11 @@ from .conftest import DATA
 
 # Floors: measured on this repo's data (docs/CLASSIFIER.md) minus a margin, so a change
 # that makes the classifier clearly worse fails, and noise does not.
-EVAL_ACCURACY_FLOOR = 0.77
-EVAL_OOS_RECALL_FLOOR = 0.78
-MULTITURN_ACCURACY_FLOOR = 0.78
+# With the default encoders (both) and the calibrated threshold: eval 94.0 % accuracy,
+# 94.8 % out-of-scope recall, multi-turn 95.6 %.
+EVAL_ACCURACY_FLOOR = 0.90
+EVAL_OOS_RECALL_FLOOR = 0.90
+MULTITURN_ACCURACY_FLOOR = 0.90
 
 TOY = [
     Label("cooking", ("How do I bake bread?", "A recipe for pancakes", "How long to boil an egg?")),
@@ -121,17 +123,17 @@ def test_load_classifier_picks_label_classifier(model_dir: Path) -> None:
     assert clf.classify(["How do I make pancakes fluffy?"])[0].label == "cooking"
 
 
-def test_eval_accuracy_floor(classifier: LabelClassifier) -> None:
-    report = evaluate(classifier, load_jsonl(DATA / "eval.jsonl"), "other")
+def test_eval_accuracy_floor(default_classifier: LabelClassifier) -> None:
+    report = evaluate(default_classifier, load_jsonl(DATA / "eval.jsonl"), "other")
     assert report.n >= 400
     assert report.accuracy >= EVAL_ACCURACY_FLOOR, report.accuracy
     assert report.oos_recall is not None and report.oos_recall >= EVAL_OOS_RECALL_FLOOR
 
 
-def test_multiturn_accuracy_floor(classifier: LabelClassifier) -> None:
+def test_multiturn_accuracy_floor(default_classifier: LabelClassifier) -> None:
     cases = load_conversations_jsonl(DATA / "multiturn.jsonl")
     assert len(cases) >= 40
-    report = evaluate_conversations(classifier, cases, "other")
+    report = evaluate_conversations(default_classifier, cases, "other")
     assert report.accuracy >= MULTITURN_ACCURACY_FLOOR, report.accuracy
 
 

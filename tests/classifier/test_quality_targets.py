@@ -1,5 +1,6 @@
-"""Issue #12's routing targets on our own label sets, with the product's defaults: the
-multilingual encoder and no threshold in the config (calibrated from the examples).
+"""Issue #12's routing targets on our own label sets, with the product's defaults: both
+encoders (English prompts scored by both, others by USE) and no threshold in the config
+(calibrated from the examples).
 
 Floors sit one prompt under what docs/CLASSIFIER.md reports, so a different CPU's int8
 kernels cannot flip them, while a real regression still fails them. `heldout_*` sets were
@@ -16,17 +17,19 @@ import yaml
 from classifier.evaluate import load_jsonl
 from classifier.labels import Label, LabelClassifier, load_classifier
 from classifier.types import Classifier
+from extproc.config import ClassifierConfig
 from tests.classifier.conftest import DATA
 from tests.classifier.test_encoders import _model_root
 
 SETS = DATA / "sets"
+DEFAULT_ENCODER = ClassifierConfig().encoder
 
 
 def _default_classifier(root: Path, labels_file: str) -> Classifier:
     config = yaml.safe_load((SETS / labels_file).read_text(encoding="utf-8"))
     labels = [Label(item["name"], tuple(item["examples"])) for item in config["labels"]]
     clf = load_classifier(
-        root, labels, threshold=None, fallback="other", max_tokens=128, encoder="use"
+        root, labels, threshold=None, fallback="other", max_tokens=128, encoder=DEFAULT_ENCODER
     )
     assert isinstance(clf, LabelClassifier) and clf.calibration is not None
     return clf
@@ -48,22 +51,28 @@ def root(tmp_path_factory: pytest.TempPathFactory, model_dir: Path, use_model_di
 
 
 @pytest.mark.parametrize(
-    ("name", "min_in_scope", "min_rejected"),
+    ("labels_file", "prompts_file", "min_in_scope", "min_rejected"),
     [
-        # 20 assistant intents (dev): 58/60 routed, 26/30 rejected (was 57/60 and 24/30).
-        ("intents_en", 57, 25),
-        # 12 banking intents (held out): 22/24 routed, 22/24 rejected, half of them
-        # banking questions no intent covers (was 20/24 and 21/24).
-        ("heldout_bank_intents", 21, 21),
-        # 10 French telecom intents (held out): 18/20 routed, 16/16 rejected.
-        ("heldout_fr_telecom", 17, 15),
+        # 20 assistant intents (dev): 58/60 routed, 27/30 rejected.
+        ("intents_en", "intents_en", 57, 26),
+        # 12 banking intents (held out): 23/24 routed, 19/24 rejected, half of them
+        # banking questions no intent covers (USE alone: 22/24 and 22/24).
+        ("heldout_bank_intents", "heldout_bank_intents", 22, 18),
+        # 10 French telecom intents (held out): 20/20 routed, 15/16 rejected.
+        ("heldout_fr_telecom", "heldout_fr_telecom", 19, 14),
+        # 60 assistant intents x 16 (held-out prompts): 162/180 routed, 44/60 rejected.
+        ("intents60", "heldout_intents60", 160, 42),
+        # 40 close banking intents x 16 (held-out prompts): 104/120 routed, 20/20 rejected.
+        ("bank40", "heldout_bank40", 102, 19),
+        # 22 French employee-support intents x 16 (held-out prompts): 83/88, 16/20.
+        ("fr_support22", "heldout_fr_support22", 81, 15),
     ],
 )
 def test_intents_route_in_scope_and_reject_out_of_scope(
-    root: Path, name: str, min_in_scope: int, min_rejected: int
+    root: Path, labels_file: str, prompts_file: str, min_in_scope: int, min_rejected: int
 ) -> None:
-    clf = _default_classifier(root, f"{name}.yaml")
-    routed, n_in, rejected, n_out = _counts(clf, f"{name}.jsonl")
+    clf = _default_classifier(root, f"{labels_file}.yaml")
+    routed, n_in, rejected, n_out = _counts(clf, f"{prompts_file}.jsonl")
     assert routed >= min_in_scope and rejected >= min_rejected, (
         clf.threshold,
         routed,
@@ -74,30 +83,27 @@ def test_intents_route_in_scope_and_reject_out_of_scope(
 
 
 @pytest.mark.parametrize(
-    ("prompts", "minimum"),
-    # 13 exam subjects, 6 example questions each: dev 20/26, held out 33/39.
-    [("topics13.jsonl", 19), ("heldout_topics13.jsonl", 32)],
+    ("labels_file", "prompts", "minimum"),
+    [
+        # 13 exam subjects, 6 example questions each: dev 22/26, held out 35/39.
+        ("topics13.yaml", "topics13.jsonl", 21),
+        ("topics13.yaml", "heldout_topics13.jsonl", 34),
+        # 14 subjects, 15 example questions each: held out 60/70.
+        ("exam14.yaml", "heldout_exam14.jsonl", 58),
+    ],
 )
-def test_exam_questions_route_by_subject(root: Path, prompts: str, minimum: int) -> None:
-    clf = _default_classifier(root, "topics13.yaml")
+def test_exam_questions_route_by_subject(
+    root: Path, labels_file: str, prompts: str, minimum: int
+) -> None:
+    clf = _default_classifier(root, labels_file)
     routed, n_in, _, n_out = _counts(clf, prompts)
     assert n_out == 0
     assert routed >= minimum, (clf.threshold, routed, n_in)
 
 
-@pytest.mark.parametrize(
-    ("name", "min_rejected"),
-    [
-        ("heldout_fr_sport_cuisine", 9),
-        # Misses the issue's 9 of 10: "How do I make a sourdough starter?" and "How do I
-        # change a bike tyre?" score 0.25-0.29 on `music` (threshold 0.215).
-        ("heldout_music_astro", 8),
-    ],
-)
-def test_a_new_users_two_labels_route_without_a_threshold(
-    root: Path, name: str, min_rejected: int
-) -> None:
+@pytest.mark.parametrize("name", ["heldout_fr_sport_cuisine", "heldout_music_astro"])
+def test_a_new_users_two_labels_route_without_a_threshold(root: Path, name: str) -> None:
     clf = _default_classifier(root, f"{name}.yaml")
     routed, n_in, rejected, n_out = _counts(clf, f"{name}.jsonl")
     assert n_in == n_out == 10
-    assert routed >= 9 and rejected >= min_rejected, (clf.threshold, routed, rejected)
+    assert routed >= 9 and rejected >= 9, (clf.threshold, routed, rejected)
