@@ -8,6 +8,7 @@ centring on the fixed neutral corpus of ``classifier.neutral``.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +52,15 @@ class _Member:
         return np.array([i for i, lang in enumerate(languages) if lang in self.languages], int)
 
 
+def _encode_all(work: Sequence[tuple[Encoder, list[str]]]) -> list[np.ndarray]:
+    """Each encoder's embeddings of its texts, the encoders side by side when there are CPUs."""
+    if _ENCODE_POOL is None:
+        return [encoder.encode(texts) for encoder, texts in work]
+    pending = [_ENCODE_POOL.submit(encoder.encode, texts) for encoder, texts in work[1:]]
+    first, texts = work[0]
+    return [first.encode(texts), *(future.result() for future in pending)]
+
+
 def _mean_over_members(
     n_rows: int, parts: Sequence[tuple[np.ndarray, np.ndarray]], width: int
 ) -> np.ndarray:
@@ -64,10 +74,16 @@ def _mean_over_members(
     return result
 
 
-# The second encoder of an ensemble embeds in this pool while the first runs in the caller's
-# thread: onnxruntime releases the GIL, so a prompt costs the slower encoder's time, not the
-# sum. Shared by all classifiers (reloads make new ones); two workers cover any ensemble here.
-_ENCODE_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="encode")
+# With more than one CPU, the second encoder of an ensemble embeds in this pool while the
+# first runs in the caller's thread: onnxruntime releases the GIL, so a prompt costs the
+# slower encoder's time, not the sum. Pinned to one CPU, the two would only take turns and
+# pay the hand-off (make bench measured it), so they run one after the other there.
+# Shared by all classifiers (reloads make new ones); two workers cover any ensemble here.
+_ENCODE_POOL = (
+    ThreadPoolExecutor(max_workers=2, thread_name_prefix="encode")
+    if len(os.sched_getaffinity(0)) > 1
+    else None
+)
 
 
 class LabelClassifier:
@@ -193,11 +209,7 @@ class LabelClassifier:
             return np.zeros((0, len(self._names)), np.float32), np.zeros(0, np.float32)
         langs = self._languages(texts)
         jobs = [(m, rows) for m in self._members if len(rows := m.rows(langs))]
-        pending = [
-            _ENCODE_POOL.submit(m.encoder.encode, [texts[i] for i in rows]) for m, rows in jobs[1:]
-        ]
-        first, rows = jobs[0]
-        embedded = [first.encoder.encode([texts[i] for i in rows]), *(f.result() for f in pending)]
+        embedded = _encode_all([(m.encoder, [texts[i] for i in rows]) for m, rows in jobs])
         labels, follow = [], []
         for (m, rows), embeddings in zip(jobs, embedded, strict=True):
             row_langs = [langs[i] for i in rows]

@@ -67,7 +67,7 @@ def labels(label_config: dict) -> list[Label]:
 def default_classifier(
     encoder: Encoder, use_encoder: Encoder, labels: list[Label], label_config: dict
 ) -> LabelClassifier:
-    """The example labels as the sidecar loads them by default (both encoders)."""
+    """The example labels as the sidecar loads them by default (`classifier.encoder`)."""
     specs = ENCODERS[ClassifierConfig().encoder]
     by_dir = {"": encoder, USE_SUBDIR: use_encoder}
     return LabelClassifier(

@@ -1,6 +1,6 @@
-"""Issue #12's routing targets on our own label sets, with the product's defaults: both
-encoders (English prompts scored by both, others by USE) and no threshold in the config
-(calibrated from the examples).
+"""Issue #12's routing targets on our own label sets, with the product's defaults: the
+multilingual encoder and no threshold in the config (calibrated from the examples); and
+what the opt-in ensemble (`encoder: minilm+use`) adds.
 
 Floors sit one prompt under what docs/CLASSIFIER.md reports, so a different CPU's int8
 kernels cannot flip them, while a real regression still fails them. `heldout_*` sets were
@@ -25,11 +25,11 @@ SETS = DATA / "sets"
 DEFAULT_ENCODER = ClassifierConfig().encoder
 
 
-def _default_classifier(root: Path, labels_file: str) -> Classifier:
+def _default_classifier(root: Path, labels_file: str, encoder: str = DEFAULT_ENCODER) -> Classifier:
     config = yaml.safe_load((SETS / labels_file).read_text(encoding="utf-8"))
     labels = [Label(item["name"], tuple(item["examples"])) for item in config["labels"]]
     clf = load_classifier(
-        root, labels, threshold=None, fallback="other", max_tokens=128, encoder=DEFAULT_ENCODER
+        root, labels, threshold=None, fallback="other", max_tokens=128, encoder=encoder
     )
     assert isinstance(clf, LabelClassifier) and clf.calibration is not None
     return clf
@@ -53,17 +53,17 @@ def root(tmp_path_factory: pytest.TempPathFactory, model_dir: Path, use_model_di
 @pytest.mark.parametrize(
     ("labels_file", "prompts_file", "min_in_scope", "min_rejected"),
     [
-        # 20 assistant intents (dev): 58/60 routed, 27/30 rejected.
-        ("intents_en", "intents_en", 57, 26),
-        # 12 banking intents (held out): 23/24 routed, 19/24 rejected, half of them
-        # banking questions no intent covers (USE alone: 22/24 and 22/24).
-        ("heldout_bank_intents", "heldout_bank_intents", 22, 18),
+        # 20 assistant intents (dev): 59/60 routed, 25/30 rejected.
+        ("intents_en", "intents_en", 58, 24),
+        # 12 banking intents (held out): 22/24 routed, 19/24 rejected, half of them
+        # banking questions no intent covers.
+        ("heldout_bank_intents", "heldout_bank_intents", 21, 18),
         # 10 French telecom intents (held out): 20/20 routed, 15/16 rejected.
         ("heldout_fr_telecom", "heldout_fr_telecom", 19, 14),
-        # 60 assistant intents x 16 (held-out prompts): 162/180 routed, 44/60 rejected.
-        ("intents60", "heldout_intents60", 160, 42),
-        # 40 close banking intents x 16 (held-out prompts): 104/120 routed, 20/20 rejected.
-        ("bank40", "heldout_bank40", 102, 19),
+        # 60 assistant intents x 16 (held-out prompts): 156/180 routed, 39/60 rejected.
+        ("intents60", "heldout_intents60", 154, 37),
+        # 40 close banking intents x 16 (held-out prompts): 96/120 routed, 19/20 rejected.
+        ("bank40", "heldout_bank40", 94, 18),
         # 22 French employee-support intents x 16 (held-out prompts): 83/88, 16/20.
         ("fr_support22", "heldout_fr_support22", 81, 15),
     ],
@@ -85,11 +85,11 @@ def test_intents_route_in_scope_and_reject_out_of_scope(
 @pytest.mark.parametrize(
     ("labels_file", "prompts", "minimum"),
     [
-        # 13 exam subjects, 6 example questions each: dev 22/26, held out 35/39.
-        ("topics13.yaml", "topics13.jsonl", 21),
-        ("topics13.yaml", "heldout_topics13.jsonl", 34),
-        # 14 subjects, 15 example questions each: held out 60/70.
-        ("exam14.yaml", "heldout_exam14.jsonl", 58),
+        # 13 exam subjects, 6 example questions each: dev 20/26, held out 33/39.
+        ("topics13.yaml", "topics13.jsonl", 19),
+        ("topics13.yaml", "heldout_topics13.jsonl", 32),
+        # 14 subjects, 15 example questions each: held out 58/70.
+        ("exam14.yaml", "heldout_exam14.jsonl", 56),
     ],
 )
 def test_exam_questions_route_by_subject(
@@ -101,9 +101,36 @@ def test_exam_questions_route_by_subject(
     assert routed >= minimum, (clf.threshold, routed, n_in)
 
 
-@pytest.mark.parametrize("name", ["heldout_fr_sport_cuisine", "heldout_music_astro"])
-def test_a_new_users_two_labels_route_without_a_threshold(root: Path, name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "min_rejected"),
+    [
+        ("heldout_fr_sport_cuisine", 9),
+        # Misses the issue's 9 of 10 with USE alone ("How do I make a sourdough starter?"
+        # scores on `music`); the ensemble meets it (below).
+        ("heldout_music_astro", 8),
+    ],
+)
+def test_a_new_users_two_labels_route_without_a_threshold(
+    root: Path, name: str, min_rejected: int
+) -> None:
     clf = _default_classifier(root, f"{name}.yaml")
     routed, n_in, rejected, n_out = _counts(clf, f"{name}.jsonl")
     assert n_in == n_out == 10
-    assert routed >= 9 and rejected >= 9, (clf.threshold, routed, rejected)
+    assert routed >= 9 and rejected >= min_rejected, (clf.threshold, routed, rejected)
+
+
+@pytest.mark.parametrize(
+    ("labels_file", "prompts_file", "min_in_scope", "min_rejected"),
+    [
+        # USE alone: 156/180 and 39/60; both: 162/180 and 44/60.
+        ("intents60", "heldout_intents60", 160, 42),
+        # USE alone: 9/10 and 8/10; both: 9/10 and 9/10.
+        ("heldout_music_astro", "heldout_music_astro", 9, 9),
+    ],
+)
+def test_the_ensemble_ranks_english_intents_better(
+    root: Path, labels_file: str, prompts_file: str, min_in_scope: int, min_rejected: int
+) -> None:
+    clf = _default_classifier(root, f"{labels_file}.yaml", encoder="minilm+use")
+    routed, _, rejected, _ = _counts(clf, f"{prompts_file}.jsonl")
+    assert routed >= min_in_scope and rejected >= min_rejected, (clf.threshold, routed, rejected)
