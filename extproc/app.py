@@ -56,6 +56,7 @@ class Switchyard:
         if config.quality.share_ids:
             self.store.share_requests(self.quality)
             self.quality.lookup = self._lookup_request
+            self.quality.claim = self._claim_feedback
         self.verdicts: dict[str, Verdict] = {}
         self._envoy_stats: tuple[str, EnvoyRouteStats] | None = None
         self._envoy_stats_ok = True
@@ -217,6 +218,18 @@ class Switchyard:
             return future.result(timeout=OPERATOR_TIMEOUT_S)
         except TimeoutError:
             return None
+
+    def _claim_feedback(self, request_id: str, kinds: list[str]) -> set[str]:
+        """From the HTTP thread: which of these feedback kinds the fleet has not counted."""
+        if self._loop is None:
+            return set(kinds)
+        future = asyncio.run_coroutine_threadsafe(
+            self.store.claim_feedback(request_id, kinds), self._loop
+        )
+        try:
+            return future.result(timeout=OPERATOR_TIMEOUT_S)
+        except TimeoutError:
+            return set(kinds)
 
     def _check_shadow(self, route: str) -> None:
         """`launch` takes a healthy shadow only (judged on this replica's observations)."""

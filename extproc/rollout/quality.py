@@ -217,6 +217,9 @@ class Quality:
         self._unshared_ids: deque[tuple[str, Served]] | None = None
         self.lookup: Callable[[str], Served | None] | None = None
         """In a fleet: where another replica's request went (extproc.store.redis_requests)."""
+        self.claim: Callable[[str, list[str]], set[str]] | None = None
+        """In a fleet: of these feedback kinds for a request ("score", flag names), the ones
+        no replica has counted yet; each replica's own record only knows its own posts."""
         self.configure(config)
 
     def configure(self, config: Config) -> None:
@@ -311,7 +314,18 @@ class Quality:
                 "its fleet), or longer ago than quality.remember_s",
                 "request_id": feedback.request_id,
             }
-        accepted = self._apply(served, feedback.score, feedback.flag)
+        score, flag = feedback.score, feedback.flag
+        if self.claim is not None:
+            # The same feedback posted to two replicas is counted once: the fleet decides.
+            with self._lock:
+                kinds = [
+                    *(["score"] if score is not None and not served.scored else []),
+                    *([flag] if flag is not None and flag not in served.flags else []),
+                ]
+            fresh = self.claim(feedback.request_id, kinds) if kinds else set()
+            score = score if "score" in fresh else None
+            flag = flag if flag in fresh else None
+        accepted = self._apply(served, score, flag)
         result = "accepted" if accepted else "duplicate"
         self._metrics.feedback.labels("post", result).inc()
         return 200, {

@@ -59,6 +59,9 @@ class RolloutStore(Protocol):
     async def lookup_request(self, request_id: str) -> Served | None:
         """Where another replica's request went, if the fleet knows."""
 
+    async def claim_feedback(self, request_id: str, kinds: list[str]) -> set[str]:
+        """Of these feedback kinds for a request, the ones no replica has counted yet."""
+
     async def close(self) -> None: ...
 
 

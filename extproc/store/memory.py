@@ -68,5 +68,8 @@ class MemoryStore:
     async def lookup_request(self, request_id: str) -> Served | None:
         return None
 
+    async def claim_feedback(self, request_id: str, kinds: list[str]) -> set[str]:
+        return set(kinds)  # one process: the request's own record already dedupes
+
     async def close(self) -> None:
         pass

@@ -61,3 +61,13 @@ class SharedRequestIds:
     async def lookup(self, request_id: str) -> Served | None:
         raw = await self._redis.get(self._key(request_id))
         return decode(raw) if isinstance(raw, str) else None
+
+    async def claim(self, request_id: str, kinds: list[str]) -> set[str]:
+        """The kinds this call is first to count for the request, fleet-wide: one SET NX
+        per kind, kept as long as the request id is."""
+        ttl = max(1, int(self._quality.remember_s))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for kind in kinds:
+                pipe.set(f"{self._key(request_id)}:fb:{kind}", 1, nx=True, ex=ttl)
+            results = await pipe.execute()
+        return {kind for kind, won in zip(kinds, results, strict=True) if won}

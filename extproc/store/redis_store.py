@@ -190,6 +190,15 @@ class RedisStore:
             self._mark(False, f"lookup: {type(exc).__name__}")
             return None
 
+    async def claim_feedback(self, request_id: str, kinds: list[str]) -> set[str]:
+        if self._request_ids is None or not self._available:
+            return set(kinds)  # Redis away: each replica dedupes its own posts only
+        try:
+            return await self._request_ids.claim(request_id, kinds)
+        except _STORE_ERRORS as exc:
+            self._mark(False, f"claim: {type(exc).__name__}")
+            return set(kinds)
+
     # -- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:

@@ -196,7 +196,12 @@ def test_fleet_feedback_on_another_replica_rolls_the_canary_back(tmp_path: Path)
             return round(rng.uniform(0.1, 0.4) if low else rng.uniform(0.6, 1.0), 3)
 
         # 200 for each: this replica never saw these requests, it finds them in Redis.
-        scores_posted(asked, replies, score)
+        posted = {reply.headers["x-request-id"]: score(reply) for reply in replies}
+        scores_posted(asked, replies, lambda reply: posted[reply.headers["x-request-id"]])
+        # The same scores posted again to the replica that served them count once.
+        for request_id, value in posted.items():
+            status, answer = post_feedback(served_by, {"request_id": request_id, "score": value})
+            assert (status, answer["result"]) == (200, "duplicate")
         wait_until(
             lambda: {fleet.rollout(i, "clinical")["phase"] for i in (0, 1)} == {"rolled_back"},
             15,

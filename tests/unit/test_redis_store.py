@@ -395,3 +395,53 @@ async def test_feedback_on_another_replica_finds_the_request(replicas: list[Repl
         assert time.monotonic() < deadline, await fleet_window()
         await asyncio.sleep(0.05)
     assert (await fleet_window()).score_sum == 0.2
+
+
+async def test_the_same_feedback_posted_to_two_replicas_counts_once(
+    replicas: list[Replica],
+) -> None:
+    first, second = replicas
+    config = fleet_config("redis://127.0.0.1:1/0")
+    loop = asyncio.get_running_loop()
+    both = []
+    for replica in replicas:
+        quality = Quality(config, replica.metrics, replica.traffic.record_signal, replica.clock)
+        replica.store.share_requests(quality)
+        store = replica.store
+        quality.lookup = lambda request_id, store=store: asyncio.run_coroutine_threadsafe(
+            store.lookup_request(request_id), loop
+        ).result(5)
+        quality.claim = lambda request_id, kinds, store=store: asyncio.run_coroutine_threadsafe(
+            store.claim_feedback(request_id, kinds), loop
+        ).result(5)
+        both.append(quality)
+    served_here, asked_there = both
+    first.traffic.record("r", "canary", "canary", 200, 0.05, None, None, 0.0)
+    served_here.on_response("twice", "r", "canary", "canary", 200, None, b"{}", True, b"{}")
+    deadline = time.monotonic() + 3
+    while await second.store.lookup_request("twice") is None:
+        assert time.monotonic() < deadline, "the request id never reached Redis"
+        await asyncio.sleep(0.05)
+
+    async def post(quality: Quality, body: bytes) -> object:
+        status, answer = await asyncio.to_thread(quality.feedback, body)
+        assert status == 200
+        return answer["result"]
+
+    body = b'{"request_id": "twice", "score": 0.3, "flag": "unsafe"}'
+    assert await post(served_here, body) == "accepted"
+    assert await post(asked_there, body) == "duplicate"
+    # A new kind of feedback on the other replica still counts, once.
+    assert await post(asked_there, b'{"request_id": "twice", "flag": "wrong"}') == "accepted"
+    assert await post(served_here, b'{"request_id": "twice", "flag": "wrong"}') == "duplicate"
+    since = first.clock() - 5
+
+    async def fleet_window() -> Any:
+        return await first.store.window("r", "canary", since)
+
+    deadline = time.monotonic() + 3
+    while (await fleet_window()).flags != {"unsafe": 1, "wrong": 1}:
+        assert time.monotonic() < deadline, await fleet_window()
+        await asyncio.sleep(0.05)
+    window = await fleet_window()
+    assert (window.scored, window.score_sum) == (1, 0.3)
