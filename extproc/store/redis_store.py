@@ -63,6 +63,8 @@ log = logging.getLogger("switchyard.store")
 
 STEP_COUNT_TTL_S = 7 * 86_400
 """A step's request count outlives any hold a config can ask for."""
+LOOKUP_ATTEMPTS = 3
+"""Reads of a request id for POST /feedback: now, and after one and two flush intervals."""
 
 _COMPARE_AND_SET = """
 local current = redis.call('HGET', KEYS[1], 'version') or ''
@@ -185,7 +187,15 @@ class RedisStore:
         if self._request_ids is None or not self._available:
             return None
         try:
-            return await self._request_ids.lookup(request_id)
+            # Feedback can arrive before the serving replica's next flush has written the
+            # id: look again after one and after two flush intervals before answering 404.
+            for attempt in range(LOOKUP_ATTEMPTS):
+                if attempt:
+                    await asyncio.sleep(self._config.flush_interval_s)
+                served = await self._request_ids.lookup(request_id)
+                if served is not None:
+                    return served
+            return None
         except _STORE_ERRORS as exc:
             self._mark(False, f"lookup: {type(exc).__name__}")
             return None

@@ -187,8 +187,9 @@ def test_fleet_feedback_on_another_replica_rolls_the_canary_back(tmp_path: Path)
     config = canary_config(percent=50, steps=[50, 100], hold={"seconds": 3600, "requests": 10**6})
     with running_fleet(tmp_path, config, replicas=2) as fleet:
         served_by, asked = fleet.replicas
+        # Posted right away: an id not in Redis yet (the serving replica flushes every
+        # 0.25 s) is read again after a flush.
         replies = send(served_by, 120)
-        time.sleep(0.6)  # the ids reach Redis in the serving replica's next flush
         rng = random.Random(9)
 
         def score(reply: Reply) -> float:

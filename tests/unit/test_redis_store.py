@@ -445,3 +445,30 @@ async def test_the_same_feedback_posted_to_two_replicas_counts_once(
         await asyncio.sleep(0.05)
     window = await fleet_window()
     assert (window.scored, window.score_sum) == (1, 0.3)
+
+
+async def test_feedback_right_after_the_answer_finds_it_on_another_replica(
+    replicas: list[Replica],
+) -> None:
+    first, second = replicas
+    config = fleet_config("redis://127.0.0.1:1/0")
+    served_here = Quality(config, first.metrics, first.traffic.record_signal, first.clock)
+    asked_there = Quality(config, second.metrics, second.traffic.record_signal, second.clock)
+    first.store.share_requests(served_here)
+    second.store.share_requests(asked_there)
+    loop = asyncio.get_running_loop()
+    asked_there.lookup = lambda request_id: asyncio.run_coroutine_threadsafe(
+        second.store.lookup_request(request_id), loop
+    ).result(5)
+    first.traffic.record("r", "canary", "canary", 200, 0.05, None, None, 0.0)
+    served_here.on_response("soon", "r", "canary", "canary", 200, None, b"{}", True, b"{}")
+    # No wait for the serving replica's flush: the lookup reads again after one.
+    status, answer = await asyncio.to_thread(
+        asked_there.feedback, b'{"request_id": "soon", "score": 0.9}'
+    )
+    assert (status, answer["result"]) == (200, "accepted")
+    started = time.monotonic()
+    status, _ = await asyncio.to_thread(
+        asked_there.feedback, b'{"request_id": "never-served", "score": 0.9}'
+    )
+    assert status == 404 and time.monotonic() - started < 3
