@@ -31,6 +31,7 @@ from tests.e2e.stack import (
     canary_config,
     free_port,
     http_get,
+    http_post,
     running_stack,
     wait_until,
 )
@@ -164,6 +165,29 @@ def _burst(stack: Stack, requests: int = 96) -> None:
     assert degraded, "the burst did not put the classifier under pressure"
 
 
+def _feedback(stack: Stack, requests: int = 12) -> None:
+    """Scores and a flag posted for some answers, so the quality panels have data."""
+    client = Client(stack.port)
+    try:
+        replies = [client.chat("symptom: I have had a cough for a week") for _ in range(requests)]
+    finally:
+        client.close()
+    for i, reply in enumerate(replies):
+        if i == requests // 2:
+            time.sleep(2)  # scraped between the halves: the rates see the sums grow
+        signal: dict[str, object] = {"request_id": reply.headers["x-request-id"]}
+        signal["score"] = 0.5 + i / 40
+        if i % 3 == 0:
+            signal["flag"] = "wrong"
+        body = json.dumps(signal).encode()
+        # The client can have its answer before switchyard has finished observing it.
+        wait_until(
+            lambda body=body: http_post(stack.metrics_port, "/feedback", body)[0] == 200,
+            5,
+            "feedback accepted",
+        )
+
+
 def _filled(expr: str) -> str:
     # Longest names first: $__rate_interval before $__interval.
     for name in sorted(GRAFANA_VARIABLES, key=len, reverse=True):
@@ -215,6 +239,7 @@ def rolled_out(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RolledOut]:
                 interval=0.2,
             )
             _burst(stack)
+            _feedback(stack)
             time.sleep(3)  # a few scrapes after the rollback
         yield RolledOut(stack, prometheus, workdir)
 

@@ -231,9 +231,52 @@ def _rows() -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
             description="Whether each replica reaches the fleet's store, and which one leads.",
         ),
     ]
+    quality = [
+        _panel(
+            "Mean answer score: canary vs stable",
+            [
+                _target(
+                    "sum by (cohort) "
+                    f"(rate(switchyard_quality_score_sum{{{UPSTREAM}}}{RATE}))"
+                    " / sum by (cohort) "
+                    f"(rate(switchyard_quality_score_count{{{UPSTREAM}}}{RATE}))",
+                    "{{cohort}}",
+                )
+            ],
+            unit="percentunit",
+            description="Scores (0..1) from POST /feedback and the score header, mean per "
+            "cohort; the analysis rolls a canary back when its mean falls under stable's by "
+            "more than analysis.quality.score_margin.",
+        ),
+        _panel(
+            "Flagged answers per response",
+            [
+                _target(
+                    _per_request("switchyard_quality_flags_total", "cohort, flag"),
+                    "{{cohort}} {{flag}}",
+                )
+            ],
+            unit="percentunit",
+            description="Refusals, empty and truncated answers detected by switchyard, and "
+            "flags posted to /feedback, per response of the cohort.",
+        ),
+        _panel(
+            "Feedback received by result",
+            [
+                _target(
+                    f"sum by (source, result) (rate(switchyard_feedback_total{{{NS}}}{RATE}))",
+                    "{{source}} {{result}}",
+                )
+            ],
+            unit="reqps",
+            description="Signals per second: accepted, duplicate (already counted, on any "
+            "replica), unknown_id (not served by this fleet, or too old), invalid.",
+        ),
+    ]
     return [
         (_row("Traffic, errors and latency"), traffic),
         (_row("Tokens and cost"), usage),
+        (_row("Answer quality"), quality),
         (_row("Rollout"), rollout),
         (_row("Classifier"), classifier),
         (_row("Envoy and fleet"), fleet),
