@@ -56,6 +56,14 @@ def _config() -> dict[str, Any]:
     # A route by label: switchyard runs the classifier only when one needs it.
     billing = {"name": "billing", "match": {"label": "billing"}, "backends": [{"backend": "cheap"}]}
     config["routes"].insert(1, billing)
+    # Matched by keyword, so the classifier's shedding (below) cannot move its traffic.
+    faq = {
+        "name": "faq",
+        "match": {"keywords": ["faq:"]},
+        "backends": [{"backend": "cheap"}],
+        "cache": {"enabled": True, "partition_by": ["header:x-tenant-id"]},
+    }
+    config["routes"].insert(0, faq)
     config["labels"] = [
         {"name": "medical", "examples": ["I have a fever and a cough", "my knee hurts"]},
         {"name": "billing", "examples": ["refund my invoice", "why was I charged twice"]},
@@ -188,6 +196,23 @@ def _feedback(stack: Stack, requests: int = 12) -> None:
         )
 
 
+def _cache_hits(stack: Stack) -> None:
+    """One FAQ question asked again and again, across scrapes: hits and saved cost."""
+    client = Client(stack.port)
+    try:
+        # A miss that fills, then two rounds of hits a scrape apart (a rate needs two).
+        for asks in (1, 2, 2):
+            for _ in range(asks):
+                reply = client.chat(
+                    "faq: how do I download my invoice?", headers={"x-tenant-id": "t1"}
+                )
+                assert reply.status == 200
+            time.sleep(1.5)
+    finally:
+        client.close()
+    assert 'result="hit"' in stack.metrics_text()
+
+
 def _filled(expr: str) -> str:
     # Longest names first: $__rate_interval before $__interval.
     for name in sorted(GRAFANA_VARIABLES, key=len, reverse=True):
@@ -240,6 +265,7 @@ def rolled_out(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RolledOut]:
             )
             _burst(stack)
             _feedback(stack)
+            _cache_hits(stack)
             time.sleep(3)  # a few scrapes after the rollback
         yield RolledOut(stack, prometheus, workdir)
 

@@ -6,8 +6,6 @@ so a wrong metric or label name shows up as a failing test, not an empty panel.
 
     make dashboard                 # rewrite helm/switchyard/files/dashboard.json
     tests/helm/test_dashboard.py   # fails when it is stale
-
-Not drawn, because there is nothing to measure yet: a response cache.
 """
 
 from __future__ import annotations
@@ -273,10 +271,46 @@ def _rows() -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
             "replica), unknown_id (not served by this fleet, or too old), invalid.",
         ),
     ]
+    cache = [
+        _panel(
+            "Cache hit rate by route",
+            [
+                _target(
+                    "sum by (route) "
+                    f'(rate(switchyard_cache_requests_total{{{ROUTE}, result="hit"}}{RATE}))'
+                    " / sum by (route) "
+                    f"(rate(switchyard_cache_requests_total{{{ROUTE}}}{RATE}))",
+                    "{{route}}",
+                )
+            ],
+            unit="percentunit",
+            description="Share of the chat requests on routes with a cache that were answered "
+            "from it (bypasses and misses count as requests).",
+        ),
+        _panel(
+            "Cost saved by the cache",
+            [
+                _target(
+                    f"sum by (route) (rate(switchyard_cache_saved_cost_total{{{ROUTE}}}{RATE}))",
+                    "{{route}}",
+                )
+            ],
+            unit="short",
+            description="Per second, in the backends' price currency: what the answers served "
+            "from the cache would have cost again.",
+        ),
+        _panel(
+            "Cache entries",
+            [_target(f"sum by (route) (switchyard_cache_entries{{{ROUTE}}})", "{{route}}")],
+            unit="short",
+            description="Entries held, summed over replicas (each keeps its own copy).",
+        ),
+    ]
     return [
         (_row("Traffic, errors and latency"), traffic),
         (_row("Tokens and cost"), usage),
         (_row("Answer quality"), quality),
+        (_row("Response cache"), cache),
         (_row("Rollout"), rollout),
         (_row("Classifier"), classifier),
         (_row("Envoy and fleet"), fleet),
