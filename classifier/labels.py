@@ -79,10 +79,15 @@ def _mean_over_members(
 # slower encoder's time, not the sum. Pinned to one CPU, the two would only take turns and
 # pay the hand-off (make bench measured it), so they run one after the other there.
 # Shared by all classifiers (reloads make new ones); two workers cover any ensemble here.
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform (macOS)
+        return os.cpu_count() or 1
+
+
 _ENCODE_POOL = (
-    ThreadPoolExecutor(max_workers=2, thread_name_prefix="encode")
-    if len(os.sched_getaffinity(0)) > 1
-    else None
+    ThreadPoolExecutor(max_workers=2, thread_name_prefix="encode") if _usable_cpus() > 1 else None
 )
 
 
