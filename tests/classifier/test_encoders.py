@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
+import classifier.labels
 from classifier.encoder import Encoder
 from classifier.errors import LabelError, ModelLoadError
 from classifier.evaluate import load_jsonl
@@ -68,9 +69,16 @@ def test_an_ensemble_scores_the_mean_of_its_members(
     np.testing.assert_allclose(both.scores(prompts), expected, atol=1e-6)
 
 
+@pytest.mark.parametrize("cpus", ["one", "several"])
 def test_an_english_only_member_leaves_other_languages_to_the_rest(
-    encoder: Encoder, use_encoder: Encoder, labels: list[Label]
+    encoder: Encoder,
+    use_encoder: Encoder,
+    labels: list[Label],
+    cpus: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    if cpus == "one":  # the encoders then run one after the other, in the caller's thread
+        monkeypatch.setattr(classifier.labels, "_ENCODE_POOL", None)
     french, english = "Quels sont les symptômes de la grippe ?", "How do I rebase a git branch?"
     alone = [
         LabelClassifier(e, labels, threshold=0.3, fallback="other") for e in (encoder, use_encoder)
