@@ -357,17 +357,46 @@ async def test_quality_signals_reach_the_fleets_window(replicas: list[Replica]) 
     assert (window.requests, window.scored, window.score_sum) == (4, 4, 2.0)
 
 
+async def _fleet_window_with(replica: Replica, flags: dict[str, int]) -> Any:
+    """The fleet's last seconds of route r's canary, once they carry these flags."""
+    since = replica.clock() - 5
+    deadline = time.monotonic() + 3
+    while (window := await replica.store.window("r", "canary", since)).flags != flags:
+        assert time.monotonic() < deadline, window
+        await asyncio.sleep(0.05)
+    return window
+
+
+def _wired(replicas: list[Replica], loop: asyncio.AbstractEventLoop) -> list[Quality]:
+    """One Quality per replica, sharing its ids through its store, with lookup and claim
+    wired as the app wires them (called from the HTTP thread, run on the loop)."""
+    config = fleet_config("redis://127.0.0.1:1/0")
+    wired = []
+    for replica in replicas:
+        quality = Quality(config, replica.metrics, replica.traffic.record_signal, replica.clock)
+        store = replica.store
+        store.share_requests(quality)
+        quality.lookup = lambda request_id, store=store: asyncio.run_coroutine_threadsafe(
+            store.lookup_request(request_id), loop
+        ).result(5)
+        quality.claim = lambda request_id, kinds, store=store: asyncio.run_coroutine_threadsafe(
+            store.claim_feedback(request_id, kinds), loop
+        ).result(5)
+        wired.append(quality)
+    return wired
+
+
+def _answered(replicas: list[Replica], request_id: str) -> list[Quality]:
+    """The wired pair, after the first replica served (and observed) one canary answer."""
+    wired = _wired(replicas, asyncio.get_running_loop())
+    replicas[0].traffic.record("r", "canary", "canary", 200, 0.05, None, None, 0.0)
+    wired[0].on_response(request_id, "r", "canary", "canary", 200, None, b"{}", True, b"{}")
+    return wired
+
+
 async def test_feedback_on_another_replica_finds_the_request(replicas: list[Replica]) -> None:
     first, second = replicas
-    config = fleet_config("redis://127.0.0.1:1/0")
-    served_here = Quality(config, first.metrics, first.traffic.record_signal, first.clock)
-    asked_there = Quality(config, second.metrics, second.traffic.record_signal, second.clock)
-    first.store.share_requests(served_here)
-    second.store.share_requests(asked_there)
-    loop = asyncio.get_running_loop()
-    asked_there.lookup = lambda request_id: asyncio.run_coroutine_threadsafe(
-        second.store.lookup_request(request_id), loop
-    ).result(5)
+    served_here, asked_there = _wired(replicas, asyncio.get_running_loop())
     refusal = b'{"choices": [{"message": {"content": "I am sorry, but I cannot help."}}]}'
     first.traffic.record("r", "canary", "canary", 200, 0.05, None, None, 0.0)
     served_here.on_response("fid-1", "r", "canary", "canary", 200, None, refusal, True, refusal)
@@ -385,43 +414,15 @@ async def test_feedback_on_another_replica_finds_the_request(replicas: list[Repl
     status, answer = await post(b'{"request_id": "fid-1", "flag": "refusal"}')
     assert (status, answer["result"]) == (200, "duplicate")
     assert (await post(b'{"request_id": "fid-2", "flag": "wrong"}'))[0] == 404
-    since = first.clock() - 5
-
-    async def fleet_window() -> Any:
-        return await first.store.window("r", "canary", since)
-
-    deadline = time.monotonic() + 3
-    while (await fleet_window()).flags != {"refusal": 1, "unsafe": 1}:
-        assert time.monotonic() < deadline, await fleet_window()
-        await asyncio.sleep(0.05)
-    assert (await fleet_window()).score_sum == 0.2
+    window = await _fleet_window_with(first, {"refusal": 1, "unsafe": 1})
+    assert window.score_sum == 0.2
 
 
 async def test_the_same_feedback_posted_to_two_replicas_counts_once(
     replicas: list[Replica],
 ) -> None:
-    first, second = replicas
-    config = fleet_config("redis://127.0.0.1:1/0")
-    loop = asyncio.get_running_loop()
-    both = []
-    for replica in replicas:
-        quality = Quality(config, replica.metrics, replica.traffic.record_signal, replica.clock)
-        replica.store.share_requests(quality)
-        store = replica.store
-        quality.lookup = lambda request_id, store=store: asyncio.run_coroutine_threadsafe(
-            store.lookup_request(request_id), loop
-        ).result(5)
-        quality.claim = lambda request_id, kinds, store=store: asyncio.run_coroutine_threadsafe(
-            store.claim_feedback(request_id, kinds), loop
-        ).result(5)
-        both.append(quality)
-    served_here, asked_there = both
-    first.traffic.record("r", "canary", "canary", 200, 0.05, None, None, 0.0)
-    served_here.on_response("twice", "r", "canary", "canary", 200, None, b"{}", True, b"{}")
-    deadline = time.monotonic() + 3
-    while await second.store.lookup_request("twice") is None:
-        assert time.monotonic() < deadline, "the request id never reached Redis"
-        await asyncio.sleep(0.05)
+    served_here, asked_there = _answered(replicas, "twice")
+    await asyncio.sleep(0.3)  # flushed: the second post finds the id in Redis at once
 
     async def post(quality: Quality, body: bytes) -> object:
         status, answer = await asyncio.to_thread(quality.feedback, body)
@@ -434,34 +435,14 @@ async def test_the_same_feedback_posted_to_two_replicas_counts_once(
     # A new kind of feedback on the other replica still counts, once.
     assert await post(asked_there, b'{"request_id": "twice", "flag": "wrong"}') == "accepted"
     assert await post(served_here, b'{"request_id": "twice", "flag": "wrong"}') == "duplicate"
-    since = first.clock() - 5
-
-    async def fleet_window() -> Any:
-        return await first.store.window("r", "canary", since)
-
-    deadline = time.monotonic() + 3
-    while (await fleet_window()).flags != {"unsafe": 1, "wrong": 1}:
-        assert time.monotonic() < deadline, await fleet_window()
-        await asyncio.sleep(0.05)
-    window = await fleet_window()
+    window = await _fleet_window_with(replicas[0], {"unsafe": 1, "wrong": 1})
     assert (window.scored, window.score_sum) == (1, 0.3)
 
 
 async def test_feedback_right_after_the_answer_finds_it_on_another_replica(
     replicas: list[Replica],
 ) -> None:
-    first, second = replicas
-    config = fleet_config("redis://127.0.0.1:1/0")
-    served_here = Quality(config, first.metrics, first.traffic.record_signal, first.clock)
-    asked_there = Quality(config, second.metrics, second.traffic.record_signal, second.clock)
-    first.store.share_requests(served_here)
-    second.store.share_requests(asked_there)
-    loop = asyncio.get_running_loop()
-    asked_there.lookup = lambda request_id: asyncio.run_coroutine_threadsafe(
-        second.store.lookup_request(request_id), loop
-    ).result(5)
-    first.traffic.record("r", "canary", "canary", 200, 0.05, None, None, 0.0)
-    served_here.on_response("soon", "r", "canary", "canary", 200, None, b"{}", True, b"{}")
+    _, asked_there = _answered(replicas, "soon")
     # No wait for the serving replica's flush: the lookup reads again after one.
     status, answer = await asyncio.to_thread(
         asked_there.feedback, b'{"request_id": "soon", "score": 0.9}'
