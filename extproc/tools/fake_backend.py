@@ -10,7 +10,9 @@ how many chat requests reached it.
 It is as strict as the servers it stands for: with a served model it answers
 any other model name with vLLM's 404; with a required key it answers 401 to a
 request without it; a stream carries usage only when stream_options.include_usage
-asks for it; with a certificate it speaks only HTTPS. GET /received returns the
+asks for it; with a certificate it speaks only HTTPS; `max_completion_tokens` (or the
+older `max_tokens`) cuts the answer to that many words with finish_reason "length", and
+a value that is not a positive integer gets OpenAI's 400. GET /received returns the
 Host, path and headers of the chat requests it got (the last RECEIVED_KEPT).
 """
 
@@ -211,11 +213,30 @@ class FakeBackend:
                 },
             )
             return
+        try:
+            limit = _token_limit(request)
+        except InvalidLimit as exc:
+            self._send_json(
+                writer,
+                400,
+                {
+                    "error": {
+                        "message": str(exc),
+                        "type": "invalid_request_error",
+                        "param": exc.field,
+                        "code": "integer_below_min_value",
+                    }
+                },
+            )
+            return
         messages = request.get("messages") or [{}]
         prompt_tokens = max(1, len(json.dumps(messages)) // 4)
         answer = f"[{self.name}] answered"
         if self._random.random() < behaviour.refusal_rate:
             answer = REFUSAL
+        finish_reason = "stop"
+        if limit is not None and len(answer.split()) > limit:
+            answer, finish_reason = " ".join(answer.split()[:limit]), "length"
         score = behaviour.quality_score
         extra = f"x-quality-score: {score:g}\r\n" if 0 <= score <= 1 else ""
         completion_tokens = len(answer.split())
@@ -231,7 +252,13 @@ class FakeBackend:
             options = request.get("stream_options")
             with_usage = isinstance(options, dict) and options.get("include_usage") is True
             await self._stream(
-                writer, completion_id, model, answer, usage if with_usage else None, extra
+                writer,
+                completion_id,
+                model,
+                answer,
+                finish_reason,
+                usage if with_usage else None,
+                extra,
             )
             return
         self._send_json(
@@ -247,7 +274,7 @@ class FakeBackend:
                     {
                         "index": 0,
                         "message": {"role": "assistant", "content": answer},
-                        "finish_reason": "stop",
+                        "finish_reason": finish_reason,
                     }
                 ],
                 "usage": usage,
@@ -261,6 +288,7 @@ class FakeBackend:
         completion_id: str,
         model: str,
         answer: str,
+        finish_reason: str,
         usage: dict[str, int] | None,
         extra: str,
     ) -> None:
@@ -282,11 +310,30 @@ class FakeBackend:
             delta = {"index": 0, "delta": {"content": word + " "}, "finish_reason": None}
             event({**base, "choices": [delta]})
             await writer.drain()
-        event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        event({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish_reason}]})
         if usage is not None:
             event({**base, "choices": [], "usage": usage, "backend": self.name})
         event("[DONE]")
         writer.write(b"0\r\n\r\n")
+
+
+class InvalidLimit(ValueError):
+    def __init__(self, field: str, value: object) -> None:
+        super().__init__(f"Invalid '{field}': expected an integer of at least 1, got {value!r}.")
+        self.field = field
+
+
+def _token_limit(request: dict[str, object]) -> int | None:
+    """The request's completion token limit (None: no limit); InvalidLimit for a value
+    that is not a positive integer, as OpenAI answers it."""
+    for field in ("max_completion_tokens", "max_tokens"):
+        value = request.get(field)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidLimit(field, value)
+        return value
+    return None
 
 
 def server_tls(cert: str, key: str) -> ssl.SSLContext:

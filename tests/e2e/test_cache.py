@@ -247,3 +247,20 @@ def test_a_restarted_switchyard_keeps_the_cache(stack: Stack) -> None:
         20,
         "the cache loaded from Redis",
     )
+
+
+def test_an_answer_cut_by_max_tokens_is_never_cached(stack: Stack) -> None:
+    text = "What does error code E42 on the terminal mean?"
+    for _ in range(3):
+        reply = ask(stack, text, max_tokens=1)
+        assert reply.status == 200 and reply.headers["x-switchyard-cache"] == "miss"
+        assert reply.json["choices"][0]["finish_reason"] == "length"
+        time.sleep(0.3)  # a fill, had there been one, lands after the response
+    fills = [
+        line
+        for line in stack.metrics_text().splitlines()
+        if line.startswith("switchyard_cache_fills_total") and 'result="not_complete"' in line
+    ]
+    assert fills and float(fills[0].split()[-1]) >= 3
+    # Without the limit the same question is answered whole, and cached.
+    assert filled(stack, text).json["choices"][0]["finish_reason"] == "stop"

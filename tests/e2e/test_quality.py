@@ -209,3 +209,23 @@ def test_fleet_feedback_on_another_replica_rolls_the_canary_back(tmp_path: Path)
             "the fleet's score rollback",
         )
         assert fleet.rollout(0, "clinical")["reason"].startswith("quality.score")
+
+
+def test_an_answer_cut_by_max_tokens_is_flagged_truncated(fresh: Stack) -> None:
+    stack = fresh
+    cut = stack.client.chat("symptom: a sore throat", max_tokens=1)
+    assert cut.status == 200 and cut.json["choices"][0]["finish_reason"] == "length"
+    backend = cut.backend
+
+    def truncated() -> float:
+        for line in stack.metrics_text().splitlines():
+            if line.startswith("switchyard_quality_flags_total") and (
+                'flag="truncated"' in line and f'backend="{backend}"' in line
+            ):
+                return float(line.split()[-1])
+        return 0.0
+
+    wait_until(lambda: truncated() >= 1, 5, "the truncated flag")
+    # A limit the backend refuses reaches the client as the backend's own 400.
+    refused = stack.client.chat("symptom: a sore throat", max_tokens=0)
+    assert refused.status == 400 and refused.json["error"]["param"] == "max_tokens"
