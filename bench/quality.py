@@ -37,6 +37,8 @@ SETS = [
             "bank40",
             "fr_support22",
             "exam14",
+            "fr_intents40",
+            "exam14_fr",
             "pets_garden",
             "travel_tax",
             "intents_en",
@@ -54,7 +56,7 @@ SETS = [
     # Held-out prompts for the labels of the dev sets above.
     *(
         (f"heldout_{name}", SETS_DIR / f"{name}.yaml", SETS_DIR / f"heldout_{name}.jsonl", True)
-        for name in ("intents60", "bank40", "fr_support22", "exam14")
+        for name in ("intents60", "bank40", "fr_support22", "exam14", "fr_intents40", "exam14_fr")
     ),
     # The 13 exam subjects' held-out questions, against the same labels as topics13.
     (

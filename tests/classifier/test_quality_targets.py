@@ -66,6 +66,8 @@ def root(tmp_path_factory: pytest.TempPathFactory, model_dir: Path, use_model_di
         ("bank40", "heldout_bank40", 94, 18),
         # 22 French employee-support intents x 16 (held-out prompts): 83/88, 16/20.
         ("fr_support22", "heldout_fr_support22", 81, 15),
+        # 40 French assistant intents x 16 (held-out prompts): 170/200, 23/40.
+        ("fr_intents40", "heldout_fr_intents40", 167, 21),
     ],
 )
 def test_intents_route_in_scope_and_reject_out_of_scope(
@@ -88,8 +90,9 @@ def test_intents_route_in_scope_and_reject_out_of_scope(
         # 13 exam subjects, 6 example questions each: dev 20/26, held out 33/39.
         ("topics13.yaml", "topics13.jsonl", 19),
         ("topics13.yaml", "heldout_topics13.jsonl", 32),
-        # 14 subjects, 15 example questions each: held out 58/70.
+        # 14 subjects, 15 example questions each: held out 58/70; in French 62/70.
         ("exam14.yaml", "heldout_exam14.jsonl", 56),
+        ("exam14_fr.yaml", "heldout_exam14_fr.jsonl", 60),
     ],
 )
 def test_exam_questions_route_by_subject(
