@@ -127,6 +127,35 @@ def _fmt(value: float | None, unit: str = "", digits: int = 2) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}{unit}"
 
 
+def _added_p50(rows: dict[tuple[str, int], Row], scenario: str) -> float | None:
+    row = rows.get((scenario, 1))
+    return row.added_p50_ms if row else None
+
+
+def _added_at_most(name: str, added: float | None, limit: float) -> Target:
+    return Target(
+        name,
+        f"<= {limit:g} ms",
+        _fmt(added, " ms"),
+        None if added is None else added <= limit,
+        _margin(limit, added, "ms"),
+    )
+
+
+def _added_within_inference(
+    name: str, added: float | None, inference: float | None, slack: float, measured: str
+) -> Target:
+    """Added latency against the inference it contains, plus `slack` ms."""
+    budget = None if inference is None else inference + slack
+    return Target(
+        name,
+        f"<= inference + {slack:g} ms",
+        f"{_fmt(added, ' ms')} ({measured})",
+        None if added is None or budget is None else added <= budget,
+        _margin(budget, added, "ms"),
+    )
+
+
 def _margin(high: float | None, low: float | None, unit: str, digits: int = 2) -> str:
     """How far `low` is under `high` (the limit of an upper bound, or the measured value)."""
     if high is None or low is None:
@@ -155,37 +184,18 @@ def check_targets(results: Record, rows: dict[tuple[str, int], Row]) -> list[Tar
             _margin(lowest, 0.45, "x"),
         )
     )
-    rules_one = rows.get(("rules", 1))
-    added = rules_one.added_p50_ms if rules_one else None
-    targets.append(
-        Target(
-            "rules-only added p50 at c=1",
-            "<= 1.5 ms",
-            _fmt(added, " ms"),
-            None if added is None else added <= 1.5,
-            _margin(1.5, added, "ms"),
-        )
-    )
+    targets.append(_added_at_most("rules-only added p50 at c=1", _added_p50(rows, "rules"), 1.5))
     semantic_one = rows.get((TARGET_PROMPT, 1))
-    added = semantic_one.added_p50_ms if semantic_one else None
+    added = _added_p50(rows, TARGET_PROMPT)
     inference = semantic_one.classify_batch_ms if semantic_one else None
+    targets.append(_added_at_most("semantic unique ~30-token added p50 at c=1", added, 5))
     targets.append(
-        Target(
-            "semantic unique ~30-token added p50 at c=1",
-            "<= 5 ms",
-            _fmt(added, " ms"),
-            None if added is None else added <= 5,
-            _margin(5, added, "ms"),
-        )
-    )
-    budget = None if inference is None else inference + 1.5
-    targets.append(
-        Target(
+        _added_within_inference(
             "semantic unique ~30-token added p50 at c=1 vs inference",
-            "<= inference + 1.5 ms",
-            f"{_fmt(added, ' ms')} (inference {_fmt(inference, ' ms')})",
-            None if added is None or budget is None else added <= budget,
-            _margin(budget, added, "ms"),
+            added,
+            inference,
+            1.5,
+            f"inference {_fmt(inference, ' ms')}",
         )
     )
     semantic = [row for row in rows.values() if row.scenario.startswith("semantic")]
@@ -203,27 +213,20 @@ def check_targets(results: Record, rows: dict[tuple[str, int], Row]) -> list[Tar
             f"timeouts at c={top} in {', '.join(at_top) or 'none'}" if timeouts else clean,
         )
     )
-    exact = rows.get(("cache-exact", 1))
-    added = exact.added_p50_ms if exact else None
     targets.append(
-        Target(
+        _added_at_most(
             "cache exact hit added p50 at c=1 (over Envoy alone)",
-            "<= 2 ms",
-            _fmt(added, " ms"),
-            None if added is None else added <= 2,
-            _margin(2, added, "ms"),
+            _added_p50(rows, "cache-exact"),
+            2,
         )
     )
-    by_meaning = rows.get(("cache-semantic", 1))
-    added = by_meaning.added_p50_ms if by_meaning else None
-    budget = None if inference is None else inference + 2
     targets.append(
-        Target(
+        _added_within_inference(
             "cache semantic hit added p50 at c=1 vs inference",
-            "<= inference + 2 ms",
-            f"{_fmt(added, ' ms')} (inference of {TARGET_PROMPT}: {_fmt(inference, ' ms')})",
-            None if added is None or budget is None else added <= budget,
-            _margin(budget, added, "ms"),
+            _added_p50(rows, "cache-semantic"),
+            inference,
+            2,
+            f"inference of {TARGET_PROMPT}: {_fmt(inference, ' ms')}",
         )
     )
     rss = max((row.rss_mib or 0 for row in semantic), default=0.0) or None
