@@ -110,7 +110,7 @@ def calibrate(
         # pin the threshold to the weakest example (two-label sets then let far more
         # unrelated prompts through).
         may_lose = max(int(MAX_LOST_ROUTES * len(winners) + 1e-9), 1)
-        kept = np.array([(winners >= g).sum() for g in GRID])
+        kept = np.round(_share_at_least(winners, GRID) * len(winners))
         allowed = np.flatnonzero(kept >= len(winners) - may_lose)
         highest_allowed = int(allowed.max()) if allowed.size else 0
     else:
