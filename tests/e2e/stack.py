@@ -27,6 +27,11 @@ from tests.ports import free_port
 
 BIN = Path(sys.executable).parent
 SWITCHYARD = str(BIN / "switchyard")
+
+
+def fake_backend_command(name: str, port: int, *extra: str) -> list[str]:
+    """`switchyard fake-backend` for one backend, seeded so that runs repeat."""
+    return [SWITCHYARD, "fake-backend", "--name", name, "--port", str(port), "--seed", "1", *extra]
 ENVOY = str(BIN / "envoy")
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / "build" / "model"
@@ -222,17 +227,7 @@ class Stack:
             extra = self.backend_args.get(backend["name"], [])
             with open(self.workdir / f"backend-{backend['name']}.log", "wb") as log:
                 process = subprocess.Popen(
-                    [
-                        SWITCHYARD,
-                        "fake-backend",
-                        "--name",
-                        backend["name"],
-                        "--port",
-                        str(port),
-                        "--seed",
-                        "1",
-                        *extra,
-                    ],
+                    fake_backend_command(backend["name"], port, *extra),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                 )

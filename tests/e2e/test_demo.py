@@ -17,9 +17,10 @@ from tests.helm.conftest import tool
 pytestmark = pytest.mark.e2e
 
 
-def test_demo_writes_an_html_report_with_the_canary_charted() -> None:
+def _demo(*args: str) -> subprocess.CompletedProcess[str]:
+    """`switchyard demo` on the example config, which must exit 0."""
     done = subprocess.run(
-        [SWITCHYARD, "demo", "-c", str(REPO / "switchyard.yaml")],
+        [SWITCHYARD, "demo", *args, "-c", str(REPO / "switchyard.yaml")],
         capture_output=True,
         text=True,
         timeout=300,
@@ -27,6 +28,11 @@ def test_demo_writes_an_html_report_with_the_canary_charted() -> None:
         cwd=REPO,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def test_demo_writes_an_html_report_with_the_canary_charted() -> None:
+    done = _demo()
     found = re.search(r"^HTML report \(switchyard report --html\): (\S+)$", done.stdout, re.M)
     assert found, done.stdout[-3000:]
     # The support route's cache: the FAQ step's repeats are hits, with the cost they saved.
@@ -58,16 +64,7 @@ def test_demo_writes_an_html_report_with_the_canary_charted() -> None:
 
 
 def test_fleet_demo_shows_a_rollback_reaching_both_replicas_and_surviving_a_restart() -> None:
-    done = subprocess.run(
-        [SWITCHYARD, "demo", "--fleet", "-c", str(REPO / "switchyard.yaml")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        cwd=REPO,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    out = done.stdout
+    out = _demo("--fleet").stdout
     took = re.search(r"rolled back on both replicas ([\d.]+)s after the failure", out)
     assert took and float(took.group(1)) < 15, out
     after_restart = out.split("== 4.")[1]

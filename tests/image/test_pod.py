@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.stack import Client, http_get, wait_until
+from tests.e2e.stack import Client, fake_backend_command, http_get, wait_until
 from tests.helm.conftest import CHART, one, render, switchyard_yaml, write_values
 from tests.image.pod import NOT_SERVING, SERVING, Pod, PodFailed, StandIn, engine, grpc_health
 from tests.ports import free_port
@@ -116,16 +115,7 @@ def fake_backends(names: tuple[str, ...], workdir: Path) -> Iterator[dict[str, i
             with open(workdir / f"backend-{name}.log", "wb") as log:
                 processes.append(
                     subprocess.Popen(
-                        [
-                            str(Path(sys.executable).parent / "switchyard"),
-                            "fake-backend",
-                            "--name",
-                            name,
-                            "--port",
-                            str(port),
-                            "--seed",
-                            "1",
-                        ],
+                        fake_backend_command(name, port),
                         stdout=log,
                         stderr=subprocess.STDOUT,
                     )
