@@ -52,15 +52,6 @@ class _Member:
         return np.array([i for i, lang in enumerate(languages) if lang in self.languages], int)
 
 
-def _encode_all(work: Sequence[tuple[Encoder, list[str]]]) -> list[np.ndarray]:
-    """Each encoder's embeddings of its texts, the encoders side by side when there are CPUs."""
-    if _ENCODE_POOL is None:
-        return [encoder.encode(texts) for encoder, texts in work]
-    pending = [_ENCODE_POOL.submit(encoder.encode, texts) for encoder, texts in work[1:]]
-    first, texts = work[0]
-    return [first.encode(texts), *(future.result() for future in pending)]
-
-
 def _mean_over_members(
     n_rows: int, parts: Sequence[tuple[np.ndarray, np.ndarray]], width: int
 ) -> np.ndarray:
@@ -74,11 +65,6 @@ def _mean_over_members(
     return result
 
 
-# With more than one CPU, the second encoder of an ensemble embeds in this pool while the
-# first runs in the caller's thread: onnxruntime releases the GIL, so a prompt costs the
-# slower encoder's time, not the sum. Pinned to one CPU, the two would only take turns and
-# pay the hand-off (make bench measured it), so they run one after the other there.
-# Shared by all classifiers (reloads make new ones); two workers cover any ensemble here.
 def _usable_cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -86,9 +72,23 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+# With more than one CPU, the second encoder of an ensemble embeds in this pool while the
+# first runs in the caller's thread: onnxruntime releases the GIL, so a prompt costs the
+# slower encoder's time, not the sum. Pinned to one CPU, the two would only take turns and
+# pay the hand-off (make bench measured it), so they run one after the other there.
+# Shared by all classifiers (reloads make new ones); two workers cover any ensemble here.
 _ENCODE_POOL = (
     ThreadPoolExecutor(max_workers=2, thread_name_prefix="encode") if _usable_cpus() > 1 else None
 )
+
+
+def _encode_all(work: Sequence[tuple[Encoder, list[str]]]) -> list[np.ndarray]:
+    """Each encoder's embeddings of its texts, the encoders side by side when there are CPUs."""
+    if _ENCODE_POOL is None:
+        return [encoder.encode(texts) for encoder, texts in work]
+    pending = [_ENCODE_POOL.submit(encoder.encode, texts) for encoder, texts in work[1:]]
+    first, texts = work[0]
+    return [first.encode(texts), *(future.result() for future in pending)]
 
 
 class LabelClassifier:
@@ -160,14 +160,13 @@ class LabelClassifier:
                     scope,
                 )
             )
-        self._example_languages = langs[: len(texts)]
         self.calibration: Calibration | None = None
         if threshold is None:
-            self.calibration = self._calibrate()
+            self.calibration = self._calibrate(langs[: len(texts)])
             threshold = self.calibration.threshold
         self.threshold = float(threshold)
 
-    def _calibrate(self) -> Calibration:
+    def _calibrate(self, example_languages: Sequence[str | None]) -> Calibration:
         # Each example and neutral sentence is scored as a prompt in its language would be.
         per_member = [m.index.leave_one_out() for m in self._members]
         own = per_member[0][1]  # the same examples, in the same order, for every member
@@ -177,7 +176,7 @@ class LabelClassifier:
             [
                 (rows, scores[rows])
                 for m, (scores, _) in zip(self._members, per_member, strict=True)
-                for rows in [m.rows(self._example_languages)]
+                for rows in [m.rows(example_languages)]
             ],
             n_labels,
         )
