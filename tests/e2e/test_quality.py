@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -209,6 +210,12 @@ def test_fleet_feedback_on_another_replica_rolls_the_canary_back(tmp_path: Path)
             "the fleet's score rollback",
         )
         assert fleet.rollout(0, "clinical")["reason"].startswith("quality.score")
+        # The claims live in Redis: a replica killed and restarted still counts none again.
+        asked.stop_switchyard(signal.SIGKILL)
+        asked.start_switchyard()
+        request_id, value = next(iter(posted.items()))
+        status, answer = post_feedback(asked, {"request_id": request_id, "score": value})
+        assert (status, answer["result"]) == (200, "duplicate")
 
 
 def test_an_answer_cut_by_max_tokens_is_flagged_truncated(fresh: Stack) -> None:

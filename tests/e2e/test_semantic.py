@@ -179,3 +179,36 @@ def test_a_model_that_fails_to_load_leaves_the_running_one_in_service(stack: Sta
         )
     finally:
         stack.write_config(good)
+
+
+@pytest.fixture(scope="module")
+def ensemble_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The same routes with `classifier.encoder: minilm+use` (MiniLM for English prompts)."""
+    config = make_config(
+        ["med", "reg", "coder", "helpdesk", "cheap"],
+        ROUTES,
+        "general",
+        labels=LABELS,
+        classifier={**CLASSIFIER, "encoder": "minilm+use"},
+    )
+    with running_stack(tmp_path_factory.mktemp("ensemble"), config) as stack:
+        yield stack
+
+
+@pytest.mark.parametrize(
+    ("prompt", "backend"),
+    [
+        ("I've had chest pain and shortness of breath since this morning", "med"),
+        ("Why does my Python list comprehension raise a TypeError?", "coder"),
+        ("Who won the football world cup in 1998?", "cheap"),
+        ("J'ai de la fièvre et mal à la gorge depuis trois jours, dois-je consulter ?", "med"),
+        ("Mon propriétaire refuse de me rendre ma caution, que puis-je faire ?", "reg"),
+        ("Quelle est la capitale du Canada ?", "cheap"),
+    ],
+)
+def test_the_ensemble_routes_english_and_french_prompts(
+    ensemble_stack: Stack, prompt: str, backend: str
+) -> None:
+    reply = ensemble_stack.client.chat(prompt)
+    assert reply.status == 200, reply.body
+    assert reply.backend == backend, (prompt, reply.headers)
