@@ -168,7 +168,10 @@ class Lab:
             return [SWITCHYARD]
         if self.baseline_src is None:
             raise RuntimeError(f"{name}: run with --baseline DIR (another checkout's source)")
-        return ["env", f"PYTHONPATH={self.baseline_src}", sys.executable, "-m", "extproc.cli"]
+        # -P: without it, `-m` puts the working directory (this checkout) ahead of
+        # PYTHONPATH, and the "baseline" silently ran this tree's code.
+        command = [sys.executable, "-P", "-m", "extproc.cli"]
+        return ["env", f"PYTHONPATH={self.baseline_src}", *command]
 
     def _render_envoy(self, name: str, config_file: Path) -> Path:
         bootstrap = self.workdir / f"{name}-envoy.yaml"
