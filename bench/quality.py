@@ -39,6 +39,7 @@ SETS = [
             "exam14",
             "fr_intents40",
             "exam14_fr",
+            "exam14_pro",
             "pets_garden",
             "travel_tax",
             "intents_en",
@@ -56,7 +57,15 @@ SETS = [
     # Held-out prompts for the labels of the dev sets above.
     *(
         (f"heldout_{name}", SETS_DIR / f"{name}.yaml", SETS_DIR / f"heldout_{name}.jsonl", True)
-        for name in ("intents60", "bank40", "fr_support22", "exam14", "fr_intents40", "exam14_fr")
+        for name in (
+            "intents60",
+            "bank40",
+            "fr_support22",
+            "exam14",
+            "fr_intents40",
+            "exam14_fr",
+            "exam14_pro",
+        )
     ),
     # The 13 exam subjects' held-out questions, against the same labels as topics13.
     (
@@ -71,6 +80,7 @@ VARIANTS = [
     ("minilm, calibrated", "minilm", None),
     ("use, calibrated", "use", None),
     ("minilm+use, calibrated", "minilm+use", None),
+    ("use+minilm-when-unsure, calibrated", "use+minilm-when-unsure", None),
 ]
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -44,12 +44,20 @@ class _Member:
     follow_up: ExampleIndex
     neutral: NeutralReference
     languages: frozenset[str] | None  # the prompt languages it scores; None: all
+    second_opinion: bool  # scores only the prompts the other encoders are unsure of
 
-    def rows(self, languages: Sequence[str | None]) -> np.ndarray:
-        """Indices of the texts (by guessed language) that this encoder scores."""
-        if self.languages is None:
-            return np.arange(len(languages))
-        return np.array([i for i, lang in enumerate(languages) if lang in self.languages], int)
+    def rows(self, languages: Sequence[str | None], among: np.ndarray | None = None) -> np.ndarray:
+        """Indices of the texts (by guessed language, and among those marked if a mask is
+        given) that this encoder scores."""
+        return np.array(
+            [
+                i
+                for i, lang in enumerate(languages)
+                if (self.languages is None or lang in self.languages)
+                and (among is None or among[i])
+            ],
+            int,
+        )
 
 
 def _mean_over_members(
@@ -63,6 +71,32 @@ def _mean_over_members(
         count[rows] += 1
     result: np.ndarray = total / count[:, None]
     return result
+
+
+# A second-opinion encoder scores a prompt only when the first encoders' best label is
+# within SECOND_OPINION_MARGIN of the runner-up (the ranking is in doubt) and scores no
+# more than SECOND_OPINION_REACH under their threshold (the prompt might be routed): the
+# other prompts keep the first encoders' scores and cost one inference. Chosen on the dev
+# sets (docs/CLASSIFIER.md, "Fourth round"): margins 0.04-0.06 are one plateau; without
+# the reach, the clearly out-of-scope prompts asked for a second opinion too.
+SECOND_OPINION_MARGIN = 0.05
+SECOND_OPINION_REACH = 0.10
+
+
+def _unsure(scores: np.ndarray, first_threshold: float) -> np.ndarray:
+    """Which rows of label scores [n, n_labels] call for a second opinion."""
+    if scores.shape[1] < 2:
+        return np.zeros(len(scores), dtype=bool)
+    top_two = np.partition(scores, -2, axis=1)[:, -2:]
+    best = top_two.max(axis=1)
+    result: np.ndarray = (best - top_two.min(axis=1) < SECOND_OPINION_MARGIN) & (
+        best >= first_threshold - SECOND_OPINION_REACH
+    )
+    return result
+
+
+# Scores the texts of rows for each (member, rows) job: [len(rows), n_labels] per job.
+_ScoreJobs = Callable[[list[tuple["_Member", np.ndarray]]], list[np.ndarray]]
 
 
 def _usable_cpus() -> int:
@@ -96,7 +130,9 @@ class LabelClassifier:
 
     With several encoders (an ensemble), each scores the prompt with its own embeddings of
     the examples and the label score is the mean of theirs, over the encoders that read the
-    prompt's language (an English-only encoder does not score French prompts).
+    prompt's language (an English-only encoder does not score French prompts). A
+    second-opinion encoder joins that mean only for the prompts the others are unsure of
+    (``_unsure``), so most prompts cost the first encoders alone.
     """
 
     def __init__(
@@ -109,11 +145,13 @@ class LabelClassifier:
         turn_policy: TurnPolicy | None = None,
         centroid_weights: Sequence[float] | None = None,
         languages: Sequence[frozenset[str] | None] | None = None,
+        second_opinion: Sequence[bool] | None = None,
     ) -> None:
         """``threshold=None`` derives the threshold from the examples (``calibration``).
         ``centroid_weights``: one per encoder (``classifier.scoring``; default 0.5 each).
         ``languages``: per encoder, the prompt languages it scores (None: all; default all);
-        at least one encoder must score every language."""
+        at least one encoder that is not a second opinion must score every language.
+        ``second_opinion``: per encoder, whether it scores only unsure prompts (default no)."""
         names = [label.name for label in labels]
         check_settings(names, threshold, fallback)
         empty = [label.name for label in labels if not label.examples]
@@ -128,8 +166,11 @@ class LabelClassifier:
         if len(weights) != len(encoders):
             raise LabelError(f"{len(encoders)} encoder(s) but {len(weights)} centroid weight(s)")
         scopes = [None] * len(encoders) if languages is None else list(languages)
-        if len(scopes) != len(encoders) or all(scope is not None for scope in scopes):
-            raise LabelError("one language scope per encoder, and one encoder for all languages")
+        seconds = [False] * len(encoders) if second_opinion is None else list(second_opinion)
+        if len(scopes) != len(encoders) or len(seconds) != len(encoders):
+            raise LabelError("one language scope and one second-opinion flag per encoder")
+        if all(scope is not None or second for scope, second in zip(scopes, seconds, strict=True)):
+            raise LabelError("one encoder, not a second opinion, must score all languages")
         self._names = names
         self.fallback = fallback
         self.turn_policy = turn_policy or TurnPolicy()
@@ -141,7 +182,7 @@ class LabelClassifier:
         # prompt costs what its first few thousand characters cost.
         self._language_chars = max(e.max_tokens for e in encoders) * CHARS_PER_TOKEN
         self._members = []
-        for member, weight, scope in zip(encoders, weights, scopes, strict=True):
+        for member, weight, scope, second in zip(encoders, weights, scopes, seconds, strict=True):
             # The centring is fixed (the neutral corpus's per-language means), so every
             # label's scores depend on its own examples only.
             neutral = neutral_reference(member)
@@ -158,71 +199,135 @@ class LabelClassifier:
                     ExampleIndex(anchors, langs[len(texts) :], [0] * len(anchors), 1, centering),
                     neutral,
                     scope,
+                    second,
                 )
             )
-        self.calibration: Calibration | None = None
-        if threshold is None:
-            self.calibration = self._calibrate(langs[: len(texts)])
+        # Who gets a second opinion is judged against the first encoders' own calibrated
+        # threshold, whatever threshold the config sets: the scores do not depend on the
+        # config's threshold, so `switchyard tune` can sweep thresholds over them.
+        self._first_threshold, self.calibration = self._calibrate(
+            langs[: len(texts)], threshold_needed=threshold is None
+        )
+        if self.calibration is not None:
             threshold = self.calibration.threshold
+        assert threshold is not None
         self.threshold = float(threshold)
 
-    def _calibrate(self, example_languages: Sequence[str | None]) -> Calibration:
-        # Each example and neutral sentence is scored as a prompt in its language would be.
-        per_member = [m.index.leave_one_out() for m in self._members]
-        own = per_member[0][1]  # the same examples, in the same order, for every member
-        n_labels = len(self._names)
-        loo = _mean_over_members(
-            len(own),
-            [
-                (rows, scores[rows])
-                for m, (scores, _) in zip(self._members, per_member, strict=True)
-                for rows in [m.rows(example_languages)]
-            ],
-            n_labels,
-        )
+    def _calibrate(
+        self, example_languages: Sequence[str | None], *, threshold_needed: bool
+    ) -> tuple[float | None, Calibration | None]:
+        """The first encoders' calibrated threshold (None without a second opinion) and,
+        if threshold_needed, the calibration of the classifier's own threshold."""
+        second_opinion = any(m.second_opinion for m in self._members)
+        if not second_opinion and not threshold_needed:
+            return None, None
+        # Each example and neutral sentence is scored as a prompt in its language would be:
+        # every member's scores are computed for all of them, and _combine keeps what the
+        # request path would have computed.
+        loo = [m.index.leave_one_out() for m in self._members]
+        own = loo[0][1]  # the same examples, in the same order, for every member
         rows = np.arange(len(own))
-        own_scores = loo[rows, own]
-        own_wins = loo.argmax(axis=1) == own
-        others = loo.copy()
-        others[rows, own] = -np.inf
-        near = others.max(axis=1) if loo.shape[1] > 1 else np.empty(0, dtype=np.float32)
+        in_scope = [scores for scores, _ in loo]
+        others = [scores.copy() for scores in in_scope]
+        for scores in others:
+            scores[rows, own] = -np.inf  # a subject the config does not cover
         neutral_languages = self._members[0].neutral.languages  # the same corpus for all
-        far = _mean_over_members(
-            len(neutral_languages),
-            [
-                (rows, m.index.scores(m.neutral.embeddings[rows], [langs[i] for i in rows]))
-                for m in self._members
-                for langs in [neutral_languages]
-                for rows in [m.rows(langs)]
-            ],
-            n_labels,
-        ).max(axis=1)
-        return calibrate(own_scores, own_wins, near, far)
+        far = [m.index.scores(m.neutral.embeddings, neutral_languages) for m in self._members]
+
+        def given(matrices: list[np.ndarray]) -> _ScoreJobs:
+            by_member = {id(m): matrix for m, matrix in zip(self._members, matrices, strict=True)}
+            return lambda jobs: [by_member[id(m)][job_rows] for m, job_rows in jobs]
+
+        def simulate(first_threshold: float | None) -> Calibration:
+            scores, _ = self._combine(example_languages, given(in_scope), first_threshold)
+            near, _ = self._combine(example_languages, given(others), first_threshold)
+            neutral, _ = self._combine(neutral_languages, given(far), first_threshold)
+            return calibrate(
+                scores[rows, own],
+                scores.argmax(axis=1) == own,
+                near.max(axis=1) if near.shape[1] > 1 else np.empty(0, dtype=np.float32),
+                neutral.max(axis=1),
+            )
+
+        first = simulate(None)
+        if not second_opinion:
+            return None, first
+        return first.threshold, simulate(first.threshold) if threshold_needed else None
+
+    def _combine(
+        self,
+        languages: Sequence[str | None],
+        score_jobs: _ScoreJobs,
+        first_threshold: float | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Label scores [n, n_labels] of n texts: the mean over the first encoders that read
+        each text's language, then, unless first_threshold is None, over the second
+        opinions too for the texts those are unsure of; and which texts got one [n]."""
+        n = len(languages)
+        jobs = [
+            (m, rows)
+            for m in self._members
+            if not m.second_opinion and len(rows := m.rows(languages))
+        ]
+        parts = list(zip((rows for _, rows in jobs), score_jobs(jobs), strict=True))
+        scores = _mean_over_members(n, parts, len(self._names))
+        asked = np.zeros(n, dtype=bool)
+        if first_threshold is None or not any(m.second_opinion for m in self._members):
+            return scores, asked
+        unsure = _unsure(scores, first_threshold)
+        jobs = [
+            (m, rows)
+            for m in self._members
+            if m.second_opinion and len(rows := m.rows(languages, among=unsure))
+        ]
+        if not jobs:
+            return scores, asked
+        for _, rows in jobs:
+            asked[rows] = True
+        parts += zip((rows for _, rows in jobs), score_jobs(jobs), strict=True)
+        return _mean_over_members(n, parts, len(self._names)), asked
 
     def explain_threshold(self) -> str:
         if self.calibration is None:
-            return f"threshold {self.threshold:.3f} (set in the config)"
-        return self.calibration.explain()
+            text = f"threshold {self.threshold:.3f} (set in the config)"
+        else:
+            text = self.calibration.explain()
+        seconds = [m for m in self._members if m.second_opinion]
+        if seconds and self._first_threshold is not None:  # always set with seconds
+            scope = ", ".join(sorted(seconds[0].languages or ())) or "all"
+            text += (
+                f"; second opinion for prompts ({scope}) whose best two labels score within "
+                f"{SECOND_OPINION_MARGIN:.2f} of each other and the best at least "
+                f"{self._first_threshold - SECOND_OPINION_REACH:.3f}"
+            )
+        return text
 
     def _score(
         self, texts: Sequence[str], *, follow_up: bool
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Label scores [n, n_labels] and, if asked, follow-up anchor scores [n] (ensemble
-        means). A conversation of one message has no earlier topic to follow up on."""
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Label scores [n, n_labels], if asked follow-up anchor scores [n] (ensemble means),
+        and which texts got a second opinion [n]. A conversation of one message has no
+        earlier topic to follow up on."""
         if not texts:
-            return np.zeros((0, len(self._names)), np.float32), np.zeros(0, np.float32)
+            empty = np.zeros(0, np.float32)
+            return np.zeros((0, len(self._names)), np.float32), empty, empty.astype(bool)
         langs = self._languages(texts)
-        jobs = [(m, rows) for m in self._members if len(rows := m.rows(langs))]
-        embedded = _encode_all([(m.encoder, [texts[i] for i in rows]) for m, rows in jobs])
-        labels, follow = [], []
-        for (m, rows), embeddings in zip(jobs, embedded, strict=True):
-            row_langs = [langs[i] for i in rows]
-            labels.append((rows, m.index.scores(embeddings, row_langs)))
-            if follow_up:
-                follow.append((rows, m.follow_up.scores(embeddings, row_langs)))
-        n = len(texts)
-        label_scores = _mean_over_members(n, labels, len(self._names))
-        return label_scores, (_mean_over_members(n, follow, 1)[:, 0] if follow_up else None)
+        follow: list[tuple[np.ndarray, np.ndarray]] = []
+
+        def embed_and_score(jobs: list[tuple[_Member, np.ndarray]]) -> list[np.ndarray]:
+            embedded = _encode_all([(m.encoder, [texts[i] for i in rows]) for m, rows in jobs])
+            scores = []
+            for (m, rows), embeddings in zip(jobs, embedded, strict=True):
+                row_langs = [langs[i] for i in rows]
+                scores.append(m.index.scores(embeddings, row_langs))
+                if follow_up:
+                    follow.append((rows, m.follow_up.scores(embeddings, row_langs)))
+            return scores
+
+        label_scores, asked = self._combine(langs, embed_and_score, self._first_threshold)
+        if not follow_up:
+            return label_scores, None, asked
+        return label_scores, _mean_over_members(len(texts), follow, 1)[:, 0], asked
 
     def _languages(self, texts: Sequence[str]) -> list[str | None]:
         return [guess_language(t[: self._language_chars]) for t in texts]
@@ -236,8 +341,10 @@ class LabelClassifier:
         return self._score(texts, follow_up=False)[0]
 
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
+        scores, _, asked = self._score(texts, follow_up=False)
         return [
-            decide(row, self._names, self.threshold, self.fallback) for row in self.scores(texts)
+            replace(decide(row, self._names, self.threshold, self.fallback), second_opinion=a)
+            for row, a in zip(scores, asked.tolist(), strict=True)
         ]
 
     def classify_conversations(self, conversations: Sequence[Sequence[str]]) -> list[Prediction]:
@@ -247,7 +354,7 @@ class LabelClassifier:
         flat = [message for conv in recent for message in conv]
         # Every message of every conversation at once.
         follow_up_needed = any(len(conv) > 1 for conv in recent)
-        label_scores, follow_scores = self._score(flat, follow_up=follow_up_needed)
+        label_scores, follow_scores, asked = self._score(flat, follow_up=follow_up_needed)
         predictions: list[Prediction] = []
         start = 0
         for conv in recent:
@@ -265,7 +372,8 @@ class LabelClassifier:
                 ]
             )
             combined = combine_turns(rows, follow_up, self.threshold, self.turn_policy)
-            predictions.append(decide(combined, self._names, self.threshold, self.fallback))
+            prediction = decide(combined, self._names, self.threshold, self.fallback)
+            predictions.append(replace(prediction, second_opinion=bool(asked[start:end].any())))
             start = end
         return predictions
 
@@ -276,6 +384,7 @@ class EncoderSpec(NamedTuple):
     subdir: str  # inside the model directory `switchyard build-model` writes; "" = itself
     centroid_weight: float  # classifier.scoring
     languages: frozenset[str] | None  # prompt languages it scores; None: all
+    second_opinion: bool = False  # scores only the prompts the others are unsure of
 
 
 USE_CENTROID_WEIGHT = 0.7
@@ -288,6 +397,12 @@ ENCODERS: dict[str, tuple[EncoderSpec, ...]] = {
     "minilm+use": (
         EncoderSpec("", CENTROID_WEIGHT, frozenset({ENGLISH})),
         EncoderSpec(USE_SUBDIR, USE_CENTROID_WEIGHT, None),
+    ),
+    # USE for every prompt, MiniLM's view averaged in for the English prompts USE is unsure
+    # of: most of the ensemble's gain for a fraction of its inference (docs/CLASSIFIER.md).
+    "use+minilm-when-unsure": (
+        EncoderSpec(USE_SUBDIR, USE_CENTROID_WEIGHT, None),
+        EncoderSpec("", CENTROID_WEIGHT, frozenset({ENGLISH}), second_opinion=True),
     ),
 }
 
@@ -338,6 +453,7 @@ def load_classifier(
         fallback=fallback,
         centroid_weights=[spec.centroid_weight for spec in ENCODERS[encoder]],
         languages=[spec.languages for spec in ENCODERS[encoder]],
+        second_opinion=[spec.second_opinion for spec in ENCODERS[encoder]],
     )
 
 

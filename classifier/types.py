@@ -40,6 +40,7 @@ class Prediction:
     score: float
     runner_up: str | None
     runner_up_score: float
+    second_opinion: bool = False  # a second-opinion encoder scored it (classifier.labels)
 
 
 class Classifier(Protocol):

@@ -145,7 +145,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
         why = ""
         if args.explain:
             side = "<" if prediction.label == config.classifier.fallback else ">="
-            why = f"  [best score {side} threshold {classifier.threshold:.3f}]"
+            asked = ", with the second opinion" if prediction.second_opinion else ""
+            why = f"  [best score {side} threshold {classifier.threshold:.3f}{asked}]"
         print(f"{prediction.label} {prediction.score:.3f}{runner_up}{why}")
     return 0
 

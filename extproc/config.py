@@ -205,12 +205,16 @@ class EnvoyConfig(Model):
 class ClassifierConfig(Model):
     model: Path = Path("build/model")
     """Directory with model.onnx and tokenizer.json, relative to the config file."""
-    encoder: Literal["minilm", "use", "minilm+use"] = "use"
+    encoder: Literal["minilm", "use", "minilm+use", "use+minilm-when-unsure"] = (
+        "use+minilm-when-unsure"
+    )
     """Sentence encoder(s) inside `model` (docs/CLASSIFIER.md compares them): USE multilingual
-    v3 (16 languages; the default: best French, fastest), all-MiniLM-L6-v2 (English), or both
-    (English prompts get the mean of the two encoders' scores, other languages USE's alone:
-    3-8 points better on English intents and exam topics, but MiniLM's inference time more
-    per English prompt)."""
+    v3 alone (16 languages, the fastest), all-MiniLM-L6-v2 alone (English), both for every
+    English prompt (`minilm+use`: the mean of their scores; other languages USE's alone), or
+    the default: USE for every prompt and MiniLM averaged in only for the English prompts
+    whose best two labels USE scores within 0.05 of each other (and that might be routed):
+    most of the ensemble's gain on English intents and exam topics, with MiniLM's inference
+    paid by 5-45 % of English prompts instead of all."""
     threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
     """Score under which a prompt gets the fallback. Omitted: calibrated from the labels'
     own examples when the model loads (`switchyard check --model` prints it and why)."""

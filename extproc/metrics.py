@@ -50,6 +50,12 @@ class Metrics:
             ["mode"],
             registry=r,
         )
+        self.classifier_second_opinions = Counter(
+            "switchyard_classifier_second_opinions",
+            "Conversations a second-opinion encoder also scored because the first was unsure"
+            " of them (classifier.encoder use+minilm-when-unsure): each paid two inferences.",
+            registry=r,
+        )
         self.config_reloads = Counter(
             "switchyard_config_reloads",
             "Config reloads by result (success, failure).",

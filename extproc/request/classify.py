@@ -57,6 +57,7 @@ class BatchingClassifier:
         max_wait_s: float,
         observe_latency: Callable[[float, int], None] = lambda seconds, batch: None,
         observe_degraded: Callable[[str, int], None] = lambda mode, count: None,
+        observe_second_opinions: Callable[[int], None] = lambda count: None,
     ) -> None:
         self.classifier = classifier
         self._max_batch = max_batch
@@ -70,6 +71,7 @@ class BatchingClassifier:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classify")
         self._observe_latency = observe_latency
         self._observe_degraded = observe_degraded
+        self._observe_second_opinions = observe_second_opinions
 
     async def classify(self, user_messages: Sequence[str]) -> Prediction | None:
         """The conversation's prediction, or None when the classifier is too far behind."""
@@ -131,6 +133,9 @@ class BatchingClassifier:
                 elapsed = time.perf_counter() - started
                 self._seconds_per_item = 0.8 * self._seconds_per_item + 0.2 * elapsed / len(batch)
                 self._observe_latency(elapsed, len(batch))
+                second_opinions = sum(p.second_opinion for p in predictions)
+                if second_opinions:
+                    self._observe_second_opinions(second_opinions)
                 for waiting, prediction in zip(batch, predictions, strict=True):
                     if not pressure:
                         self._remember(waiting.conversation, prediction)

@@ -72,6 +72,7 @@ def build_runtime(config: Config, rollouts: Rollouts, metrics: Metrics) -> Runti
             observe_degraded=lambda mode, count: metrics.classifier_degraded.labels(mode).inc(
                 count
             ),
+            observe_second_opinions=metrics.classifier_second_opinions.inc,
         )
     return Runtime(
         config=config,

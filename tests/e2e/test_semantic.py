@@ -181,6 +181,28 @@ def test_a_model_that_fails_to_load_leaves_the_running_one_in_service(stack: Sta
         stack.write_config(good)
 
 
+def _second_opinions(stack: Stack) -> float:
+    for line in stack.metrics_text().splitlines():
+        if line.startswith("switchyard_classifier_second_opinions_total "):
+            return float(line.split()[1])
+    raise AssertionError("switchyard_classifier_second_opinions_total is not exported")
+
+
+def test_only_english_prompts_use_is_unsure_of_get_minilms_second_opinion(stack: Stack) -> None:
+    assert "classifier: encoder use+minilm-when-unsure;" in stack.log("switchyard")  # default
+    before = _second_opinions(stack)
+    for prompt, backend in [
+        ("Write a Python function that reverses a linked list.", "coder"),  # a clear winner
+        # USE's best two labels within 0.05 (support, finance), but French: USE alone.
+        ("Pourquoi ma facture est-elle plus élevée ce mois-ci ?", "helpdesk"),
+        # A close call in English (support, coding): MiniLM's scores are averaged in.
+        ("How do I remove a user from our team workspace?", "helpdesk"),
+    ]:
+        reply = stack.client.chat(prompt)
+        assert reply.status == 200 and reply.backend == backend, (prompt, reply.headers)
+    assert _second_opinions(stack) - before == 1
+
+
 @pytest.fixture(scope="module")
 def ensemble_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The same routes with `classifier.encoder: minilm+use` (MiniLM for English prompts)."""

@@ -200,6 +200,19 @@ def _rows() -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
             unit="reqps",
             description="Overload: 'shed' requests went unlabelled, 'truncated' were cut short.",
         ),
+        _panel(
+            "Second opinions per classification",
+            [
+                _target(
+                    f"sum(rate(switchyard_classifier_second_opinions_total{{{NS}}}{RATE})) / "
+                    f"sum(rate(switchyard_classification_batch_size_sum{{{NS}}}{RATE}))",
+                    "share",
+                )
+            ],
+            unit="percentunit",
+            description="Share of classified conversations that also paid for the second"
+            " encoder (classifier.encoder use+minilm-when-unsure): its CPU cost.",
+        ),
     ]
     fleet = [
         _panel(

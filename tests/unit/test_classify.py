@@ -65,3 +65,32 @@ def test_overload_truncates_then_sheds_and_never_waits_past_the_budget() -> None
     # Nobody waits long past the budget (the first batch, sized on a 6x too low estimate of
     # the time per item, takes 0.48 s); without shedding the last would wait 1.8 s.
     assert max(waited for _, waited in results) < 1.0
+
+
+class SecondGuessingClassifier:
+    """Says it took a second opinion on conversations whose last message ends with '?'."""
+
+    def classify_conversations(self, conversations: Sequence[Sequence[str]]) -> list[Prediction]:
+        return [
+            Prediction("label", 0.9, None, 0.0, second_opinion=c[-1].endswith("?"))
+            for c in conversations
+        ]
+
+
+def test_second_opinions_are_counted_once_per_classification() -> None:
+    counted: list[int] = []
+    batching = BatchingClassifier(
+        SecondGuessingClassifier(),
+        max_batch=8,
+        cache_size=100,
+        max_wait_s=5,
+        observe_second_opinions=counted.append,
+    )
+
+    async def run() -> None:
+        await asyncio.gather(*(batching.classify([f"text {i}?"]) for i in range(3)))
+        await batching.classify(["plain text"])
+        await batching.classify(["text 1?"])  # from the cache: no inference, nothing counted
+
+    asyncio.run(run())
+    assert sum(counted) == 3
