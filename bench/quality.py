@@ -25,21 +25,25 @@ from classifier.sequence import SequenceClassifier
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data" / "eval"
 SETS_DIR = DATA / "sets"
+# Label sets with dev prompts in NAME.jsonl and held-out prompts in heldout_NAME.jsonl.
+WITH_HELD_OUT = (
+    "intents60",
+    "bank40",
+    "fr_support22",
+    "exam14",
+    "fr_intents40",
+    "exam14_fr",
+    "exam14_pro",
+)
 # (name, labels file, prompts file, held out?)
 SETS = [
     ("example dev", REPO / "switchyard.yaml", DATA / "dev.jsonl", False),
     ("example eval", REPO / "switchyard.yaml", DATA / "eval.jsonl", True),
     ("example eval_fr", REPO / "switchyard.yaml", DATA / "eval_fr.jsonl", True),
     *(
-        (name, DATA / "sets" / f"{name}.yaml", DATA / "sets" / f"{name}.jsonl", "heldout" in name)
+        (name, SETS_DIR / f"{name}.yaml", SETS_DIR / f"{name}.jsonl", "heldout" in name)
         for name in (
-            "intents60",
-            "bank40",
-            "fr_support22",
-            "exam14",
-            "fr_intents40",
-            "exam14_fr",
-            "exam14_pro",
+            *WITH_HELD_OUT,
             "pets_garden",
             "travel_tax",
             "intents_en",
@@ -57,15 +61,7 @@ SETS = [
     # Held-out prompts for the labels of the dev sets above.
     *(
         (f"heldout_{name}", SETS_DIR / f"{name}.yaml", SETS_DIR / f"heldout_{name}.jsonl", True)
-        for name in (
-            "intents60",
-            "bank40",
-            "fr_support22",
-            "exam14",
-            "fr_intents40",
-            "exam14_fr",
-            "exam14_pro",
-        )
+        for name in WITH_HELD_OUT
     ),
     # The 13 exam subjects' held-out questions, against the same labels as topics13.
     (
