@@ -12,7 +12,7 @@ from typing import Any
 
 from classifier.errors import EvalDataError
 from classifier.text import guess_language
-from classifier.types import Classifier
+from classifier.types import Classifier, Prediction
 
 BATCH = 64
 
@@ -45,6 +45,8 @@ class EvalReport:
     in_scope_accuracy: float | None
     # Keyed by the language guessed from each text (``classifier.text``): en, fr, unknown.
     by_language: dict[str, LanguageStats] = field(default_factory=dict)
+    # Rows a second-opinion encoder also scored (classifier.labels): they cost two inferences.
+    second_opinions: int = 0
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -76,6 +78,7 @@ def report_from_predictions(
     predicted: Sequence[str],
     fallback: str,
     languages: Sequence[str] | None = None,
+    second_opinions: int = 0,
 ) -> EvalReport:
     """The report for paired expected/predicted labels (pure: no model involved);
     ``languages`` (one per row) adds the per-language breakdown."""
@@ -118,6 +121,7 @@ def report_from_predictions(
             _ratio(sum(e == p for e, p in in_scope), len(in_scope)) if in_scope else None
         ),
         by_language=by_language,
+        second_opinions=second_opinions,
     )
 
 
@@ -127,12 +131,15 @@ def _languages(texts: Sequence[str]) -> list[str]:
 
 def evaluate(clf: Classifier, rows: Sequence[tuple[str, str]], fallback: str) -> EvalReport:
     """Classify every ``(text, expected_label)`` row and report how it went."""
-    predicted: list[str] = []
+    predictions: list[Prediction] = []
     for start in range(0, len(rows), BATCH):
-        batch = [text for text, _ in rows[start : start + BATCH]]
-        predicted.extend(p.label for p in clf.classify(batch))
+        predictions.extend(clf.classify([text for text, _ in rows[start : start + BATCH]]))
     return report_from_predictions(
-        [label for _, label in rows], predicted, fallback, _languages([t for t, _ in rows])
+        [label for _, label in rows],
+        [p.label for p in predictions],
+        fallback,
+        _languages([t for t, _ in rows]),
+        sum(p.second_opinion for p in predictions),
     )
 
 
@@ -146,6 +153,7 @@ def evaluate_conversations(
         [p.label for p in predictions],
         fallback,
         _languages([messages[-1] if messages else "" for messages, _ in cases]),
+        sum(p.second_opinion for p in predictions),
     )
 
 
@@ -162,6 +170,9 @@ def format_report(report: EvalReport) -> str:
         f"precision={pct(report.oos_precision)}",
         "",
     ]
+    if report.second_opinions:
+        share = pct(report.second_opinions / report.n)
+        lines[-1:-1] = [f"second opinion: {report.second_opinions} of {report.n} rows ({share})"]
     if report.by_language:
         lines.append(f"{'language':<16}{'n':>6}{'accuracy':>10}{'in-scope':>10}{'OOS recall':>12}")
         for lang, stats in report.by_language.items():

@@ -130,3 +130,18 @@ def test_the_report_breaks_down_by_language() -> None:
     text = format_report(r)
     assert "language" in text and "\nfr " in text
     assert r.to_json()["by_language"]["fr"]["n"] == 2
+
+
+class _SecondGuessing(_Echo):
+    """Like _Echo, and says it took a second opinion on label 'b'."""
+
+    def classify(self, texts: Sequence[str]) -> list[Prediction]:
+        return [Prediction(t, 1.0, None, 0.0, second_opinion=t == "b") for t in texts]
+
+
+def test_the_report_counts_the_rows_that_took_a_second_opinion() -> None:
+    rows = [("a", "a"), ("b", "b"), ("b", "b"), ("other", "other")]
+    report = evaluate(_SecondGuessing(), rows, "other")
+    assert report.second_opinions == 2
+    assert "second opinion: 2 of 4 rows (50.0%)" in format_report(report)
+    assert "second opinion" not in format_report(evaluate(_Echo(), rows, "other"))
