@@ -182,12 +182,16 @@ class LabelClassifier:
         # prompt costs what its first few thousand characters cost.
         self._language_chars = max(e.max_tokens for e in encoders) * CHARS_PER_TOKEN
         self._members = []
-        for member, weight, scope, second in zip(encoders, weights, scopes, seconds, strict=True):
+        # Every encoder embeds every example (side by side when there are CPUs): at load a
+        # second opinion is needed for any example, in the calibration.
+        embedded = _encode_all([(e, [*texts, *FOLLOW_UP_ANCHORS]) for e in encoders])
+        for member, weight, scope, second, embeddings in zip(
+            encoders, weights, scopes, seconds, embedded, strict=True
+        ):
             # The centring is fixed (the neutral corpus's per-language means), so every
             # label's scores depend on its own examples only.
             neutral = neutral_reference(member)
             centering = neutral.centering
-            embeddings = member.encode([*texts, *FOLLOW_UP_ANCHORS])
             examples, anchors = embeddings[: len(texts)], embeddings[len(texts) :]
             self._members.append(
                 _Member(
