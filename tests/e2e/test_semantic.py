@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -30,15 +31,15 @@ ROUTES = [
 ]
 
 
+def _routes_config(classifier: dict[str, Any]) -> dict[str, Any]:
+    """The example labels on ROUTES, one backend per route."""
+    backends = ["med", "reg", "coder", "helpdesk", "cheap"]
+    return make_config(backends, ROUTES, "general", labels=LABELS, classifier=classifier)
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    config = make_config(
-        ["med", "reg", "coder", "helpdesk", "cheap"],
-        ROUTES,
-        "general",
-        labels=LABELS,
-        classifier=CLASSIFIER,
-    )
+    config = _routes_config(CLASSIFIER)
     with running_stack(tmp_path_factory.mktemp("semantic"), config) as stack:
         yield stack
 
@@ -206,13 +207,7 @@ def test_only_english_prompts_use_is_unsure_of_get_minilms_second_opinion(stack:
 @pytest.fixture(scope="module")
 def ensemble_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The same routes with `classifier.encoder: minilm+use` (MiniLM for English prompts)."""
-    config = make_config(
-        ["med", "reg", "coder", "helpdesk", "cheap"],
-        ROUTES,
-        "general",
-        labels=LABELS,
-        classifier={**CLASSIFIER, "encoder": "minilm+use"},
-    )
+    config = _routes_config({**CLASSIFIER, "encoder": "minilm+use"})
     with running_stack(tmp_path_factory.mktemp("ensemble"), config) as stack:
         yield stack
 
