@@ -214,7 +214,7 @@ class ClassifierConfig(Model):
     the default: USE for every prompt and MiniLM averaged in only for the English prompts
     whose best two labels USE scores within 0.05 of each other (and that might be routed):
     most of the ensemble's gain on English intents and exam topics, with MiniLM's inference
-    paid by 5-45 % of English prompts instead of all."""
+    paid by 3-45 % of English prompts (our label sets) instead of all."""
     threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
     """Score under which a prompt gets the fallback. Omitted: calibrated from the labels'
     own examples when the model loads (`switchyard check --model` prints it and why)."""
