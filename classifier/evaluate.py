@@ -43,7 +43,8 @@ class EvalReport:
     oos_recall: float | None  # share of fallback-labelled rows predicted as the fallback
     oos_precision: float | None  # share of fallback predictions that were out-of-scope
     in_scope_accuracy: float | None
-    # Keyed by the language guessed from each text (``classifier.text``): en, fr, unknown.
+    # Keyed by the language guessed from each text (``classifier.text``): en, fr, es, ...
+    # or unknown.
     by_language: dict[str, LanguageStats] = field(default_factory=dict)
     # Rows a second-opinion encoder also scored (classifier.labels): they cost two inferences.
     second_opinions: int = 0

@@ -181,6 +181,37 @@ def test_a_second_opinion_scores_only_the_english_prompts_the_first_is_unsure_of
         assert clf.threshold == threshold and clf.calibration is None
 
 
+def test_the_english_second_opinion_never_reads_other_languages(
+    encoder: Encoder,
+    use_encoder: Encoder,
+    labels: list[Label],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Even when USE is unsure of every prompt, MiniLM (an English model) sees only the
+    English ones: its scores for Spanish or German text would be noise."""
+    clf = _second_opinion_classifier(use_encoder, encoder, labels, 0.3)
+    prompts = [
+        "My card was stolen, how do I block it?",
+        # Each has a word English shares ("a", "i", "was"): the rule once took them for
+        # English.
+        "Me robaron la contraseña del banco, ¿qué hago?",
+        "Ich habe meine Karte verloren, was soll ich tun?",
+        "Ho perso i documenti della carta, cosa devo fare?",
+        "Como posso bloquear a minha conta?",
+    ]
+    seen: list[str] = []
+    original = encoder.encode
+
+    def counting(texts: list[str], *args: object, **kwargs: object) -> np.ndarray:
+        seen.extend(texts)
+        return original(texts, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(classifier.labels, "_unsure", lambda s, _t: np.ones(len(s), dtype=bool))
+    monkeypatch.setattr(encoder, "encode", counting)
+    assert [p.second_opinion for p in clf.classify(prompts)] == [True, False, False, False, False]
+    assert seen == prompts[:1]
+
+
 def test_a_second_opinion_cannot_be_the_only_encoder_for_a_language(
     encoder: Encoder, labels: list[Label]
 ) -> None:

@@ -76,6 +76,23 @@ def test_decide() -> None:
         ("d'accord, vas-y", "fr"),
         ("ok", None),
         ("SELECT * FROM t", None),
+        ("¿Cómo puedo cambiar la contraseña de mi cuenta?", "es"),
+        ("Wie kann ich meinen Vertrag kündigen?", "de"),
+        ("Come posso pagare la rata della polizza?", "it"),
+        ("Quero mudar a data do meu voo", "pt"),
+        ("Hoe kan ik mijn wachtwoord wijzigen?", "nl"),
+        ("Jak mogę zmienić hasło?", "pl"),
+        ("Şifremi nasıl değiştirebilirim?", "tr"),  # noqa: RUF001 - Turkish dotless i
+        ("Как изменить пароль?", "ru"),
+        ("如何更改我的密码", "zh"),
+        ("パスワードを変更するにはどうすればいいですか", "ja"),
+        ("비밀번호를 어떻게 변경하나요?", "ko"),
+        ("كيف أغير كلمة المرور؟", "ar"),
+        ("ฉันจะเปลี่ยนรหัสผ่านได้อย่างไร", "th"),
+        # English and French win their ties with the other languages: their words are
+        # the ones this rule was built on ("in" is English, Italian, German and Dutch).
+        ("login in progress", "en"),
+        ("Le vol a-t-il décollé ?", "fr"),
     ],
 )
 def test_guess_language(text: str, lang: str | None) -> None:

@@ -204,6 +204,27 @@ def test_only_english_prompts_use_is_unsure_of_get_minilms_second_opinion(stack:
     assert _second_opinions(stack) - before == 1
 
 
+def test_prompts_in_other_languages_route_without_the_english_second_opinion(
+    stack: Stack,
+) -> None:
+    """USE reads Spanish, German, Italian and Portuguese against the example's English and
+    French examples; MiniLM, an English model, is never asked about them."""
+    before = _second_opinions(stack)
+    for prompt, backend in [
+        ("Tengo fiebre y me duele la garganta desde hace tres días, ¿debo ir al médico?", "med"),
+        ("Mein Vermieter behält meine Kaution ohne Grund, kann ich ihn verklagen?", "reg"),
+        ("Perché la mia funzione Python restituisce None?", "coder"),
+        ("Fui cobrado duas vezes pela minha assinatura este mês, quero reembolso", "helpdesk"),
+        ("Wer hat die Fußball-Weltmeisterschaft 1998 gewonnen?", "cheap"),
+        # A close call for USE (support, legal), with an "i" the language guess once took
+        # for English: the second opinion would have been asked.
+        ("Ho perso i documenti della carta, cosa devo fare?", "helpdesk"),
+    ]:
+        reply = stack.client.chat(prompt)
+        assert reply.status == 200 and reply.backend == backend, (prompt, reply.headers)
+    assert _second_opinions(stack) == before
+
+
 @pytest.fixture(scope="module")
 def ensemble_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The same routes with `classifier.encoder: minilm+use` (MiniLM for English prompts)."""
