@@ -34,6 +34,10 @@ WITH_HELD_OUT = (
     "fr_intents40",
     "exam14_fr",
     "exam14_pro",
+    "es_support",
+    "de_support",
+    "it_support",
+    "pt_support",
 )
 # (name, labels file, prompts file, held out?)
 SETS = [

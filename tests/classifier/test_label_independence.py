@@ -111,10 +111,14 @@ def test_a_one_label_config_classifies_its_held_out_prompts(
 
 
 def test_neutral_corpus_is_balanced_and_tagged_with_its_language() -> None:
-    assert set(NEUTRAL) == {"en", "fr"}
+    assert set(NEUTRAL) == {"en", "fr", "es", "de", "it", "pt"}
     for lang, sentences in NEUTRAL.items():
-        assert len(sentences) >= 40 and len(set(sentences)) == len(sentences)
-        assert [s for s in sentences if guess_language(s) != lang] == []
+        assert len(sentences) == len(NEUTRAL["en"]) and len(set(sentences)) == len(sentences)
+        misread = [s for s in sentences if guess_language(s) != lang]
+        # English and French were written for the rule; in the translations a few short
+        # questions carry no word only their language uses (a tie is None, a tie with
+        # English goes to English).
+        assert misread == [] if lang in ("en", "fr") else len(misread) <= 3, misread
 
 
 def test_neutral_corpus_holds_no_evaluation_prompt() -> None:
