@@ -172,7 +172,8 @@ def _script_language(lowered: str, letters: int) -> str | None:
 
 def guess_language(text: str) -> str | None:
     """The language code of text (``"en"``, ``"fr"``, ``"es"``, ...), or None when it gives
-    too little evidence: no function word or marked letter, or a tie."""
+    too little evidence: no function word or marked letter, or a tie that neither English
+    nor French leads alone."""
     lowered = text.lower()
     words = _WORD.findall(lowered)
     script = _script_language(lowered, sum(map(len, words)))
