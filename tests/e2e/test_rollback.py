@@ -90,18 +90,27 @@ def test_a_a_canary_is_never_rolled_back_and_report_matches_traffic(tmp_path: Pa
             while time.monotonic() < deadline:
                 assert rollout(stack)["phase"] == "progressing", rollout(stack)
                 time.sleep(1)
-        time.sleep(1.5)  # observe streams of the last requests close
         command = [
             SWITCHYARD, "report",
             "--admin", f"http://127.0.0.1:{stack.admin_port}",
             "--switchyard", f"http://127.0.0.1:{stack.metrics_port}",
         ]  # fmt: skip
-        as_json = subprocess.run([*command, "--json"], capture_output=True, text=True, check=True)
+        sent = Counter((s.cohort, s.backend) for s in load.sent)
+        # The observe stream of a request closes after its reply: on a loaded machine the
+        # last ones take a moment to be counted (a fixed 1.5 s wait once missed one).
+        deadline = time.monotonic() + 20
+        while True:
+            run = subprocess.run([*command, "--json"], capture_output=True, text=True, check=True)
+            report = json.loads(run.stdout)
+            rows = {
+                (r["cohort"], r["backend"]): r for r in report["ab"] if r["route"] == "clinical"
+            }
+            counted = {key: row["requests"] for key, row in rows.items()}
+            if counted == dict(sent) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         text = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    report = json.loads(as_json.stdout)
-    sent = Counter((s.cohort, s.backend) for s in load.sent)
     errors = Counter((s.cohort, s.backend) for s in load.sent if s.status >= 500)
-    rows = {(r["cohort"], r["backend"]): r for r in report["ab"] if r["route"] == "clinical"}
     assert set(rows) == {("stable", "med-v1"), ("canary", "med-v2")}
     for key, row in rows.items():
         assert row["requests"] == sent[key], (key, row, sent)
