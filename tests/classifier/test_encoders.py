@@ -135,6 +135,19 @@ def _second_opinion_classifier(
     )
 
 
+def _record_encoded(encoder: Encoder, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts the encoder embeds from now on, in order (it still embeds them)."""
+    seen: list[str] = []
+    original = encoder.encode
+
+    def recording(texts: list[str], *args: object, **kwargs: object) -> np.ndarray:
+        seen.extend(texts)
+        return original(texts, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(encoder, "encode", recording)
+    return seen
+
+
 @pytest.mark.parametrize("threshold", [None, 0.3])
 def test_a_second_opinion_scores_only_the_english_prompts_the_first_is_unsure_of(
     encoder: Encoder,
@@ -156,14 +169,7 @@ def test_a_second_opinion_scores_only_the_english_prompts_the_first_is_unsure_of
     unsure = english & classifier.labels._unsure(first, first_threshold)
     assert unsure.any() and not unsure.all() and not unsure[~english].any()
 
-    seen: list[str] = []
-    original = encoder.encode
-
-    def counting(texts: list[str], *args: object, **kwargs: object) -> np.ndarray:
-        seen.extend(texts)
-        return original(texts, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(encoder, "encode", counting)
+    seen = _record_encoded(encoder, monkeypatch)
     scores = clf.scores(MIXED_PROMPTS)
     assert seen == [p for p, u in zip(MIXED_PROMPTS, unsure, strict=True) if u]
     monkeypatch.undo()
@@ -199,15 +205,8 @@ def test_the_english_second_opinion_never_reads_other_languages(
         "Ho perso i documenti della carta, cosa devo fare?",
         "Como posso bloquear a minha conta?",
     ]
-    seen: list[str] = []
-    original = encoder.encode
-
-    def counting(texts: list[str], *args: object, **kwargs: object) -> np.ndarray:
-        seen.extend(texts)
-        return original(texts, *args, **kwargs)  # type: ignore[arg-type]
-
     monkeypatch.setattr(classifier.labels, "_unsure", lambda s, _t: np.ones(len(s), dtype=bool))
-    monkeypatch.setattr(encoder, "encode", counting)
+    seen = _record_encoded(encoder, monkeypatch)
     assert [p.second_opinion for p in clf.classify(prompts)] == [True, False, False, False, False]
     assert seen == prompts[:1]
 
