@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
@@ -29,15 +29,17 @@ from extproc.request.processor import (
 from extproc.request.runtime import RuntimeHolder
 from extproc.rollout.observe import ObserveStream, TrafficStats
 from extproc.rollout.quality import Quality
-from proto import ext_proc_pb2, ext_proc_pb2_grpc, health_pb2, health_pb2_grpc
+from proto import ext_proc_pb2, health_pb2, health_pb2_grpc
 
 log = logging.getLogger("switchyard.server")
 
 EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
+"""Envoy's service name: the gRPC path Envoy calls is /EXT_PROC_SERVICE/Process. Our
+messages live in switchyard's own proto package (proto/ext_proc.proto says why)."""
 ServingStatus = health_pb2.HealthCheckResponse.ServingStatus
 
 
-class ExternalProcessor(ext_proc_pb2_grpc.ExternalProcessorServicer):
+class ExternalProcessor:
     def __init__(
         self,
         runtimes: RuntimeHolder,
@@ -116,6 +118,22 @@ def _continue(phase: str | None) -> ext_proc_pb2.ProcessingResponse:
             response_headers=ext_proc_pb2.HeadersResponse(response=common)
         )
     return ext_proc_pb2.ProcessingResponse(response_body=ext_proc_pb2.BodyResponse(response=common))
+
+
+ProcessMethod = Callable[
+    [AsyncIterator[ext_proc_pb2.ProcessingRequest], grpc.aio.ServicerContext],
+    AsyncIterator[ext_proc_pb2.ProcessingResponse],
+]
+
+
+def ext_proc_handler(process: ProcessMethod) -> grpc.GenericRpcHandler:
+    """Envoy's ext_proc method, served with switchyard's messages."""
+    handler = grpc.stream_stream_rpc_method_handler(
+        process,
+        request_deserializer=ext_proc_pb2.ProcessingRequest.FromString,
+        response_serializer=ext_proc_pb2.ProcessingResponse.SerializeToString,
+    )
+    return grpc.method_handlers_generic_handler(EXT_PROC_SERVICE, {"Process": handler})
 
 
 class Health(health_pb2_grpc.HealthServicer):
@@ -214,7 +232,7 @@ async def start_grpc_server(
             ("grpc.so_reuseport", 0),
         ]
     )
-    ext_proc_pb2_grpc.add_ExternalProcessorServicer_to_server(processor, server)
+    server.add_generic_rpc_handlers((ext_proc_handler(processor.Process),))
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     try:
         if tls is None:
