@@ -48,6 +48,7 @@ proto: $(STAMP)
 
 envoy-config: $(STAMP)
 	$(BIN)/switchyard envoy -c switchyard.yaml -o envoy/envoy.yaml
+	$(BIN)/switchyard envoy --static -c switchyard.yaml -o envoy/envoy-static.yaml
 
 # The chart's values.schema.json follows the config model (a test checks it is fresh).
 helm-schema: $(STAMP)

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 
 import grpc
 
+from extproc import headers as h
 from extproc.cache.service import ResponseCache
 from extproc.config import ServerTlsConfig
 from extproc.errors import RequestError
@@ -29,6 +30,8 @@ from extproc.request.processor import (
 from extproc.request.runtime import RuntimeHolder
 from extproc.rollout.observe import ObserveStream, TrafficStats
 from extproc.rollout.quality import Quality
+from extproc.xds import XdsServer
+from extproc.xds import add_to_server as add_xds_to_server
 from proto import ext_proc_pb2, health_pb2, health_pb2_grpc
 
 log = logging.getLogger("switchyard.server")
@@ -71,8 +74,10 @@ class ExternalProcessor:
                 self._observe(observing, request)
                 continue
             if routing is None:
-                # One runtime for the whole stream, even if a reload swaps it meanwhile.
-                routing = RoutingStream(self._runtimes.current, self._metrics, cache=self._cache)
+                # One runtime for the whole stream: the config version Envoy matched the
+                # request with, even while a reload moves both to the next.
+                runtime = self._runtimes.for_version(_config_version(context))
+                routing = RoutingStream(runtime, self._metrics, cache=self._cache)
             yield await self._route(routing, request)
 
     async def _route(
@@ -105,6 +110,13 @@ class ExternalProcessor:
         except Exception:
             self._metrics.processing_errors.labels("observe").inc()
             log.exception("unexpected error while observing a response")
+
+
+def _config_version(context: grpc.aio.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == h.CONFIG_VERSION:
+            return str(value)
+    return None
 
 
 def _continue(phase: str | None) -> ext_proc_pb2.ProcessingResponse:
@@ -224,8 +236,13 @@ def _server_credentials(tls: ServerTlsConfig) -> grpc.ServerCredentials:
 
 
 async def start_grpc_server(
-    listen: str, processor: ExternalProcessor, health: Health, tls: ServerTlsConfig | None
+    listen: str,
+    processor: ExternalProcessor,
+    health: Health,
+    tls: ServerTlsConfig | None,
+    xds: XdsServer | None = None,
 ) -> grpc.aio.Server:
+    """ext_proc and health, and Envoy's xDS when switchyard serves Envoy's config: one port."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", 70 * 1024 * 1024),
@@ -234,6 +251,8 @@ async def start_grpc_server(
     )
     server.add_generic_rpc_handlers((ext_proc_handler(processor.Process),))
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    if xds is not None:
+        add_xds_to_server(server, xds)
     try:
         if tls is None:
             server.add_insecure_port(listen)

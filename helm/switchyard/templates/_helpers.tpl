@@ -195,22 +195,16 @@ their own rollout state.
 {{- end -}}
 
 {{/*
-The parts of the config that Envoy's bootstrap is rendered from (see
-extproc/envoy_config.py), or that switchyard reads only at start (server, state): a change to
-them needs new pods. Everything else (labels, matches, canary percent, steps,
-hold, session, analysis, classifier) switchyard hot-reloads from the mounted
-ConfigMap, so it must not be part of this checksum.
+The parts of the config that Envoy's bootstrap is rendered from (its static part: see
+extproc/envoy_config.py), or that switchyard reads only at start (server, state): a change
+to them needs new pods. Everything else (labels, routes, backends, weights, canaries,
+shadows, caches, the classifier, the session) switchyard hot-reloads from the mounted
+ConfigMap and serves to Envoy over xDS, so it must not be part of this checksum.
 */}}
 {{- define "switchyard.restartChecksum" -}}
 {{- $cfg := include "switchyard.config" . | fromYaml -}}
-{{- $routes := list -}}
-{{- range $cfg.routes -}}
-{{- $canary := "" -}}
-{{- if .canary }}{{ $canary = .canary.backend }}{{ end -}}
-{{- $cache := .cache | default dict -}}
-{{- $routes = append $routes (dict "name" .name "backends" .backends "canary_backend" $canary "shadow" .shadow "cache" (pick $cache "enabled" "partition_by")) -}}
-{{- end -}}
-{{- $parts := dict "server" $cfg.server "envoy" $cfg.envoy "backends" $cfg.backends "default_route" $cfg.default_route "force_cohort" $cfg.force_cohort "routes" $routes "state" $cfg.state -}}
+{{- $analysis := $cfg.analysis | default dict -}}
+{{- $parts := dict "server" $cfg.server "envoy" $cfg.envoy "state" $cfg.state "analysis" (pick $analysis "source" "interval_s") -}}
 {{- if not (include "switchyard.sidecar" .) -}}
 {{- $parts = dict "server" $cfg.server "state" $cfg.state -}}
 {{- end -}}
