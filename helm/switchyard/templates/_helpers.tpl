@@ -87,8 +87,8 @@ check: keys the chart owns, and names that must refer to something.
 {{- $server := $cfg.server | default dict -}}
 {{- $envoy := $cfg.envoy | default dict -}}
 {{- $owned := list (list "server" $server "listen") (list "server" $server "metrics_listen") (list "server" $server "tls") -}}
-{{- if include "switchyard.sidecar" . -}}
-{{- range list "listen" "admin" "stats_listen" "processor" "processor_tls" -}}
+{{- range list "listen" "admin" "stats_listen" "processor" "processor_tls" "xds" -}}
+{{- if or (include "switchyard.sidecar" $) (eq . "xds") -}}
 {{- $owned = append $owned (list "envoy" $envoy .) -}}
 {{- end -}}
 {{- end -}}
@@ -109,8 +109,12 @@ check: keys the chart owns, and names that must refer to something.
 {{- /* The admin can stop Envoy: loopback only. Prometheus and probes use the stats port. */ -}}
 {{- $_ := set $envoy "admin" (printf "127.0.0.1:%d" (int .Values.ports.admin)) -}}
 {{- $_ := set $envoy "stats_listen" (printf "0.0.0.0:%d" (int .Values.ports.stats)) -}}
-{{- $_ := set $cfg "envoy" $envoy -}}
+{{- else -}}
+{{- /* extproc-only: the gateway owns Envoy's routes; switchyard refuses reloads that would
+disagree with them (envoy.xds in extproc/config.py). */ -}}
+{{- $_ := set $envoy "xds" false -}}
 {{- end -}}
+{{- $_ := set $cfg "envoy" $envoy -}}
 {{- $_ := set $cfg "state" (include "switchyard.state" (dict "ctx" . "cfg" $cfg) | fromYaml) -}}
 {{- include "switchyard.checkReferences" $cfg -}}
 {{- toYaml $cfg -}}
