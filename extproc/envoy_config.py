@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 from dataclasses import dataclass
 from importlib import resources as package_files
 from typing import Any
@@ -54,6 +55,7 @@ from typing import Any
 from extproc import headers as h
 from extproc.config import BackendConfig, Config, ProcessorTlsConfig, RouteConfig
 from extproc.errors import ConfigError, ConfigIssue
+from extproc.request.adapt import BackendAdapter
 from extproc.rollout.sampling import sampling
 from extproc.upstream import stable_split
 
@@ -65,6 +67,7 @@ STATS_PATHS = ("/stats/prometheus", "/ready")
 """The admin paths the stats listener passes on, GET only: read-only and free of secrets."""
 ROUTING_FILTER = "switchyard.route"
 STREAM_USAGE_FILTER = "switchyard.stream_usage"
+FAIL_OPEN_FILTER = "switchyard.fail_open"
 OBSERVE_FILTER = "switchyard.observe"
 HCM_STAT_PREFIX = "ingress"
 INGRESS_LISTENER = "ingress"
@@ -78,6 +81,8 @@ BUFFER_FACTOR = 2
 body of unannounced length up to that size with its own 413; beyond it, Envoy's
 buffer limit answers with a plain 413."""
 NODE_CLUSTER = "switchyard"
+FAIL_OPEN_ROUTE = "unrouted."
+"""The stat prefix of the fail-open routes, before the backend's name."""
 
 _TYPE = "type.googleapis.com/envoy.extensions."
 EXT_PROC_TYPE = _TYPE + "filters.http.ext_proc.v3.ExternalProcessor"
@@ -391,29 +396,52 @@ def _routed(config: Config) -> list[dict[str, Any]]:
 def _unrouted(config: Config, version: str) -> list[dict[str, Any]]:
     """Requests switchyard has not routed yet (or at all: fail-open), then everything else.
 
-    A chat request matches this route first, when it reaches the routing filter: its
+    A chat request matches these routes first, when it reaches the routing filter: their
     per-route config names the config version of the route table the request was matched
     with (Envoy keeps that table for the request's whole life), and the filter sends it to
     switchyard as gRPC metadata (h.CONFIG_VERSION), so switchyard decides with that same
-    version while Envoy moves from one to the next (extproc.request.runtime)."""
+    version while Envoy moves from one to the next (extproc.request.runtime).
+
+    When switchyard does not answer (fail-open), the request stays here: one route per
+    backend of the default route's split, each taking its share of requests (cumulative
+    runtime fractions: Envoy draws one number per request for all routes), so that the
+    fail-open Lua filter rewrites the body for the backend that will answer, and Envoy's
+    stats count fail-opens per backend (vhost route unrouted.<backend>)."""
     assert config.default_route is not None
     default = config.route(config.default_route)
-    routes = [
-        {
-            "name": f"unrouted{prefix}",
-            "stat_prefix": "unrouted",
-            "match": {"prefix": prefix},
-            **_split(config, default),
-            "typed_per_filter_config": {
-                ROUTING_FILTER: _stamped(version),
-                # Still this route after the routing filter: switchyard did not route
-                # it (fail-open), so there is no route or cohort to observe it for.
-                OBSERVE_FILTER: DISABLED,
-                STREAM_USAGE_FILTER: LUA_DISABLED,
-            },
-        }
-        for prefix in config.server.chat_paths
-    ]
+    split = stable_split(default)
+    total = sum(weight for _, weight in split)
+    routes = []
+    for prefix in config.server.chat_paths:
+        below = 0
+        for index, (name, weight) in enumerate(split):
+            below += weight
+            match: dict[str, Any] = {"prefix": prefix}
+            if index < len(split) - 1:
+                match["runtime_fraction"] = {
+                    "default_value": {
+                        "numerator": below * 1_000_000 // total,
+                        "denominator": "MILLION",
+                    },
+                    "runtime_key": f"switchyard.fail_open.{index}",
+                }
+            backend = config.backend(name)
+            routes.append(
+                {
+                    "name": f"unrouted{prefix}.{name}",
+                    "stat_prefix": f"{FAIL_OPEN_ROUTE}{name}",
+                    "match": match,
+                    **_to_backend(config, backend),
+                    "typed_per_filter_config": {
+                        ROUTING_FILTER: _stamped(version),
+                        FAIL_OPEN_FILTER: _fail_open_rewrite(backend),
+                        # Still this route after the routing filter: switchyard did not
+                        # route it, so there is no route or cohort to observe it for.
+                        OBSERVE_FILTER: DISABLED,
+                        STREAM_USAGE_FILTER: LUA_DISABLED,
+                    },
+                }
+            )
     routes.append(
         {
             "name": "passthrough",
@@ -422,12 +450,33 @@ def _unrouted(config: Config, version: str) -> list[dict[str, Any]]:
             **_split(config, default),
             "typed_per_filter_config": {
                 ROUTING_FILTER: DISABLED,
+                FAIL_OPEN_FILTER: LUA_DISABLED,
                 OBSERVE_FILTER: DISABLED,
                 STREAM_USAGE_FILTER: LUA_DISABLED,
             },
         }
     )
     return routes
+
+
+def _fail_open_rewrite(backend: BackendConfig) -> dict[str, Any]:
+    """The fail-open filter's script for one backend (lua/fail_open.lua)."""
+    adapter = BackendAdapter.from_config(backend)
+    source = _lua(
+        "fail_open",
+        model=_lua_string(json.dumps(adapter.model or "")[1:-1]),
+        path_prefix=_lua_string(adapter.path_prefix),
+        query=_lua_string(adapter.query),
+    )
+    return {
+        "@type": _TYPE + "filters.http.lua.v3.LuaPerRoute",
+        "source_code": {"inline_string": source},
+    }
+
+
+def _lua_string(value: str) -> str:
+    """Text for a double-quoted Lua string."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _stamped(version: str) -> dict[str, Any]:
@@ -660,6 +709,8 @@ def resources(config: Config) -> EnvoyResources:
             + (_lua("cache_fill", cache_fill_header=h.CACHE_FILL) if _uses_cache(config) else ""),
         ),
         _routing_filter(config),
+        # No script of its own: only the fail-open routes give it one.
+        {"name": FAIL_OPEN_FILTER, "typed_config": {"@type": LUA_TYPE}},
         _lua_filter(STREAM_USAGE_FILTER, _lua("stream_usage", header=h.STRIP_USAGE)),
     ]
     if config.envoy.observe != "off":

@@ -79,7 +79,12 @@ def test_each_backend_switchyard_may_pick_has_its_own_route_with_its_host_and_ke
     routes = {
         r["name"]: r for r in hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
     }
-    for cohort, backend in [("stable", "self"), ("stable", "api-a"), ("stable", "api-b"), ("canary", "v2")]:
+    for cohort, backend in [
+        ("stable", "self"),
+        ("stable", "api-a"),
+        ("stable", "api-b"),
+        ("canary", "v2"),
+    ]:
         route = routes[f"r.{cohort}.{backend}"]
         # Envoy forwards to the backend switchyard named: it computes no split of its own.
         assert route["route"]["cluster"] == backend
@@ -94,14 +99,21 @@ def test_each_backend_switchyard_may_pick_has_its_own_route_with_its_host_and_ke
             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
         }
     ]
-    # What switchyard did not route (fail-open) takes the default route's weights.
-    split = routes["unrouted/v1/chat/completions"]["route"]["weighted_clusters"]
-    assert [(c["name"], c["weight"]) for c in split["clusters"]] == [
-        ("self", 70),
-        ("api-a", 20),
-        ("api-b", 10),
+    # What switchyard did not route (fail-open) takes the default route's weights, as
+    # cumulative shares of one draw, each backend with its own rewrite of the body.
+    fail_open = [r for r in routes.values() if r["name"].startswith("unrouted/")]
+    assert [r["route"]["cluster"] for r in fail_open] == ["self", "api-a", "api-b"]
+    shares = [r["match"].get("runtime_fraction", {}).get("default_value") for r in fail_open]
+    assert shares == [
+        {"numerator": 700_000, "denominator": "MILLION"},
+        {"numerator": 900_000, "denominator": "MILLION"},
+        None,
     ]
-    assert all("authorization" in c["request_headers_to_remove"] for c in split["clusters"])
+    assert (
+        fail_open[1]["request_headers_to_add"] == routes["r.stable.api-a"]["request_headers_to_add"]
+    )
+    lua = fail_open[1]["typed_per_filter_config"]["switchyard.fail_open"]
+    assert 'local MODEL = "gpt-4o-mini"' in lua["source_code"]["inline_string"]
 
 
 def test_tls_is_verified_against_the_bundle_or_the_backends_ca_and_its_name() -> None:
