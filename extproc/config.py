@@ -379,6 +379,14 @@ class CanaryConfig(Model):
     auto: bool = True
     """Promote and roll back automatically from the canary analysis."""
     allow: AllowlistConfig = AllowlistConfig()
+    retry_on_stable: bool = True
+    """A canary answer that fails (5xx, reset, connect failure; not 4xx) is tried once more
+    on the stable backend the session would have had, with that backend's body, key and
+    Host: the client gets the stable answer, the analysis still counts the canary's
+    failure."""
+    retry_budget_percent: float = Field(default=50.0, gt=0, le=100)
+    """Retries on stable at most this share of the canary's requests in flight (Envoy's
+    retry budget, at least 5 at once): a failing canary cannot pile its load onto stable."""
 
     @field_validator("steps")
     @classmethod
@@ -434,6 +442,13 @@ class CacheConfig(Model):
     """Larger responses are not cached."""
 
 
+FallbackTrigger = Literal[429, 500, 502, 503, 504, "connect"]
+
+
+class FallbackConfig(Model):
+    backend: Name
+
+
 class RouteConfig(Model):
     name: Name
     match: MatchConfig | None = None
@@ -445,6 +460,14 @@ class RouteConfig(Model):
     """With a canary (same backend, percent 0): the canary's shadow phase, until
     `switchyard rollout launch` takes it to its first step."""
     cache: CacheConfig = CacheConfig()
+    fallbacks: list[FallbackConfig] = []
+    """Tried in order when the chosen backend answers with one of `fallback_on` (before any
+    byte reaches the client), each with its own model name, key, Host and TLS. A session
+    stays on its own backend whenever that answers; fallback answers are counted apart and
+    kept out of the canary analysis."""
+    fallback_on: list[FallbackTrigger] = [429, 503, "connect"]
+    """The answers that move a request to the next fallback: status codes, and `connect`
+    (connection refused or reset before an answer)."""
 
 
 def _session_source(source: str) -> str:
@@ -776,6 +799,22 @@ def _cross_reference_issues(cfg: Config) -> list[ConfigIssue]:
                 )
         if route.shadow:
             issues += _shadow_issues(cfg, f"routes[{r}]", route)
+        stable = {w.backend for w in route.backends}
+        for f, fallback in enumerate(route.fallbacks):
+            if fallback.backend not in backend_names:
+                issues.append(
+                    ConfigIssue(
+                        f"routes[{r}].fallbacks[{f}].backend",
+                        f"unknown backend {fallback.backend!r}",
+                    )
+                )
+            elif fallback.backend in stable:
+                issues.append(
+                    ConfigIssue(
+                        f"routes[{r}].fallbacks[{f}].backend",
+                        "expected a backend that is not one of the route's own backends",
+                    )
+                )
     if cfg.routes:
         route_names = [route.name for route in cfg.routes]
         if cfg.default_route is None:

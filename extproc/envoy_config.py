@@ -257,15 +257,9 @@ def _backend_cluster(config: Config, backend: BackendConfig) -> dict[str, Any]:
         "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
         "connect_timeout": "1s",
         "load_assignment": _load_assignment(backend.name, backend.address),
-        # Ejects a host that keeps failing; with every host out Envoy still
-        # sends traffic (panic threshold), so a one-host backend is not cut off.
-        "outlier_detection": {
-            "consecutive_5xx": 5,
-            "consecutive_gateway_failure": 3,
-            "interval": "5s",
-            "base_ejection_time": "15s",
-            "max_ejection_percent": 100,
-        },
+        # No outlier ejection: where a backend is tried after another (a canary retried
+        # on stable, fallbacks) each attempt must reach the backend its place names,
+        # and an ejected backend would shift the first attempt onto the next one.
         "circuit_breakers": {
             "thresholds": [{"max_requests": 10_000, "max_pending_requests": 10_000}]
         },
@@ -344,10 +338,152 @@ def _shadow_variant(stable: dict[str, Any], route: RouteConfig) -> dict[str, Any
     return variant
 
 
-def _targets(route: RouteConfig) -> list[tuple[str, str]]:
-    """The (cohort, backend) pairs switchyard may route this route's requests to."""
-    targets = [(h.CANARY, route.canary.backend)] if route.canary is not None else []
-    return targets + [(h.STABLE, backend) for backend, _ in stable_split(route)]
+@dataclass(frozen=True)
+class Target:
+    """Where switchyard may send a route's requests: a cohort's backend, and the backends
+    Envoy tries after it (the canary's stable on a failure, the route's fallbacks)."""
+
+    route: RouteConfig
+    cohort: str
+    backend: str
+    retry_on: str | None
+    """For a canary retried on stable: the stable backend (switchyard's h.RETRY_ON)."""
+
+    @property
+    def attempts(self) -> tuple[str, ...]:
+        if self.retry_on is not None:
+            return (self.backend, self.retry_on)
+        if self.cohort == h.STABLE:
+            return (self.backend, *(f.backend for f in self.route.fallbacks))
+        return (self.backend,)
+
+    @property
+    def name(self) -> str:
+        name = f"{self.route.name}.{self.cohort}.{self.backend}"
+        return name if self.retry_on is None else f"{name}.{self.retry_on}"
+
+    @property
+    def cluster(self) -> str:
+        """The cluster Envoy forwards to: the backend's, or the one that tries them in turn."""
+        if len(self.attempts) == 1:
+            return self.backend
+        kind = "_retry" if self.retry_on is not None else "_fallback"
+        return ".".join((kind, self.route.name, *self.attempts))
+
+
+def _targets(route: RouteConfig) -> list[Target]:
+    stable = [backend for backend, _ in stable_split(route)]
+    targets = []
+    if route.canary is not None:
+        canary = route.canary.backend
+        if route.canary.retry_on_stable:
+            targets += [Target(route, h.CANARY, canary, backend) for backend in stable]
+        else:
+            targets.append(Target(route, h.CANARY, canary, None))
+    return targets + [Target(route, h.STABLE, backend, None) for backend in stable]
+
+
+def _forward(config: Config, target: Target) -> dict[str, Any]:
+    """The target's route action: its first backend's Host and key, and when there are
+    several attempts, their cluster and a retry policy that moves each to the next."""
+    forward = _to_backend(config, config.backend(target.backend))
+    if len(target.attempts) == 1:
+        return forward
+    forward["route"]["cluster"] = target.cluster
+    if target.retry_on is not None:
+        # Failures of the canary itself, not the client's mistakes (4xx).
+        retry: dict[str, Any] = {"retry_on": "5xx,reset,connect-failure,refused-stream"}
+    else:
+        codes = [code for code in target.route.fallback_on if isinstance(code, int)]
+        conditions = ["retriable-status-codes"] if codes else []
+        if "connect" in target.route.fallback_on:
+            conditions.append("connect-failure,refused-stream,reset")
+        retry = {"retry_on": ",".join(conditions), "retriable_status_codes": codes}
+    forward["route"]["retry_policy"] = {
+        **retry,
+        "num_retries": len(target.attempts) - 1,
+        # Each retry goes to the next backend (the next priority of the aggregate cluster).
+        "retry_priority": {
+            "name": "envoy.retry_priorities.previous_priorities",
+            "typed_config": {
+                "@type": _TYPE + "retry.priority.previous_priorities.v3.PreviousPrioritiesConfig",
+                "update_frequency": 1,
+            },
+        },
+    }
+    return forward
+
+
+def _attempts_cluster(config: Config, target: Target) -> dict[str, Any]:
+    """Tries the target's backends in turn (Envoy's aggregate cluster): its upstream Lua
+    rewrites each attempt for its backend (lua/attempts.lua)."""
+    first = _attempt_fields(config.backend(target.backend))
+    rows = ",\n".join(
+        f"  [{index}] = {_lua_table(_attempt_fields(config.backend(name)))}"
+        for index, name in enumerate(target.attempts[1:], start=2)
+    )
+    source = _lua("json_body") + _lua(
+        "attempts",
+        first=_lua_table({k: first[k] for k in ("name", "path_prefix", "query", "header")}),
+        next=rows,
+        backend_header=h.BACKEND,
+    )
+    limits: dict[str, Any] = {"max_requests": 10_000, "max_pending_requests": 10_000}
+    if target.retry_on is not None and target.route.canary is not None:
+        limits["retry_budget"] = {
+            "budget_percent": {"value": target.route.canary.retry_budget_percent},
+            "min_retry_concurrency": 5,
+        }
+    else:
+        limits["max_retries"] = 10_000
+    return {
+        "name": target.cluster,
+        "connect_timeout": "1s",
+        "lb_policy": "CLUSTER_PROVIDED",
+        "cluster_type": {
+            "name": "envoy.clusters.aggregate",
+            "typed_config": {
+                "@type": _TYPE + "clusters.aggregate.v3.ClusterConfig",
+                "clusters": list(target.attempts),
+            },
+        },
+        "circuit_breakers": {"thresholds": [limits]},
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": _TYPE + "upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http_protocol_options": {}},
+                "http_filters": [
+                    _lua_filter("switchyard.attempts", source),
+                    {
+                        "name": "envoy.filters.http.upstream_codec",
+                        "typed_config": {
+                            "@type": _TYPE + "filters.http.upstream_codec.v3.UpstreamCodec"
+                        },
+                    },
+                ],
+            }
+        },
+    }
+
+
+def _attempt_fields(backend: BackendConfig) -> dict[str, str]:
+    """What an attempt on this backend changes in the request (lua/attempts.lua)."""
+    adapter = BackendAdapter.from_config(backend)
+    credential = backend.credential
+    return {
+        "name": backend.name,
+        "model": json.dumps(adapter.model or "")[1:-1],
+        "path_prefix": adapter.path_prefix,
+        "query": adapter.query,
+        "host": backend.host_header,
+        "header": credential.header if credential else "",
+        "key_env": credential.env if credential else "",
+        "key_prefix": credential.prefix if credential else "",
+    }
+
+
+def _lua_table(fields: dict[str, str]) -> str:
+    return "{" + ", ".join(f'{k} = "{_lua_string(v)}"' for k, v in fields.items()) + "}"
 
 
 def _routed(config: Config) -> list[dict[str, Any]]:
@@ -356,19 +492,20 @@ def _routed(config: Config) -> list[dict[str, Any]]:
     for route in config.routes:
         # A cache fills from observed responses (extproc.cache): its route stays observed.
         quiet = route.canary is None and route.shadow is None and not route.cache.enabled
-        for cohort, backend in _targets(route):
+        for target in _targets(route):
+            cohort = target.cohort
+            headers = [
+                _header_match(h.ROUTE, route.name),
+                _header_match(h.COHORT, cohort),
+                _header_match(h.UPSTREAM, target.backend),
+            ]
+            if target.retry_on is not None:
+                headers.append(_header_match(h.RETRY_ON, target.retry_on))
             base: dict[str, Any] = {
-                "name": f"{route.name}.{cohort}.{backend}",
+                "name": target.name,
                 "stat_prefix": f"{route.name}.{cohort}",
-                "match": {
-                    "prefix": "/",
-                    "headers": [
-                        _header_match(h.ROUTE, route.name),
-                        _header_match(h.COHORT, cohort),
-                        _header_match(h.UPSTREAM, backend),
-                    ],
-                },
-                **_to_backend(config, config.backend(backend)),
+                "match": {"prefix": "/", "headers": headers},
+                **_forward(config, target),
             }
             # A shadowed session's request matches first: it forwards alike and is copied.
             shadowed = route.shadow is not None and cohort == h.STABLE
@@ -462,7 +599,7 @@ def _unrouted(config: Config, version: str) -> list[dict[str, Any]]:
 def _fail_open_rewrite(backend: BackendConfig) -> dict[str, Any]:
     """The fail-open filter's script for one backend (lua/fail_open.lua)."""
     adapter = BackendAdapter.from_config(backend)
-    source = _lua(
+    source = _lua("json_body") + _lua(
         "fail_open",
         model=_lua_string(json.dumps(adapter.model or "")[1:-1]),
         path_prefix=_lua_string(adapter.path_prefix),
@@ -489,13 +626,18 @@ def _stamped(version: str) -> dict[str, Any]:
 
 
 def _ingress_routes(config: Config, version: str) -> dict[str, Any]:
-    virtual_host = {
+    virtual_host: dict[str, Any] = {
         "name": VIRTUAL_HOST,
         "domains": ["*"],
         "request_headers_to_remove": [config.force_cohort.token_header, h.CLIENT],
         "response_headers_to_add": _response_headers(config),
         "routes": [*_routed(config), *_unrouted(config, version)],
     }
+    if any(len(t.attempts) > 1 for route in config.routes for t in _targets(route)):
+        # For the attempts' Lua (which backend an attempt is for) and for the observe
+        # filter (an answer after a retry is counted apart).
+        virtual_host["include_request_attempt_count"] = True
+        virtual_host["include_attempt_count_in_response"] = True
     return {"name": INGRESS_ROUTES, "virtual_hosts": [virtual_host]}
 
 
@@ -565,6 +707,7 @@ def observed_headers(config: Config) -> list[str]:
     """The response headers extproc.rollout.observe reads."""
     names = [":status", h.ROUTE, h.COHORT, h.BACKEND, "x-envoy-upstream-service-time"]
     names.append(h.REQUEST_ID)  # joins quality signals to the request
+    names.append(h.ATTEMPT_COUNT)  # an answer after a retry or a fallback counts apart
     if any(route.cache.enabled for route in config.routes):
         names += ["content-type", h.CACHE, h.CACHE_FILL]  # extproc.cache fills
     if config.quality.score_header:
@@ -718,6 +861,10 @@ def resources(config: Config) -> EnvoyResources:
     version = config_version(config)
     listeners = {INGRESS_LISTENER: _ingress_listener(config, filters)}
     clusters = {backend.name: _backend_cluster(config, backend) for backend in config.backends}
+    for route in config.routes:
+        for target in _targets(route):
+            if len(target.attempts) > 1:
+                clusters[target.cluster] = _attempts_cluster(config, target)
     tables = {INGRESS_ROUTES: _ingress_routes(config, version)}
     if any(route.shadow for route in config.routes):
         listeners[SHADOW_LISTENER] = _shadow_listener(config)
@@ -891,12 +1038,41 @@ def _ingress_listener(config: Config, filters: list[dict[str, Any]]) -> dict[str
         # The client gets the request's id to post quality feedback for it
         # (POST /feedback); at the edge Envoy makes the id, never the client.
         always_set_request_id_in_response=True,
+        local_reply_config=_upstream_failure_reply(),
     )
     return {
         "name": INGRESS_LISTENER,
         "address": _socket_address(config.envoy.listen),
         "per_connection_buffer_limit_bytes": config.server.max_body_bytes * BUFFER_FACTOR,
         "filter_chains": [{"filters": [hcm]}],
+    }
+
+
+UPSTREAM_FAILURE_FLAGS = ["UF", "UH", "URX", "UO", "UT", "UC", "UMSDR"]
+"""Envoy's response flags for an answer it made because no backend answered: connection
+failure, no healthy host, retries exhausted, overflow, timeout, reset, stream duration."""
+
+
+def _upstream_failure_reply() -> dict[str, Any]:
+    """When no backend of a route answered, the client still gets OpenAI's error shape
+    (JSON), not Envoy's plain text."""
+    return {
+        "mappers": [
+            {
+                "filter": {"response_flag_filter": {"flags": UPSTREAM_FAILURE_FLAGS}},
+                "body_format_override": {
+                    "json_format": {
+                        "error": {
+                            "type": "upstream_unavailable",
+                            "code": "upstream_unavailable",
+                            "message": "no model backend of this route answered: "
+                            "%LOCAL_REPLY_BODY%",
+                        }
+                    },
+                    "content_type": "application/json",
+                },
+            }
+        ]
     }
 
 

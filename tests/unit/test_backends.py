@@ -83,7 +83,6 @@ def test_each_backend_switchyard_may_pick_has_its_own_route_with_its_host_and_ke
         ("stable", "self"),
         ("stable", "api-a"),
         ("stable", "api-b"),
-        ("canary", "v2"),
     ]:
         route = routes[f"r.{cohort}.{backend}"]
         # Envoy forwards to the backend switchyard named: it computes no split of its own.
@@ -93,6 +92,11 @@ def test_each_backend_switchyard_may_pick_has_its_own_route_with_its_host_and_ke
         assert "authorization" in route["request_headers_to_remove"]
     assert routes["r.stable.api-a"]["route"]["host_rewrite_literal"] == "api.a.example"
     assert routes["r.stable.api-b"]["route"]["host_rewrite_literal"] == "api.b.example:8443"
+    # A canary request names the stable backend its failure is retried on.
+    for backend in ("self", "api-a", "api-b"):
+        canary = routes[f"r.canary.v2.{backend}"]
+        assert canary["route"]["cluster"] == f"_retry.r.v2.{backend}"
+        assert canary["route"]["host_rewrite_literal"] == "10.0.0.2:8000"
     assert routes["r.stable.api-a"]["request_headers_to_add"] == [
         {
             "header": {"key": "authorization", "value": "Bearer %ENVIRONMENT(API_A_KEY)%"},
@@ -113,7 +117,7 @@ def test_each_backend_switchyard_may_pick_has_its_own_route_with_its_host_and_ke
         fail_open[1]["request_headers_to_add"] == routes["r.stable.api-a"]["request_headers_to_add"]
     )
     lua = fail_open[1]["typed_per_filter_config"]["switchyard.fail_open"]
-    assert 'local MODEL = "gpt-4o-mini"' in lua["source_code"]["inline_string"]
+    assert 'set_model(handle, "gpt-4o-mini")' in lua["source_code"]["inline_string"]
 
 
 def test_tls_is_verified_against_the_bundle_or_the_backends_ca_and_its_name() -> None:

@@ -62,12 +62,14 @@ def _route(bootstrap: dict, name: str) -> dict:
 
 def test_routes_forward_to_the_backend_switchyard_named() -> None:
     bootstrap = render(load_config(REPO / "switchyard.yaml"))
-    canary = _route(bootstrap, "clinical.canary.clinical-v2")
-    assert canary["route"]["cluster"] == "clinical-v2"
+    # The canary, retried on the stable backend the session would have had.
+    canary = _route(bootstrap, "clinical.canary.clinical-v2.clinical-v1")
+    assert canary["route"]["cluster"] == "_retry.clinical.clinical-v2.clinical-v1"
     assert canary["match"]["headers"] == [
         {"name": "x-switchyard-route", "string_match": {"exact": "clinical"}},
         {"name": "x-switchyard-cohort", "string_match": {"exact": "canary"}},
         {"name": "x-switchyard-upstream", "string_match": {"exact": "clinical-v2"}},
+        {"name": "x-switchyard-retry-on", "string_match": {"exact": "clinical-v1"}},
     ]
     for backend in ("support-selfhosted", "support-api-a", "support-api-b"):
         assert _route(bootstrap, f"support.stable.{backend}")["route"]["cluster"] == backend
