@@ -118,8 +118,11 @@ class HttpApi:
                     self._feedback(feedback)
                 elif path == "/cache/purge" and purge_cache is not None:
                     self._purge(purge_cache, parse_qs(query))
-                    return
-                parts = self.path.strip("/").split("/")
+                else:
+                    self._rollout_action(path)
+
+            def _rollout_action(self, path: str) -> None:
+                parts = path.strip("/").split("/")
                 if len(parts) != 3 or parts[0] != "rollout" or parts[2] not in ACTIONS:
                     self._json(
                         404,
