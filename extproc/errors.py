@@ -21,6 +21,8 @@ class SwitchyardError(Exception):
 class ConfigIssue:
     path: str
     message: str
+    line: int | None = None
+    """Where the YAML wrote the key, when it is known."""
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
@@ -32,7 +34,10 @@ class ConfigError(SwitchyardError):
     def __init__(self, source: str, issues: list[ConfigIssue]) -> None:
         self.source = source
         self.issues = issues
-        lines = "\n".join(f"  {source}: {issue}" for issue in issues)
+        lines = "\n".join(
+            f"  {source}:{issue.line}: {issue}" if issue.line else f"  {source}: {issue}"
+            for issue in issues
+        )
         super().__init__(f"invalid config {source} ({len(issues)} problem(s)):\n{lines}")
 
 
