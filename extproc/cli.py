@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 import time
@@ -16,19 +17,24 @@ from typing import Any
 
 import yaml
 
+from classifier.errors import ClassifierError
 from extproc import __version__
 from extproc.config import (
     Config,
     ServerConfig,
+    config_warnings,
     environment_issues,
     insecure_backends,
     load_config,
+    load_values_config,
+    model_issues,
 )
 from extproc.errors import ConfigError
 from extproc.logs import configure_logging
 from extproc.rollout.canary import ACTIONS
 
 DEFAULT_CONFIG = "switchyard.yaml"
+log = logging.getLogger("switchyard")
 
 
 def _load(path: str) -> Config:
@@ -39,10 +45,19 @@ def _load(path: str) -> Config:
         raise SystemExit(2) from None
 
 
+def _require_model(config: Config, source: str) -> None:
+    """One clear line, before anything tries to load a model that is not there."""
+    issues = model_issues(config)
+    if issues:
+        print(ConfigError(source, issues), file=sys.stderr)
+        raise SystemExit(2)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from extproc.app import Switchyard
 
     config = _load(args.config)
+    _require_model(config, args.config)
     try:
         app = Switchyard(Path(args.config), config)
         asyncio.run(app.run())
@@ -62,12 +77,15 @@ def _warn_insecure(config: Config) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    source = args.values or args.config
+    config = _load_values(args.values) if args.values else _load(args.config)
     _warn_insecure(config)
-    issues = environment_issues(config, os.environ)
-    if issues:
-        print(ConfigError(args.config, issues), file=sys.stderr)
+    problems = environment_issues(config, os.environ)
+    if problems and args.env:
+        print(ConfigError(source, problems), file=sys.stderr)
         return 2
+    for issue in [*problems, *config_warnings(config)]:
+        print(f"WARNING: {source}: {issue}", file=sys.stderr)
     if args.model:
         from extproc.metrics import Metrics
         from extproc.request.runtime import build_runtime
@@ -77,8 +95,22 @@ def cmd_check(args: argparse.Namespace) -> int:
         if runtime.threshold_note:
             print(f"classifier: encoder {config.classifier.encoder}; {runtime.threshold_note}")
     routes = ", ".join(route.name for route in config.routes) or "none"
-    print(f"{args.config}: OK ({len(config.labels)} labels, routes: {routes})")
+    unchecked = (
+        f"; {len(problems)} environment warning(s) above, which `check --env` refuses"
+        if problems
+        else ""
+    )
+    print(f"{source}: OK ({len(config.labels)} labels, routes: {routes}){unchecked}")
     return 0
+
+
+def _load_values(path: str) -> Config:
+    """The `config:` part of a Helm values file."""
+    try:
+        return load_values_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def cmd_envoy(args: argparse.Namespace) -> int:
@@ -133,6 +165,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from extproc.request.runtime import load_label_classifier
 
     config = _load(args.config)
+    _require_model(config, args.config)
     classifier = load_label_classifier(config)
     if args.explain:
         print(f"encoder {config.classifier.encoder}; {classifier.explain_threshold()}")
@@ -156,6 +189,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from extproc.request.runtime import load_label_classifier
 
     config = _load(args.config)
+    _require_model(config, args.config)
     rows = load_jsonl(Path(args.data))
     report = evaluate(load_label_classifier(config), rows, fallback=config.classifier.fallback)
     print(json.dumps(report.to_json()) if args.json else format_report(report))
@@ -169,6 +203,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from extproc.request.runtime import load_label_classifier
 
     config = _load(args.config)
+    _require_model(config, args.config)
     fallback = config.classifier.fallback
     rows = load_jsonl(Path(args.data))
     if not any(label == fallback for _, label in rows):
@@ -326,8 +361,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_config(sub.add_parser("serve", help="run the ext_proc server"))
     p.set_defaults(func=cmd_serve)
-    p = with_config(sub.add_parser("check", help="validate a config; non-zero exit when invalid"))
+    p = with_config(
+        sub.add_parser(
+            "check",
+            help="validate a config; non-zero exit when invalid (environment problems: "
+            "warnings, or errors with --env)",
+        )
+    )
     p.add_argument("--model", action="store_true", help="also load the classifier model")
+    p.add_argument(
+        "--env",
+        action="store_true",
+        help="refuse environment problems too: unset key variables, unreadable CA files, a "
+        "missing model (run it where Envoy and switchyard run)",
+    )
+    p.add_argument(
+        "--values",
+        metavar="FILE",
+        help="validate the config: part of a Helm values file instead of -c",
+    )
     p.set_defaults(func=cmd_check)
     p = with_config(sub.add_parser("envoy", help="render Envoy's bootstrap from the config"))
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
@@ -428,7 +480,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level, args.log_format)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except Exception as exc:  # the one boundary: a line, never a traceback
+        log.debug("switchyard %s failed", args.command, exc_info=True)
+        print(f"switchyard {args.command}: {_one_line(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, ClassifierError | ValueError) else 1
+
+
+def _one_line(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    if isinstance(exc, ClassifierError | OSError | ValueError):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{type(exc).__name__}: {exc} (--log-level debug prints where)"
 
 
 if __name__ == "__main__":
