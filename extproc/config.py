@@ -2,7 +2,11 @@
 
 Every default lives in this module. The server compiles a loaded Config into a
 Runtime (extproc.request.runtime); the Envoy renderer (envoy/render.py) reads the same
-Config. Errors name the file, the key path and what was expected.
+Config. Errors name the file, the line, the key path and what was expected.
+
+Relative file paths (classifier.model, the TLS and CA files) resolve from the folder
+of the config file (of the values file, for `switchyard check --values`), never from
+the working directory: every command reads them the same way.
 """
 
 from __future__ import annotations
@@ -205,7 +209,8 @@ class EnvoyConfig(Model):
 
 class ClassifierConfig(Model):
     model: Path = Path("build/model")
-    """Directory with model.onnx and tokenizer.json, relative to the config file."""
+    """Directory with model.onnx and tokenizer.json; a relative path is resolved from the
+    config file's folder (`switchyard build-model --out DIR` writes one)."""
     encoder: Literal["minilm", "use", "minilm+use", "use+minilm-when-unsure"] = (
         "use+minilm-when-unsure"
     )
