@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -239,71 +240,124 @@ def _admin_headers(token_env: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"} if token else {}
 
 
-def _call_admin(request: urllib.request.Request, url: str) -> str | None:
-    """The answer's body; None once the error is printed (an HTTP error's own body says why)."""
+def _local_url(address: str) -> str:
+    """A listen address as a URL to reach it from this host (0.0.0.0 means any)."""
+    host, _, port = address.rpartition(":")
+    if host in ("0.0.0.0", "::", "[::]", ""):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
+def _admin_target(args: argparse.Namespace) -> tuple[str, str]:
+    """switchyard's HTTP URL and the admin token's variable: the flags, else -c FILE's
+    server.metrics_listen and server.admin_token_env, else the defaults."""
+    config = _load(args.config) if args.config else None
+    server = config.server if config else ServerConfig()
+    url = args.url or _local_url(server.metrics_listen)
+    return url, args.token_env or server.admin_token_env
+
+
+class AdminError(Exception):
+    """The admin API refused or could not be reached; the message is printed."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _call_admin(request: urllib.request.Request, url: str) -> str:
+    """The answer's body; AdminError with the answer's own reason otherwise (a 400 or 404
+    is bad input: exit 2)."""
     try:
         with urllib.request.urlopen(request, timeout=15) as response:
             body: str = response.read().decode()
             return body
     except urllib.error.HTTPError as exc:
-        print(exc.read().decode(), file=sys.stderr)
+        text = exc.read().decode()
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            text = str(json.loads(text)["error"])
+        raise AdminError(text, 2 if exc.code in (400, 404) else 1) from None
     except urllib.error.URLError as exc:
-        print(f"cannot reach switchyard at {url}: {exc.reason}", file=sys.stderr)
-    return None
+        raise AdminError(f"cannot reach switchyard at {url}: {exc.reason}", 1) from None
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
-    base = f"{args.url.rstrip('/')}/rollout"
-    if args.action == "status":
-        request = urllib.request.Request(f"{base}/{args.route or ''}".rstrip("/"))
-    elif not args.route:
-        print(f"switchyard rollout {args.action}: expected a ROUTE", file=sys.stderr)
-        return 2
-    else:
-        request = urllib.request.Request(
-            f"{base}/{args.route}/{args.action}",
-            method="POST",
-            data=b"",
-            headers=_admin_headers(args.token_env),
-        )
-    body = _call_admin(request, args.url)
-    if body is None:
-        return 1
-    if args.action == "status" and not args.json:
-        print(format_rollout_status(json.loads(body)))
-    else:
-        print(body)
+    url, token_env = _admin_target(args)
+    base = f"{url.rstrip('/')}/rollout"
+    status_request = urllib.request.Request(f"{base}/{args.route or ''}".rstrip("/"))
+    try:
+        if args.action != "status":
+            if not args.route:
+                print(f"switchyard rollout {args.action}: expected a ROUTE", file=sys.stderr)
+                return 2
+            action = urllib.request.Request(
+                f"{base}/{args.route}/{args.action}",
+                method="POST",
+                data=b"",
+                headers=_admin_headers(token_env),
+            )
+            answer = _call_admin(action, url)
+            if args.json:
+                print(answer)
+                return 0
+        status = json.loads(_call_admin(status_request, url))
+    except AdminError as exc:
+        print(exc, file=sys.stderr)
+        return exc.exit_code
+    print(json.dumps(status, indent=1) if args.json else format_rollout_status(status))
     return 0
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
     """`switchyard cache purge`: through the admin API, like the rollout actions."""
+    url, token_env = _admin_target(args)
     query = urllib.parse.urlencode(
         {k: v for k, v in (("route", args.route), ("partition", args.partition)) if v}
     )
-    url = f"{args.url.rstrip('/')}/cache/purge" + (f"?{query}" if query else "")
+    target = f"{url.rstrip('/')}/cache/purge" + (f"?{query}" if query else "")
     request = urllib.request.Request(
-        url, method="POST", data=b"", headers=_admin_headers(args.token_env)
+        target, method="POST", data=b"", headers=_admin_headers(token_env)
     )
-    body = _call_admin(request, args.url)
-    if body is None:
-        return 1
-    print(body)
+    try:
+        print(_call_admin(request, url))
+    except AdminError as exc:
+        print(f"switchyard cache purge: {exc}", file=sys.stderr)
+        return exc.exit_code
     return 0
 
 
+def _hold(state: dict[str, Any]) -> str:
+    hold = state.get("hold")
+    if not hold:
+        return "-"
+    return (
+        f"{hold['elapsed_s']:.0f}/{hold['seconds']:g} s, "
+        f"{hold['requests_done']}/{hold['requests']} req"
+    )
+
+
 def format_rollout_status(status: dict[str, Any]) -> str:
-    """`switchyard rollout status` as a table."""
+    """`switchyard rollout status` (and every rollout action) as a table, then for each
+    route the verdict, what it waits for and its last change."""
     lines = [
         f"store: {status['store']} ({'reachable' if status['store_available'] else 'UNREACHABLE'})"
         f"   replica: {status['replica']}   leader: {status['leader'] or 'none'}",
         "",
-        f"{'route':<16} {'phase':<12} {'percent':>8} {'version':>8}  {'last change':<24} by / why",
+        f"{'route':<16} {'phase':<12} {'percent':>8}  {'canary':<18} {'steps':<22} "
+        f"{'hold (time, requests here)':<28} {'version':>7}",
     ]
     for route, state in sorted(status["rollouts"].items()):
+        steps = " > ".join(f"{step:g}" for step in state.get("steps", [])) or "-"
         lines.append(
-            f"{route:<16} {state['phase']:<12} {state['percent']:>7.4g}% {state['version']:>8}  "
-            f"{state['updated_at'] or '-':<24} {state['updated_by'] or '-'}: {state['reason']}"
+            f"{route:<16} {state['phase']:<12} {state['percent']:>7.4g}%  "
+            f"{state['backend']:<18} {steps:<22} {_hold(state):<28} {state['version']:>7}"
+        )
+        lines.append(f"  verdict: {state['verdict']}")
+        if state.get("waiting_for"):
+            lines.append(f"  waiting for: {state['waiting_for']}")
+        lines.append(
+            f"  last change: {state['updated_at'] or '-'} by {state['updated_by'] or '-'}: "
+            f"{state['reason']}"
         )
     if not status["rollouts"]:
         lines.append("(no route has a canary)")
@@ -313,14 +367,19 @@ def format_rollout_status(status: dict[str, Any]) -> str:
 def cmd_report(args: argparse.Namespace) -> int:
     from extproc.rollout.report import ReportError, build_report, report_data
 
+    config = _load(args.config) if args.config else None
+    admin = args.admin or (f"http://{config.envoy.admin}" if config else "http://127.0.0.1:9901")
+    switchyard = args.switchyard or _local_url(
+        (config.server if config else ServerConfig()).metrics_listen
+    )
     try:
         if args.html is None:
-            print(build_report(args.admin, args.switchyard, as_json=args.json))
+            print(build_report(admin, switchyard, as_json=args.json))
             return 0
         from extproc.rollout.report_html import prometheus_history, render_html
 
         now = time.time()
-        data = report_data(args.admin, args.switchyard)
+        data = report_data(admin, switchyard)
         history = (
             prometheus_history(args.prometheus, data["canaries"], args.since, now)
             if args.prometheus
@@ -419,23 +478,37 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--max-misroute", type=float, metavar="SHARE")
     p.add_argument("--write", action="store_true", help="set classifier.threshold in the config")
     p.set_defaults(func=cmd_tune)
-    p = sub.add_parser(
-        "rollout",
-        help="show or act on the canaries of a running switchyard (of the whole fleet with "
-        "state.store: redis)",
+
+    def with_admin(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "-c",
+            "--config",
+            help="read switchyard's address (server.metrics_listen) and the token's "
+            "variable (server.admin_token_env) from this config",
+        )
+        p.add_argument("--url", help="switchyard's HTTP URL (default http://127.0.0.1:9464)")
+        p.add_argument(
+            "--token-env",
+            help="environment variable holding the admin token (default "
+            f"{ServerConfig.model_fields['admin_token_env'].default})",
+        )
+        return p
+
+    p = with_admin(
+        sub.add_parser(
+            "rollout",
+            help="show or act on the canaries of a running switchyard (of the whole fleet with "
+            "state.store: redis)",
+        )
     )
     p.add_argument("action", choices=["status", *ACTIONS])
     p.add_argument("route", nargs="?", help="required for actions; optional for status")
-    p.add_argument("--url", default="http://127.0.0.1:9464")
-    p.add_argument("--json", action="store_true", help="status as JSON")
-    p.add_argument(
-        "--token-env",
-        default=ServerConfig.model_fields["admin_token_env"].default,
-        help="environment variable holding the admin token (server.admin_token_env)",
-    )
+    p.add_argument("--json", action="store_true", help="print JSON (an action: its answer)")
     p.set_defaults(func=cmd_rollout)
-    p = sub.add_parser(
-        "cache", help="purge cached answers (of the whole fleet with state.store: redis)"
+    p = with_admin(
+        sub.add_parser(
+            "cache", help="purge cached answers (of the whole fleet with state.store: redis)"
+        )
     )
     p.add_argument("action", choices=["purge"])
     p.add_argument("--route", help="only this route's entries")
@@ -444,16 +517,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="only this partition's entries: a value (e.g. a tenant id) or source=value "
         "(header:x-tenant-id=acme, user=bob)",
     )
-    p.add_argument("--url", default="http://127.0.0.1:9464")
-    p.add_argument(
-        "--token-env",
-        default=ServerConfig.model_fields["admin_token_env"].default,
-        help="environment variable holding the admin token (server.admin_token_env)",
-    )
     p.set_defaults(func=cmd_cache)
     p = sub.add_parser("report", help="A/B table and canary verdicts from a running Envoy")
-    p.add_argument("--admin", default="http://127.0.0.1:9901", help="Envoy admin URL")
-    p.add_argument("--switchyard", default="http://127.0.0.1:9464", help="switchyard HTTP URL")
+    p.add_argument(
+        "-c",
+        "--config",
+        help="read Envoy's admin (envoy.admin) and switchyard's address from this config",
+    )
+    p.add_argument("--admin", help="Envoy admin URL (default http://127.0.0.1:9901)")
+    p.add_argument("--switchyard", help="switchyard HTTP URL (default http://127.0.0.1:9464)")
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--html", type=Path, metavar="FILE", help="write one self-contained HTML page instead"

@@ -2,7 +2,8 @@
 
 SwitchyardError
 ├── ConfigError          a config file is unreadable or invalid (names file and key path)
-└── RequestError         a request switchyard must answer itself (bad body, too large, blocked)
+├── RequestError         a request switchyard must answer itself (bad body, too large, blocked)
+└── PurgeRefused         a cache purge naming a route or partition source the config lacks
 
 RequestError carries the HTTP status and a machine-readable code; the stream
 handler turns it into an ImmediateResponse in one place (extproc.server).
@@ -49,3 +50,7 @@ class RequestError(SwitchyardError):
         self.code = code
         self.message = message
         super().__init__(f"{status} {code}: {message}")
+
+
+class PurgeRefused(SwitchyardError):
+    """`cache purge` named what the config does not have: a typo must not look like success."""

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from extproc.config import is_loopback
+from extproc.errors import PurgeRefused
 from extproc.metrics import Metrics
 from extproc.rollout.canary import ACTIONS, CanaryState, RolloutError
 from extproc.rollout.quality import MAX_FEEDBACK_BYTES
@@ -169,6 +170,9 @@ class HttpApi:
                 partition = query.get("partition", [None])[-1]
                 try:
                     removed = purge(route or None, partition or None)
+                except PurgeRefused as exc:
+                    self._json(400, {"error": str(exc)})
+                    return
                 except TimeoutError:
                     self._json(503, {"error": "the purge did not finish in time"})
                     return
