@@ -79,7 +79,7 @@ def _warn_insecure(config: Config) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     source = args.values or args.config
-    config = _load_values(args.values) if args.values else _load(args.config)
+    config = load_values_config(args.values) if args.values else _load(args.config)
     _warn_insecure(config)
     problems = environment_issues(config, os.environ)
     if problems and args.env:
@@ -103,15 +103,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     print(f"{source}: OK ({len(config.labels)} labels, routes: {routes}){unchecked}")
     return 0
-
-
-def _load_values(path: str) -> Config:
-    """The `config:` part of a Helm values file."""
-    try:
-        return load_values_config(path)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 def cmd_envoy(args: argparse.Namespace) -> int:

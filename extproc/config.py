@@ -915,16 +915,26 @@ def _matches_everything(match: MatchConfig, every_label: set[str]) -> bool:
 
 
 def model_issues(cfg: Config) -> list[ConfigIssue]:
-    """A config with labels needs its classifier model: is it where the config says?"""
+    """Labels and the response cache need the encoder model: is it where the config says?"""
     model = cfg.classifier.model
-    if not cfg.labels or (model / "model.onnx").is_file():
+    if not cfg.labels and not any(route.cache.enabled for route in cfg.routes):
         return []
-    found = "has no model.onnx" if model.is_dir() else "does not exist"
+    if not model.is_dir():
+        found = f"{model} does not exist"
+    else:
+        # A fine-tuned classifier (labels.json) is one graph; encoders: one per subfolder.
+        encoder = "minilm" if (model / "labels.json").is_file() else cfg.classifier.encoder
+        needed = [model / "model.onnx"] if "minilm" in encoder else []
+        needed += [model / "use" / "model.onnx"] if "use" in encoder else []
+        missing = [str(path) for path in needed if not path.is_file()]
+        if not missing:
+            return []
+        found = f"{model} has no {', '.join(missing)} (encoder {cfg.classifier.encoder})"
     return [
         ConfigIssue(
             "classifier.model",
-            f"{model} {found} (a relative classifier.model is resolved from the config "
-            f"file's folder); build it with `switchyard build-model --out {model}` or point "
+            f"{found} (a relative classifier.model is resolved from the config file's "
+            f"folder); build it with `switchyard build-model --out {model}` or point "
             "classifier.model at a built model",
         )
     ]

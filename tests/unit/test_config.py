@@ -296,3 +296,17 @@ def test_warnings_for_labels_no_route_uses_and_routes_after_a_catch_all() -> Non
         "routes \"late\": no request reaches this route: route 'all' before it matches every "
         "request",
     ]
+
+
+def test_a_model_without_the_encoders_subfolder_is_named(tmp_path: Path) -> None:
+    from extproc.config import model_issues
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model.onnx").write_bytes(b"")
+    path = tmp_path / "s.yaml"
+    path.write_text("classifier: {model: m}\nlabels: [{name: a, examples: [x]}]\n")
+    (issue,) = model_issues(load_config(path))
+    assert issue.path == "classifier.model"
+    assert f"has no {tmp_path / 'm' / 'use' / 'model.onnx'}" in issue.message
+    path.write_text("classifier: {model: m, encoder: minilm}\nlabels: [{name: a, examples: [x]}]\n")
+    assert model_issues(load_config(path)) == []
