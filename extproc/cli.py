@@ -59,6 +59,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     config = _load(args.config)
     _require_model(config, args.config)
+    for issue in config_warnings(config):
+        log.warning("config %s: %s", args.config, issue)
     try:
         app = Switchyard(Path(args.config), config)
         asyncio.run(app.run())
