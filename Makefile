@@ -44,10 +44,11 @@ model: $(MODEL)
 
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. proto/*.proto
-	$(BIN)/python -m grpc_tools.protoc -I . --grpc_python_out=. proto/ext_proc.proto proto/health.proto
+	$(BIN)/python -m grpc_tools.protoc -I . --grpc_python_out=. proto/health.proto
 
 envoy-config: $(STAMP)
 	$(BIN)/switchyard envoy -c switchyard.yaml -o envoy/envoy.yaml
+	$(BIN)/switchyard envoy --static -c switchyard.yaml -o envoy/envoy-static.yaml
 
 # The chart's values.schema.json follows the config model (a test checks it is fresh).
 helm-schema: $(STAMP)

@@ -23,13 +23,14 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from proto import core_pb2, ext_proc_pb2, ext_proc_pb2_grpc
+from extproc.server import ext_proc_handler
+from proto import core_pb2, ext_proc_pb2
 
 ROUTE_HEADER = "x-switchyard-route"
 CONTINUE = ext_proc_pb2.CommonResponse()
 
 
-class TrivialProcessor(ext_proc_pb2_grpc.ExternalProcessorServicer):
+class TrivialProcessor:
     def __init__(self, route: str) -> None:
         self._routed = ext_proc_pb2.ProcessingResponse(
             request_body=ext_proc_pb2.BodyResponse(
@@ -76,7 +77,7 @@ async def serve(listen: str, route: str) -> None:
     server = grpc.aio.server(
         options=[("grpc.max_receive_message_length", 70 * 1024 * 1024), ("grpc.so_reuseport", 0)]
     )
-    ext_proc_pb2_grpc.add_ExternalProcessorServicer_to_server(TrivialProcessor(route), server)
+    server.add_generic_rpc_handlers((ext_proc_handler(TrivialProcessor(route).Process),))
     server.add_insecure_port(listen)
     await server.start()
     stop = asyncio.Event()

@@ -17,11 +17,11 @@ from typing import Any, TypeVar
 from extproc import headers as h
 from extproc.cache.service import ResponseCache
 from extproc.config import Config, insecure_backends, load_config
-from extproc.envoy_config import render
+from extproc.envoy_config import EnvoyResources, resources
 from extproc.errors import ConfigError
 from extproc.http_api import HttpApi
 from extproc.metrics import Metrics
-from extproc.request.runtime import RuntimeHolder, build_runtime
+from extproc.request.runtime import Runtime, RuntimeHolder, build_runtime
 from extproc.rollout.analysis import Status, Verdict, analyze
 from extproc.rollout.canary import CanaryState, Phase, RolloutError, Rollouts, hold_met
 from extproc.rollout.envoy_stats import EnvoyRouteStats
@@ -33,6 +33,8 @@ from extproc.rollout.shadow import compare
 from extproc.server import ExternalProcessor, Health, start_grpc_server
 from extproc.store import make_store
 from extproc.store.clock import StoreClock
+from extproc.upstream import upstream_mapping
+from extproc.xds import REMOVAL_ORDER, XdsServer, snapshot
 
 log = logging.getLogger("switchyard")
 
@@ -42,6 +44,10 @@ other on every request; Python's default (5 ms) lets a busy thread keep it that 
 Measured with make bench (one core): added p50 at c=1 2.56 -> 1.65 ms rules-only,
 9.4 -> 8.2 ms semantic."""
 
+
+RETIRE_MARGIN_S = 1.0
+"""After a switch, Envoy keeps the previous version's routes this long past the ext_proc
+message timeout: a request routed with the previous version reaches Envoy's router by then."""
 
 OPERATOR_TIMEOUT_S = 10.0
 """An operator action waits this long for the store to commit it."""
@@ -70,8 +76,14 @@ class Switchyard:
         self.cache = ResponseCache(self.metrics.registry)
         self.cache.configure(config)
         self._adopt_rollouts(config)
-        self.runtimes = RuntimeHolder(runtime)
+        # What Envoy is served (xDS); with envoy.xds false, what its routes were made for.
+        self._served = resources(config)
+        self._started_mapping = upstream_mapping(config)
+        self.xds = XdsServer(snapshot(self._served))
+        self.runtimes = RuntimeHolder(runtime, self._served.version)
         self._config_stamp = _stamp(config_path)
+        self._reloading = asyncio.Lock()
+        self._retiring: asyncio.Task[None] | None = None
         self.health = Health()
 
     @property
@@ -94,51 +106,102 @@ class Switchyard:
 
     # -- config reload -------------------------------------------------------------
 
-    def reload(self) -> bool:
-        """Loads, validates, compiles; only a complete success replaces the running config."""
-        try:
-            config = load_config(self.config_path)
-            runtime = build_runtime(config, self.rollouts, self.metrics)
-            self.cache.configure(config)
-        except ConfigError as exc:
-            self.metrics.config_reloads.labels("failure").inc()
-            log.error("config reload refused, the running config stays: %s", exc)
-            return False
-        except Exception as exc:  # a model that fails to load, for one
-            self.metrics.config_reloads.labels("failure").inc()
-            log.error(
-                "config reload failed, the running config stays: %s: %s", type(exc).__name__, exc
-            )
-            return False
-        if config.routes and self.config.routes and render(config) != render(self.config):
-            # Still adopted: the rest of the change works now, and Envoy falls back to
-            # the default route for what it does not know yet.
-            log.warning(
-                "config reloaded from %s, but the change needs an Envoy update too: run "
-                "`switchyard envoy` and restart Envoy (requests for routes Envoy does not "
-                "know take the default route until then, and with changed weights a body "
-                "may be rewritten for another backend than the one Envoy picks)",
-                self.config_path,
-            )
-            self.metrics.config_reloads.labels("success_needs_envoy_update").inc()
-        else:
+    async def reload(self) -> bool:
+        """Loads, validates and compiles the saved config; only a complete success replaces
+        the running one, and with xDS only once every connected Envoy runs it too."""
+        async with self._reloading:
+            running = self.runtimes.current.config
+            try:
+                config, runtime, served = await asyncio.get_running_loop().run_in_executor(
+                    None, self._compile
+                )
+            except Exception as exc:  # invalid, or a model that fails to load
+                self.metrics.config_reloads.labels("failure").inc()
+                why = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
+                log.error("config reload refused, the running config stays: %s", why)
+                return False
+            if not config.envoy.xds and upstream_mapping(config) != self._started_mapping:
+                self.metrics.config_reloads.labels("refused_external_envoy").inc()
+                log.error(
+                    "config reload refused, the running config stays: envoy.xds is false, so "
+                    "Envoy's routes belong to another controller, and this change moves which "
+                    "backend a request goes to or how its body is rewritten for it; change "
+                    "both together and restart switchyard"
+                )
+                self.cache.configure(running)
+                return False
+            self.runtimes.offer(served.version, runtime)
+            if config.envoy.xds and not await self._offer_envoy(config, served):
+                self.runtimes.withdraw(served.version)
+                self.cache.configure(running)
+                return False
+            self._served = served
             self.metrics.config_reloads.labels("success").inc()
-            log.info("config reloaded from %s", self.config_path)
-        if config.state != self.config.state:
-            log.warning("config: changes to state.* take effect when switchyard restarts")
-        self._adopt_rollouts(config)
-        self.quality.configure(config)
-        self.runtimes.swap(runtime)
+            log.info("config %s reloaded from %s", served.version, self.config_path)
+            if config.state != running.state:
+                log.warning("config: changes to state.* take effect when switchyard restarts")
+            self._adopt_rollouts(config)
+            self.quality.configure(config)
+            self.runtimes.switch(served.version)
+        if config.envoy.xds:
+            self._retiring = asyncio.create_task(self._retire_previous(config, served))
+        else:
+            self.runtimes.retire_all_but(served.version)
         return True
 
+    def _compile(self) -> tuple[Config, Runtime, EnvoyResources]:
+        """Everything that can fail, off the event loop: validation, the model, Envoy's
+        resources as Envoy's own typed messages."""
+        config = load_config(self.config_path)
+        runtime = build_runtime(config, self.rollouts, self.metrics)
+        served = resources(config)
+        snapshot(served)  # a field Envoy's API does not have fails here
+        self.cache.configure(config)
+        return config, runtime, served
+
+    async def _offer_envoy(self, config: Config, served: EnvoyResources) -> bool:
+        """Make before break: Envoy gets the new version's routes, with the clusters both
+        versions name (requests it matched with the previous one are still on their way to
+        them); the request path decides each request with the version Envoy matched it
+        with, and takes the new one as its own once every Envoy has acknowledged it."""
+        offered = snapshot(served.keeping(self._served))
+        error = await self.xds.publish(offered, config.envoy.xds_ack_timeout_s)
+        if error is None:
+            return True
+        self.metrics.config_reloads.labels("envoy_rejected").inc()
+        log.error(
+            "config %s refused: %s; Envoy and switchyard stay on %s",
+            served.version,
+            error,
+            self._served.version,
+        )
+        running = snapshot(self._served)
+        timeout_s = config.envoy.xds_ack_timeout_s
+        if await self.xds.publish(running, timeout_s, REMOVAL_ORDER) is not None:
+            log.error("xds: an Envoy did not return to config %s", self._served.version)
+        return False
+
+    async def _retire_previous(self, config: Config, served: EnvoyResources) -> None:
+        """Once no request Envoy matched with the previous version can still be on its way
+        to switchyard, Envoy keeps this version's resources only."""
+        await asyncio.sleep(config.envoy.message_timeout_ms / 1000 + RETIRE_MARGIN_S)
+        async with self._reloading:
+            if self._served is not served:
+                return  # a newer version took over meanwhile
+            self.runtimes.retire_all_but(served.version)
+            error = await self.xds.publish(
+                snapshot(served), config.envoy.xds_ack_timeout_s, REMOVAL_ORDER
+            )
+            if error is not None:
+                log.error("xds: retiring the previous config version: %s", error)
+
     async def _watch_config(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.config.server.reload_interval_s)
             stamp = _stamp(self.config_path)
             if stamp != self._config_stamp:
                 self._config_stamp = stamp
-                await loop.run_in_executor(None, self.reload)
+                await self.reload()
 
     # -- canary analysis -----------------------------------------------------------
 
@@ -281,6 +344,11 @@ class Switchyard:
             "store_available": self.store.available,
             "replica": self.store.replica,
             "leader": self.store.leader(),
+            "config": {
+                "version": self._served.version,
+                "xds": self.config.envoy.xds,
+                "envoys": self.xds.status(),
+            },
             "rollouts": routes,
         }
 
@@ -317,7 +385,9 @@ class Switchyard:
         processor = ExternalProcessor(
             self.runtimes, self.metrics, self.traffic, self.quality, self.cache
         )
-        server = await start_grpc_server(cfg.listen, processor, self.health, cfg.tls)
+        server = await start_grpc_server(
+            cfg.listen, processor, self.health, cfg.tls, self.xds if self.config.envoy.xds else None
+        )
         admin_token = os.environ.get(cfg.admin_token_env) or None
         api = HttpApi(
             cfg.metrics_listen,
@@ -355,7 +425,7 @@ class Switchyard:
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, self.reload))
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
         tasks = [
             asyncio.create_task(self._watch_config()),
             asyncio.create_task(self._analysis_loop()),

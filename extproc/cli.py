@@ -108,12 +108,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_envoy(args: argparse.Namespace) -> int:
+    from extproc.envoy_config import bootstrap as xds_bootstrap
     from extproc.envoy_config import render
 
     config = _load(args.config)
     _warn_insecure(config)
     try:
-        bootstrap = render(config)
+        bootstrap = render(config) if args.static else xds_bootstrap(config)
     except ConfigError as exc:
         print(ConfigError(args.config, exc.issues), file=sys.stderr)
         return 2
@@ -433,8 +434,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="validate the config: part of a Helm values file instead of -c",
     )
     p.set_defaults(func=cmd_check)
-    p = with_config(sub.add_parser("envoy", help="render Envoy's bootstrap from the config"))
+    p = with_config(
+        sub.add_parser(
+            "envoy",
+            help="render Envoy's bootstrap (its routes and clusters then come from switchyard)",
+        )
+    )
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.add_argument(
+        "--static",
+        action="store_true",
+        help="everything inline, no xDS (for envoy --mode validate; changes then need a restart)",
+    )
     p.set_defaults(func=cmd_envoy)
     p = sub.add_parser("fake-backend", help="run an OpenAI-compatible model simulator")
     p.add_argument("--name", required=True)

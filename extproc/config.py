@@ -177,6 +177,16 @@ class EnvoyConfig(Model):
     client_address is this address."""
     ca_bundle: Path = Path("/etc/ssl/certs/ca-certificates.crt")
     """The system CA bundle (in Envoy's file system) that verifies TLS backends."""
+    xds: bool = True
+    """Envoy takes its listeners, routes and clusters from switchyard over xDS (the bootstrap
+    `switchyard envoy` writes): a saved change reaches Envoy without a restart, and Envoy and
+    the request path switch to it together, once Envoy has acknowledged it. false: another
+    controller owns Envoy's config (Envoy Gateway; the chart's extproc-only mode), and a reload
+    that changes which backend a request goes to, or how its body is rewritten for it, is
+    refused: that Envoy would not follow."""
+    xds_ack_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    """How long a new config version waits for every connected Envoy to acknowledge it; an
+    Envoy that rejects it, or does not answer in time, leaves both on the running version."""
 
     @field_validator("listen", "stats_listen")
     @classmethod

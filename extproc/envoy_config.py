@@ -1,189 +1,132 @@
-"""Renders Envoy's bootstrap from the same Config the server runs: `switchyard envoy`.
+"""Envoy's configuration, built from the same Config the server runs.
 
-A pure function of the Config: no environment reads, no defaults of its own.
-The request path it builds, filter by filter:
+A pure function of the Config: no environment reads, no defaults of its own. Two views
+of one set of resources:
 
-1. a Lua filter answers chat requests whose content-length is over
-   server.max_body_bytes with switchyard's JSON 413 (before Envoy buffers
-   anything), drops client-sent switchyard headers and clears the route
-   cache, so a request with spoofed headers is routed as if it had none
-   (which matters when switchyard is down and Envoy fails open), and hands
-   switchyard the client's address (x-switchyard-client) for its session
-   fingerprint, as Envoy established it from the peer and the trusted
-   x-forwarded-for hops;
-2. the routing ext_proc filter sends request headers and the buffered body
-   to switchyard, which sets x-switchyard-route / -cohort / -sticky, rewrites
-   the body for the backend that will answer and clears the route cache;
-   a Lua filter then removes from a stream the usage event switchyard asked
-   the backend for on the client's behalf;
-3. the observing ext_proc filter (observability mode) shows switchyard each
-   response without delaying it;
-4. the router: one route per (switchyard route, cohort) matched on those
-   headers, forwarding with weighted_clusters keyed by the sticky header;
-   anything without them goes to the default route. A route with a shadow
-   has a variant for the sessions switchyard marked with the shadow header:
-   it forwards the same way and copies the request (request_mirror_policies)
-   to an internal listener, where the same routing filter rewrites the copy
-   for the shadow backend and the observing filter records its answer as
-   cohort `shadow`. Envoy drops the copy's answer and never waits for it.
+- `resources(config)`: what changes with the config (the listeners, their routes, the
+  backends' clusters). switchyard serves these to Envoy over xDS (extproc.xds), so a
+  saved change reaches Envoy without a restart, switched together with the request path.
+- `bootstrap(config)`: what `switchyard envoy` writes, the static part Envoy starts with:
+  admin, the clusters that reach switchyard (ext_proc, observe, xDS), the stats listener,
+  and where the rest comes from (ADS on switchyard). `render(config)` is the same with
+  the resources inlined, for `envoy --mode validate` and for an Envoy run without xDS.
 
-Envoy's admin interface stays on loopback (the config refuses anything else);
-a separate stats listener passes GET /stats/prometheus and GET /ready on to it
-for Prometheus and probes, and answers everything else with 404.
+The request path the resources build, filter by filter:
+
+1. a Lua filter (lua/request_guard.lua) answers chat requests whose content-length is
+   over server.max_body_bytes with switchyard's JSON 413 (before Envoy buffers anything),
+   drops client-sent switchyard headers and clears the route cache, so a request with
+   spoofed headers is routed as if it had none (which matters when switchyard is down
+   and Envoy fails open), and hands switchyard the client's address (x-switchyard-client)
+   for its session fingerprint;
+2. the routing ext_proc filter sends request headers and the buffered body to
+   switchyard, which picks the route, the cohort and the backend (x-switchyard-route /
+   -cohort / -upstream), rewrites the body for that backend and clears the route cache;
+   a Lua filter (lua/stream_usage.lua) then removes from a stream the usage event
+   switchyard asked the backend for on the client's behalf;
+3. the observing ext_proc filter (observability mode) shows switchyard each response
+   without delaying it;
+4. the router: one route per (switchyard route, cohort, backend), matched on those three
+   headers. Envoy computes no split of its own for a routed request: the backend is the
+   one switchyard rewrote the body for, whatever version of the weights either holds.
+   Anything without them (switchyard down: fail-open) goes to the default route's
+   split. The route a chat request first matches tells switchyard which config version
+   Envoy matched it with (see _unrouted), so the two always decide with one version.
+   A route with a shadow has a variant for the sessions switchyard marked with the
+   shadow header: it forwards the same way and copies the request
+   (request_mirror_policies) to an internal listener, where the same routing filter
+   rewrites the copy for the shadow backend and the observing filter records its answer
+   as cohort `shadow`. Envoy drops the copy's answer and never waits for it.
+
+Envoy's admin interface stays on loopback (the config refuses anything else); a separate
+stats listener passes GET /stats/prometheus and GET /ready on to it for Prometheus and
+probes, and answers everything else with 404.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import json
+from dataclasses import dataclass
+from importlib import resources as package_files
 from typing import Any
 
 from extproc import headers as h
 from extproc.config import BackendConfig, Config, ProcessorTlsConfig, RouteConfig
 from extproc.errors import ConfigError, ConfigIssue
+from extproc.request.adapt import BackendAdapter
 from extproc.rollout.sampling import sampling
 from extproc.upstream import stable_split
 
 EXT_PROC_CLUSTER = "_switchyard_ext_proc"
 OBSERVE_CLUSTER = "_switchyard_observe"
+XDS_CLUSTER = "_switchyard_xds"
 ADMIN_CLUSTER = "_switchyard_admin"
 STATS_PATHS = ("/stats/prometheus", "/ready")
 """The admin paths the stats listener passes on, GET only: read-only and free of secrets."""
 ROUTING_FILTER = "switchyard.route"
 STREAM_USAGE_FILTER = "switchyard.stream_usage"
+FAIL_OPEN_FILTER = "switchyard.fail_open"
 OBSERVE_FILTER = "switchyard.observe"
 HCM_STAT_PREFIX = "ingress"
+INGRESS_LISTENER = "ingress"
 VIRTUAL_HOST = "switchyard"
+INGRESS_ROUTES = "switchyard"
+SHADOW_ROUTES = "shadow"
 SHADOW_LISTENER = "_switchyard_shadow"
 """Internal listener (no socket) and the cluster that reaches it: where shadow copies go."""
 BUFFER_FACTOR = 2
 """Envoy buffers up to twice server.max_body_bytes, so that switchyard answers a
 body of unannounced length up to that size with its own 413; beyond it, Envoy's
 buffer limit answers with a plain 413."""
+NODE_CLUSTER = "switchyard"
+FAIL_OPEN_ROUTE = "unrouted."
+"""The stat prefix of the fail-open routes, before the backend's name."""
 
 _TYPE = "type.googleapis.com/envoy.extensions."
 EXT_PROC_TYPE = _TYPE + "filters.http.ext_proc.v3.ExternalProcessor"
 EXT_PROC_PER_ROUTE_TYPE = _TYPE + "filters.http.ext_proc.v3.ExtProcPerRoute"
+HCM_TYPE = _TYPE + "filters.network.http_connection_manager.v3.HttpConnectionManager"
+LUA_TYPE = _TYPE + "filters.http.lua.v3.Lua"
 DISABLED = {"@type": EXT_PROC_PER_ROUTE_TYPE, "disabled": True}
 LUA_DISABLED = {"@type": _TYPE + "filters.http.lua.v3.LuaPerRoute", "disabled": True}
-
-_REQUEST_LUA = """
-local internal = {%(internal)s}
-local chat_paths = {%(chat_paths)s}
-local max_body = %(max_body)d
-
-local function is_chat(path)
-  for _, prefix in ipairs(chat_paths) do
-    if string.sub(path, 1, #prefix) == prefix then
-      return true
-    end
-  end
-  return false
-end
-
-function envoy_on_request(handle)
-  local headers = handle:headers()
-  local length = tonumber(headers:get("content-length") or "")
-  if length ~= nil and length > max_body and is_chat(headers:get(":path") or "") then
-    handle:respond(
-      {[":status"] = "413", ["content-type"] = "application/json",
-       ["%(backend_header)s"] = "switchyard"},
-      string.format('{"error": {"type": "request_too_large", "code": "request_too_large", '
-        .. '"message": "request body is %%d bytes; this deployment accepts at most %%d"}}',
-        length, max_body))
-    return
-  end
-  local found = false
-  for _, name in ipairs(internal) do
-    if headers:get(name) ~= nil then
-      headers:remove(name)
-      found = true
-    end
-  end
-  if found then
-    handle:clearRouteCache()
-  end
-  -- The client's address as Envoy established it (peer, or x-forwarded-for after the
-  -- trusted hops), without the port, for the session fingerprint; replaces any sent.
-  local address = handle:streamInfo():downstreamRemoteAddress()
-  headers:replace("%(client_header)s",
-    string.match(address, "^%%[(.+)%%]:%%d+$") or string.match(address, "^(.+):%%d+$") or address)
-end
-%(on_response)s"""
-
-_CACHE_FILL_LUA = """
--- The observing filter has read the cache-fill token by now: the client never sees it.
-function envoy_on_response(handle)
-  handle:headers():remove("%s")
-end
-"""
+ROUTER_FILTER = {
+    "name": "envoy.filters.http.router",
+    "typed_config": {"@type": _TYPE + "filters.http.router.v3.Router"},
+}
 
 
-_STREAM_USAGE_LUA = """
--- Placed after the routing filter: it sees the header switchyard set when it
--- asked a backend for a stream's usage the client did not ask for. The
--- observing filter (closer to the router) sees the usage event first; this
--- filter removes it from what the client receives.
-function envoy_on_request(handle)
-  local headers = handle:headers()
-  if headers:get("%(header)s") ~= nil then
-    headers:remove("%(header)s")
-    handle:streamInfo():dynamicMetadata():set("switchyard", "strip_usage", "1")
-  end
-end
+def _lua(name: str, **values: str) -> str:
+    """A Lua filter's source (extproc/lua/NAME.lua) with its {{value}} slots filled."""
+    source = (package_files.files("extproc") / "lua" / f"{name}.lua").read_text()
+    for key, value in values.items():
+        source = source.replace("{{" + key + "}}", value)
+    return source
 
-local function next_break(data, start)
-  local lf = string.find(data, "\\n\\n", start, true)
-  local crlf = string.find(data, "\\r\\n\\r\\n", start, true)
-  if crlf ~= nil and (lf == nil or crlf < lf) then
-    return crlf, crlf + 3
-  end
-  if lf ~= nil then
-    return lf, lf + 1
-  end
-  return nil, nil
-end
 
-local function is_usage_event(event)
-  return string.find(event, '"usage"', 1, true) ~= nil
-    and string.find(event, '"choices"%%s*:%%s*%%[%%s*%%]') ~= nil
-end
+def _lua_filter(name: str, source: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "typed_config": {"@type": LUA_TYPE, "default_source_code": {"inline_string": source}},
+    }
 
-function envoy_on_response(handle)
-  local metadata = handle:streamInfo():dynamicMetadata():get("switchyard")
-  if metadata == nil or metadata["strip_usage"] == nil then
-    return
-  end
-  -- An error answer (JSON) passes as it is.
-  local headers = handle:headers()
-  local content_type = headers:get("content-type") or ""
-  if string.find(content_type, "text/event-stream", 1, true) ~= 1 then
-    return
-  end
-  -- The body gets shorter: a length the backend announced would no longer hold.
-  headers:remove("content-length")
-  -- SSE events end with a blank line; an event split across chunks waits for its end
-  -- (an unterminated last event is dropped, as an SSE client would drop it).
-  local carry = ""
-  for chunk in handle:bodyChunks() do
-    local data = carry .. chunk:getBytes(0, chunk:length())
-    local kept = {}
-    local start = 1
-    while true do
-      local _, stop = next_break(data, start)
-      if stop == nil then
-        break
-      end
-      local event = string.sub(data, start, stop)
-      if not is_usage_event(event) then
-        kept[#kept + 1] = event
-      end
-      start = stop + 1
-    end
-    carry = string.sub(data, start)
-    chunk:setBytes(table.concat(kept))
-  end
-end
-"""
+
+def _hcm(stat_prefix: str, routes: str, filters: list[dict[str, Any]], **extra: Any) -> dict:
+    """A listener's HTTP connection manager; its routes come by RDS under that name."""
+    return {
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": HCM_TYPE,
+            "stat_prefix": stat_prefix,
+            **extra,
+            "rds": {
+                "config_source": {"ads": {}, "resource_api_version": "V3"},
+                "route_config_name": routes,
+            },
+            "http_filters": [*filters, ROUTER_FILTER],
+        },
+    }
 
 
 def _socket_address(address: str) -> dict[str, Any]:
@@ -335,26 +278,32 @@ def _backend_cluster(config: Config, backend: BackendConfig) -> dict[str, Any]:
     return cluster
 
 
-def _forward(config: Config, route: RouteConfig, *, canary: bool) -> dict[str, Any]:
-    """The route's action, and for a single backend the route-level header changes."""
-    action: dict[str, Any] = {
-        "timeout": f"{config.envoy.upstream_timeout_s}s",
-        "retry_policy": {
-            # Only failures where the request never reached a model: LLM calls
-            # are neither idempotent nor cheap.
-            "retry_on": "connect-failure,refused-stream,reset-before-request",
-            "num_retries": config.envoy.retries,
-        },
+def _retry_policy(config: Config) -> dict[str, Any]:
+    # Only failures where the request never reached a model: LLM calls are neither
+    # idempotent nor cheap.
+    return {
+        "retry_on": "connect-failure,refused-stream,reset-before-request",
+        "num_retries": config.envoy.retries,
     }
+
+
+def _to_backend(config: Config, backend: BackendConfig) -> dict[str, Any]:
+    """A route's forwarding to one backend, with that backend's Host and headers."""
+    action = {
+        "cluster": backend.name,
+        "host_rewrite_literal": backend.host_header,
+        "timeout": f"{config.envoy.upstream_timeout_s}s",
+        "retry_policy": _retry_policy(config),
+    }
+    return {"route": action, **_backend_headers(backend)}
+
+
+def _split(config: Config, route: RouteConfig) -> dict[str, Any]:
+    """The route's stable split, picked by Envoy at random: only for requests switchyard
+    did not route (fail-open), whose body nobody rewrote for a backend."""
     split = stable_split(route)
-    if canary:
-        assert route.canary is not None
-        split = [(route.canary.backend, 1)]
     if len(split) == 1:
-        backend = config.backend(split[0][0])
-        action["cluster"] = backend.name
-        action["host_rewrite_literal"] = backend.host_header
-        return {"route": action, **_backend_headers(backend)}
+        return _to_backend(config, config.backend(split[0][0]))
     clusters = []
     for name, weight in split:
         backend = config.backend(name)
@@ -366,12 +315,10 @@ def _forward(config: Config, route: RouteConfig, *, canary: bool) -> dict[str, A
                 **_backend_headers(backend),
             }
         )
-    action["weighted_clusters"] = {
-        "clusters": clusters,
-        # The session's sticky value picks the cluster (value modulo the total
-        # weight): the same session, the same backend, on every replica, and the
-        # backend switchyard rewrote the body for (extproc.upstream).
-        "header_name": h.STICKY,
+    action = {
+        "weighted_clusters": {"clusters": clusters},
+        "timeout": f"{config.envoy.upstream_timeout_s}s",
+        "retry_policy": _retry_policy(config),
     }
     return {"route": action}
 
@@ -382,14 +329,10 @@ def _header_match(name: str, value: str) -> dict[str, Any]:
 
 def _shadow_variant(stable: dict[str, Any], route: RouteConfig) -> dict[str, Any]:
     """The stable route for a shadowed session: forwards alike and copies the request."""
-    variant = {**stable, "name": f"{route.name}.shadowed"}
+    variant = {**stable, "name": f"{stable['name']}.shadowed"}
     variant["match"] = {
         "prefix": "/",
-        "headers": [
-            _header_match(h.ROUTE, route.name),
-            _header_match(h.COHORT, h.STABLE),
-            {"name": h.SHADOW, "present_match": True},
-        ],
+        "headers": [*stable["match"]["headers"], {"name": h.SHADOW, "present_match": True}],
     }
     variant["route"] = {
         **stable["route"],
@@ -401,7 +344,162 @@ def _shadow_variant(stable: dict[str, Any], route: RouteConfig) -> dict[str, Any
     return variant
 
 
-def _shadow_routes(config: Config) -> list[dict[str, Any]]:
+def _targets(route: RouteConfig) -> list[tuple[str, str]]:
+    """The (cohort, backend) pairs switchyard may route this route's requests to."""
+    targets = [(h.CANARY, route.canary.backend)] if route.canary is not None else []
+    return targets + [(h.STABLE, backend) for backend, _ in stable_split(route)]
+
+
+def _routed(config: Config) -> list[dict[str, Any]]:
+    """One route per (switchyard route, cohort, backend), each with its variants."""
+    routed: list[dict[str, Any]] = []
+    for route in config.routes:
+        # A cache fills from observed responses (extproc.cache): its route stays observed.
+        quiet = route.canary is None and route.shadow is None and not route.cache.enabled
+        for cohort, backend in _targets(route):
+            base: dict[str, Any] = {
+                "name": f"{route.name}.{cohort}.{backend}",
+                "stat_prefix": f"{route.name}.{cohort}",
+                "match": {
+                    "prefix": "/",
+                    "headers": [
+                        _header_match(h.ROUTE, route.name),
+                        _header_match(h.COHORT, cohort),
+                        _header_match(h.UPSTREAM, backend),
+                    ],
+                },
+                **_to_backend(config, config.backend(backend)),
+            }
+            # A shadowed session's request matches first: it forwards alike and is copied.
+            shadowed = route.shadow is not None and cohort == h.STABLE
+            variants = [_shadow_variant(base, route), base] if shadowed else [base]
+            routes: list[dict[str, Any]] = []
+            if quiet and config.envoy.observe == "canaries":
+                base["typed_per_filter_config"] = {OBSERVE_FILTER: DISABLED}
+            elif sampling(config.envoy) and cohort == h.STABLE:
+                # Observed only when switchyard marks the request (extproc.rollout.sampling):
+                # each variant once more, with the observe filter on, ahead of it.
+                for variant in variants:
+                    marked = [*variant["match"]["headers"], _header_match(h.OBSERVE, "1")]
+                    routes.append(
+                        {
+                            **variant,
+                            "name": f"{variant['name']}.observed",
+                            "match": {"prefix": "/", "headers": marked},
+                        }
+                    )
+                    variant["typed_per_filter_config"] = {OBSERVE_FILTER: DISABLED}
+            routed += [*routes, *variants]
+    return routed
+
+
+def _unrouted(config: Config, version: str) -> list[dict[str, Any]]:
+    """Requests switchyard has not routed yet (or at all: fail-open), then everything else.
+
+    A chat request matches these routes first, when it reaches the routing filter: their
+    per-route config names the config version of the route table the request was matched
+    with (Envoy keeps that table for the request's whole life), and the filter sends it to
+    switchyard as gRPC metadata (h.CONFIG_VERSION), so switchyard decides with that same
+    version while Envoy moves from one to the next (extproc.request.runtime).
+
+    When switchyard does not answer (fail-open), the request stays here: one route per
+    backend of the default route's split, each taking its share of requests (cumulative
+    runtime fractions: Envoy draws one number per request for all routes), so that the
+    fail-open Lua filter rewrites the body for the backend that will answer, and Envoy's
+    stats count fail-opens per backend (vhost route unrouted.<backend>)."""
+    assert config.default_route is not None
+    default = config.route(config.default_route)
+    split = stable_split(default)
+    total = sum(weight for _, weight in split)
+    routes = []
+    for prefix in config.server.chat_paths:
+        below = 0
+        for index, (name, weight) in enumerate(split):
+            below += weight
+            match: dict[str, Any] = {"prefix": prefix}
+            if index < len(split) - 1:
+                match["runtime_fraction"] = {
+                    "default_value": {
+                        "numerator": below * 1_000_000 // total,
+                        "denominator": "MILLION",
+                    },
+                    "runtime_key": f"switchyard.fail_open.{index}",
+                }
+            backend = config.backend(name)
+            routes.append(
+                {
+                    "name": f"unrouted{prefix}.{name}",
+                    "stat_prefix": f"{FAIL_OPEN_ROUTE}{name}",
+                    "match": match,
+                    **_to_backend(config, backend),
+                    "typed_per_filter_config": {
+                        ROUTING_FILTER: _stamped(version),
+                        FAIL_OPEN_FILTER: _fail_open_rewrite(backend),
+                        # Still this route after the routing filter: switchyard did not
+                        # route it, so there is no route or cohort to observe it for.
+                        OBSERVE_FILTER: DISABLED,
+                        STREAM_USAGE_FILTER: LUA_DISABLED,
+                    },
+                }
+            )
+    routes.append(
+        {
+            "name": "passthrough",
+            "stat_prefix": "passthrough",
+            "match": {"prefix": "/"},
+            **_split(config, default),
+            "typed_per_filter_config": {
+                ROUTING_FILTER: DISABLED,
+                FAIL_OPEN_FILTER: LUA_DISABLED,
+                OBSERVE_FILTER: DISABLED,
+                STREAM_USAGE_FILTER: LUA_DISABLED,
+            },
+        }
+    )
+    return routes
+
+
+def _fail_open_rewrite(backend: BackendConfig) -> dict[str, Any]:
+    """The fail-open filter's script for one backend (lua/fail_open.lua)."""
+    adapter = BackendAdapter.from_config(backend)
+    source = _lua(
+        "fail_open",
+        model=_lua_string(json.dumps(adapter.model or "")[1:-1]),
+        path_prefix=_lua_string(adapter.path_prefix),
+        query=_lua_string(adapter.query),
+    )
+    return {
+        "@type": _TYPE + "filters.http.lua.v3.LuaPerRoute",
+        "source_code": {"inline_string": source},
+    }
+
+
+def _lua_string(value: str) -> str:
+    """Text for a double-quoted Lua string."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _stamped(version: str) -> dict[str, Any]:
+    """The routing filter, told which config version this route table is."""
+    metadata = [{"key": h.CONFIG_VERSION, "value": version}]
+    return {
+        "@type": EXT_PROC_PER_ROUTE_TYPE,
+        "overrides": {"grpc_initial_metadata": metadata},
+    }
+
+
+def _ingress_routes(config: Config, version: str) -> dict[str, Any]:
+    virtual_host = {
+        "name": VIRTUAL_HOST,
+        "domains": ["*"],
+        "request_headers_to_remove": [config.force_cohort.token_header, h.CLIENT],
+        "response_headers_to_add": _response_headers(config),
+        "routes": [*_routed(config), *_unrouted(config, version)],
+    }
+    return {"name": INGRESS_ROUTES, "virtual_hosts": [virtual_host]}
+
+
+def _shadow_routes(config: Config, version: str) -> dict[str, Any]:
     """The internal listener's routes: each shadowed route's copies to its shadow backend."""
     routes = []
     for route in config.routes:
@@ -429,97 +527,38 @@ def _shadow_routes(config: Config) -> list[dict[str, Any]]:
             **headers,
         }
         involved = [backend, *(config.backend(w.backend) for w in route.backends)]
-        if not any(b.model or b.path_prefix or b.query for b in involved):
+        if any(b.model or b.path_prefix or b.query for b in involved):
+            shadow_route["typed_per_filter_config"] = {ROUTING_FILTER: _stamped(version)}
+        else:
             # The copy is already what the shadow expects: no stream to switchyard for it.
             shadow_route["typed_per_filter_config"] = {ROUTING_FILTER: DISABLED}
         routes.append(shadow_route)
-    routes.append(
-        {
-            "name": "unknown",
-            "match": {"prefix": "/"},
-            "direct_response": {"status": 404},
-            "typed_per_filter_config": {ROUTING_FILTER: DISABLED, OBSERVE_FILTER: DISABLED},
-        }
-    )
-    return routes
-
-
-def _routes(config: Config) -> list[dict[str, Any]]:
-    routes: list[dict[str, Any]] = []
-    for route in config.routes:
-        if route.canary is not None:
-            routes.append(
-                {
-                    "name": f"{route.name}.canary",
-                    "stat_prefix": f"{route.name}.canary",
-                    "match": {
-                        "prefix": "/",
-                        "headers": [
-                            _header_match(h.ROUTE, route.name),
-                            _header_match(h.COHORT, h.CANARY),
-                        ],
-                    },
-                    **_forward(config, route, canary=True),
-                }
-            )
-        stable: dict[str, Any] = {
-            "name": f"{route.name}.stable",
-            "stat_prefix": f"{route.name}.stable",
-            "match": {"prefix": "/", "headers": [_header_match(h.ROUTE, route.name)]},
-            **_forward(config, route, canary=False),
-        }
-        # A shadowed session's request matches first: it forwards alike and is copied.
-        variants = [stable] if route.shadow is None else [_shadow_variant(stable, route), stable]
-        # A cache fills from observed responses (extproc.cache): its route stays observed.
-        quiet = route.canary is None and route.shadow is None and not route.cache.enabled
-        if quiet and config.envoy.observe == "canaries":
-            stable["typed_per_filter_config"] = {OBSERVE_FILTER: DISABLED}
-        elif sampling(config.envoy):
-            # Observed only when switchyard marks the request (extproc.rollout.sampling):
-            # each variant once more, with the observe filter on, ahead of it.
-            for variant in variants:
-                marked = [*variant["match"]["headers"], _header_match(h.OBSERVE, "1")]
-                routes.append(
-                    {
-                        **variant,
-                        "name": f"{variant['name']}.observed",
-                        "match": {"prefix": "/", "headers": marked},
-                    }
-                )
-                variant["typed_per_filter_config"] = {OBSERVE_FILTER: DISABLED}
-        routes.extend(variants)
-    assert config.default_route is not None
-    default = config.route(config.default_route)
-    # Requests switchyard has not routed (yet, or at all when it is down).
-    for prefix in config.server.chat_paths:
-        routes.append(
+    unknown = {
+        "name": "unknown",
+        "match": {"prefix": "/"},
+        "direct_response": {"status": 404},
+        "typed_per_filter_config": {ROUTING_FILTER: DISABLED, OBSERVE_FILTER: DISABLED},
+    }
+    reply_header = "%REQ({})%"
+    virtual_host: dict[str, Any] = {
+        "name": "shadow",
+        "domains": ["*"],
+        "response_headers_to_add": [
             {
-                "name": f"unrouted{prefix}",
-                "stat_prefix": "unrouted",
-                "match": {"prefix": prefix},
-                **_forward(config, default, canary=False),
-                # Still this route after the routing filter: switchyard did not route
-                # it (fail-open), so there is no route or cohort to observe it for.
-                "typed_per_filter_config": {
-                    OBSERVE_FILTER: DISABLED,
-                    STREAM_USAGE_FILTER: LUA_DISABLED,
-                },
+                "header": {"key": name, "value": reply_header.format(name)},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
             }
-        )
-    routes.append(
-        {
-            "name": "passthrough",
-            "stat_prefix": "passthrough",
-            "match": {"prefix": "/"},
-            **_forward(config, default, canary=False),
-            "typed_per_filter_config": {
-                ROUTING_FILTER: DISABLED,
-                OBSERVE_FILTER: DISABLED,
-                STREAM_USAGE_FILTER: LUA_DISABLED,
-            },
-        }
-    )
-    return routes
+            for name in (h.ROUTE, h.COHORT)
+        ]
+        + [
+            {
+                "header": {"key": h.BACKEND, "value": "%UPSTREAM_CLUSTER%"},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            }
+        ],
+    }
+    virtual_host["routes"] = [*routes, unknown]
+    return {"name": SHADOW_ROUTES, "virtual_hosts": [virtual_host]}
 
 
 def observed_headers(config: Config) -> list[str]:
@@ -628,107 +667,81 @@ def _response_headers(config: Config) -> list[dict[str, Any]]:
     return added
 
 
-def render(config: Config) -> dict[str, Any]:
-    """The Envoy bootstrap for this config, as a dict ready for YAML or JSON."""
+@dataclass(frozen=True)
+class EnvoyResources:
+    """What Envoy takes from switchyard over xDS, by resource name."""
+
+    version: str
+    clusters: dict[str, dict[str, Any]]
+    listeners: dict[str, dict[str, Any]]
+    route_configs: dict[str, dict[str, Any]]
+
+    def keeping(self, older: EnvoyResources) -> EnvoyResources:
+        """This version, plus what only `older` has: requests Envoy matched with the older
+        route table are still on their way to the clusters (and the shadow listener) it
+        names."""
+        return EnvoyResources(
+            self.version,
+            clusters={**older.clusters, **self.clusters},
+            listeners={**older.listeners, **self.listeners},
+            route_configs={**older.route_configs, **self.route_configs},
+        )
+
+
+def resources(config: Config) -> EnvoyResources:
+    """The listeners, routes and clusters for this config."""
     if not config.routes:
         raise ConfigError(
             "config",
             [ConfigIssue("routes", "expected at least one route to render Envoy config")],
         )
-    request_lua = _REQUEST_LUA % {
-        "internal": ", ".join(f'"{name}"' for name in h.INTERNAL),
-        "chat_paths": ", ".join(f'"{path}"' for path in config.server.chat_paths),
-        "max_body": config.server.max_body_bytes,
-        "backend_header": h.BACKEND,
-        "client_header": h.CLIENT,
-        "on_response": _CACHE_FILL_LUA % h.CACHE_FILL if _uses_cache(config) else "",
-    }
-    http_filters: list[dict[str, Any]] = [
-        {
-            "name": "switchyard.request_guard",
-            "typed_config": {
-                "@type": _TYPE + "filters.http.lua.v3.Lua",
-                "default_source_code": {"inline_string": request_lua},
-            },
-        },
+    filters = [
+        _lua_filter(
+            "switchyard.request_guard",
+            _lua(
+                "request_guard",
+                internal=", ".join(f'"{name}"' for name in h.INTERNAL),
+                chat_paths=", ".join(f'"{path}"' for path in config.server.chat_paths),
+                max_body=str(config.server.max_body_bytes),
+                backend_header=h.BACKEND,
+                client_header=h.CLIENT,
+            )
+            + (_lua("cache_fill", cache_fill_header=h.CACHE_FILL) if _uses_cache(config) else ""),
+        ),
         _routing_filter(config),
-        {
-            "name": STREAM_USAGE_FILTER,
-            "typed_config": {
-                "@type": _TYPE + "filters.http.lua.v3.Lua",
-                "default_source_code": {
-                    "inline_string": _STREAM_USAGE_LUA % {"header": h.STRIP_USAGE}
-                },
-            },
-        },
+        # No script of its own: only the fail-open routes give it one.
+        {"name": FAIL_OPEN_FILTER, "typed_config": {"@type": LUA_TYPE}},
+        _lua_filter(STREAM_USAGE_FILTER, _lua("stream_usage", header=h.STRIP_USAGE)),
     ]
     if config.envoy.observe != "off":
-        http_filters.append(_observe_filter(config))
-    http_filters.append(
-        {
-            "name": "envoy.filters.http.router",
-            "typed_config": {"@type": _TYPE + "filters.http.router.v3.Router"},
-        }
-    )
-    hcm = {
-        "@type": _TYPE + "filters.network.http_connection_manager.v3.HttpConnectionManager",
-        "stat_prefix": HCM_STAT_PREFIX,
-        # Envoy is the edge: the client's address is the peer's, or taken from
-        # x-forwarded-for only past the proxies the operator says are in front.
-        "use_remote_address": True,
-        "xff_num_trusted_hops": config.envoy.trusted_proxy_hops,
-        # The client gets the request's id to post quality feedback for it
-        # (POST /feedback); at the edge Envoy makes the id, never the client.
-        "always_set_request_id_in_response": True,
-        "route_config": {
-            "name": "switchyard",
-            "virtual_hosts": [
-                {
-                    "name": VIRTUAL_HOST,
-                    "domains": ["*"],
-                    "routes": _routes(config),
-                    "request_headers_to_remove": [config.force_cohort.token_header, h.CLIENT],
-                    "response_headers_to_add": _response_headers(config),
-                }
-            ],
-        },
-        "http_filters": http_filters,
-    }
+        filters.append(_observe_filter(config))
+    version = config_version(config)
+    listeners = {INGRESS_LISTENER: _ingress_listener(config, filters)}
+    clusters = {backend.name: _backend_cluster(config, backend) for backend in config.backends}
+    tables = {INGRESS_ROUTES: _ingress_routes(config, version)}
+    if any(route.shadow for route in config.routes):
+        listeners[SHADOW_LISTENER] = _shadow_listener(config)
+        clusters[SHADOW_LISTENER] = _shadow_cluster()
+        tables[SHADOW_ROUTES] = _shadow_routes(config, version)
+    return EnvoyResources(version, clusters, listeners, tables)
+
+
+def config_version(config: Config) -> str:
+    """A short digest of the validated config: replicas with the same config agree on it."""
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:12]
+
+
+def _static_clusters(config: Config) -> list[dict[str, Any]]:
     tls = config.envoy.processor_tls
-    clusters = [_processor_cluster(EXT_PROC_CLUSTER, config.processor_address, tls)]
-    if config.envoy.observe != "off":
-        clusters.append(_processor_cluster(OBSERVE_CLUSTER, config.processor_address, tls))
-    clusters += [_backend_cluster(config, backend) for backend in config.backends]
-    listeners = [_ingress_listener(config, hcm)]
-    shadowed = any(route.shadow for route in config.routes)
-    if shadowed:
-        listeners.append(_shadow_listener(config))
-        clusters.append(
-            {
-                "name": SHADOW_LISTENER,
-                "connect_timeout": "0.25s",
-                "load_assignment": {
-                    "cluster_name": SHADOW_LISTENER,
-                    "endpoints": [
-                        {
-                            "lb_endpoints": [
-                                {
-                                    "endpoint": {
-                                        "address": {
-                                            "envoy_internal_address": {
-                                                "server_listener_name": SHADOW_LISTENER
-                                            }
-                                        }
-                                    }
-                                }
-                            ]
-                        }
-                    ],
-                },
-            }
-        )
+    address = config.processor_address
+    clusters = [
+        _processor_cluster(EXT_PROC_CLUSTER, address, tls),
+        # Its own cluster: observe streams stay open a while after each request, and
+        # would otherwise count against the routing streams' circuit breaker.
+        _processor_cluster(OBSERVE_CLUSTER, address, tls),
+        _processor_cluster(XDS_CLUSTER, address, tls),
+    ]
     if config.envoy.stats_listen is not None:
-        listeners.append(_stats_listener(config.envoy.stats_listen))
         clusters.append(
             {
                 "name": ADMIN_CLUSTER,
@@ -737,12 +750,13 @@ def render(config: Config) -> dict[str, Any]:
                 "load_assignment": _load_assignment(ADMIN_CLUSTER, config.envoy.admin),
             }
         )
-    flush = {}
-    if config.analysis.source == "envoy":
-        # Histograms reach the admin's view only when Envoy merges them (default 5 s).
-        flush = {"stats_flush_interval": f"{config.analysis.interval_s}s"}
+    return clusters
+
+
+def _static(config: Config) -> dict[str, Any]:
+    """The parts of the bootstrap that do not come over xDS."""
     bootstrap: dict[str, Any] = {
-        **flush,
+        "node": {"id": "envoy", "cluster": NODE_CLUSTER},
         "admin": {"address": _socket_address(config.envoy.admin)},
         "layered_runtime": {
             "layers": [
@@ -750,84 +764,139 @@ def render(config: Config) -> dict[str, Any]:
                 {"name": "admin", "admin_layer": {}},
             ]
         },
-        "static_resources": {"listeners": listeners, "clusters": clusters},
-    }
-    if shadowed:
-        bootstrap["bootstrap_extensions"] = [
+        # Always there: a shadow added later by xDS needs the internal listener extension.
+        "bootstrap_extensions": [
             {
                 "name": "envoy.bootstrap.internal_listener",
                 "typed_config": {
                     "@type": _TYPE + "bootstrap.internal_listener.v3.InternalListener"
                 },
             }
-        ]
+        ],
+    }
+    if config.analysis.source == "envoy":
+        # Histograms reach the admin's view only when Envoy merges them (default 5 s).
+        bootstrap["stats_flush_interval"] = f"{config.analysis.interval_s}s"
     return bootstrap
+
+
+def bootstrap(config: Config) -> dict[str, Any]:
+    """What `switchyard envoy` writes: Envoy's static part, the rest from switchyard (ADS)."""
+    resources(config)  # refuses what switchyard could not serve, before Envoy starts
+    ads = {"ads": {}, "resource_api_version": "V3"}
+    listeners = []
+    if config.envoy.stats_listen is not None:
+        listeners.append(_stats_listener(config.envoy.stats_listen))
+    return {
+        **_static(config),
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": "GRPC",
+                "transport_api_version": "V3",
+                "grpc_services": [
+                    {
+                        "envoy_grpc": {
+                            "cluster_name": XDS_CLUSTER,
+                            # Back within a second of switchyard's restart; Envoy serves
+                            # its last config meanwhile.
+                            "retry_policy": {
+                                "retry_back_off": {"base_interval": "0.1s", "max_interval": "1s"}
+                            },
+                        }
+                    }
+                ],
+                "set_node_on_first_message_only": True,
+            },
+            "cds_config": ads,
+            "lds_config": ads,
+        },
+        "static_resources": {"listeners": listeners, "clusters": _static_clusters(config)},
+    }
+
+
+def render(config: Config) -> dict[str, Any]:
+    """The whole configuration as one static bootstrap (the resources inlined, no xDS):
+    for `envoy --mode validate`, and for an Envoy that cannot reach switchyard's xDS."""
+    served = resources(config)
+    tables = served.route_configs
+    listeners = [_inline_routes(listener, tables) for listener in served.listeners.values()]
+    if config.envoy.stats_listen is not None:
+        listeners.append(_stats_listener(config.envoy.stats_listen))
+    return {
+        **_static(config),
+        "static_resources": {
+            "listeners": listeners,
+            "clusters": [*_static_clusters(config), *served.clusters.values()],
+        },
+    }
+
+
+def _inline_routes(listener: dict[str, Any], tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    chains = []
+    for chain in listener["filter_chains"]:
+        filters = []
+        for network_filter in chain["filters"]:
+            hcm = dict(network_filter["typed_config"])
+            hcm["route_config"] = tables[hcm.pop("rds")["route_config_name"]]
+            filters.append({**network_filter, "typed_config": hcm})
+        chains.append({**chain, "filters": filters})
+    return {**listener, "filter_chains": chains}
+
+
+def _shadow_cluster() -> dict[str, Any]:
+    return {
+        "name": SHADOW_LISTENER,
+        "connect_timeout": "0.25s",
+        "load_assignment": {
+            "cluster_name": SHADOW_LISTENER,
+            "endpoints": [
+                {
+                    "lb_endpoints": [
+                        {
+                            "endpoint": {
+                                "address": {
+                                    "envoy_internal_address": {
+                                        "server_listener_name": SHADOW_LISTENER
+                                    }
+                                }
+                            }
+                        }
+                    ]
+                }
+            ],
+        },
+    }
 
 
 def _shadow_listener(config: Config) -> dict[str, Any]:
     """Where Envoy sends shadow copies: reachable from Envoy itself only (no socket)."""
-    reply_header = "%REQ({})%"
-    hcm = {
-        "@type": _TYPE + "filters.network.http_connection_manager.v3.HttpConnectionManager",
-        "stat_prefix": "shadow",
-        "route_config": {
-            "name": "shadow",
-            "virtual_hosts": [
-                {
-                    "name": "shadow",
-                    "domains": ["*"],
-                    "routes": _shadow_routes(config),
-                    "response_headers_to_add": [
-                        {
-                            "header": {"key": name, "value": reply_header.format(name)},
-                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                        }
-                        for name in (h.ROUTE, h.COHORT)
-                    ]
-                    + [
-                        {
-                            "header": {"key": h.BACKEND, "value": "%UPSTREAM_CLUSTER%"},
-                            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-                        }
-                    ],
-                }
-            ],
-        },
-        "http_filters": [
-            _routing_filter(config),
-            _observe_filter(config),
-            {
-                "name": "envoy.filters.http.router",
-                "typed_config": {"@type": _TYPE + "filters.http.router.v3.Router"},
-            },
-        ],
-    }
+    hcm = _hcm("shadow", SHADOW_ROUTES, [_routing_filter(config), _observe_filter(config)])
     return {
         "name": SHADOW_LISTENER,
         "internal_listener": {},
         "per_connection_buffer_limit_bytes": config.server.max_body_bytes * BUFFER_FACTOR,
-        "filter_chains": [
-            {
-                "filters": [
-                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
-                ]
-            }
-        ],
+        "filter_chains": [{"filters": [hcm]}],
     }
 
 
-def _ingress_listener(config: Config, hcm: dict[str, Any]) -> dict[str, Any]:
+def _ingress_listener(config: Config, filters: list[dict[str, Any]]) -> dict[str, Any]:
+    hcm = _hcm(
+        HCM_STAT_PREFIX,
+        INGRESS_ROUTES,
+        filters,
+        # Envoy is the edge: the client's address is the peer's, or taken from
+        # x-forwarded-for only past the proxies the operator says are in front.
+        use_remote_address=True,
+        xff_num_trusted_hops=config.envoy.trusted_proxy_hops,
+        # The client gets the request's id to post quality feedback for it
+        # (POST /feedback); at the edge Envoy makes the id, never the client.
+        always_set_request_id_in_response=True,
+    )
     return {
-        "name": "ingress",
+        "name": INGRESS_LISTENER,
         "address": _socket_address(config.envoy.listen),
         "per_connection_buffer_limit_bytes": config.server.max_body_bytes * BUFFER_FACTOR,
-        "filter_chains": [
-            {
-                "filters": [
-                    {"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}
-                ]
-            }
-        ],
+        "filter_chains": [{"filters": [hcm]}],
     }
 
 
@@ -845,18 +914,13 @@ def _stats_listener(address: str) -> dict[str, Any]:
         "direct_response": {"status": 404, "body": {"inline_string": "not found\n"}},
     }
     hcm = {
-        "@type": _TYPE + "filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "@type": HCM_TYPE,
         "stat_prefix": "stats_listener",
         "route_config": {
             "name": "stats",
             "virtual_hosts": [{"name": "stats", "domains": ["*"], "routes": [*allowed, not_found]}],
         },
-        "http_filters": [
-            {
-                "name": "envoy.filters.http.router",
-                "typed_config": {"@type": _TYPE + "filters.http.router.v3.Router"},
-            }
-        ],
+        "http_filters": [ROUTER_FILTER],
     }
     return {
         "name": "stats",

@@ -7,6 +7,11 @@ one list keeps the two in step.
 ROUTE = "x-switchyard-route"
 COHORT = "x-switchyard-cohort"
 STICKY = "x-switchyard-sticky"
+"""The session's sticky value: for an Envoy whose routes split by weight themselves
+(envoy.xds false: weighted_clusters.header_name), so they pick the backend switchyard picked."""
+UPSTREAM = "x-switchyard-upstream"
+"""Request only: the backend switchyard routed to and rewrote the body for; Envoy's routes
+(served by switchyard) forward on it, so the two never disagree."""
 LABEL = "x-switchyard-label"
 BACKEND = "x-switchyard-backend"
 """Response only: the cluster that answered (added by Envoy's route)."""
@@ -32,7 +37,23 @@ CACHE_FILL = "x-switchyard-cache-fill"
 response headers for the observing filter and removes it before the client."""
 
 
-INTERNAL = (ROUTE, COHORT, STICKY, LABEL, BACKEND, STRIP_USAGE, OBSERVE, SHADOW, CACHE, CACHE_FILL)
+INTERNAL = (
+    ROUTE,
+    COHORT,
+    STICKY,
+    UPSTREAM,
+    LABEL,
+    BACKEND,
+    STRIP_USAGE,
+    OBSERVE,
+    SHADOW,
+    CACHE,
+    CACHE_FILL,
+)
+
+CONFIG_VERSION = "x-switchyard-config"
+"""gRPC metadata on a routing stream: the config version of the route table Envoy matched the
+request with (extproc.envoy_config); switchyard decides with the same version."""
 
 CLIENT = "x-switchyard-client"
 """Request only: the client's address as Envoy established it (see envoy.trusted_proxy_hops).

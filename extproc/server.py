@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
+from extproc import headers as h
 from extproc.cache.service import ResponseCache
 from extproc.config import ServerTlsConfig
 from extproc.errors import RequestError
@@ -29,15 +30,19 @@ from extproc.request.processor import (
 from extproc.request.runtime import RuntimeHolder
 from extproc.rollout.observe import ObserveStream, TrafficStats
 from extproc.rollout.quality import Quality
-from proto import ext_proc_pb2, ext_proc_pb2_grpc, health_pb2, health_pb2_grpc
+from extproc.xds import XdsServer
+from extproc.xds import add_to_server as add_xds_to_server
+from proto import ext_proc_pb2, health_pb2, health_pb2_grpc
 
 log = logging.getLogger("switchyard.server")
 
 EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
+"""Envoy's service name: the gRPC path Envoy calls is /EXT_PROC_SERVICE/Process. Our
+messages live in switchyard's own proto package (proto/ext_proc.proto says why)."""
 ServingStatus = health_pb2.HealthCheckResponse.ServingStatus
 
 
-class ExternalProcessor(ext_proc_pb2_grpc.ExternalProcessorServicer):
+class ExternalProcessor:
     def __init__(
         self,
         runtimes: RuntimeHolder,
@@ -69,8 +74,10 @@ class ExternalProcessor(ext_proc_pb2_grpc.ExternalProcessorServicer):
                 self._observe(observing, request)
                 continue
             if routing is None:
-                # One runtime for the whole stream, even if a reload swaps it meanwhile.
-                routing = RoutingStream(self._runtimes.current, self._metrics, cache=self._cache)
+                # One runtime for the whole stream: the config version Envoy matched the
+                # request with, even while a reload moves both to the next.
+                runtime = self._runtimes.for_version(_config_version(context))
+                routing = RoutingStream(runtime, self._metrics, cache=self._cache)
             yield await self._route(routing, request)
 
     async def _route(
@@ -105,6 +112,13 @@ class ExternalProcessor(ext_proc_pb2_grpc.ExternalProcessorServicer):
             log.exception("unexpected error while observing a response")
 
 
+def _config_version(context: grpc.aio.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == h.CONFIG_VERSION:
+            return str(value)
+    return None
+
+
 def _continue(phase: str | None) -> ext_proc_pb2.ProcessingResponse:
     common = ext_proc_pb2.CommonResponse()
     if phase in ("request_trailers", "response_trailers"):
@@ -116,6 +130,22 @@ def _continue(phase: str | None) -> ext_proc_pb2.ProcessingResponse:
             response_headers=ext_proc_pb2.HeadersResponse(response=common)
         )
     return ext_proc_pb2.ProcessingResponse(response_body=ext_proc_pb2.BodyResponse(response=common))
+
+
+ProcessMethod = Callable[
+    [AsyncIterator[ext_proc_pb2.ProcessingRequest], grpc.aio.ServicerContext],
+    AsyncIterator[ext_proc_pb2.ProcessingResponse],
+]
+
+
+def ext_proc_handler(process: ProcessMethod) -> grpc.GenericRpcHandler:
+    """Envoy's ext_proc method, served with switchyard's messages."""
+    handler = grpc.stream_stream_rpc_method_handler(
+        process,
+        request_deserializer=ext_proc_pb2.ProcessingRequest.FromString,
+        response_serializer=ext_proc_pb2.ProcessingResponse.SerializeToString,
+    )
+    return grpc.method_handlers_generic_handler(EXT_PROC_SERVICE, {"Process": handler})
 
 
 class Health(health_pb2_grpc.HealthServicer):
@@ -206,16 +236,23 @@ def _server_credentials(tls: ServerTlsConfig) -> grpc.ServerCredentials:
 
 
 async def start_grpc_server(
-    listen: str, processor: ExternalProcessor, health: Health, tls: ServerTlsConfig | None
+    listen: str,
+    processor: ExternalProcessor,
+    health: Health,
+    tls: ServerTlsConfig | None,
+    xds: XdsServer | None = None,
 ) -> grpc.aio.Server:
+    """ext_proc and health, and Envoy's xDS when switchyard serves Envoy's config: one port."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", 70 * 1024 * 1024),
             ("grpc.so_reuseport", 0),
         ]
     )
-    ext_proc_pb2_grpc.add_ExternalProcessorServicer_to_server(processor, server)
+    server.add_generic_rpc_handlers((ext_proc_handler(processor.Process),))
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    if xds is not None:
+        add_xds_to_server(server, xds)
     try:
         if tls is None:
             server.add_insecure_port(listen)

@@ -10,7 +10,7 @@ rewrites for a backend (its model name) is the body that backend receives.
 from __future__ import annotations
 
 from extproc import headers as h
-from extproc.config import RouteConfig
+from extproc.config import Config, RouteConfig
 
 
 def stable_split(route: RouteConfig) -> list[tuple[str, int]]:
@@ -29,3 +29,21 @@ def backend_for(route: RouteConfig, cohort: str, sticky: int) -> str:
             return backend
         value -= weight
     raise AssertionError("unreachable: value is below the total weight")
+
+
+def upstream_mapping(config: Config) -> tuple[object, ...]:
+    """Where each route's requests may go and how each body is rewritten for it: what an
+    Envoy whose routes switchyard does not serve (envoy.xds false) must agree with."""
+    routes = tuple(
+        (
+            route.name,
+            tuple(stable_split(route)),
+            route.canary.backend if route.canary else None,
+            route.shadow.backend if route.shadow else None,
+        )
+        for route in config.routes
+    )
+    backends = tuple(
+        (b.name, b.model, b.path_prefix, tuple(sorted(b.query.items()))) for b in config.backends
+    )
+    return (config.default_route, routes, backends)

@@ -25,19 +25,19 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import wrappers_pb2 as google_dot_protobuf_dot_wrappers__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10proto/core.proto\x12\x14\x65nvoy.config.core.v3\x1a\x1egoogle/protobuf/wrappers.proto\"<\n\x0bHeaderValue\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x11\n\traw_value\x18\x03 \x01(\x0c\"?\n\tHeaderMap\x12\x32\n\x07headers\x18\x01 \x03(\x0b\x32!.envoy.config.core.v3.HeaderValue\"\xde\x02\n\x11HeaderValueOption\x12\x31\n\x06header\x18\x01 \x01(\x0b\x32!.envoy.config.core.v3.HeaderValue\x12*\n\x06\x61ppend\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.BoolValue\x12Q\n\rappend_action\x18\x03 \x01(\x0e\x32:.envoy.config.core.v3.HeaderValueOption.HeaderAppendAction\x12\x18\n\x10keep_empty_value\x18\x04 \x01(\x08\"}\n\x12HeaderAppendAction\x12\x1b\n\x17\x41PPEND_IF_EXISTS_OR_ADD\x10\x00\x12\x11\n\rADD_IF_ABSENT\x10\x01\x12\x1e\n\x1aOVERWRITE_IF_EXISTS_OR_ADD\x10\x02\x12\x17\n\x13OVERWRITE_IF_EXISTS\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10proto/core.proto\x12\x1fswitchyard.envoy.config.core.v3\x1a\x1egoogle/protobuf/wrappers.proto\"<\n\x0bHeaderValue\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x11\n\traw_value\x18\x03 \x01(\x0c\"J\n\tHeaderMap\x12=\n\x07headers\x18\x01 \x03(\x0b\x32,.switchyard.envoy.config.core.v3.HeaderValue\"\xf4\x02\n\x11HeaderValueOption\x12<\n\x06header\x18\x01 \x01(\x0b\x32,.switchyard.envoy.config.core.v3.HeaderValue\x12*\n\x06\x61ppend\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.BoolValue\x12\\\n\rappend_action\x18\x03 \x01(\x0e\x32\x45.switchyard.envoy.config.core.v3.HeaderValueOption.HeaderAppendAction\x12\x18\n\x10keep_empty_value\x18\x04 \x01(\x08\"}\n\x12HeaderAppendAction\x12\x1b\n\x17\x41PPEND_IF_EXISTS_OR_ADD\x10\x00\x12\x11\n\rADD_IF_ABSENT\x10\x01\x12\x1e\n\x1aOVERWRITE_IF_EXISTS_OR_ADD\x10\x02\x12\x17\n\x13OVERWRITE_IF_EXISTS\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'proto.core_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_HEADERVALUE']._serialized_start=74
-  _globals['_HEADERVALUE']._serialized_end=134
-  _globals['_HEADERMAP']._serialized_start=136
-  _globals['_HEADERMAP']._serialized_end=199
-  _globals['_HEADERVALUEOPTION']._serialized_start=202
-  _globals['_HEADERVALUEOPTION']._serialized_end=552
-  _globals['_HEADERVALUEOPTION_HEADERAPPENDACTION']._serialized_start=427
-  _globals['_HEADERVALUEOPTION_HEADERAPPENDACTION']._serialized_end=552
+  _globals['_HEADERVALUE']._serialized_start=85
+  _globals['_HEADERVALUE']._serialized_end=145
+  _globals['_HEADERMAP']._serialized_start=147
+  _globals['_HEADERMAP']._serialized_end=221
+  _globals['_HEADERVALUEOPTION']._serialized_start=224
+  _globals['_HEADERVALUEOPTION']._serialized_end=596
+  _globals['_HEADERVALUEOPTION_HEADERAPPENDACTION']._serialized_start=471
+  _globals['_HEADERVALUEOPTION_HEADERAPPENDACTION']._serialized_end=596
 # @@protoc_insertion_point(module_scope)

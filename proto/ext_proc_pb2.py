@@ -28,41 +28,39 @@ from proto import http_status_pb2 as proto_dot_http__status__pb2
 from proto import processing_mode_pb2 as proto_dot_processing__mode__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14proto/ext_proc.proto\x12\x19\x65nvoy.service.ext_proc.v3\x1a\x1egoogle/protobuf/duration.proto\x1a\x10proto/core.proto\x1a\x17proto/http_status.proto\x1a\x1bproto/processing_mode.proto\"\x95\x02\n\x15ProtocolConfiguration\x12\x61\n\x11request_body_mode\x18\x01 \x01(\x0e\x32\x46.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode\x12\x62\n\x12response_body_mode\x18\x02 \x01(\x0e\x32\x46.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode\x12\x35\n-send_body_without_waiting_for_header_response\x18\x03 \x01(\x08\"\x92\x04\n\x11ProcessingRequest\x12\x41\n\x0frequest_headers\x18\x02 \x01(\x0b\x32&.envoy.service.ext_proc.v3.HttpHeadersH\x00\x12\x42\n\x10response_headers\x18\x03 \x01(\x0b\x32&.envoy.service.ext_proc.v3.HttpHeadersH\x00\x12;\n\x0crequest_body\x18\x04 \x01(\x0b\x32#.envoy.service.ext_proc.v3.HttpBodyH\x00\x12<\n\rresponse_body\x18\x05 \x01(\x0b\x32#.envoy.service.ext_proc.v3.HttpBodyH\x00\x12\x43\n\x10request_trailers\x18\x06 \x01(\x0b\x32\'.envoy.service.ext_proc.v3.HttpTrailersH\x00\x12\x44\n\x11response_trailers\x18\x07 \x01(\x0b\x32\'.envoy.service.ext_proc.v3.HttpTrailersH\x00\x12\x1a\n\x12observability_mode\x18\n \x01(\x08\x12I\n\x0fprotocol_config\x18\x0b \x01(\x0b\x32\x30.envoy.service.ext_proc.v3.ProtocolConfigurationB\t\n\x07request\"V\n\x0bHttpHeaders\x12\x30\n\x07headers\x18\x01 \x01(\x0b\x32\x1f.envoy.config.core.v3.HeaderMap\x12\x15\n\rend_of_stream\x18\x03 \x01(\x08\"/\n\x08HttpBody\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x15\n\rend_of_stream\x18\x02 \x01(\x08\"A\n\x0cHttpTrailers\x12\x31\n\x08trailers\x18\x01 \x01(\x0b\x32\x1f.envoy.config.core.v3.HeaderMap\"\xa0\x05\n\x12ProcessingResponse\x12\x45\n\x0frequest_headers\x18\x01 \x01(\x0b\x32*.envoy.service.ext_proc.v3.HeadersResponseH\x00\x12\x46\n\x10response_headers\x18\x02 \x01(\x0b\x32*.envoy.service.ext_proc.v3.HeadersResponseH\x00\x12?\n\x0crequest_body\x18\x03 \x01(\x0b\x32\'.envoy.service.ext_proc.v3.BodyResponseH\x00\x12@\n\rresponse_body\x18\x04 \x01(\x0b\x32\'.envoy.service.ext_proc.v3.BodyResponseH\x00\x12G\n\x10request_trailers\x18\x05 \x01(\x0b\x32+.envoy.service.ext_proc.v3.TrailersResponseH\x00\x12H\n\x11response_trailers\x18\x06 \x01(\x0b\x32+.envoy.service.ext_proc.v3.TrailersResponseH\x00\x12J\n\x12immediate_response\x18\x07 \x01(\x0b\x32,.envoy.service.ext_proc.v3.ImmediateResponseH\x00\x12P\n\rmode_override\x18\t \x01(\x0b\x32\x39.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode\x12;\n\x18override_message_timeout\x18\n \x01(\x0b\x32\x19.google.protobuf.DurationB\n\n\x08response\"N\n\x0fHeadersResponse\x12;\n\x08response\x18\x01 \x01(\x0b\x32).envoy.service.ext_proc.v3.CommonResponse\"K\n\x0c\x42odyResponse\x12;\n\x08response\x18\x01 \x01(\x0b\x32).envoy.service.ext_proc.v3.CommonResponse\"V\n\x10TrailersResponse\x12\x42\n\x0fheader_mutation\x18\x01 \x01(\x0b\x32).envoy.service.ext_proc.v3.HeaderMutation\"\xb3\x02\n\x0e\x43ommonResponse\x12H\n\x06status\x18\x01 \x01(\x0e\x32\x38.envoy.service.ext_proc.v3.CommonResponse.ResponseStatus\x12\x42\n\x0fheader_mutation\x18\x02 \x01(\x0b\x32).envoy.service.ext_proc.v3.HeaderMutation\x12>\n\rbody_mutation\x18\x03 \x01(\x0b\x32\'.envoy.service.ext_proc.v3.BodyMutation\x12\x19\n\x11\x63lear_route_cache\x18\x05 \x01(\x08\"8\n\x0eResponseStatus\x12\x0c\n\x08\x43ONTINUE\x10\x00\x12\x18\n\x14\x43ONTINUE_AND_REPLACE\x10\x01\"\x99\x01\n\x11ImmediateResponse\x12)\n\x06status\x18\x01 \x01(\x0b\x32\x19.envoy.type.v3.HttpStatus\x12:\n\x07headers\x18\x02 \x01(\x0b\x32).envoy.service.ext_proc.v3.HeaderMutation\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12\x0f\n\x07\x64\x65tails\x18\x05 \x01(\t\"f\n\x0eHeaderMutation\x12<\n\x0bset_headers\x18\x01 \x03(\x0b\x32\'.envoy.config.core.v3.HeaderValueOption\x12\x16\n\x0eremove_headers\x18\x02 \x03(\t\"@\n\x0c\x42odyMutation\x12\x0e\n\x04\x62ody\x18\x01 \x01(\x0cH\x00\x12\x14\n\nclear_body\x18\x02 \x01(\x08H\x00\x42\n\n\x08mutation2\x7f\n\x11\x45xternalProcessor\x12j\n\x07Process\x12,.envoy.service.ext_proc.v3.ProcessingRequest\x1a-.envoy.service.ext_proc.v3.ProcessingResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14proto/ext_proc.proto\x12$switchyard.envoy.service.ext_proc.v3\x1a\x1egoogle/protobuf/duration.proto\x1a\x10proto/core.proto\x1a\x17proto/http_status.proto\x1a\x1bproto/processing_mode.proto\"\xab\x02\n\x15ProtocolConfiguration\x12l\n\x11request_body_mode\x18\x01 \x01(\x0e\x32Q.switchyard.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode\x12m\n\x12response_body_mode\x18\x02 \x01(\x0e\x32Q.switchyard.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode\x12\x35\n-send_body_without_waiting_for_header_response\x18\x03 \x01(\x08\"\xdf\x04\n\x11ProcessingRequest\x12L\n\x0frequest_headers\x18\x02 \x01(\x0b\x32\x31.switchyard.envoy.service.ext_proc.v3.HttpHeadersH\x00\x12M\n\x10response_headers\x18\x03 \x01(\x0b\x32\x31.switchyard.envoy.service.ext_proc.v3.HttpHeadersH\x00\x12\x46\n\x0crequest_body\x18\x04 \x01(\x0b\x32..switchyard.envoy.service.ext_proc.v3.HttpBodyH\x00\x12G\n\rresponse_body\x18\x05 \x01(\x0b\x32..switchyard.envoy.service.ext_proc.v3.HttpBodyH\x00\x12N\n\x10request_trailers\x18\x06 \x01(\x0b\x32\x32.switchyard.envoy.service.ext_proc.v3.HttpTrailersH\x00\x12O\n\x11response_trailers\x18\x07 \x01(\x0b\x32\x32.switchyard.envoy.service.ext_proc.v3.HttpTrailersH\x00\x12\x1a\n\x12observability_mode\x18\n \x01(\x08\x12T\n\x0fprotocol_config\x18\x0b \x01(\x0b\x32;.switchyard.envoy.service.ext_proc.v3.ProtocolConfigurationB\t\n\x07request\"a\n\x0bHttpHeaders\x12;\n\x07headers\x18\x01 \x01(\x0b\x32*.switchyard.envoy.config.core.v3.HeaderMap\x12\x15\n\rend_of_stream\x18\x03 \x01(\x08\"/\n\x08HttpBody\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x15\n\rend_of_stream\x18\x02 \x01(\x08\"L\n\x0cHttpTrailers\x12<\n\x08trailers\x18\x01 \x01(\x0b\x32*.switchyard.envoy.config.core.v3.HeaderMap\"\xf8\x05\n\x12ProcessingResponse\x12P\n\x0frequest_headers\x18\x01 \x01(\x0b\x32\x35.switchyard.envoy.service.ext_proc.v3.HeadersResponseH\x00\x12Q\n\x10response_headers\x18\x02 \x01(\x0b\x32\x35.switchyard.envoy.service.ext_proc.v3.HeadersResponseH\x00\x12J\n\x0crequest_body\x18\x03 \x01(\x0b\x32\x32.switchyard.envoy.service.ext_proc.v3.BodyResponseH\x00\x12K\n\rresponse_body\x18\x04 \x01(\x0b\x32\x32.switchyard.envoy.service.ext_proc.v3.BodyResponseH\x00\x12R\n\x10request_trailers\x18\x05 \x01(\x0b\x32\x36.switchyard.envoy.service.ext_proc.v3.TrailersResponseH\x00\x12S\n\x11response_trailers\x18\x06 \x01(\x0b\x32\x36.switchyard.envoy.service.ext_proc.v3.TrailersResponseH\x00\x12U\n\x12immediate_response\x18\x07 \x01(\x0b\x32\x37.switchyard.envoy.service.ext_proc.v3.ImmediateResponseH\x00\x12[\n\rmode_override\x18\t \x01(\x0b\x32\x44.switchyard.envoy.extensions.filters.http.ext_proc.v3.ProcessingMode\x12;\n\x18override_message_timeout\x18\n \x01(\x0b\x32\x19.google.protobuf.DurationB\n\n\x08response\"Y\n\x0fHeadersResponse\x12\x46\n\x08response\x18\x01 \x01(\x0b\x32\x34.switchyard.envoy.service.ext_proc.v3.CommonResponse\"V\n\x0c\x42odyResponse\x12\x46\n\x08response\x18\x01 \x01(\x0b\x32\x34.switchyard.envoy.service.ext_proc.v3.CommonResponse\"a\n\x10TrailersResponse\x12M\n\x0fheader_mutation\x18\x01 \x01(\x0b\x32\x34.switchyard.envoy.service.ext_proc.v3.HeaderMutation\"\xd4\x02\n\x0e\x43ommonResponse\x12S\n\x06status\x18\x01 \x01(\x0e\x32\x43.switchyard.envoy.service.ext_proc.v3.CommonResponse.ResponseStatus\x12M\n\x0fheader_mutation\x18\x02 \x01(\x0b\x32\x34.switchyard.envoy.service.ext_proc.v3.HeaderMutation\x12I\n\rbody_mutation\x18\x03 \x01(\x0b\x32\x32.switchyard.envoy.service.ext_proc.v3.BodyMutation\x12\x19\n\x11\x63lear_route_cache\x18\x05 \x01(\x08\"8\n\x0eResponseStatus\x12\x0c\n\x08\x43ONTINUE\x10\x00\x12\x18\n\x14\x43ONTINUE_AND_REPLACE\x10\x01\"\xaf\x01\n\x11ImmediateResponse\x12\x34\n\x06status\x18\x01 \x01(\x0b\x32$.switchyard.envoy.type.v3.HttpStatus\x12\x45\n\x07headers\x18\x02 \x01(\x0b\x32\x34.switchyard.envoy.service.ext_proc.v3.HeaderMutation\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12\x0f\n\x07\x64\x65tails\x18\x05 \x01(\t\"q\n\x0eHeaderMutation\x12G\n\x0bset_headers\x18\x01 \x03(\x0b\x32\x32.switchyard.envoy.config.core.v3.HeaderValueOption\x12\x16\n\x0eremove_headers\x18\x02 \x03(\t\"@\n\x0c\x42odyMutation\x12\x0e\n\x04\x62ody\x18\x01 \x01(\x0cH\x00\x12\x14\n\nclear_body\x18\x02 \x01(\x08H\x00\x42\n\n\x08mutationb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'proto.ext_proc_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROTOCOLCONFIGURATION']._serialized_start=156
-  _globals['_PROTOCOLCONFIGURATION']._serialized_end=433
-  _globals['_PROCESSINGREQUEST']._serialized_start=436
-  _globals['_PROCESSINGREQUEST']._serialized_end=966
-  _globals['_HTTPHEADERS']._serialized_start=968
-  _globals['_HTTPHEADERS']._serialized_end=1054
-  _globals['_HTTPBODY']._serialized_start=1056
-  _globals['_HTTPBODY']._serialized_end=1103
-  _globals['_HTTPTRAILERS']._serialized_start=1105
-  _globals['_HTTPTRAILERS']._serialized_end=1170
-  _globals['_PROCESSINGRESPONSE']._serialized_start=1173
-  _globals['_PROCESSINGRESPONSE']._serialized_end=1845
-  _globals['_HEADERSRESPONSE']._serialized_start=1847
-  _globals['_HEADERSRESPONSE']._serialized_end=1925
-  _globals['_BODYRESPONSE']._serialized_start=1927
-  _globals['_BODYRESPONSE']._serialized_end=2002
-  _globals['_TRAILERSRESPONSE']._serialized_start=2004
-  _globals['_TRAILERSRESPONSE']._serialized_end=2090
-  _globals['_COMMONRESPONSE']._serialized_start=2093
-  _globals['_COMMONRESPONSE']._serialized_end=2400
-  _globals['_COMMONRESPONSE_RESPONSESTATUS']._serialized_start=2344
-  _globals['_COMMONRESPONSE_RESPONSESTATUS']._serialized_end=2400
-  _globals['_IMMEDIATERESPONSE']._serialized_start=2403
-  _globals['_IMMEDIATERESPONSE']._serialized_end=2556
-  _globals['_HEADERMUTATION']._serialized_start=2558
-  _globals['_HEADERMUTATION']._serialized_end=2660
-  _globals['_BODYMUTATION']._serialized_start=2662
-  _globals['_BODYMUTATION']._serialized_end=2726
-  _globals['_EXTERNALPROCESSOR']._serialized_start=2728
-  _globals['_EXTERNALPROCESSOR']._serialized_end=2855
+  _globals['_PROTOCOLCONFIGURATION']._serialized_start=167
+  _globals['_PROTOCOLCONFIGURATION']._serialized_end=466
+  _globals['_PROCESSINGREQUEST']._serialized_start=469
+  _globals['_PROCESSINGREQUEST']._serialized_end=1076
+  _globals['_HTTPHEADERS']._serialized_start=1078
+  _globals['_HTTPHEADERS']._serialized_end=1175
+  _globals['_HTTPBODY']._serialized_start=1177
+  _globals['_HTTPBODY']._serialized_end=1224
+  _globals['_HTTPTRAILERS']._serialized_start=1226
+  _globals['_HTTPTRAILERS']._serialized_end=1302
+  _globals['_PROCESSINGRESPONSE']._serialized_start=1305
+  _globals['_PROCESSINGRESPONSE']._serialized_end=2065
+  _globals['_HEADERSRESPONSE']._serialized_start=2067
+  _globals['_HEADERSRESPONSE']._serialized_end=2156
+  _globals['_BODYRESPONSE']._serialized_start=2158
+  _globals['_BODYRESPONSE']._serialized_end=2244
+  _globals['_TRAILERSRESPONSE']._serialized_start=2246
+  _globals['_TRAILERSRESPONSE']._serialized_end=2343
+  _globals['_COMMONRESPONSE']._serialized_start=2346
+  _globals['_COMMONRESPONSE']._serialized_end=2686
+  _globals['_COMMONRESPONSE_RESPONSESTATUS']._serialized_start=2630
+  _globals['_COMMONRESPONSE_RESPONSESTATUS']._serialized_end=2686
+  _globals['_IMMEDIATERESPONSE']._serialized_start=2689
+  _globals['_IMMEDIATERESPONSE']._serialized_end=2864
+  _globals['_HEADERMUTATION']._serialized_start=2866
+  _globals['_HEADERMUTATION']._serialized_end=2979
+  _globals['_BODYMUTATION']._serialized_start=2981
+  _globals['_BODYMUTATION']._serialized_end=3045
 # @@protoc_insertion_point(module_scope)

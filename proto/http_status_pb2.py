@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17proto/http_status.proto\x12\renvoy.type.v3\"5\n\nHttpStatus\x12\'\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x19.envoy.type.v3.StatusCode*\xa5\x01\n\nStatusCode\x12\t\n\x05\x45mpty\x10\x00\x12\x07\n\x02OK\x10\xc8\x01\x12\x0f\n\nBadRequest\x10\x90\x03\x12\x0e\n\tForbidden\x10\x93\x03\x12\x14\n\x0fPayloadTooLarge\x10\x9d\x03\x12\x19\n\x14UnsupportedMediaType\x10\x9f\x03\x12\x18\n\x13InternalServerError\x10\xf4\x03\x12\x17\n\x12ServiceUnavailable\x10\xf7\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17proto/http_status.proto\x12\x18switchyard.envoy.type.v3\"@\n\nHttpStatus\x12\x32\n\x04\x63ode\x18\x01 \x01(\x0e\x32$.switchyard.envoy.type.v3.StatusCode*\xa5\x01\n\nStatusCode\x12\t\n\x05\x45mpty\x10\x00\x12\x07\n\x02OK\x10\xc8\x01\x12\x0f\n\nBadRequest\x10\x90\x03\x12\x0e\n\tForbidden\x10\x93\x03\x12\x14\n\x0fPayloadTooLarge\x10\x9d\x03\x12\x19\n\x14UnsupportedMediaType\x10\x9f\x03\x12\x18\n\x13InternalServerError\x10\xf4\x03\x12\x17\n\x12ServiceUnavailable\x10\xf7\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'proto.http_status_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STATUSCODE']._serialized_start=98
-  _globals['_STATUSCODE']._serialized_end=263
-  _globals['_HTTPSTATUS']._serialized_start=42
-  _globals['_HTTPSTATUS']._serialized_end=95
+  _globals['_STATUSCODE']._serialized_start=120
+  _globals['_STATUSCODE']._serialized_end=285
+  _globals['_HTTPSTATUS']._serialized_start=53
+  _globals['_HTTPSTATUS']._serialized_end=117
 # @@protoc_insertion_point(module_scope)

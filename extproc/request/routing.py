@@ -65,7 +65,12 @@ class Decision:
     """A copy goes to the route's shadow backend too (extproc.request.shadow)."""
 
     def headers(self) -> dict[str, str]:
-        out = {h.ROUTE: self.route, h.COHORT: self.cohort, h.STICKY: str(self.sticky)}
+        out = {
+            h.ROUTE: self.route,
+            h.COHORT: self.cohort,
+            h.STICKY: str(self.sticky),
+            h.UPSTREAM: self.backend,
+        }
         if self.label is not None:
             out[h.LABEL] = self.label
         return out

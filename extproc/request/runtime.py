@@ -84,12 +84,37 @@ def build_runtime(config: Config, rollouts: Rollouts, metrics: Metrics) -> Runti
 
 
 class RuntimeHolder:
-    """The one reference the server reads at the start of each stream."""
+    """The runtimes the request path decides with, by config version.
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.current = runtime
+    Envoy matches a request with one route table for its whole life and says which config
+    version that table is (extproc.envoy_config); while Envoy moves from one version to the
+    next, requests of both arrive, and each is decided with its own version's runtime.
+    Streams that name no version (an Envoy whose config switchyard does not serve) get the
+    current one."""
 
-    def swap(self, runtime: Runtime) -> None:
-        # Streams that already read the old runtime finish with it; its
-        # classifier and worker thread go when the last of them lets go.
+    def __init__(self, runtime: Runtime, version: str) -> None:
         self.current = runtime
+        self._by_version = {version: runtime}
+
+    def for_version(self, version: str | None) -> Runtime:
+        if version is None:
+            return self.current
+        return self._by_version.get(version, self.current)
+
+    def offer(self, version: str, runtime: Runtime) -> None:
+        """Envoy may match requests with this version from now on."""
+        self._by_version[version] = runtime
+
+    def withdraw(self, version: str) -> None:
+        """Envoy refused this version: no request is matched with it."""
+        if self._by_version.get(version) is not self.current:
+            self._by_version.pop(version, None)
+
+    def switch(self, version: str) -> None:
+        """Envoy runs this version now; the others only serve requests already under way."""
+        self.current = self._by_version[version]
+
+    def retire_all_but(self, version: str) -> None:
+        # Streams that already hold an older runtime finish with it; its classifier and
+        # worker thread go when the last of them lets go.
+        self._by_version = {version: self._by_version[version]}

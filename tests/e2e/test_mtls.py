@@ -12,7 +12,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from proto import ext_proc_pb2, ext_proc_pb2_grpc, health_pb2, health_pb2_grpc
+from extproc.server import EXT_PROC_SERVICE
+from proto import ext_proc_pb2, health_pb2, health_pb2_grpc
 from tests.e2e.stack import make_config, running_stack, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -148,8 +149,12 @@ def _headers_message() -> Iterator[ext_proc_pb2.ProcessingRequest]:
 
 
 def _open_stream(channel: grpc.Channel) -> list[ext_proc_pb2.ProcessingResponse]:
-    stub = ext_proc_pb2_grpc.ExternalProcessorStub(channel)
-    return list(stub.Process(_headers_message(), timeout=5))
+    process = channel.stream_stream(
+        f"/{EXT_PROC_SERVICE}/Process",
+        request_serializer=ext_proc_pb2.ProcessingRequest.SerializeToString,
+        response_deserializer=ext_proc_pb2.ProcessingResponse.FromString,
+    )
+    return list(process(_headers_message(), timeout=5))
 
 
 def test_envoy_with_the_rendered_certificates_routes_through_switchyard(

@@ -77,8 +77,13 @@ def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return found[0]
 
 
+def is_hook(doc: dict[str, Any]) -> bool:
+    return "helm.sh/hook" in (doc["metadata"].get("annotations") or {})
+
+
 def switchyard_yaml(docs: list[dict[str, Any]]) -> str:
-    return one(docs, "ConfigMap")["data"]["switchyard.yaml"]
+    """The config running pods read (not the pre-upgrade check's copy)."""
+    return one([d for d in docs if not is_hook(d)], "ConfigMap")["data"]["switchyard.yaml"]
 
 
 def pod_spec(docs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -52,7 +52,8 @@ def test_switchyard_metrics_in_the_rules_exist() -> None:
 
 
 def test_envoy_fail_open_metric_is_what_envoy_exports(tmp_path: Path) -> None:
-    """Envoy with the chart's config and no switchyard behind it: it fails open."""
+    """Envoy with the chart's config (all of it inline: no switchyard to serve it) and no
+    switchyard behind it: it fails open."""
     cfg = yaml.safe_load(switchyard_yaml(render()))
     listen, admin = free_port(), free_port()
     cfg["envoy"].update(listen=f"127.0.0.1:{listen}", admin=f"127.0.0.1:{admin}")
@@ -63,6 +64,7 @@ def test_envoy_fail_open_metric_is_what_envoy_exports(tmp_path: Path) -> None:
         [
             tool("switchyard"),
             "envoy",
+            "--static",
             "-c",
             str(tmp_path / "switchyard.yaml"),
             "-o",

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from extproc.config import parse_config
-from extproc.envoy_config import render as render_envoy
+from extproc.envoy_config import bootstrap as render_envoy
 from tests.helm.conftest import (
     EXTPROC_ONLY,
     FULL,
@@ -154,8 +154,7 @@ HOT = {
     "analysis": ("config.analysis.window_s", 30),
     "session sources": ("config.session.sources", ["user"]),
     "the header a route matches": ("config.routes.2.match.header.name", "x-plan"),
-}
-RESTART = {
+    # Served to Envoy over xDS: no new pods.
     "a weight": ("config.routes.3.backends.0.weight", 60),
     "a backend address": ("config.backends.0.address", "vllm-2.llm.svc.cluster.local:8000"),
     "a backend's tls": ("config.backends.3.tls", True),
@@ -168,12 +167,16 @@ RESTART = {
             *BASE["config"]["routes"],
         ],
     ),
+    "a shadow": ("config.routes.3.shadow", {"backend": "med-v2", "percent": 10}),
+    "a response cache": ("config.routes.3.cache", {"enabled": True}),
+}
+RESTART = {
     "the chat paths": ("config.server.chat_paths", ["/v1/chat/completions"]),
     "envoy's message timeout": ("config.envoy.message_timeout_ms", 500),
     "server.max_body_bytes": ("config.server.max_body_bytes", 4194304),
     "the listener port": ("ports.http", 10001),
-    "a shadow": ("config.routes.3.shadow", {"backend": "med-v2", "percent": 10}),
-    "a response cache": ("config.routes.3.cache", {"enabled": True}),
+    "the stats port": ("ports.stats", 9911),
+    "the analysis source": ("config.analysis.source", "envoy"),
 }
 
 
@@ -192,11 +195,8 @@ def test_hot_reloadable_change_keeps_the_pods(
 
 
 @pytest.mark.parametrize("change", RESTART)
-def test_change_to_envoy_bootstrap_rolls_the_pods(
+def test_a_change_switchyard_reads_only_at_start_rolls_the_pods(
     change: str, tmp_path: Path, base_render: tuple[str, dict[str, Any]]
 ) -> None:
-    checksum, bootstrap = _rendered(tmp_path, "restart", _mutate(*RESTART[change]))
-    assert bootstrap != base_render[1]
-    assert checksum != base_render[0], (
-        f"{change} changes Envoy's bootstrap but not checksum/restart"
-    )
+    checksum, _ = _rendered(tmp_path, "restart", _mutate(*RESTART[change]))
+    assert checksum != base_render[0], f"{change} needs new pods but not checksum/restart"

@@ -73,28 +73,47 @@ def test_backend_for_walks_the_weights_in_envoys_order() -> None:
     assert backend_for(route, h.CANARY, 5) == "v2"
 
 
-def test_the_renderer_gives_envoy_the_same_clusters_in_the_same_order() -> None:
+def test_each_backend_switchyard_may_pick_has_its_own_route_with_its_host_and_key() -> None:
     bootstrap = render(CFG)
     hcm = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-    routes = hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
-    stable = next(r for r in routes if r["name"] == "r.stable")["route"]["weighted_clusters"]
-    assert [(c["name"], c["weight"]) for c in stable["clusters"]] == [
-        ("self", 70),
-        ("api-a", 20),
-        ("api-b", 10),
-    ]
-    assert stable["header_name"] == h.STICKY
-    by_name = {c["name"]: c for c in stable["clusters"]}
-    assert by_name["api-a"]["host_rewrite_literal"] == "api.a.example"
-    assert by_name["api-b"]["host_rewrite_literal"] == "api.b.example:8443"
-    assert by_name["api-a"]["request_headers_to_add"] == [
+    routes = {
+        r["name"]: r for r in hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    }
+    for cohort, backend in [
+        ("stable", "self"),
+        ("stable", "api-a"),
+        ("stable", "api-b"),
+        ("canary", "v2"),
+    ]:
+        route = routes[f"r.{cohort}.{backend}"]
+        # Envoy forwards to the backend switchyard named: it computes no split of its own.
+        assert route["route"]["cluster"] == backend
+        assert {"name": h.UPSTREAM, "string_match": {"exact": backend}} in route["match"]["headers"]
+        assert {"name": h.COHORT, "string_match": {"exact": cohort}} in route["match"]["headers"]
+        assert "authorization" in route["request_headers_to_remove"]
+    assert routes["r.stable.api-a"]["route"]["host_rewrite_literal"] == "api.a.example"
+    assert routes["r.stable.api-b"]["route"]["host_rewrite_literal"] == "api.b.example:8443"
+    assert routes["r.stable.api-a"]["request_headers_to_add"] == [
         {
             "header": {"key": "authorization", "value": "Bearer %ENVIRONMENT(API_A_KEY)%"},
             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
         }
     ]
-    # No backend gets the client's Authorization unless it says so.
-    assert all("authorization" in c["request_headers_to_remove"] for c in stable["clusters"])
+    # What switchyard did not route (fail-open) takes the default route's weights, as
+    # cumulative shares of one draw, each backend with its own rewrite of the body.
+    fail_open = [r for r in routes.values() if r["name"].startswith("unrouted/")]
+    assert [r["route"]["cluster"] for r in fail_open] == ["self", "api-a", "api-b"]
+    shares = [r["match"].get("runtime_fraction", {}).get("default_value") for r in fail_open]
+    assert shares == [
+        {"numerator": 700_000, "denominator": "MILLION"},
+        {"numerator": 900_000, "denominator": "MILLION"},
+        None,
+    ]
+    assert (
+        fail_open[1]["request_headers_to_add"] == routes["r.stable.api-a"]["request_headers_to_add"]
+    )
+    lua = fail_open[1]["typed_per_filter_config"]["switchyard.fail_open"]
+    assert 'local MODEL = "gpt-4o-mini"' in lua["source_code"]["inline_string"]
 
 
 def test_tls_is_verified_against_the_bundle_or_the_backends_ca_and_its_name() -> None:

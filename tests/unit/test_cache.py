@@ -350,8 +350,8 @@ def test_observing_only_canaries_still_observes_a_cached_route() -> None:
     listener = render(parse_config(config, "t.yaml"))["static_resources"]["listeners"][0]
     manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
     routes = {r["name"]: r for r in manager["route_config"]["virtual_hosts"][0]["routes"]}
-    assert OBSERVE_FILTER not in routes["r.stable"].get("typed_per_filter_config", {})
-    assert OBSERVE_FILTER in routes["plain.stable"]["typed_per_filter_config"]
+    assert OBSERVE_FILTER not in routes["r.stable.b"].get("typed_per_filter_config", {})
+    assert OBSERVE_FILTER in routes["plain.stable.b"]["typed_per_filter_config"]
 
 
 def _response_headers(values: dict[str, str]) -> Any:

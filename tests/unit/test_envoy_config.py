@@ -2,31 +2,56 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import yaml
 
-from extproc.config import load_config
-from extproc.envoy_config import render
+from extproc.config import Config, load_config
+from extproc.envoy_config import bootstrap, render
 
 REPO = Path(__file__).resolve().parents[2]
 ENVOY = str(Path(sys.executable).parent / "envoy")
 
 
-def test_committed_example_bootstrap_is_fresh() -> None:
-    rendered = render(load_config(REPO / "switchyard.yaml"))
-    committed = yaml.safe_load((REPO / "envoy" / "envoy.yaml").read_text())
-    assert committed == rendered, "envoy/envoy.yaml is stale: run make envoy-config"
+@pytest.mark.parametrize(
+    ("name", "build"), [("envoy.yaml", bootstrap), ("envoy-static.yaml", render)]
+)
+def test_committed_example_bootstrap_is_fresh(name: str, build: Callable[[Config], dict]) -> None:
+    rendered = build(load_config(REPO / "switchyard.yaml"))
+    committed = yaml.safe_load((REPO / "envoy" / name).read_text())
+    assert committed == rendered, f"envoy/{name} is stale: run make envoy-config"
 
 
-def test_example_bootstrap_passes_envoy_validate() -> None:
+@pytest.mark.parametrize("name", ["envoy.yaml", "envoy-static.yaml"])
+def test_example_bootstrap_passes_envoy_validate(name: str) -> None:
     result = subprocess.run(
-        [ENVOY, "--mode", "validate", "-c", str(REPO / "envoy" / "envoy.yaml")],
+        [ENVOY, "--mode", "validate", "-c", str(REPO / "envoy" / name)],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_xds_bootstrap_holds_only_what_never_changes_with_a_reload() -> None:
+    config = load_config(REPO / "switchyard.yaml")
+    static = bootstrap(config)
+    clusters = [c["name"] for c in static["static_resources"]["clusters"]]
+    assert clusters == [
+        "_switchyard_ext_proc",
+        "_switchyard_observe",
+        "_switchyard_xds",
+        "_switchyard_admin",
+    ]
+    assert [x["name"] for x in static["static_resources"]["listeners"]] == ["stats"]
+    ads = static["dynamic_resources"]["ads_config"]["grpc_services"][0]["envoy_grpc"]
+    assert ads["cluster_name"] == "_switchyard_xds"
+    for kind in ("cds_config", "lds_config"):
+        assert static["dynamic_resources"][kind] == {"ads": {}, "resource_api_version": "V3"}
+    backends = {b.name for b in config.backends}
+    assert not backends & set(clusters)
 
 
 def _route(bootstrap: dict, name: str) -> dict:
@@ -35,21 +60,17 @@ def _route(bootstrap: dict, name: str) -> dict:
     return next(route for route in routes if route["name"] == name)
 
 
-def test_routes_forward_by_cohort_and_sticky_header() -> None:
+def test_routes_forward_to_the_backend_switchyard_named() -> None:
     bootstrap = render(load_config(REPO / "switchyard.yaml"))
-    canary = _route(bootstrap, "clinical.canary")
+    canary = _route(bootstrap, "clinical.canary.clinical-v2")
     assert canary["route"]["cluster"] == "clinical-v2"
-    assert {m["name"] for m in canary["match"]["headers"]} == {
-        "x-switchyard-route",
-        "x-switchyard-cohort",
-    }
-    split = _route(bootstrap, "support.stable")["route"]["weighted_clusters"]
-    assert split["header_name"] == "x-switchyard-sticky"
-    assert [(c["name"], c["weight"]) for c in split["clusters"]] == [
-        ("support-selfhosted", 70),
-        ("support-api-a", 20),
-        ("support-api-b", 10),
+    assert canary["match"]["headers"] == [
+        {"name": "x-switchyard-route", "string_match": {"exact": "clinical"}},
+        {"name": "x-switchyard-cohort", "string_match": {"exact": "canary"}},
+        {"name": "x-switchyard-upstream", "string_match": {"exact": "clinical-v2"}},
     ]
+    for backend in ("support-selfhosted", "support-api-a", "support-api-b"):
+        assert _route(bootstrap, f"support.stable.{backend}")["route"]["cluster"] == backend
     passthrough = _route(bootstrap, "passthrough")
     assert passthrough["typed_per_filter_config"]["switchyard.route"]["disabled"] is True
 

@@ -47,13 +47,14 @@ def test_stable_routes_observe_only_marked_requests_and_envoy_accepts_it(tmp_pat
     bootstrap = render(_config(0.1))
     routes = _routes(bootstrap)
     names = list(routes)
-    observed, stable = routes["clinical.stable.observed"], routes["clinical.stable"]
-    assert names.index("clinical.stable.observed") < names.index("clinical.stable")
+    observed = routes["clinical.stable.clinical-v1.observed"]
+    stable = routes["clinical.stable.clinical-v1"]
+    assert names.index(observed["name"]) < names.index(stable["name"])
     assert {"name": h.OBSERVE, "string_match": {"exact": "1"}} in observed["match"]["headers"]
     assert OBSERVE_FILTER not in observed.get("typed_per_filter_config", {})
     assert stable["typed_per_filter_config"][OBSERVE_FILTER]["disabled"] is True
     assert observed["route"] == stable["route"]
-    assert OBSERVE_FILTER not in routes["clinical.canary"].get("typed_per_filter_config", {})
+    assert OBSERVE_FILTER not in routes["clinical.canary.clinical-v2"].get("typed_per_filter_config", {})
     assert not any(name.endswith(".observed") for name in _routes(render(_config(1.0))))
     path = tmp_path / "envoy.yaml"
     path.write_text(yaml.safe_dump(bootstrap))

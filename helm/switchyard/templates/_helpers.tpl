@@ -87,8 +87,8 @@ check: keys the chart owns, and names that must refer to something.
 {{- $server := $cfg.server | default dict -}}
 {{- $envoy := $cfg.envoy | default dict -}}
 {{- $owned := list (list "server" $server "listen") (list "server" $server "metrics_listen") (list "server" $server "tls") -}}
-{{- if include "switchyard.sidecar" . -}}
-{{- range list "listen" "admin" "stats_listen" "processor" "processor_tls" -}}
+{{- range list "listen" "admin" "stats_listen" "processor" "processor_tls" "xds" -}}
+{{- if or (include "switchyard.sidecar" $) (eq . "xds") -}}
 {{- $owned = append $owned (list "envoy" $envoy .) -}}
 {{- end -}}
 {{- end -}}
@@ -109,8 +109,12 @@ check: keys the chart owns, and names that must refer to something.
 {{- /* The admin can stop Envoy: loopback only. Prometheus and probes use the stats port. */ -}}
 {{- $_ := set $envoy "admin" (printf "127.0.0.1:%d" (int .Values.ports.admin)) -}}
 {{- $_ := set $envoy "stats_listen" (printf "0.0.0.0:%d" (int .Values.ports.stats)) -}}
-{{- $_ := set $cfg "envoy" $envoy -}}
+{{- else -}}
+{{- /* extproc-only: the gateway owns Envoy's routes; switchyard refuses reloads that would
+disagree with them (envoy.xds in extproc/config.py). */ -}}
+{{- $_ := set $envoy "xds" false -}}
 {{- end -}}
+{{- $_ := set $cfg "envoy" $envoy -}}
 {{- $_ := set $cfg "state" (include "switchyard.state" (dict "ctx" . "cfg" $cfg) | fromYaml) -}}
 {{- include "switchyard.checkReferences" $cfg -}}
 {{- toYaml $cfg -}}
@@ -195,22 +199,16 @@ their own rollout state.
 {{- end -}}
 
 {{/*
-The parts of the config that Envoy's bootstrap is rendered from (see
-extproc/envoy_config.py), or that switchyard reads only at start (server, state): a change to
-them needs new pods. Everything else (labels, matches, canary percent, steps,
-hold, session, analysis, classifier) switchyard hot-reloads from the mounted
-ConfigMap, so it must not be part of this checksum.
+The parts of the config that Envoy's bootstrap is rendered from (its static part: see
+extproc/envoy_config.py), or that switchyard reads only at start (server, state): a change
+to them needs new pods. Everything else (labels, routes, backends, weights, canaries,
+shadows, caches, the classifier, the session) switchyard hot-reloads from the mounted
+ConfigMap and serves to Envoy over xDS, so it must not be part of this checksum.
 */}}
 {{- define "switchyard.restartChecksum" -}}
 {{- $cfg := include "switchyard.config" . | fromYaml -}}
-{{- $routes := list -}}
-{{- range $cfg.routes -}}
-{{- $canary := "" -}}
-{{- if .canary }}{{ $canary = .canary.backend }}{{ end -}}
-{{- $cache := .cache | default dict -}}
-{{- $routes = append $routes (dict "name" .name "backends" .backends "canary_backend" $canary "shadow" .shadow "cache" (pick $cache "enabled" "partition_by")) -}}
-{{- end -}}
-{{- $parts := dict "server" $cfg.server "envoy" $cfg.envoy "backends" $cfg.backends "default_route" $cfg.default_route "force_cohort" $cfg.force_cohort "routes" $routes "state" $cfg.state -}}
+{{- $analysis := $cfg.analysis | default dict -}}
+{{- $parts := dict "server" $cfg.server "envoy" $cfg.envoy "state" $cfg.state "analysis" (pick $analysis "source" "interval_s") -}}
 {{- if not (include "switchyard.sidecar" .) -}}
 {{- $parts = dict "server" $cfg.server "state" $cfg.state -}}
 {{- end -}}

@@ -1,0 +1,100 @@
+"""Envoy's resources as Envoy's own typed messages, and the versions the request path keeps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from envoy.config.bootstrap.v3 import bootstrap_pb2
+from google.protobuf.json_format import ParseDict
+
+from extproc.config import load_config, parse_config
+from extproc.envoy_config import bootstrap, config_version, render, resources
+from extproc.errors import ConfigError
+from extproc.request.runtime import Runtime, RuntimeHolder
+from extproc.xds import CLUSTERS, LISTENERS, ROUTES, snapshot
+
+REPO = Path(__file__).resolve().parents[2]
+
+SMALL: dict[str, Any] = {
+    "backends": [
+        {"name": "a", "address": "127.0.0.1:1", "model": "m-a"},
+        {"name": "b", "address": "127.0.0.1:2", "model": "m-b"},
+    ],
+    "routes": [{"name": "chat", "backends": [{"backend": "a"}]}],
+    "default_route": "chat",
+}
+
+
+def _variants() -> list[Any]:
+    example = load_config(REPO / "switchyard.yaml")
+    sampled = example.model_copy(
+        update={"envoy": example.envoy.model_copy(update={"observe_sample": 0.1})}
+    )
+    canaries = example.model_copy(
+        update={"envoy": example.envoy.model_copy(update={"observe": "canaries"})}
+    )
+    quiet = example.model_copy(
+        update={"envoy": example.envoy.model_copy(update={"observe": "off", "stats_listen": None})}
+    )
+    return [example, sampled, canaries, quiet, parse_config(SMALL, "small.yaml")]
+
+
+@pytest.mark.parametrize("config", _variants())
+def test_every_rendered_variant_is_made_of_envoys_own_messages(config: Any) -> None:
+    snap = snapshot(resources(config))
+    assert snap.resources[CLUSTERS] and snap.resources[LISTENERS] and snap.resources[ROUTES]
+    # The bootstrap and the static rendering, through Envoy's Bootstrap message.
+    for rendered in (bootstrap(config), render(config)):
+        ParseDict(rendered, bootstrap_pb2.Bootstrap())
+
+
+def test_a_field_envoy_does_not_have_fails_before_envoy_sees_it() -> None:
+    served = resources(parse_config(SMALL, "small.yaml"))
+    served.clusters["a"]["conect_timeout"] = "1s"
+    with pytest.raises(ConfigError, match=r"clusters\.a: .*conect_timeout"):
+        snapshot(served)
+
+
+def test_each_route_table_names_its_config_version_for_the_routing_filter() -> None:
+    config = parse_config(SMALL, "small.yaml")
+    table = resources(config).route_configs["switchyard"]
+    unrouted = next(
+        r for r in table["virtual_hosts"][0]["routes"] if r["name"].startswith("unrouted/")
+    )
+    overrides = unrouted["typed_per_filter_config"]["switchyard.route"]["overrides"]
+    assert overrides["grpc_initial_metadata"] == [
+        {"key": "x-switchyard-config", "value": config_version(config)}
+    ]
+
+
+def test_a_new_version_keeps_the_clusters_only_the_previous_one_names() -> None:
+    old = resources(parse_config(SMALL, "small.yaml"))
+    changed = {**SMALL, "backends": [SMALL["backends"][0]]}
+    new = resources(parse_config(changed, "small.yaml"))
+    assert new.version != old.version
+    offered = new.keeping(old)
+    assert set(offered.clusters) == {"a", "b"}
+    assert offered.route_configs == new.route_configs
+    assert offered.version == new.version
+
+
+def _runtime(name: str) -> Runtime:
+    return Runtime(config=name, router=None, classifier=None, adapters={})  # type: ignore[arg-type]
+
+
+def test_requests_are_decided_with_the_version_envoy_matched_them_with() -> None:
+    old, new = _runtime("old"), _runtime("new")
+    holder = RuntimeHolder(old, "v1")
+    holder.offer("v2", new)
+    # Offered, not yet acknowledged: Envoy may already match with it; the rest stays.
+    assert holder.for_version("v2") is new
+    assert holder.for_version("v1") is old and holder.for_version(None) is old
+    holder.switch("v2")
+    assert holder.current is new and holder.for_version("v1") is old
+    holder.retire_all_but("v2")
+    assert holder.for_version("v1") is new  # gone: the current one
+    holder.offer("v3", _runtime("refused"))
+    holder.withdraw("v3")
+    assert holder.for_version("v3") is new
