@@ -2,7 +2,11 @@
 
 Every default lives in this module. The server compiles a loaded Config into a
 Runtime (extproc.request.runtime); the Envoy renderer (envoy/render.py) reads the same
-Config. Errors name the file, the key path and what was expected.
+Config. Errors name the file, the line, the key path and what was expected.
+
+Relative file paths (classifier.model, the TLS and CA files) resolve from the folder
+of the config file (of the values file, for `switchyard check --values`), never from
+the working directory: every command reads them the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -26,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from extproc.config_issues import explain, located, named_path, unknown
+from extproc.config_yaml import YamlDocument, read_yaml
 from extproc.errors import ConfigError, ConfigIssue
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -214,7 +219,8 @@ class EnvoyConfig(Model):
 
 class ClassifierConfig(Model):
     model: Path = Path("build/model")
-    """Directory with model.onnx and tokenizer.json, relative to the config file."""
+    """Directory with model.onnx and tokenizer.json; a relative path is resolved from the
+    config file's folder (`switchyard build-model --out DIR` writes one)."""
     encoder: Literal["minilm", "use", "minilm+use", "use+minilm-when-unsure"] = (
         "use+minilm-when-unsure"
     )
@@ -753,8 +759,7 @@ def _cross_reference_issues(cfg: Config) -> list[ConfigIssue]:
                 issues.append(
                     ConfigIssue(
                         f"routes[{r}].backends[{b}].backend",
-                        f"unknown backend {weighted.backend!r}; expected one of backends[].name: "
-                        f"{sorted(backend_names)}",
+                        unknown("backend", weighted.backend, backend_names),
                     )
                 )
         if route.cache.enabled and cfg.envoy.observe == "off":
@@ -771,7 +776,7 @@ def _cross_reference_issues(cfg: Config) -> list[ConfigIssue]:
                     issues.append(
                         ConfigIssue(
                             f"routes[{r}].match.label",
-                            f"unknown label {label!r}; expected one of {known_labels}",
+                            unknown("label", label, known_labels),
                         )
                     )
         if route.canary:
@@ -779,7 +784,7 @@ def _cross_reference_issues(cfg: Config) -> list[ConfigIssue]:
                 issues.append(
                     ConfigIssue(
                         f"routes[{r}].canary.backend",
-                        f"unknown backend {route.canary.backend!r}",
+                        unknown("backend", route.canary.backend, backend_names),
                     )
                 )
             elif route.canary.backend in {w.backend for w in route.backends}:
@@ -823,7 +828,7 @@ def _cross_reference_issues(cfg: Config) -> list[ConfigIssue]:
             issues.append(
                 ConfigIssue(
                     "default_route",
-                    f"unknown route {cfg.default_route!r}; expected one of {route_names}",
+                    unknown("route", cfg.default_route, route_names),
                 )
             )
         elif cfg.route(cfg.default_route).match is not None:
@@ -855,8 +860,7 @@ def _shadow_issues(cfg: Config, path: str, route: RouteConfig) -> list[ConfigIss
         return [
             ConfigIssue(
                 f"{path}.shadow.backend",
-                f"unknown backend {shadow!r}; expected one of backends[].name: "
-                f"{sorted(backend_names)}",
+                unknown("backend", shadow, backend_names),
             )
         ]
     if shadow in {w.backend for w in route.backends}:
@@ -887,17 +891,20 @@ def _shadow_issues(cfg: Config, path: str, route: RouteConfig) -> list[ConfigIss
 
 
 def environment_issues(cfg: Config, environ: Mapping[str, str]) -> list[ConfigIssue]:
-    """What a valid config still needs from where Envoy runs: `switchyard check`.
+    """What a valid config still needs from where it runs: `switchyard check` warns of
+    these, `switchyard check --env` refuses them.
 
-    Run it with Envoy's environment and file system (the chart's render step does).
+    The key variables and CA files are Envoy's: run `check --env` with Envoy's
+    environment and file system. The model is switchyard's (model_issues).
     """
     issues: list[ConfigIssue] = []
-    for index, backend in enumerate(cfg.backends):
+    for backend in cfg.backends:
+        where = f'backends "{backend.name}"'
         if backend.tls and not backend.insecure_skip_verify:
             if backend.tls_ca_file is not None:
-                ca, path, source = backend.tls_ca_file, f"backends[{index}].tls_ca_file", "it"
+                ca, path, source = backend.tls_ca_file, f"{where}.tls_ca_file", "it"
             else:
-                ca, path, source = cfg.envoy.ca_bundle, f"backends[{index}].tls", "envoy.ca_bundle"
+                ca, path, source = cfg.envoy.ca_bundle, f"{where}.tls", "envoy.ca_bundle"
             if not ca.is_file() or not os.access(ca, os.R_OK):
                 issues.append(
                     ConfigIssue(
@@ -909,66 +916,143 @@ def environment_issues(cfg: Config, environ: Mapping[str, str]) -> list[ConfigIs
         if backend.credential is not None and not environ.get(backend.credential.env):
             issues.append(
                 ConfigIssue(
-                    f"backends[{index}].credential.env",
+                    f"{where}.credential.env",
                     f"environment variable {backend.credential.env} is not set "
                     "(it holds this backend's key)",
                 )
             )
+    return issues + model_issues(cfg)
+
+
+def config_warnings(cfg: Config) -> list[ConfigIssue]:
+    """Valid, but probably not what was meant: labels no route uses, routes no request
+    reaches (routes are tried in order, the first match wins)."""
+    issues: list[ConfigIssue] = []
+    used = {name for route in cfg.routes if route.match for name in route.match.label or []}
+    for label in cfg.labels:
+        if label.action == "route" and label.name not in used:
+            issues.append(
+                ConfigIssue(
+                    f'labels "{label.name}"',
+                    "no route's match names this label: its prompts take the default route",
+                )
+            )
+    every_label = {label.name for label in cfg.labels if label.action == "route"}
+    every_label.add(cfg.classifier.fallback)
+    catch_all: str | None = None
+    for route in cfg.routes:
+        if route.match is None:
+            continue
+        if catch_all is not None:
+            issues.append(
+                ConfigIssue(
+                    f'routes "{route.name}"',
+                    f"no request reaches this route: route {catch_all!r} before it matches "
+                    "every request",
+                )
+            )
+        elif _matches_everything(route.match, every_label):
+            catch_all = route.name
     return issues
+
+
+def _matches_everything(match: MatchConfig, every_label: set[str]) -> bool:
+    if match.regex is not None:
+        regex = re.compile(match.regex)
+        return all(regex.search(text) for text in ("", "zq", "\nzq\n"))
+    return match.label is not None and every_label <= set(match.label)
+
+
+def model_issues(cfg: Config) -> list[ConfigIssue]:
+    """Labels and the response cache need the encoder model: is it where the config says?"""
+    model = cfg.classifier.model
+    if not cfg.labels and not any(route.cache.enabled for route in cfg.routes):
+        return []
+    if not model.is_dir():
+        found = f"{model} does not exist"
+    else:
+        # A fine-tuned classifier (labels.json) is one graph; encoders: one per subfolder.
+        encoder = "minilm" if (model / "labels.json").is_file() else cfg.classifier.encoder
+        needed = [model / "model.onnx"] if "minilm" in encoder else []
+        needed += [model / "use" / "model.onnx"] if "use" in encoder else []
+        missing = [str(path) for path in needed if not path.is_file()]
+        if not missing:
+            return []
+        found = f"{model} has no {', '.join(missing)} (encoder {cfg.classifier.encoder})"
+    return [
+        ConfigIssue(
+            "classifier.model",
+            f"{found} (a relative classifier.model is resolved from the config file's "
+            f"folder); build it with `switchyard build-model --out {model}` or point "
+            "classifier.model at a built model",
+        )
+    ]
 
 
 def insecure_backends(cfg: Config) -> list[str]:
     return [backend.name for backend in cfg.backends if backend.insecure_skip_verify]
 
 
-def _key_path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path
+def parse_config(data: Any, source: str, document: YamlDocument | None = None) -> Config:
+    """Validates already-parsed YAML data; raises ConfigError naming every problem.
 
-
-def parse_config(data: Any, source: str) -> Config:
-    """Validates already-parsed YAML data; raises ConfigError naming every problem."""
+    With the YamlDocument the data came from, each problem also carries its line.
+    """
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(source, [ConfigIssue("", "expected a mapping at the top level")])
+    document = document or YamlDocument(data)
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
-        issues = []
-        for error in exc.errors():
-            message = error["msg"].removeprefix("Value error, ")
-            if error["type"] == "extra_forbidden":
-                message = "unknown key (check its spelling and indentation)"
-            issues.append(ConfigIssue(_key_path(error["loc"]), message))
+        issues = [
+            ConfigIssue(
+                named_path(tuple(error["loc"]), data),
+                explain(error, Config),
+                document.line_of(tuple(error["loc"])),
+            )
+            for error in exc.errors()
+        ]
         raise ConfigError(source, issues) from None
     issues = _cross_reference_issues(cfg)
     if issues:
-        raise ConfigError(source, issues)
+        raise ConfigError(source, [located(issue, document) for issue in issues])
     return cfg
 
 
-def load_config(path: Path | str) -> Config:
-    """Reads and validates a switchyard.yaml; relative model paths resolve against its folder."""
-    path = Path(path)
+def _read(path: Path) -> YamlDocument:
     source = str(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(source, [ConfigIssue("", f"cannot read file: {exc.strerror}")]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [ConfigIssue("", f"{where}invalid YAML: {problem}")]) from None
-    cfg = parse_config(data, source)
+    except UnicodeDecodeError:
+        raise ConfigError(source, [ConfigIssue("", "expected UTF-8 text")]) from None
+    return read_yaml(text, source)
+
+
+def load_config(path: Path | str) -> Config:
+    """Reads and validates a switchyard.yaml; relative paths resolve against its folder."""
+    path = Path(path)
+    document = _read(path)
+    cfg = parse_config(document.data, str(path), document)
+    return _resolve_paths(cfg, path.parent)
+
+
+def load_values_config(path: Path | str) -> Config:
+    """The `config:` part of a Helm values file (helm/switchyard), validated like a
+    switchyard.yaml; relative paths resolve against the values file's folder."""
+    path = Path(path)
+    document = _read(path)
+    source = f"{path} (config:)"
+    if not isinstance(document.data, dict) or "config" not in document.data:
+        raise ConfigError(source, [ConfigIssue("config", "expected a config: mapping")])
+    part = YamlDocument(
+        document.data["config"],
+        {loc[1:]: line for loc, line in document.lines.items() if loc[:1] == ("config",)},
+    )
+    cfg = parse_config(part.data, source, part)
     return _resolve_paths(cfg, path.parent)
 
 

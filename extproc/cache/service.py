@@ -35,6 +35,8 @@ from extproc.cache.guard import disagreement
 from extproc.cache.key import RequestKey, partition_digest, request_key
 from extproc.cache.store import Entry, MemoryStore
 from extproc.config import CacheConfig, Config
+from extproc.config_issues import did_you_mean, unknown
+from extproc.errors import PurgeRefused
 from extproc.request.chat import ChatRequest
 
 if TYPE_CHECKING:
@@ -337,7 +339,23 @@ class ResponseCache:
             self.entries.labels(route).set(0)
         return removed
 
+    def check_purge(self, route: str | None, partition: str | None) -> None:
+        """Raises PurgeRefused for a route the config does not have, or a `source=value`
+        partition whose source no route partitions by."""
+        routes = self._config.routes if self._config else []
+        names = [r.name for r in routes]
+        if route is not None and route not in names:
+            raise PurgeRefused(unknown("route", route, names))
+        sources = sorted({s for r in routes for s in r.cache.partition_by if r.cache.enabled})
+        source, sep, _ = (partition or "").partition("=")
+        if sep and source not in sources:
+            raise PurgeRefused(
+                f"partition {partition!r}: {source!r} is not a partition source"
+                f"{did_you_mean(source, sources)}; expected SOURCE=VALUE or a bare value"
+            )
+
     async def purge(self, route: str | None, partition: str | None) -> int:
+        self.check_purge(route, partition)
         digests = self.partition_digests(partition) if partition is not None else None
         removed = self.purge_local(route, digests)
         if self.shared is not None:

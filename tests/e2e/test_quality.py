@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -106,6 +107,23 @@ def test_bad_or_unknown_feedback_gets_a_clear_4xx_and_disturbs_nothing(fresh: St
     assert 'switchyard_feedback_total{result="invalid",source="post"} 4.0' in metrics
     wait_until(lambda: quality_row(stack, "stable")["scored"] > 0, 5, "header scores")
     assert quality_row(stack, "stable")["score_mean"] == 0.7  # Envoy passed the header on
+
+
+def test_feedback_gets_exactly_one_response_on_the_wire(stack: Stack) -> None:
+    """Read to the end of the connection: nothing follows the one answer."""
+    body = json.dumps({"request_id": "not-a-known-one", "score": 0.5}).encode()
+    request = (
+        b"POST /feedback HTTP/1.1\r\nhost: x\r\nconnection: close\r\n"
+        + f"content-length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    with socket.create_connection(("127.0.0.1", stack.metrics_port), timeout=5) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert received.count(b"HTTP/1.") == 1, received
+    assert b" 404 " in received.split(b"\r\n")[0] and b"unknown request id" in received
 
 
 def quality_row(stack: Stack, cohort: str) -> dict[str, Any]:

@@ -152,8 +152,8 @@ def test_insecure_skip_verify_is_the_only_way_to_no_validation() -> None:
             "expected tls_ca_file or insecure_skip_verify, not both",
         ),
         ({"forward_client_authorization": True}, "credential already sets authorization"),
-        ({"credential": {"env": "1BAD"}}, "backends[1].credential.env"),
-        ({"path_prefix": "openai"}, "backends[1].path_prefix"),
+        ({"credential": {"env": "1BAD"}}, 'backends "api-a".credential.env'),
+        ({"path_prefix": "openai"}, 'backends "api-a".path_prefix'),
     ],
 )
 def test_inconsistent_backends_are_refused_naming_the_key(extra: dict, message: str) -> None:
@@ -172,12 +172,13 @@ def test_check_names_an_unset_key_variable_and_an_unverifiable_tls_backend(
     data["envoy"] = {"ca_bundle": str(tmp_path / "no-bundle.crt")}
     issues = [str(i) for i in environment_issues(parse_config(data, "t"), {})]
     assert any(
-        i.startswith("backends[1].credential.env: environment variable API_A_KEY") for i in issues
+        i.startswith('backends "api-a".credential.env: environment variable API_A_KEY')
+        for i in issues
     )
     assert any(
-        i.startswith("backends[1].tls_ca_file: no way to verify api.a.example") for i in issues
+        i.startswith('backends "api-a".tls_ca_file: no way to verify api.a.example') for i in issues
     )
-    assert any(i.startswith("backends[2].tls: no way to verify api.b.example") for i in issues)
+    assert any(i.startswith('backends "api-b".tls: no way to verify api.b.example') for i in issues)
     (tmp_path / "missing.pem").write_text("pem")
     (tmp_path / "no-bundle.crt").write_text("pem")
     assert environment_issues(parse_config(data, "t"), {"API_A_KEY": KEY}) == []
@@ -275,7 +276,7 @@ def test_a_stream_asks_for_usage_only_when_the_client_did_not() -> None:
     }
 
 
-def test_check_command_fails_on_an_unset_key_naming_it(tmp_path: Path) -> None:
+def test_check_env_fails_on_an_unset_key_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "switchyard.yaml"
     data = config()
     del data["backends"][2]  # api-b: would need the system bundle, not the point here
@@ -286,10 +287,15 @@ def test_check_command_fails_on_an_unset_key_naming_it(tmp_path: Path) -> None:
     switchyard = str(Path(sys.executable).parent / "switchyard")
     env = {k: v for k, v in os.environ.items() if k != "API_A_KEY"}
     failed = subprocess.run(
-        [switchyard, "check", "-c", str(path)], capture_output=True, text=True, env=env
+        [switchyard, "check", "--env", "-c", str(path)], capture_output=True, text=True, env=env
     )
     assert failed.returncode == 2
-    assert "backends[1].credential.env: environment variable API_A_KEY is not set" in failed.stderr
+    unset = 'backends "api-a".credential.env: environment variable API_A_KEY is not set'
+    assert unset in failed.stderr
+    warned = subprocess.run(
+        [switchyard, "check", "-c", str(path)], capture_output=True, text=True, env=env
+    )
+    assert warned.returncode == 0 and f"WARNING: {path}: {unset}" in warned.stderr
     passed = subprocess.run(
         [switchyard, "check", "-c", str(path)],
         capture_output=True,
