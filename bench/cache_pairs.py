@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
             for pair, hit in zip(pairs, hits, strict=True):
                 if hit != pair.same:
                     verdict = "SERVED" if hit else "missed"
-                    print(f"  {verdict} [{pair.category}/{pair.lang}] {pair.cached!r} -> {pair.asked!r}")
+                    where = f"{pair.category}/{pair.lang}"
+                    print(f"  {verdict} [{where}] {pair.cached!r} -> {pair.asked!r}")
     return 0
 
 
