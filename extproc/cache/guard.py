@@ -22,19 +22,18 @@ hit serves a wrong answer. docs/CACHE.md gives its measured rates.
 from __future__ import annotations
 
 import re
-import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
+
+from classifier.text import guess_language
+from extproc.cache import opposites, order
+from extproc.cache.wording import canonical, fold
 
 _APOSTROPHES = "'\u2019"
 _WORD = re.compile(rf"[^\W_]+(?:[{_APOSTROPHES}][^\W_]+)?|[%$€£]", re.UNICODE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-
-
-def fold(text: str) -> str:
-    """Lower case without accents: "Désactiver" and "desactiver" are one word."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).replace("\u2019", "'")
 
 
 # -- negations ---------------------------------------------------------------------
@@ -76,25 +75,12 @@ def negations(words: list[str]) -> int:
 # -- antonym groups ----------------------------------------------------------------
 
 
-def _en_verb(base: str) -> list[str]:
-    stem = base[:-1] if base.endswith("e") else base
-    return [base, base + "s", base + "d" if base.endswith("e") else base + "ed", stem + "ing"]
-
-
-def _fr_verb(infinitive: str) -> list[str]:
-    if not infinitive.endswith("er"):
-        return [infinitive]
-    stem = infinitive[:-2]
-    endings = ["er", "e", "es", "ez", "ons", "ent", "e", "ee", "es", "ees", "ant", "ai", "erai"]
-    return sorted({stem + ending for ending in endings})
-
-
 def _side(*words: str, en: tuple[str, ...] = (), fr: tuple[str, ...] = ()) -> frozenset[str]:
     forms = set(words)
     for verb in en:
-        forms.update(_en_verb(verb))
+        forms.update(opposites.en_verb(verb))
     for verb in fr:
-        forms.update(_fr_verb(fold(verb)))
+        forms.update(opposites.fr_verb(fold(verb)))
     return frozenset(forms)
 
 
@@ -109,10 +95,8 @@ _GROUPS: tuple[tuple[frozenset[str], ...], ...] = (
         _side(en=("lock",), fr=("verrouiller", "bloquer")),
         _side(en=("unlock",), fr=("deverrouiller", "debloquer")),
     ),
-    (
-        _side("allowed", en=("allow", "permit", "authorize", "authorise"), fr=("autoriser",)),
-        _side("banned", "forbidden", en=("block", "deny", "forbid", "ban"), fr=("interdire",)),
-    ),
+    # permission and prohibition: every form of the verbs (opposites.ALLOWED, FORBIDDEN)
+    (_side(*opposites.ALLOWED), _side(*opposites.FORBIDDEN, en=("block", "deny"))),
     (
         _side("more", "higher", "+up", "plus", en=("increase", "raise"), fr=("augmenter",)),
         _side("less", "fewer", "lower", "+down", "moins",
@@ -307,6 +291,9 @@ def entities(text: str) -> frozenset[str]:
     return frozenset(found)
 
 
+_MARKERS_BY_LANGUAGE = ("en", "fr", "es", "de", "it", "pt")
+
+
 @dataclass(frozen=True)
 class Specifics:
     """What the guard compares, computed once per question."""
@@ -317,21 +304,39 @@ class Specifics:
     numbers: tuple[str, ...]
     units: frozenset[str]
     entities: frozenset[str]
+    scales: frozenset[tuple[str, int, int]]
+    times: frozenset[tuple[str, object]]
+    people: frozenset[str]
+    roles: order.Roles
+
+
+_ELISIONS = frozenset(_split("l d j m t s n c qu jusqu lorsqu puisqu"))
+
+
+def _without_elision(word: str) -> str:
+    head, _, tail = word.partition("'")
+    return tail if tail and head in _ELISIONS else word
 
 
 @lru_cache(maxsize=4096)
 def specifics(text: str) -> Specifics:
-    folded = fold(text)
-    words = _WORD.findall(folded)
+    said = canonical(text)
+    words = _WORD.findall(said)
     # "l'iPhone", "d'Android": the elided article is not part of the word.
-    bare = {w.split("'")[-1] for w in words} | set(words)
+    split = [_without_elision(w) for w in words]
+    bare = set(split) | set(words)
+    language = guess_language(text) or "en"
     return Specifics(
         words=frozenset(bare),
         negated=negations(words) % 2 == 1,
         sides=antonym_sides(words),
-        numbers=numbers(folded),
+        numbers=numbers(said),
         units=units(words),
-        entities=entities(text),
+        entities=frozenset(canonical(entity) for entity in entities(text)),
+        scales=opposites.scales(split),
+        times=opposites.relative_time(split),
+        people=opposites.people(split),
+        roles=order.roles(said, language if language in _MARKERS_BY_LANGUAGE else "en"),
     )
 
 
@@ -350,8 +355,76 @@ def disagreement(cached: str, new: str) -> str | None:
     for entity in a.entities ^ b.entities:
         if not all(part in a.words and part in b.words for part in _WORD.findall(entity)):
             return "entity"
-    return None
+    if _differ_on_axis(a.scales, b.scales, lambda scale: scale[0]):
+        return "comparative"
+    if a.times and b.times and a.times != b.times:
+        return "time"
+    if a.people and b.people and a.people != b.people:
+        return "role"
+    if opposites.negated_words(a.words - b.words, b.words) or opposites.negated_words(
+        b.words - a.words, a.words
+    ):
+        return "negation"
+    return order.disagreement(a.roles, b.roles)
+
+
+def _differ_on_axis(a: frozenset, b: frozenset, axis: Callable[[Any], Any]) -> bool:
+    """Both speak on one axis (a scale) and do not say the same things on it."""
+    for name in {axis(x) for x in a} & {axis(x) for x in b}:
+        if {x for x in a if axis(x) == name} != {x for x in b if axis(x) == name}:
+            return True
+    return False
 
 
 def agrees(cached: str, new: str) -> bool:
     return disagreement(cached, new) is None
+
+
+# -- the same words, typed differently ---------------------------------------------------
+
+
+def _within_one_edit(x: str, y: str) -> bool:
+    """One insertion, deletion, substitution or swap of neighbours turns x into y."""
+    if abs(len(x) - len(y)) > 1:
+        return False
+    if len(x) == len(y):
+        diff = [i for i in range(len(x)) if x[i] != y[i]]
+        return len(diff) == 1 or (
+            len(diff) == 2 and diff[1] == diff[0] + 1 and x[diff[0]] == y[diff[1]]
+            and x[diff[1]] == y[diff[0]]
+        )  # fmt: skip
+    short, long = (x, y) if len(x) < len(y) else (y, x)
+    i = 0
+    while i < len(short) and short[i] == long[i]:
+        i += 1
+    return short[i:] == long[i + 1 :]
+
+
+def _typo_of(x: str, y: str) -> bool:
+    """x and y are one word typed two ways: one edit apart (two for long words), both
+    at least five letters long between them, and not two words the guard knows."""
+    if max(len(x), len(y)) < 5 or (x in _SIDE_OF and y in _SIDE_OF):
+        return False
+    if _within_one_edit(x, y):
+        return True
+    if min(len(x), len(y)) < 8:
+        return False
+    return any(_within_one_edit(x[:i] + x[i + 1 :], y) for i in range(len(x)))
+
+
+def same_words(cached: str, new: str) -> bool:
+    """The same content words in both, up to typos ("pasword", "dowload", "suprimer")."""
+    a = list(specifics(cached).roles.sequence)
+    b = list(specifics(new).roles.sequence)
+    if len(a) != len(b) or not a:
+        return False
+    rest = [w for w in b]
+    for word in a:
+        if word in rest:
+            rest.remove(word)
+            continue
+        match = next((w for w in rest if _typo_of(word, w)), None)
+        if match is None:
+            return False
+        rest.remove(match)
+    return not rest

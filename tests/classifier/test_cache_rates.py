@@ -10,6 +10,7 @@ import yaml
 
 from classifier.encoder import Encoder
 from extproc.cache.guard import agrees
+from extproc.cache.wording import canonical
 from extproc.config import CacheConfig
 
 PAIRS = yaml.safe_load(
@@ -19,8 +20,9 @@ DEFAULT = CacheConfig().min_similarity
 
 
 def _cosines(encoder: Encoder, pairs: list[tuple[str, str]]) -> np.ndarray:
-    first = encoder.encode([a for a, _ in pairs])
-    second = encoder.encode([b for _, b in pairs])
+    # The cache embeds questions as the guard reads them (extproc.cache.service._embed).
+    first = encoder.encode([canonical(a) for a, _ in pairs])
+    second = encoder.encode([canonical(b) for _, b in pairs])
     return np.asarray((first * second).sum(axis=1))
 
 
