@@ -223,7 +223,8 @@ def canonical(question: str) -> str:
     """The question as the guard and the embedding see it: folded, without politeness,
     numbers as digits, one spelling per compound, abbreviation and synonym."""
     text = strip_politeness(fold(question))
-    text = _NUMERO.sub(" numero " if guess_language(question) == "fr" else " number ", text)
+    if _NUMERO.search(text):
+        text = _NUMERO.sub(" numero " if guess_language(question) == "fr" else " number ", text)
     text = _PHRASE.sub(lambda m: _PHRASE_TO[m.group(1)], text)
     text = number_words_as_digits(text)
     text = _COMPOUND.sub(lambda m: _COMPOUNDS[m.group(1).replace("-", " ")], text)
