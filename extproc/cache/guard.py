@@ -400,10 +400,13 @@ def _within_one_edit(x: str, y: str) -> bool:
     return short[i:] == long[i + 1 :]
 
 
-def _typo_of(x: str, y: str) -> bool:
-    """x and y are one word typed two ways: one edit apart (two for long words), both
-    at least five letters long between them, and not two words the guard knows."""
+def _typo_of(x: str, y: str, known: frozenset[str]) -> bool:
+    """x and y are one word typed two ways: one edit apart (two for long words), at
+    least five letters long between them, and not two words the guard or the
+    vocabulary knows ("export" and "expert" are two words)."""
     if max(len(x), len(y)) < 5 or (x in _SIDE_OF and y in _SIDE_OF):
+        return False
+    if x in known and y in known:
         return False
     if _within_one_edit(x, y):
         return True
@@ -412,18 +415,18 @@ def _typo_of(x: str, y: str) -> bool:
     return any(_within_one_edit(x[:i] + x[i + 1 :], y) for i in range(len(x)))
 
 
-def same_words(cached: str, new: str) -> bool:
-    """The same content words in both, up to typos ("pasword", "dowload", "suprimer")."""
-    a = list(specifics(cached).roles.sequence)
-    b = list(specifics(new).roles.sequence)
+def same_words(cached: str, new: str, known: frozenset[str] = frozenset()) -> bool:
+    """The same content words in both, up to typos ("pasword", "dowload", "suprimer");
+    `known`: correctly spelt words (two of them are not a typo of each other)."""
+    a = specifics(cached).roles.written
+    b = specifics(new).roles.written
     if len(a) != len(b) or not a:
         return False
-    rest = [w for w in b]
+    rest = list(b)
     for word in a:
-        if word in rest:
-            rest.remove(word)
-            continue
-        match = next((w for w in rest if _typo_of(word, w)), None)
+        match = next((w for w in rest if order.stem(w) == order.stem(word)), None)
+        if match is None:
+            match = next((w for w in rest if _typo_of(word, w, known)), None)
         if match is None:
             return False
         rest.remove(match)

@@ -92,6 +92,8 @@ class Roles:
     """Per content word, the role of each of its occurrences (in order; "" for none)."""
     fronted: frozenset[int]
     """Positions in `sequence` where a clause before a comma ends (a fronted phrase)."""
+    written: tuple[str, ...]
+    """The content words as written (not stemmed), in their order."""
 
 
 def roles(canonical: str, language: str) -> Roles:
@@ -100,6 +102,7 @@ def roles(canonical: str, language: str) -> Roles:
     markers = {**_EN_MARKERS}
     markers.update(_FR_MARKERS if language == "fr" else _OTHER_MARKERS.get(language, {}))
     words: list[str] = []
+    written: list[str] = []
     word_roles: list[str] = []
     fronted: set[int] = set()
     pending = ""
@@ -125,6 +128,7 @@ def roles(canonical: str, language: str) -> Roles:
         role = pending
         if coordinated and not role and word_roles:
             role = word_roles[-1]
+        written.append(token)
         word = stem(token)
         if genitive and words:
             # "methods of payment" is "payment methods"
@@ -140,7 +144,12 @@ def roles(canonical: str, language: str) -> Roles:
     by_word: dict[str, list[str]] = {}
     for word, role in zip(words, word_roles, strict=True):
         by_word.setdefault(word, []).append(role)
-    return Roles(tuple(words), {w: tuple(r) for w, r in by_word.items()}, frozenset(fronted))
+    return Roles(
+        tuple(words),
+        {w: tuple(r) for w, r in by_word.items()},
+        frozenset(fronted),
+        tuple(written),
+    )
 
 
 def _rotations(sequence: tuple[str, ...], cuts: frozenset[int]) -> set[tuple[str, ...]]:

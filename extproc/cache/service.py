@@ -96,6 +96,8 @@ class ResponseCache:
         self._clock = clock
         self._config: Config | None = None
         self._embedder: Embedder | None = None
+        self._known_words: frozenset[str] = frozenset()
+        """Words the encoder's vocabulary spells: two of them are never one word mistyped."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-embed")
         self._pending: OrderedDict[str, PendingFill] = OrderedDict()
         self._pending_max_age_s = float("inf")  # until configure()
@@ -147,6 +149,8 @@ class ResponseCache:
         semantic = any(r.cache.enabled and r.cache.min_similarity < 1 for r in config.routes)
         if semantic and self._embedder is None:
             self._embedder = load_embedder(config)
+            tokenizer = getattr(self._embedder, "tokenizer", None)
+            self._known_words = tokenizer.words() if tokenizer is not None else frozenset()
         self._config = config
         self._pending_max_age_s = config.envoy.upstream_timeout_s + 10
 
@@ -204,7 +208,9 @@ class ResponseCache:
         for similarity, entry in self.store.nearest(key.scope, vector, SEMANTIC_CANDIDATES):
             if similarity < TYPO_MIN_SIMILARITY:
                 break
-            if similarity < min_similarity and not same_words(entry.question, key.question):
+            if similarity < min_similarity and not same_words(
+                entry.question, key.question, self._known_words
+            ):
                 continue
             reason = disagreement(entry.question, key.question)
             if reason is None:

@@ -45,3 +45,9 @@ def test_no_false_hit_and_most_rewordings_hit(use_encoder: Encoder) -> None:
     assert close_opposites.sum() >= 10  # the guard has real work on this set
     assert false_hits == []
     assert sum(hits) / len(hits) >= 0.8
+
+
+def test_the_vocabulary_tells_spelt_words_from_typos(use_encoder: Encoder) -> None:
+    words = use_encoder.tokenizer.words()
+    assert {"password", "export", "expert", "payment", "compte"} <= words
+    assert not {"pasword", "dowload", "invocie", "paymnet"} & words

@@ -217,6 +217,15 @@ def test_typos_leave_the_same_words(cached: str, new: str, expected: bool) -> No
     assert same_words(new, cached) == expected
 
 
+def test_two_correctly_spelt_words_are_not_a_typo() -> None:
+    # The cache passes the encoder vocabulary's words (tests/classifier/test_cache_rates.py).
+    spelt = frozenset({"export", "expert", "sister", "sitter"})
+    assert same_words("How do I export my data?", "How do I expert my data?")
+    assert not same_words("How do I export my data?", "How do I expert my data?", spelt)
+    assert not same_words("Can my sister collect it?", "Can my sitter collect it?", spelt)
+    assert same_words("Can my sister collect it?", "Can my sistr collect it?", spelt)
+
+
 def test_french_verbs_of_every_group_are_conjugated() -> None:
     assert {"autorise", "autorisons", "autorisee", "autorisent"} <= fr_verb("autoriser")
     assert {"bannit", "bannissons", "bannie", "bannissent"} <= fr_verb("bannir")
