@@ -22,7 +22,7 @@ hit serves a wrong answer. docs/CACHE.md gives its measured rates.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -208,15 +208,59 @@ def _index_groups() -> dict[str, tuple[int, int]]:
 _SIDE_OF = _index_groups()
 
 
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+def _transpositions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1)}
+
+
+def _index_omissions(words: Iterable[str], shortest: int) -> dict[str, frozenset[str]]:
+    """Each word's one-letter deletions -> the words they come from."""
+    index: dict[str, set[str]] = {}
+    for word in words:
+        if len(word) >= shortest and word.isalpha():
+            for variant in _deletions(word):
+                index.setdefault(variant, set()).add(word)
+    return {variant: frozenset(found) for variant, found in index.items()}
+
+
+_OMITTED_SIDE = _index_omissions(_SIDE_OF, 5)
+_OMITTED_PHRASAL = _index_omissions(_PHRASAL_VERBS, 4)
+
+
+def _typo_of_known(
+    word: str, known: Container[str], omitted: dict[str, frozenset[str]]
+) -> frozenset[str]:
+    """The known words `word` is a typo of: a letter dropped, one too many, or two
+    neighbours swapped. Not a changed letter: "clone" must not read as "close"."""
+    found = {w for w in _deletions(word) | _transpositions(word) if w in known}
+    return frozenset(found | omitted.get(word, frozenset()))
+
+
+@lru_cache(maxsize=16384)
+def _misspelt_side(word: str) -> tuple[int, int] | None:
+    """The group side of a word that is a typo of group words all on that side."""
+    read = {_SIDE_OF[w] for w in _typo_of_known(word, _SIDE_OF, _OMITTED_SIDE)}
+    return read.pop() if len(read) == 1 else None
+
+
 def antonym_sides(words: list[str]) -> dict[int, frozenset[int]]:
-    """Per antonym group used in the text, the sides used."""
+    """Per antonym group used in the text, the sides used; a word one typo away from a
+    word of a group counts as that word ("disabel", "désactvier", "trun off", "déverouiller")."""
     sides: dict[int, set[int]] = {}
     for i, word in enumerate(words):
         if word in _PHRASAL_PARTICLES:
-            if i == 0 or words[i - 1] not in _PHRASAL_VERBS:
+            before = words[i - 1] if i else ""
+            if before not in _PHRASAL_VERBS and not _typo_of_known(
+                before, _PHRASAL_VERBS, _OMITTED_PHRASAL
+            ):
                 continue
             word = "+" + word
         found = _SIDE_OF.get(word.replace("'", "")) or _SIDE_OF.get(word.split("'")[-1])
+        if found is None and len(word) >= 5 and word.isalpha():
+            found = _misspelt_side(word)
         if found is not None:
             sides.setdefault(found[0], set()).add(found[1])
     return {group: frozenset(used) for group, used in sides.items()}

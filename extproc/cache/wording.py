@@ -39,7 +39,8 @@ def _alternatives(phrases: list[str]) -> str:
 
 _GREETINGS = [
     "hi", "hello", "hey", "hey there", "hi there", "hello there", "good morning",
-    "good afternoon", "good evening", "dear support", "dear team",
+    "good afternoon", "good evening", "good day", "dear support", "dear team", "hi team",
+    "hello team", "hi support", "hello support",
     "bonjour", "bonsoir", "salut", "coucou", "allo", "cher support", "chere equipe",
 ]  # fmt: skip
 _WRAPPERS = [
@@ -58,6 +59,8 @@ _THANKS = [
     "thanks", "thank you", "thanks a lot", "many thanks", "thanks in advance",
     "thank you very much", "thx", "ty", "cheers", "regards", "best regards",
     "merci", "merci beaucoup", "merci d'avance", "merci par avance", "cordialement",
+    "thanks for your help", "thank you for your help", "have a nice day", "have a good day",
+    "je vous remercie", "merci pour votre aide", "bonne journee", "bonne soiree",
 ]  # fmt: skip
 _GREETING = re.compile(rf"^\s*(?:(?:{_alternatives(_GREETINGS)})\b[\s,!.:]*)+")
 _WRAPPER = re.compile(rf"(?<![\w'-])(?:{_alternatives(_WRAPPERS)})(?![\w'-])[\s,:]*")
@@ -93,6 +96,9 @@ _PHRASES = {
     "customer support": ["customer service", "support team", "help desk", "helpdesk"],
     "service client": ["support client", "assistance client"],
     "changer": ["mettre a jour"],
+    "terms and conditions": ["t&c", "t&cs", "t & c", "terms & conditions"],
+    # ordinals: "1st" reads as "first" (its side in first/last), the others as digits
+    "first": ["1st"], "premier": ["1er"], "premiere": ["1re", "1ere"],
 }  # fmt: skip
 _PHRASE = re.compile(
     r"(?<![\w-])("
@@ -111,6 +117,7 @@ _WORDS = {
     "infos": "informations", "msg": "message", "msgs": "messages", "sub": "subscription",
     "subs": "subscriptions", "addr": "address", "qty": "quantity", "auth": "authentication",
     "tel": "telephone", "appli": "application", "applis": "applications",
+    "tos": "terms of service", "courriel": "email", "courriels": "emails",
     "mdp": "mot de passe", "abo": "abonnement", "pb": "probleme", "pbs": "problemes",
     # support synonyms (EN)
     "bill": "invoice", "bills": "invoices", "update": "change", "updates": "changes",
@@ -203,8 +210,25 @@ def _digits(match: re.Match[str]) -> str:
     return raw if value is None else str(value)
 
 
+_ORDINALS = {
+    **{w: n for n, w in enumerate(_words(
+        ". . second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth"
+    )) if w != "."},
+    **{w: n for n, w in enumerate(_words(
+        ". . deuxieme troisieme quatrieme cinquieme sixieme septieme huitieme neuvieme "
+        "dixieme onzieme douzieme"
+    )) if w != "."},
+}  # fmt: skip
+_ORDINAL = re.compile(r"(?<![\w'])(" + "|".join(_ORDINALS) + r")(?![\w'])")
+_ORDINAL_DIGITS = re.compile(r"(?<![\w'])(\d+)(?:nd|rd|th|e|eme|ieme)(?![\w'])")
+
+
 def number_words_as_digits(folded: str) -> str:
-    return _NUMBER_WORD.sub(_digits, folded)
+    """Cardinals and ordinals (from the second on) as digits: "fourteen" -> 14,
+    "vingt-cinq" -> 25, "third" / "3rd" / "troisième" / "3e" -> 3."""
+    text = _NUMBER_WORD.sub(_digits, folded)
+    text = _ORDINAL.sub(lambda m: str(_ORDINALS[m.group(1)]), text)
+    return _ORDINAL_DIGITS.sub(r"\1", text)
 
 
 # -- all together -----------------------------------------------------------------------

@@ -130,6 +130,11 @@ NORMALISED = [
     ("Le colis pèse-t-il 90 kg ?", "Le colis pèse-t-il quatre-vingt-dix kg ?", SAME),
     ("Can I add 4 users?", "Can I add fourteen users?", OTHER),
     ("Puis-je inviter trois personnes ?", "Puis-je inviter treize personnes ?", OTHER),
+    # ordinals
+    ("What is the 3rd step?", "What is the third step?", SAME),
+    ("Quelle est la troisième étape ?", "Quelle est la 3e étape ?", SAME),
+    ("What is the second step?", "What is the third step?", OTHER),
+    ("Where is the 1st invoice?", "Where is the last invoice?", OTHER),
     # hyphenation and compounds
     ("How do I change my e-mail?", "How do I change my email?", SAME),
     ("How do I sign up?", "How do I signup?", SAME),
@@ -157,6 +162,17 @@ POLITENESS = [
     ("Bonsoir, je voudrais savoir comment annuler. Cordialement", "comment annuler"),
 ]
 
+MISSPELT_OPPOSITES = [
+    # a word one typo away from a word of an antonym group counts as that word
+    ("How do I turn on dark mode?", "How do I trun off dark mode?", OTHER),
+    ("How do I enable backups?", "How do I disabel backups?", OTHER),
+    ("How do I upload my invoice?", "How do I donwload my invoice?", OTHER),
+    ("Comment activer le mode sombre ?", "Comment désactvier le mode sombre ?", OTHER),
+    ("Comment verrouiller mon compte ?", "Comment déverouiller mon compte ?", OTHER),
+    ("How do I enable backups?", "How do I enabel backups?", SAME),
+    ("Comment activer le mode sombre ?", "Comment actvier le mode sombre ?", SAME),
+]
+
 TYPOS = [
     ("How do I reset my password?", "How do I resett my pasword?", SAME),
     ("Where is my receipt?", "Where is my reciept?", SAME),
@@ -178,9 +194,10 @@ def _decide(table: list[tuple[str, str, bool]]) -> list[tuple[str, str, bool]]:
 
 @pytest.mark.parametrize(
     "table",
-    [DIRECTION, COMPARATIVE, PERMISSION, RELATIVE_TIME, PEOPLE, NEGATION_PREFIX, NORMALISED],
+    [DIRECTION, COMPARATIVE, PERMISSION, RELATIVE_TIME, PEOPLE, NEGATION_PREFIX, NORMALISED,
+     MISSPELT_OPPOSITES],
     ids=["direction", "comparative", "permission", "relative_time", "people",
-         "negation_prefix", "normalised"],
+         "negation_prefix", "normalised", "misspelt_opposites"],
 )  # fmt: skip
 def test_each_table_decides_every_case(table: list[tuple[str, str, bool]]) -> None:
     assert _decide(table) == []
