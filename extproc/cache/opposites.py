@@ -298,7 +298,7 @@ _BEFORE_UNIT = {
 _AFTER_UNIT = {
     "dernier": -1, "derniere": -1, "passe": -1, "passee": -1, "precedent": -1,
     "precedente": -1, "prochain": 1, "prochaine": 1, "suivant": 1, "suivante": 1,
-    "courant": 0, "courante": 0, "en cours": 0,
+    "courant": 0, "courante": 0,
 }  # fmt: skip
 
 

@@ -91,7 +91,6 @@ _PHRASES = {
     "cannot": ["am unable to", "is unable to", "are unable to", "unable to", "am not able to",
                "not able to"],
     "ne peux pas": ["n'arrive pas a", "n'arrive pas a", "n'y arrive pas", "ne parviens pas a"],
-    "money back": ["my money back"],
     "refund": ["get a refund", "get my money back", "get money back"],
     "customer support": ["customer service", "support team", "help desk", "helpdesk"],
     "service client": ["support client", "assistance client"],
@@ -179,8 +178,10 @@ _NUMBER_WORD = re.compile(
 
 
 def _value(words: list[str]) -> int | None:
+    if words in (["cent"], ["cents"]):
+        return None  # a coin ("50 cents") as often as a hundred
     total = current = 0
-    for i, word in enumerate(words):
+    for word in words:
         if word in ("quatre-vingt", "quatre-vingts"):
             current += 80
         elif word in _SMALL:
@@ -199,15 +200,20 @@ def _value(words: list[str]) -> int | None:
             continue
         else:
             return None
-        del i
     return total + current
+
+
+_ENGLISH_NUMBERS = frozenset([*_UNITS_EN, *_TENS_EN, "one", "hundred", "thousand"])
 
 
 def _digits(match: re.Match[str]) -> str:
     raw = match.group(1)
     tokens = [t for t in re.split(r"[\s]+|(?<!quatre)-", raw) if t]
+    coin = ""
+    if tokens[-1] in ("cent", "cents") and _ENGLISH_NUMBERS.intersection(tokens):
+        tokens, coin = tokens[:-1], " " + tokens[-1]  # "fifty cents" is 50 cents
     value = _value(tokens)
-    return raw if value is None else str(value)
+    return raw if value is None else str(value) + coin
 
 
 _ORDINALS = {

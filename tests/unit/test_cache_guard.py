@@ -130,6 +130,9 @@ NORMALISED = [
     ("Le colis pèse-t-il 90 kg ?", "Le colis pèse-t-il quatre-vingt-dix kg ?", SAME),
     ("Can I add 4 users?", "Can I add fourteen users?", OTHER),
     ("Puis-je inviter trois personnes ?", "Puis-je inviter treize personnes ?", OTHER),
+    ("Does it cost 50 cents?", "Does it cost fifty cents?", SAME),
+    ("Does it cost 50 cents?", "Does it cost 5 cents?", OTHER),
+    ("Le billet coûte-t-il deux cents euros ?", "Le billet coûte-t-il 200 euros ?", SAME),
     # ordinals
     ("What is the 3rd step?", "What is the third step?", SAME),
     ("Quelle est la troisième étape ?", "Quelle est la 3e étape ?", SAME),
