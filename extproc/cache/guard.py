@@ -1,22 +1,31 @@
-"""The guard against the opposite question: a semantic candidate must agree on polarity
-and specifics, not only be close in meaning.
+"""The guard against the opposite question: a semantic candidate must agree on polarity,
+specifics, direction and roles, not only be close in meaning.
 
 Sentence encoders place "how do I turn on X" and "how do I turn off X" at cosine
-0.93-0.97: similarity alone would serve one's answer to the other. So a candidate
-whose last user message is close enough is a hit only when, compared with the new
-question, it has (in English and French):
+0.93-0.97, "convert USD to EUR" and "convert EUR to USD" at 0.99: similarity alone
+would serve one's answer to the other. Both questions are first written one way
+(extproc.cache.wording: politeness dropped, number words as digits, compounds,
+abbreviations), then a candidate close enough is a hit only when, compared with the
+new question, it has (in English and French):
 
 - the same polarity: an odd count of negations in one and an even count in the
-  other disagree ("not", "never", "without", "can't"; "ne ... pas", "jamais", "sans");
-- no antonym swap: in each group of opposites (on/off, enable/disable, lock/unlock,
-  allow/block, increase/decrease, before/after, monthly/yearly, Monday/Friday...)
-  both use the same side, when both use the group at all;
+  other disagree ("not", "never", "without", "can't"; "ne ... pas", "jamais", "sans"),
+  and no word that is the other's with a negation prefix ("unavailable", "impayée");
+- no antonym swap: in each group of opposites (on/off, enable/disable, allowed/
+  forbidden, increase/decrease, before/after, monthly/yearly, Monday/Friday...)
+  both use the same side, when both use the group at all (a typo of a group's word
+  counts as the word);
 - the same numbers and units ("5 GB" is not "50 GB", nor "5 MB"; "IPv4" is not "IPv6");
 - the same named entities: a word written with a capital inside a sentence, an
-  acronym, or a word with a digit in one must occur in the other ("iPhone" vs "Android").
+  acronym, or a word with a digit in one must occur in the other ("iPhone" vs "Android");
+- the same scales, relative times and people roles when both speak of them
+  (extproc.cache.opposites: "cheapest" vs "most expensive", "today" vs "tomorrow",
+  "mother" vs "grandmother");
+- the same direction and roles, and not merely the same words reordered
+  (extproc.cache.order: "USD to EUR" vs "EUR to USD").
 
 It is deliberately strict: a rewording it refuses costs one model call, a wrong
-hit serves a wrong answer. docs/CACHE.md gives its measured rates.
+hit serves a wrong answer. docs/CACHE.md gives its measured rates and what it cannot see.
 """
 
 from __future__ import annotations
