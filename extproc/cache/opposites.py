@@ -308,7 +308,11 @@ def relative_time(words: list[str]) -> frozenset[tuple[str, object]]:
     found: set[tuple[str, object]] = set()
     for i, word in enumerate(words):
         if word in _DAY_OFFSET:
-            found.add(("day", _DAY_OFFSET[word]))
+            offset = _DAY_OFFSET[word]
+            # "the day after tomorrow", "the day before yesterday"
+            if i >= 2 and words[i - 2] == "day" and words[i - 1] in ("after", "before"):
+                offset += 1 if words[i - 1] == "after" else -1
+            found.add(("day", offset))
         if word in _TIME_OF_DAY:
             found.add(("part", _TIME_OF_DAY[word]))
             if i > 0 and words[i - 1] in ("this", "ce", "cet", "cette"):
@@ -359,6 +363,7 @@ _ROLES = {
     "doctor": "doctor physician medecin docteur",
     "patient": "patient",
     "teacher": "teacher professeur prof enseignant enseignante",
+    "adult": "adult adulte",
     "student": "student pupil eleve etudiant etudiante",
     "customer": "customer client cliente",
     "guest": "guest invite invitee",

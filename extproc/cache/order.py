@@ -173,11 +173,14 @@ def disagreement(a: Roles, b: Roles) -> str | None:
         b.sequence, b.fronted
     ):
         return None  # "On iPhone, how do I..." = "How do I ... on iPhone"
-    # A phrase that only gained or lost its preposition moved with it: "send money to my
-    # mom" = "send my mom money".
+    # A phrase that only gained or lost its preposition moved with it, behind the same
+    # first word: "send money to my mom" = "send my mom money" (but not "transfer points
+    # to my wife" / "my wife transfers points").
     moved = set(changed)
-    if moved and [w for w in a.sequence if w not in moved] == [
-        w for w in b.sequence if w not in moved
-    ]:
+    if (
+        moved
+        and a.sequence[0] == b.sequence[0]  # not moved in front of the verb: a new subject
+        and [w for w in a.sequence if w not in moved] == [w for w in b.sequence if w not in moved]
+    ):
         return None
     return "order"

@@ -31,6 +31,7 @@ DIRECTION = [
     ("Comment passer du forfait mensuel au forfait annuel ?",
      "Comment passer du forfait annuel au forfait mensuel ?", OTHER),
     ("Mon fils peut-il payer mon loyer ?", "Mon loyer peut-il payer mon fils ?", OTHER),
+    ("Can I transfer my points to my wife?", "Can my wife transfer her points to me?", OTHER),
     ("¿Cómo cambio dólares a pesos?", "¿Cómo cambio pesos a dólares?", OTHER),
     # what keeps the question: the same roles, a neutral reordering
     ("How do I convert USD to EUR?", "How can I convert USD to EUR?", SAME),
@@ -84,6 +85,7 @@ RELATIVE_TIME = [
     ("What did I spend last month?", "What did I spend this month?", OTHER),
     ("Can I book for next week?", "Can I book for next month?", OTHER),
     ("Is there a train tonight?", "Is there a train this morning?", OTHER),
+    ("Will it come the day after tomorrow?", "Will it come tomorrow?", OTHER),
     ("Was I billed yesterday?", "Was I billed the day before?", SAME),  # no relative day
     ("Le magasin est-il ouvert demain ?", "Le magasin est-il ouvert après-demain ?", OTHER),
     ("Mes dépenses de la semaine dernière ?", "Mes dépenses de la semaine prochaine ?", OTHER),
@@ -120,6 +122,18 @@ NEGATION_PREFIX = [
     ("Ce code est-il lisible ?", "Ce code est-il illisible ?", OTHER),
     ("How do I install the printer?", "How can I install the printer?", SAME),
     ("Where is my invoice?", "Where can I find my invoice?", SAME),
+]
+
+OTHER_OPPOSITES = [
+    ("Why is my balance negative?", "Why is my balance positive?", OTHER),
+    ("Can I pay with a credit card?", "Can I pay with a debit card?", OTHER),
+    ("Is the app free?", "Is the app paid?", OTHER),
+    ("Is this a major update?", "Is this a minor update?", OTHER),
+    ("Le solde est-il négatif ?", "Le solde est-il positif ?", OTHER),
+    ("L'application est-elle gratuite ?", "L'application est-elle payante ?", OTHER),
+    ("Les frais à l'étranger ?", "Les frais nationaux ?", OTHER),
+    ("Is the app free?", "Is the application free?", SAME),
+    ("L'application est-elle gratuite ?", "L'appli est-elle gratuite ?", SAME),
 ]
 
 NORMALISED = [
@@ -198,9 +212,9 @@ def _decide(table: list[tuple[str, str, bool]]) -> list[tuple[str, str, bool]]:
 @pytest.mark.parametrize(
     "table",
     [DIRECTION, COMPARATIVE, PERMISSION, RELATIVE_TIME, PEOPLE, NEGATION_PREFIX, NORMALISED,
-     MISSPELT_OPPOSITES],
+     MISSPELT_OPPOSITES, OTHER_OPPOSITES],
     ids=["direction", "comparative", "permission", "relative_time", "people",
-         "negation_prefix", "normalised", "misspelt_opposites"],
+         "negation_prefix", "normalised", "misspelt_opposites", "other_opposites"],
 )  # fmt: skip
 def test_each_table_decides_every_case(table: list[tuple[str, str, bool]]) -> None:
     assert _decide(table) == []
