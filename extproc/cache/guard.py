@@ -111,7 +111,10 @@ _GROUPS: tuple[tuple[frozenset[str], ...], ...] = (
         _side("less", "fewer", "lower", "+down", "moins",
               en=("decrease", "reduce"), fr=("diminuer", "baisser", "reduire")),
     ),
-    (_side("before", "avant", "earlier", "prior"), _side("after", "apres", "later")),
+    (
+        _side("before", "avant", "earlier", "prior", "within", "sous"),
+        _side("after", "apres", "later", "beyond", "past"),
+    ),
     (
         _side(en=("add", "include"), fr=("ajouter", "inclure")),
         _side(en=("remove", "delete", "exclude"),

@@ -93,6 +93,8 @@ _PHRASES = {
     "ne peux pas": ["n'arrive pas a", "n'arrive pas a", "n'y arrive pas", "ne parviens pas a"],
     "refund": ["get a refund", "get my money back", "get money back"],
     "customer support": ["customer service", "support team", "help desk", "helpdesk"],
+    "contact": ["get in touch with", "reach out to", "get hold of"],
+    "2 times": ["twice"], "3 times": ["thrice"],
     "service client": ["support client", "assistance client"],
     "changer": ["mettre a jour"],
     "terms and conditions": ["t&c", "t&cs", "t & c", "terms & conditions"],

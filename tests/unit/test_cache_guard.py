@@ -132,6 +132,13 @@ OTHER_OPPOSITES = [
     ("Le solde est-il négatif ?", "Le solde est-il positif ?", OTHER),
     ("L'application est-elle gratuite ?", "L'application est-elle payante ?", OTHER),
     ("Les frais à l'étranger ?", "Les frais nationaux ?", OTHER),
+    ("Can I cancel within 24 hours?", "Can I cancel after 24 hours?", OTHER),
+    ("Why was I charged twice?", "Why was I charged once?", OTHER),
+    (
+        "Dois-je changer mon mot de passe avant la mise à jour ?",
+        "Faut-il changer mon mot de passe avant la mise à jour ?",
+        SAME,
+    ),
     ("Is the app free?", "Is the application free?", SAME),
     ("L'application est-elle gratuite ?", "L'appli est-elle gratuite ?", SAME),
 ]
