@@ -428,7 +428,8 @@ def disagreement(cached: str, new: str) -> str | None:
     if a.units != b.units:
         return "unit"
     for entity in a.entities ^ b.entities:
-        if not all(part in a.words and part in b.words for part in _WORD.findall(entity)):
+        parts = _WORD.findall(entity)
+        if not all(_has(part, a.words) and _has(part, b.words) for part in parts):
             return "entity"
     if _differ_on_axis(a.scales, b.scales, lambda scale: scale[0]):
         return "comparative"
@@ -441,6 +442,11 @@ def disagreement(cached: str, new: str) -> str | None:
     ):
         return "negation"
     return order.disagreement(a.roles, b.roles)
+
+
+def _has(word: str, words: frozenset[str]) -> bool:
+    """The word, or its singular or plural ("Sunday" in "on Sundays")."""
+    return word in words or word + "s" in words or (word.endswith("s") and word[:-1] in words)
 
 
 def _differ_on_axis(a: frozenset, b: frozenset, axis: Callable[[Any], Any]) -> bool:

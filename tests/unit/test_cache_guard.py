@@ -154,6 +154,8 @@ NORMALISED = [
     ("Does it cost 50 cents?", "Does it cost fifty cents?", SAME),
     ("Does it cost 50 cents?", "Does it cost 5 cents?", OTHER),
     ("Le billet coûte-t-il deux cents euros ?", "Le billet coûte-t-il 200 euros ?", SAME),
+    ("Are you open on Sunday?", "Are you open on Sundays?", SAME),  # a name in the plural
+    ("Are you open on Sunday?", "Are you open on Saturdays?", OTHER),
     # ordinals
     ("What is the 3rd step?", "What is the third step?", SAME),
     ("Quelle est la troisième étape ?", "Quelle est la 3e étape ?", SAME),
