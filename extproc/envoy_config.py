@@ -402,6 +402,8 @@ def _forward(config: Config, target: Target) -> dict[str, Any]:
     forward["route"]["retry_policy"] = {
         **retry,
         "num_retries": len(target.attempts) - 1,
+        # The next attempt is another backend: no reason to wait Envoy's default 25 ms.
+        "retry_back_off": {"base_interval": "0.001s", "max_interval": "0.005s"},
         # Each retry goes to the next backend (the next priority of the aggregate cluster).
         "retry_priority": {
             "name": "envoy.retry_priorities.previous_priorities",
@@ -930,7 +932,9 @@ def _static(config: Config) -> dict[str, Any]:
 def bootstrap(config: Config) -> dict[str, Any]:
     """What `switchyard envoy` writes: Envoy's static part, the rest from switchyard (ADS)."""
     resources(config)  # refuses what switchyard could not serve, before Envoy starts
-    ads = {"ads": {}, "resource_api_version": "V3"}
+    # initial_fetch_timeout 0: Envoy is not ready (GET /ready) until switchyard has served it
+    # a config, rather than live with no listener after 15 s.
+    ads = {"ads": {}, "resource_api_version": "V3", "initial_fetch_timeout": "0s"}
     listeners = []
     if config.envoy.stats_listen is not None:
         listeners.append(_stats_listener(config.envoy.stats_listen))

@@ -49,7 +49,10 @@ def test_the_xds_bootstrap_holds_only_what_never_changes_with_a_reload() -> None
     ads = static["dynamic_resources"]["ads_config"]["grpc_services"][0]["envoy_grpc"]
     assert ads["cluster_name"] == "_switchyard_xds"
     for kind in ("cds_config", "lds_config"):
-        assert static["dynamic_resources"][kind] == {"ads": {}, "resource_api_version": "V3"}
+        source = static["dynamic_resources"][kind]
+        assert source["ads"] == {} and source["resource_api_version"] == "V3"
+        # Not ready before switchyard served a config: no listener-less live Envoy.
+        assert source["initial_fetch_timeout"] == "0s"
     backends = {b.name for b in config.backends}
     assert not backends & set(clusters)
 
