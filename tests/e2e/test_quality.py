@@ -138,6 +138,7 @@ def scores_posted(stack: Stack, replies: list[Reply], score: Any) -> None:
         assert status == 200
 
 
+@pytest.mark.long
 def test_same_scores_for_both_cohorts_do_not_roll_back_over_minutes(fresh: Stack) -> None:
     """A/A for two minutes: traffic and scores from one distribution for both cohorts,
     the window sliding over them (bench/canary_sim.py --quality covers hours)."""
