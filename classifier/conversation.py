@@ -40,16 +40,21 @@ class TurnPolicy:
 
 
 def combine_turns(
-    scores: np.ndarray, follow_up: Sequence[bool], threshold: float, policy: TurnPolicy
+    scores: np.ndarray,
+    follow_up: Sequence[bool],
+    threshold: float | np.ndarray,
+    policy: TurnPolicy,
 ) -> np.ndarray:
-    """Return the label-score vector the conversation's decision is made on."""
+    """Return the label-score vector the conversation's decision is made on. ``threshold``:
+    one for all labels or one per label (the last message's best label's applies)."""
     if scores.ndim != 2 or len(scores) == 0 or len(follow_up) != len(scores):
         raise ValueError("need one score row and one follow-up flag per message")
     last: np.ndarray = scores[-1]
     if len(scores) == 1:
         return last
-    best = float(last.max())
-    if best >= threshold + policy.switch_margin:
+    best = int(last.argmax())
+    limit = float(threshold[best]) if isinstance(threshold, np.ndarray) else threshold
+    if float(last[best]) >= limit + policy.switch_margin:
         return last
     window = scores[-policy.window :]
     flags = np.asarray(follow_up[-policy.window :], dtype=bool)

@@ -75,7 +75,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         runtime = build_runtime(config, Rollouts(), Metrics())
         if runtime.threshold_note:
-            print(f"classifier: encoder {config.classifier.encoder}; {runtime.threshold_note}")
+            print(f"classifier: encoder {config.classifier.encoder}")
+            for line in runtime.threshold_note.splitlines():
+                print(f"  {line}")
     routes = ", ".join(route.name for route in config.routes) or "none"
     print(f"{args.config}: OK ({len(config.labels)} labels, routes: {routes})")
     return 0
@@ -135,7 +137,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
     config = _load(args.config)
     classifier = load_label_classifier(config)
     if args.explain:
-        print(f"encoder {config.classifier.encoder}; {classifier.explain_threshold()}")
+        print(f"encoder {config.classifier.encoder}")
+        for line in classifier.explain_threshold().splitlines():
+            print(f"  {line}")
     for prediction in classifier.classify(args.text):
         runner_up = (
             f"  (runner-up {prediction.runner_up} {prediction.runner_up_score:.3f})"
@@ -146,7 +150,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
         if args.explain:
             side = "<" if prediction.label == config.classifier.fallback else ">="
             asked = ", with the second opinion" if prediction.second_opinion else ""
-            why = f"  [best score {side} threshold {classifier.threshold:.3f}{asked}]"
+            best = prediction.runner_up if side == "<" else prediction.label
+            limit = classifier.thresholds[classifier.labels.index(best)] if best else 0.0
+            why = f"  [best score {side} {best}'s threshold {limit:.3f}{asked}]"
         print(f"{prediction.label} {prediction.score:.3f}{runner_up}{why}")
     return 0
 

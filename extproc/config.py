@@ -216,8 +216,11 @@ class ClassifierConfig(Model):
     most of the ensemble's gain on English intents and exam topics, with MiniLM's inference
     paid by 3-45 % of English prompts (our label sets) instead of all."""
     threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
-    """Score under which a prompt gets the fallback. Omitted: calibrated from the labels'
-    own examples when the model loads (`switchyard check --model` prints it and why)."""
+    """Score under which a prompt gets the fallback, for every label that sets no threshold
+    of its own. Omitted: each label's is calibrated from its own examples against the other
+    labels' and a neutral corpus when the model loads; a label with fewer than 6 examples
+    gets the threshold calibrated from all labels' examples pooled (`switchyard check
+    --model` prints each label's threshold and why)."""
     fallback: Name = "other"
     max_tokens: int = Field(default=128, ge=8, le=512)
     cache_size: int = Field(default=10_000, ge=0)
@@ -232,6 +235,8 @@ class LabelConfig(Model):
     description: str | None = None
     examples: list[str] = Field(min_length=1)
     action: Literal["route", "block"] = "route"
+    threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
+    """This label's score threshold, over classifier.threshold and the calibration."""
 
 
 class PriceConfig(Model):

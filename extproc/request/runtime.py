@@ -38,7 +38,12 @@ def load_label_classifier(config: Config) -> LabelClassifier | SequenceClassifie
 
     spec = config.classifier
     labels = [
-        Label(name=label.name, examples=tuple(label.examples), description=label.description)
+        Label(
+            name=label.name,
+            examples=tuple(label.examples),
+            description=label.description,
+            threshold=label.threshold,
+        )
         for label in config.labels
     ]
     classifier = load_classifier(
@@ -50,7 +55,8 @@ def load_label_classifier(config: Config) -> LabelClassifier | SequenceClassifie
         threads=config.server.classify_threads,
         encoder=spec.encoder,
     )
-    log.info("classifier: encoder %s; %s", spec.encoder, classifier.explain_threshold())
+    for line in classifier.explain_threshold().splitlines():
+        log.info("classifier: encoder %s; %s", spec.encoder, line)
     return classifier
 
 

@@ -64,7 +64,9 @@ def test_fallback_reports_best_real_label(classifier: LabelClassifier) -> None:
     (pred,) = classifier.classify(["Write a short poem about the autumn leaves."])
     assert pred.label == "other"
     assert pred.runner_up in classifier.labels
-    assert pred.score == pred.runner_up_score < classifier.threshold
+    assert pred.runner_up is not None
+    limit = classifier.thresholds[classifier.labels.index(pred.runner_up)]
+    assert pred.score == pred.runner_up_score < limit
 
 
 def test_accepted_prediction_has_lower_runner_up(classifier: LabelClassifier) -> None:
