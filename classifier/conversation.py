@@ -3,6 +3,9 @@
 Input: one score vector per user message, oldest first, and for each message whether it
 looks like a content-free follow-up ("ok, do it", "and the second one?"). The rule:
 
+0. Acknowledgments ("ok thanks", "merci", "got it": ``classifier.text.is_acknowledgment``)
+   are left out before scoring (``without_acknowledgments``): they never move a
+   conversation, by rule rather than because their scores happen to stay low.
 1. A last message that clearly matches a label (best score >= threshold + switch_margin)
    decides alone: the user is asking about that now, whatever came before.
 2. A last message that is a follow-up keeps the earlier topic: it gets a tiny weight in a
@@ -19,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from classifier.text import is_acknowledgment
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,13 @@ class TurnPolicy:
     def __post_init__(self) -> None:
         if not 0 < self.decay <= 1 or self.window < 1 or not 0 <= self.follow_up_weight <= 1:
             raise ValueError(f"invalid turn policy {self!r}")
+
+
+def without_acknowledgments(messages: Sequence[str]) -> list[str]:
+    """The messages that say something: acknowledgments left out, unless nothing else is
+    there (a conversation of "ok" alone is decided on "ok", i.e. usually the fallback)."""
+    kept = [m for m in messages if not is_acknowledgment(m)]
+    return kept or list(messages)
 
 
 def combine_turns(

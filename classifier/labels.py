@@ -28,7 +28,7 @@ from classifier.calibrate import (
     calibrate,
     calibrate_label,
 )
-from classifier.conversation import TurnPolicy, combine_turns
+from classifier.conversation import TurnPolicy, combine_turns, without_acknowledgments
 from classifier.decision import check_settings, decide
 from classifier.encoder import MODEL_FILE, Encoder
 from classifier.errors import LabelError, ModelLoadError
@@ -451,7 +451,7 @@ class LabelClassifier:
     def classify_conversations(self, conversations: Sequence[Sequence[str]]) -> list[Prediction]:
         """One prediction per conversation, given its user messages oldest -> newest."""
         window = self.turn_policy.window
-        recent = [list(conv)[-window:] for conv in conversations]
+        recent = [without_acknowledgments(conv)[-window:] for conv in conversations]
         flat = [message for conv in recent for message in conv]
         # Every message of every conversation at once.
         follow_up_needed = any(len(conv) > 1 for conv in recent)

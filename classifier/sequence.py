@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier.conversation import TurnPolicy, combine_turns
+from classifier.conversation import TurnPolicy, combine_turns, without_acknowledgments
 from classifier.decision import check_settings, decide
 from classifier.errors import InferenceError, LabelError, ModelLoadError
 from classifier.onnx_io import open_session, run_model
@@ -122,7 +122,7 @@ class SequenceClassifier:
         a message the model is unsure about (best probability under the threshold) counts as
         a content-free follow-up."""
         window = self.turn_policy.window
-        recent = [list(conv)[-window:] for conv in conversations]
+        recent = [without_acknowledgments(conv)[-window:] for conv in conversations]
         probs = self.probabilities([m for conv in recent for m in conv])
         predictions: list[Prediction] = []
         start = 0
