@@ -119,6 +119,8 @@ _SCRIPTS: tuple[tuple[str, str], ...] = (
     ("ja", "\u3040-\u30ff"),  # kana; kanji alone read as Chinese
     ("zh", "\u4e00-\u9fff"),
 )
+# Every code guess_language can give.
+LANGUAGES = frozenset(_FUNCTION_WORDS) | frozenset(_LETTERS) | {lang for lang, _ in _SCRIPTS}
 _NON_LATIN = re.compile(f"[{''.join(ranges for _, ranges in _SCRIPTS)}]")
 _SCRIPT_OF = [(lang, re.compile(f"[{ranges}]")) for lang, ranges in _SCRIPTS]
 
