@@ -317,6 +317,10 @@ class LabelClassifier:
         ]
         self.thresholds = np.array([t.value for t in self.label_thresholds], dtype=np.float64)
 
+    def example_counts(self) -> list[int]:
+        """Each label's number of examples."""
+        return [t.n_examples for t in self.label_thresholds]
+
     def leave_one_out_recall(self) -> np.ndarray:
         """Per label, the share of its examples routed to it when each is left out of it
         and classified as a prompt (its label wins and clears its threshold)."""

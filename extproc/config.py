@@ -238,6 +238,9 @@ class LabelConfig(Model):
     action: Literal["route", "block"] = "route"
     threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
     """This label's score threshold, over classifier.threshold and the calibration."""
+    force: bool = False
+    """For `action: block`: accept a config change that lowers the share of this label's
+    examples it still blocks (each left out of it). Without it such a reload is refused."""
 
 
 class PriceConfig(Model):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from extproc.config import Config
+from extproc.errors import ConfigError, ConfigIssue
 from extproc.metrics import Metrics
 from extproc.request.adapt import BackendAdapter, compile_adapters
 from extproc.request.classify import BatchingClassifier
@@ -87,6 +88,34 @@ def build_runtime(config: Config, rollouts: Rollouts, metrics: Metrics) -> Runti
         adapters=compile_adapters(config),
         threshold_note=note,
     )
+
+
+def check_blocks(source: str, old: Runtime, new: Runtime) -> None:
+    """Raise ConfigError when new would block less of a block label's own examples than
+    old does (leave-one-out), unless that label says `force: true`."""
+    if old.classifier is None or new.classifier is None:
+        return
+    from classifier.changes import weakened
+    from classifier.labels import LabelClassifier
+
+    before, after = old.classifier.classifier, new.classifier.classifier
+    if not isinstance(before, LabelClassifier) or not isinstance(after, LabelClassifier):
+        return
+    blocks = {
+        label.name: index
+        for index, label in enumerate(new.config.labels)
+        if label.action == "block" and not label.force
+    }
+    issues = [
+        ConfigIssue(
+            f"labels[{blocks[change.label]}]",
+            f"{change.label} (action: block): {change.explain()}; a change that lets more of "
+            "what it blocks through is refused (set force: true on the label to accept it)",
+        )
+        for change in weakened(before, after, blocks)
+    ]
+    if issues:
+        raise ConfigError(source, issues)
 
 
 class RuntimeHolder:
