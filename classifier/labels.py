@@ -293,6 +293,7 @@ class LabelClassifier:
         # config's thresholds, so `switchyard tune` can sweep thresholds over them.
         self._first_thresholds: np.ndarray | None = None
         self._example_languages = langs[: len(texts)]
+        self._example_texts = texts
         self.simulation: Simulation | None = None
         calibrate_needed = threshold is None and any(label.threshold is None for label in labels)
         if calibrate_needed or any(m.second_opinion for m in self._members):
@@ -317,6 +318,26 @@ class LabelClassifier:
         ]
         self.thresholds = np.array([t.value for t in self.label_thresholds], dtype=np.float64)
 
+    def example_decisions(self) -> dict[str, tuple[str, str]]:
+        """Each example text: (its label, the label decided for it when it is left out of
+        its label and classified as a prompt; the fallback under the threshold)."""
+        sim = self.leave_one_out_simulation()
+        rows = np.arange(len(sim.own))
+        best = sim.in_scope.argmax(axis=1)
+        routed = sim.in_scope[rows, best] >= self.thresholds[best]
+        return {
+            text: (self._names[own], self._names[b] if ok else self.fallback)
+            for text, own, b, ok in zip(
+                self._example_texts, sim.own.tolist(), best.tolist(), routed.tolist(), strict=True
+            )
+        }
+
+    def leave_one_out_simulation(self) -> Simulation:
+        """The calibration's simulation (computed now if the thresholds are all set)."""
+        if self.simulation is None:
+            self.simulation = self._simulate(self._example_languages, self._first_thresholds)
+        return self.simulation
+
     def example_counts(self) -> list[int]:
         """Each label's number of examples."""
         return [t.n_examples for t in self.label_thresholds]
@@ -324,9 +345,7 @@ class LabelClassifier:
     def leave_one_out_recall(self) -> np.ndarray:
         """Per label, the share of its examples routed to it when each is left out of it
         and classified as a prompt (its label wins and clears its threshold)."""
-        if self.simulation is None:  # thresholds all set in the config: simulated on demand
-            self.simulation = self._simulate(self._example_languages, self._first_thresholds)
-        sim = self.simulation
+        sim = self.leave_one_out_simulation()
         scores = sim.in_scope[np.arange(len(sim.own)), sim.own]
         routed = (sim.in_scope.argmax(axis=1) == sim.own) & (scores >= self.thresholds[sim.own])
         return np.array([routed[sim.own == i].mean() for i in range(len(self._names))])

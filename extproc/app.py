@@ -21,7 +21,7 @@ from extproc.envoy_config import render
 from extproc.errors import ConfigError
 from extproc.http_api import HttpApi
 from extproc.metrics import Metrics
-from extproc.request.runtime import RuntimeHolder, build_runtime, check_blocks
+from extproc.request.runtime import RuntimeHolder, build_runtime, check_reload
 from extproc.rollout.analysis import Status, Verdict, analyze
 from extproc.rollout.canary import CanaryState, Phase, RolloutError, Rollouts, hold_met
 from extproc.rollout.envoy_stats import EnvoyRouteStats
@@ -98,7 +98,7 @@ class Switchyard:
         try:
             config = load_config(self.config_path)
             runtime = build_runtime(config, self.rollouts, self.metrics)
-            check_blocks(str(self.config_path), self.runtimes.current, runtime)
+            check_reload(str(self.config_path), self.runtimes.current, runtime)
             self.cache.configure(config)
         except ConfigError as exc:
             self.metrics.config_reloads.labels("failure").inc()

@@ -62,6 +62,8 @@ def _warn_insecure(config: Config) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    if args.diff:
+        return _check_diff(args.diff[0], args.diff[1], args.prompts)
     config = _load(args.config)
     _warn_insecure(config)
     issues = environment_issues(config, os.environ)
@@ -80,6 +82,45 @@ def cmd_check(args: argparse.Namespace) -> int:
                 print(f"  {line}")
     routes = ", ".join(route.name for route in config.routes) or "none"
     print(f"{args.config}: OK ({len(config.labels)} labels, routes: {routes})")
+    return 0
+
+
+def _read_prompts(path: str) -> list[str]:
+    """One prompt per line; a JSON object line gives its "text" (a JSONL eval set)."""
+    prompts = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            line = str(json.loads(line).get("text", ""))
+        if line:
+            prompts.append(line)
+    return prompts
+
+
+def _check_diff(old_path: str, new_path: str, prompts_path: str | None) -> int:
+    """What NEW changes for each label of OLD, and whether a reload would be refused."""
+    from classifier.changes import moves
+    from classifier.labels import LabelClassifier
+    from extproc.request.runtime import block_issues, load_label_classifier
+
+    old_config, new_config = _load(old_path), _load(new_path)
+    try:
+        prompts = _read_prompts(prompts_path) if prompts_path else []
+    except (OSError, ValueError, AttributeError) as exc:
+        print(f"switchyard: --prompts {prompts_path}: {exc}", file=sys.stderr)
+        return 2
+    old, new = load_label_classifier(old_config), load_label_classifier(new_config)
+    if not isinstance(old, LabelClassifier) or not isinstance(new, LabelClassifier):
+        print("switchyard: --diff compares example-based classifiers only", file=sys.stderr)
+        return 2
+    print(f"{old_path} -> {new_path}" + (f", {len(prompts)} prompts" if prompts else ""))
+    for change in moves(old, new, prompts):
+        print(f"  {change.explain()}")
+    issues = block_issues(old, new, new_config)
+    if issues:
+        print(ConfigError(new_path, issues), file=sys.stderr)
+        return 1
+    print(f"{new_path}: a reload from {old_path} would be accepted")
     return 0
 
 
@@ -334,6 +375,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
     p = with_config(sub.add_parser("check", help="validate a config; non-zero exit when invalid"))
     p.add_argument("--model", action="store_true", help="also load the classifier model")
+    p.add_argument(
+        "--diff",
+        nargs=2,
+        metavar=("OLD", "NEW"),
+        help="per label, what NEW changes from OLD (thresholds, decisions that move); "
+        "non-zero exit when a reload from OLD to NEW would be refused",
+    )
+    p.add_argument("--prompts", help="with --diff: a file of prompts (one a line, or JSONL)")
     p.set_defaults(func=cmd_check)
     p = with_config(sub.add_parser("envoy", help="render Envoy's bootstrap from the config"))
     p.add_argument("-o", "--output", help="write to this file instead of stdout")

@@ -223,6 +223,9 @@ class ClassifierConfig(Model):
     gets the threshold calibrated from all labels' examples pooled (`switchyard check
     --model` prints each label's threshold and why)."""
     fallback: Name = "other"
+    warn_moved_percent: float = Field(default=10.0, ge=0, le=100)
+    """On a reload, a warning names each label whose examples change decision (each left
+    out of its label) in a larger share than this; every label gets an info line."""
     max_tokens: int = Field(default=128, ge=8, le=512)
     cache_size: int = Field(default=10_000, ge=0)
     max_batch: int = Field(default=16, ge=1, le=256)

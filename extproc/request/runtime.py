@@ -90,23 +90,48 @@ def build_runtime(config: Config, rollouts: Rollouts, metrics: Metrics) -> Runti
     )
 
 
-def check_blocks(source: str, old: Runtime, new: Runtime) -> None:
-    """Raise ConfigError when new would block less of a block label's own examples than
-    old does (leave-one-out), unless that label says `force: true`."""
+def check_reload(source: str, old: Runtime, new: Runtime) -> None:
+    """Before new replaces old: raise ConfigError when new would block less of a block
+    label's own examples than old does (leave-one-out), unless that label says `force:
+    true`; else log what moves, one line per label, and warn when a label's examples move
+    more than classifier.warn_moved_percent."""
     if old.classifier is None or new.classifier is None:
         return
-    from classifier.changes import weakened
+    from classifier.changes import moves
     from classifier.labels import LabelClassifier
 
     before, after = old.classifier.classifier, new.classifier.classifier
     if not isinstance(before, LabelClassifier) or not isinstance(after, LabelClassifier):
         return
+    issues = block_issues(before, after, new.config)
+    if issues:
+        raise ConfigError(source, issues)
+    limit = new.config.classifier.warn_moved_percent
+    for change in moves(before, after):
+        if change.examples and 100 * change.examples_moved_share > limit:
+            log.warning(
+                "reload: more than %g %% of label %s's examples change decision: %s",
+                limit,
+                change.label,
+                change.explain(),
+            )
+        else:
+            log.info("reload: %s", change.explain())
+
+
+def block_issues(
+    before: LabelClassifier, after: LabelClassifier, config: Config
+) -> list[ConfigIssue]:
+    """One issue per block label of config (without force) whose leave-one-out recall is
+    lower in after than in before."""
+    from classifier.changes import weakened
+
     blocks = {
         label.name: index
-        for index, label in enumerate(new.config.labels)
+        for index, label in enumerate(config.labels)
         if label.action == "block" and not label.force
     }
-    issues = [
+    return [
         ConfigIssue(
             f"labels[{blocks[change.label]}]",
             f"{change.label} (action: block): {change.explain()}; a change that lets more of "
@@ -114,8 +139,6 @@ def check_blocks(source: str, old: Runtime, new: Runtime) -> None:
         )
         for change in weakened(before, after, blocks)
     ]
-    if issues:
-        raise ConfigError(source, issues)
 
 
 class RuntimeHolder:

@@ -96,6 +96,9 @@ def test_a_big_label_added_live_moves_no_route_or_block_and_a_weaker_block_is_re
         medical, blocked = _routed(stack)
         assert medical >= 8 and blocked >= 9, (medical, blocked)
         assert stack.client.chat("Is the navy hoodie in stock in size M?").backend == "cheap"
+        # One info line per label says what moved.
+        log = stack.log("switchyard")
+        assert "reload: medical: threshold" in log and "reload: catalogue: new label" in log
 
         # The jailbreak label's own threshold raised: it would let its own examples through.
         # (Without the catalogue: embedding its 3,000 examples again would only cost time.)
@@ -109,7 +112,10 @@ def test_a_big_label_added_live_moves_no_route_or_block_and_a_weaker_block_is_re
         medical, blocked = _routed(stack)  # the previous config still serves
         assert medical >= 8 and blocked >= 9, (medical, blocked)
 
-        jailbreak["force"] = True  # said explicitly: accepted
+        jailbreak["force"] = True  # said explicitly: accepted, with a warning
         _reload(stack, weaker, "success")
+        assert "more than 10 % of label jailbreak's examples change decision" in stack.log(
+            "switchyard"
+        )
         reply = stack.client.chat(JAILBREAK[0])
         assert reply.status == 200, reply.body
