@@ -86,8 +86,8 @@ def _mean_over_members(
 # within SECOND_OPINION_MARGIN of the runner-up (the ranking is in doubt) and scores no
 # more than SECOND_OPINION_REACH under their threshold (the prompt might be routed): the
 # other prompts keep the first encoders' scores and cost one inference. Chosen on the dev
-# sets (docs/CLASSIFIER.md, "Fourth round"): margins 0.04-0.06 are one plateau; without
-# the reach, the clearly out-of-scope prompts asked for a second opinion too.
+# sets (docs/research/2026-classifier-log.md, "Fourth round"): margins 0.04-0.06 are one
+# plateau; without the reach, the clearly out-of-scope prompts asked for a second opinion.
 SECOND_OPINION_MARGIN = 0.05
 SECOND_OPINION_REACH = 0.10
 
@@ -109,8 +109,9 @@ _ScoreJobs = Callable[[list[tuple["_Member", np.ndarray]]], list[np.ndarray]]
 
 
 # A calibrated label's threshold: this share of its own calibration, the rest the median
-# calibrated label's (``_calibrate_all``). Chosen on the dev sets (docs/CLASSIFIER.md):
-# alone (1.0), exam subjects and close intents lost 4-12 points of in-scope accuracy.
+# calibrated label's (``_calibrate_all``). Compared on bench/quality.py's sets, held-out
+# ones included (docs/research/2026-classifier-log.md, sixth round): alone (1.0), exam
+# subjects (topics13, exam14_fr) and French intents lost 5-10 points in scope.
 OWN_SHARE = 0.5
 
 
@@ -514,7 +515,7 @@ class EncoderSpec(NamedTuple):
 USE_CENTROID_WEIGHT = 0.7
 # all-MiniLM-L6-v2 is English-only: in the ensemble it scores English prompts (where it
 # lifts topic and fine-grained intent ranking) and leaves the others to USE, whose French
-# it would drag down (docs/CLASSIFIER.md).
+# it would drag down (docs/research/2026-classifier-log.md).
 ENCODERS: dict[str, tuple[EncoderSpec, ...]] = {
     "minilm": (EncoderSpec("", CENTROID_WEIGHT, None),),
     "use": (EncoderSpec(USE_SUBDIR, USE_CENTROID_WEIGHT, None),),
@@ -523,7 +524,8 @@ ENCODERS: dict[str, tuple[EncoderSpec, ...]] = {
         EncoderSpec(USE_SUBDIR, USE_CENTROID_WEIGHT, None),
     ),
     # USE for every prompt, MiniLM's view averaged in for the English prompts USE is unsure
-    # of: most of the ensemble's gain for a fraction of its inference (docs/CLASSIFIER.md).
+    # of: most of the ensemble's gain for a fraction of its inference
+    # (docs/research/2026-classifier-log.md).
     "use+minilm-when-unsure": (
         EncoderSpec(USE_SUBDIR, USE_CENTROID_WEIGHT, None),
         EncoderSpec("", CENTROID_WEIGHT, frozenset({ENGLISH}), second_opinion=True),

@@ -209,10 +209,11 @@ class ClassifierConfig(Model):
     encoder: Literal["minilm", "use", "minilm+use", "use+minilm-when-unsure"] = (
         "use+minilm-when-unsure"
     )
-    """Sentence encoder(s) inside `model` (docs/CLASSIFIER.md compares them): USE multilingual
-    v3 alone (16 languages, the fastest), all-MiniLM-L6-v2 alone (English), both for every
-    English prompt (`minilm+use`: the mean of their scores; other languages USE's alone), or
-    the default: USE for every prompt and MiniLM averaged in only for the English prompts
+    """Sentence encoder(s) inside `model` (docs/research/2026-classifier-log.md compares
+    them): USE multilingual v3 alone (16 languages, the fastest), all-MiniLM-L6-v2 alone
+    (English), both for every English prompt (`minilm+use`: the mean of their scores; other
+    languages USE's alone), or the default: USE for every prompt and MiniLM averaged in only
+    for the English prompts
     whose best two labels USE scores within 0.05 of each other (and that might be routed):
     most of the ensemble's gain on English intents and exam topics, with MiniLM's inference
     paid by 3-45 % of English prompts (our label sets) instead of all."""
