@@ -227,7 +227,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     classifier = load_label_classifier(config)
     table = sweep(guesses_for(classifier, rows), fallback)
     chosen = choose(table, target_oos_recall=args.target_oos_recall, max_misroute=args.max_misroute)
-    print(f"{args.data}: {len(rows)} rows; now {classifier.explain_threshold()}")
+    print(f"{args.data}: {len(rows)} rows; thresholds now:")
+    for line in classifier.explain_threshold().splitlines():
+        print(f"  {line}")
     print(format_table(table, chosen))
     if chosen is None:
         print("no threshold meets the target on this dev set", file=sys.stderr)
