@@ -19,7 +19,7 @@ from extproc.envoy_config import EnvoyResources, resources
 from extproc.errors import ConfigError
 from extproc.http_api import HttpApi
 from extproc.metrics import Metrics
-from extproc.request.runtime import Runtime, RuntimeHolder, build_runtime
+from extproc.request.runtime import Runtime, RuntimeHolder, build_runtime, check_reload
 from extproc.rollout.canary import CanaryState, RolloutError, Rollouts
 from extproc.rollout.controller import CanaryController
 from extproc.rollout.observe import TrafficStats
@@ -150,6 +150,8 @@ class Switchyard:
         resources as Envoy's own typed messages."""
         config = load_config(self.config_path)
         runtime = build_runtime(config, self.rollouts, self.metrics)
+        # A block label keeps what it blocked (unless the config says force).
+        check_reload(str(self.config_path), self.runtimes.current, runtime)
         served = resources(config)
         snapshot(served)  # a field Envoy's API does not have fails here
         self.cache.configure(config)
