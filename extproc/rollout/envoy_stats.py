@@ -16,32 +16,27 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from extproc import headers as h
-from extproc.envoy_config import RETRY_CLUSTER, VIRTUAL_HOST
+from extproc.envoy_config import VIRTUAL_HOST
 from extproc.rollout.window import Summary, latency_bin
 
 _PREFIX = f"vhost.{VIRTUAL_HOST}.route."
 _COHORTS = (h.CANARY, h.STABLE)
-_STATS = ("upstream_rq_total", "upstream_rq_5xx", "upstream_rq_time")
+_STATS = ("upstream_rq_total", "upstream_rq_5xx", "upstream_rq_time", "upstream_rq_retry")
 ZERO_MS_AS_S = 0.0005
 """Envoy's 0 ms bucket, taken as half a millisecond (a log needs a positive latency)."""
 
 
-_RETRIES = f"cluster.{RETRY_CLUSTER}."
-"""A canary retried on stable (canary.retry_on_stable): its route's stats count stable's
-answer, so each retry Envoy made on the route's retry cluster is a canary failure."""
-
-
 def stats_url(admin: str) -> str:
     pattern = (
-        r"^vhost\." + VIRTUAL_HOST + r"\.route\..*\.(canary|stable)\.upstream_rq_(total|5xx|time)$"
-        r"|^cluster\." + re.escape(RETRY_CLUSTER) + r"\..*\.upstream_rq_retry$"
+        r"^vhost\."
+        + VIRTUAL_HOST
+        + r"\.route\..*\.(canary|stable)\.upstream_rq_(total|5xx|time|retry)$"
     )
     query = urllib.parse.urlencode(
         {"format": "json", "filter": pattern, "histogram_buckets": "detailed"}
@@ -59,6 +54,7 @@ def fetch(admin: str, timeout: float = 2.0) -> dict[str, object]:
 class _Counts:
     total: float = 0
     errors: float = 0
+    retries: float = 0
     buckets: dict[tuple[float, float], float] = field(default_factory=dict)
     """(lower bound ms, width ms) -> count so far."""
 
@@ -74,22 +70,10 @@ def _split(name: str) -> tuple[str, str, str] | None:
     return route, cohort, stat
 
 
-def _retried_route(name: str) -> str | None:
-    """The route of a retry cluster's retry counter (cluster._retry.<route>.<canary>.<stable>)."""
-    if not (name.startswith(_RETRIES) and name.endswith(".upstream_rq_retry")):
-        return None
-    return name[len(_RETRIES) :].split(".", 1)[0]
-
-
 def _counts(data: dict[str, object]) -> dict[tuple[str, str], _Counts]:
     out: dict[tuple[str, str], _Counts] = {}
-    retried: dict[str, float] = {}
     stats = data.get("stats")
     for item in stats if isinstance(stats, list) else []:
-        route = _retried_route(item.get("name", ""))
-        if route is not None and "value" in item:
-            retried[route] = retried.get(route, 0) + item["value"]
-            continue
         if "value" in item:
             parts = _split(item["name"])
             if parts is None:
@@ -99,6 +83,8 @@ def _counts(data: dict[str, object]) -> dict[tuple[str, str], _Counts]:
                 counts.total = item["value"]
             elif parts[2] == "upstream_rq_5xx":
                 counts.errors = item["value"]
+            elif parts[2] == "upstream_rq_retry":
+                counts.retries = item["value"]
         for detail in item.get("histograms", {}).get("details", []):
             parts = _split(detail["name"])
             if parts is None:
@@ -107,8 +93,13 @@ def _counts(data: dict[str, object]) -> dict[tuple[str, str], _Counts]:
             for bucket in detail.get("totals", []):
                 key = (float(bucket["lower_bound"]), float(bucket["width"]))
                 counts.buckets[key] = counts.buckets.get(key, 0) + bucket["count"]
-    for route, count in retried.items():
-        out.setdefault((route, h.CANARY), _Counts()).errors += count
+    # A route's counters count attempts. A retry is a second attempt for the same request:
+    # on a canary route (canary.retry_on_stable) the canary's own failure, whose request
+    # stable answered (and the route's 5xx never saw); on a stable route, a fallback.
+    for (_, cohort), counts in out.items():
+        counts.total -= counts.retries
+        if cohort == h.CANARY:
+            counts.errors += counts.retries
     return out
 
 
