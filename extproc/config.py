@@ -661,6 +661,21 @@ class QualityConfig(Model):
     about 250 bytes of memory."""
 
 
+MODELS_PATH = "/v1/models"
+"""Answered by Envoy itself with the model names clients may use (extproc.envoy_config)."""
+
+
+class PassthroughConfig(Model):
+    """A path the gateway forwards untouched to one backend, with that backend's key: opened
+    on purpose, since every path not named here or in server.chat_paths gets a 404."""
+
+    path: Annotated[str, Field(pattern=r"^/[^?#]*[^/?#]$")]
+    """This path and everything below it (/v1/files covers /v1/files/abc), any method."""
+    backend: Name
+    """The one backend it goes to: never split by weight, so that requests such as
+    embeddings always reach the same model."""
+
+
 class Config(Model):
     server: ServerConfig = ServerConfig()
     envoy: EnvoyConfig = EnvoyConfig()
@@ -674,6 +689,8 @@ class Config(Model):
     analysis: AnalysisConfig = AnalysisConfig()
     quality: QualityConfig = QualityConfig()
     state: StateConfig = StateConfig()
+    passthrough: list[PassthroughConfig] = []
+    """Paths besides the chat paths that Envoy forwards (see PassthroughConfig)."""
 
     def route(self, name: str) -> RouteConfig:
         return next(route for route in self.routes if route.name == name)
@@ -797,6 +814,31 @@ def _cross_reference_issues(cfg: Config) -> list[ConfigIssue]:
                         f"routes[{r}].match", "expected a match (only default_route has none)"
                     )
                 )
+    issues += _passthrough_issues(cfg, backend_names)
+    return issues
+
+
+def _passthrough_issues(cfg: Config, backend_names: set[str]) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    taken = [*cfg.server.chat_paths, MODELS_PATH]
+    for p, passthrough in enumerate(cfg.passthrough):
+        if passthrough.backend not in backend_names:
+            issues.append(
+                ConfigIssue(
+                    f"passthrough[{p}].backend",
+                    f"unknown backend {passthrough.backend!r}; expected one of backends[].name: "
+                    f"{sorted(backend_names)}",
+                )
+            )
+        if passthrough.path in taken:
+            issues.append(
+                ConfigIssue(
+                    f"passthrough[{p}].path",
+                    f"{passthrough.path!r} is already served (a chat path, {MODELS_PATH} or an "
+                    "earlier passthrough): expected another path",
+                )
+            )
+        taken.append(passthrough.path)
     return issues
 
 

@@ -47,12 +47,13 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 from dataclasses import dataclass
 from importlib import resources as package_files
 from typing import Any
 
 from extproc import headers as h
-from extproc.config import BackendConfig, Config, ProcessorTlsConfig, RouteConfig
+from extproc.config import MODELS_PATH, BackendConfig, Config, ProcessorTlsConfig, RouteConfig
 from extproc.errors import ConfigError, ConfigIssue
 from extproc.rollout.sampling import sampling
 from extproc.upstream import stable_split
@@ -389,7 +390,8 @@ def _routed(config: Config) -> list[dict[str, Any]]:
 
 
 def _unrouted(config: Config, version: str) -> list[dict[str, Any]]:
-    """Requests switchyard has not routed yet (or at all: fail-open), then everything else.
+    """Chat requests switchyard has not routed yet (or at all: fail-open), then the few
+    other endpoints the gateway serves, then a 404 for everything else.
 
     A chat request matches this route first, when it reaches the routing filter: its
     per-route config names the config version of the route table the request was matched
@@ -402,7 +404,7 @@ def _unrouted(config: Config, version: str) -> list[dict[str, Any]]:
         {
             "name": f"unrouted{prefix}",
             "stat_prefix": "unrouted",
-            "match": {"prefix": prefix},
+            "match": {"prefix": prefix, "headers": [_header_match(":method", "POST")]},
             **_split(config, default),
             "typed_per_filter_config": {
                 ROUTING_FILTER: _stamped(version),
@@ -414,19 +416,87 @@ def _unrouted(config: Config, version: str) -> list[dict[str, Any]]:
         }
         for prefix in config.server.chat_paths
     ]
-    routes.append(
-        {
-            "name": "passthrough",
-            "stat_prefix": "passthrough",
-            "match": {"prefix": "/"},
-            **_split(config, default),
-            "typed_per_filter_config": {
-                ROUTING_FILTER: DISABLED,
-                OBSERVE_FILTER: DISABLED,
-                STREAM_USAGE_FILTER: LUA_DISABLED,
+    return [*routes, *_gateway_routes(config)]
+
+
+_UNPROCESSED = {
+    ROUTING_FILTER: DISABLED,
+    OBSERVE_FILTER: DISABLED,
+    STREAM_USAGE_FILTER: LUA_DISABLED,
+}
+"""Neither switchyard's routing nor its observing: requests that are not chat completions."""
+
+
+def _answer(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    """A JSON answer from Envoy itself: no backend is asked."""
+    return {
+        "direct_response": {
+            "status": status,
+            "body": {"inline_string": json.dumps(body, separators=(",", ":"))},
+        },
+        "response_headers_to_add": [
+            {
+                "header": {"key": "content-type", "value": "application/json"},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
             },
+            {
+                "header": {"key": h.BACKEND, "value": "switchyard"},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            },
+        ],
+        "typed_per_filter_config": _UNPROCESSED,
+    }
+
+
+def model_names(config: Config) -> list[str]:
+    """What GET /v1/models lists: every model a route matches on, then the default route's
+    name, which stands for "let switchyard choose" (a model no route matches is routed by
+    the other conditions, and each backend gets its own model name in the body)."""
+    names = [model for route in config.routes if route.match for model in route.match.model or []]
+    if config.default_route is not None:
+        names.append(config.default_route)
+    return list(dict.fromkeys(names))
+
+
+def _gateway_routes(config: Config) -> list[dict[str, Any]]:
+    """GET /v1/models answered here, the operator's passthrough paths, and a 404 for the
+    rest: a path nobody opened never reaches a backend (with its provider key)."""
+    models = {
+        "object": "list",
+        "data": [
+            {"id": name, "object": "model", "created": 0, "owned_by": "switchyard"}
+            for name in model_names(config)
+        ],
+    }
+    routes = [
+        {
+            "name": "models",
+            "match": {"path": MODELS_PATH, "headers": [_header_match(":method", "GET")]},
+            **_answer(200, models),
         }
-    )
+    ]
+    for passthrough in config.passthrough:
+        forward = _to_backend(config, config.backend(passthrough.backend))
+        routes.append(
+            {
+                "name": f"passthrough{passthrough.path}",
+                "stat_prefix": "passthrough",
+                "match": {"path_separated_prefix": passthrough.path},
+                **forward,
+                "typed_per_filter_config": _UNPROCESSED,
+            }
+        )
+    opened = [f"POST {path}" for path in config.server.chat_paths]
+    opened += [f"GET {MODELS_PATH}", *(p.path for p in config.passthrough)]
+    not_found = {
+        "error": {
+            "message": f"Unknown request URL. This gateway serves {', '.join(opened)}.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "unknown_url",
+        }
+    }
+    routes.append({"name": "not_found", "match": {"prefix": "/"}, **_answer(404, not_found)})
     return routes
 
 

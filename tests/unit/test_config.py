@@ -47,6 +47,18 @@ def test_a_good_config_loads_with_defaults_from_the_model() -> None:
             "routes[0].backends[1].backend: unknown backend 'ghost'",
         ),
         (
+            lambda d: d.update(passthrough=[{"path": "/v1/embeddings", "backend": "ghost"}]),
+            "passthrough[0].backend: unknown backend 'ghost'",
+        ),
+        (
+            lambda d: d.update(passthrough=[{"path": "/v1/models", "backend": "a"}]),
+            "passthrough[0].path: '/v1/models' is already served",
+        ),
+        (
+            lambda d: d.update(passthrough=[{"path": "/v1/files/", "backend": "a"}]),
+            "passthrough[0].path: String should match pattern",
+        ),
+        (
             lambda d: d["routes"][1]["backends"][0].update(weight=-1),
             "routes[1].backends[0].weight: Input should be greater than or equal to 1",
         ),

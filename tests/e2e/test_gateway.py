@@ -1,0 +1,137 @@
+"""A closed gateway (issue #29): only the endpoints switchyard serves reach a backend, and
+nothing internal to the gateway (its routing headers, Envoy's own, the client's key) does.
+
+Backends are strict: each serves one model and wants its own provider key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.stack import Stack, chat_body, make_config, running_stack
+
+pytestmark = pytest.mark.e2e
+
+KEY_A = "sk-provider-a-0123456789"
+KEY_B = "sk-provider-b-9876543210"
+CLIENT_KEY = "sk-client-abcdefabcdef"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    routes = [
+        {"name": "premium", "match": {"model": ["gpt-premium"]}, "backends": [{"backend": "a"}]},
+        {
+            "name": "chat",
+            "backends": [{"backend": "a", "weight": 50}, {"backend": "b", "weight": 50}],
+        },
+    ]
+    config = make_config(["a", "b", "files"], routes, "chat")
+    a, b, files = config["backends"]
+    a.update(
+        model="model-a",
+        credential={"header": "authorization", "env": "KEY_A", "prefix": "Bearer "},
+    )
+    b.update(model="model-b", credential={"header": "x-api-key", "env": "KEY_B"})
+    files.update(credential={"header": "authorization", "env": "KEY_A", "prefix": "Bearer "})
+    config["passthrough"] = [{"path": "/v1/files", "backend": "files"}]
+    args = {
+        "a": ["--served-model", "model-a", "--require-key", KEY_A],
+        "b": ["--served-model", "model-b", "--require-key", KEY_B, "--key-header", "x-api-key"],
+        "files": ["--require-key", KEY_A],
+    }
+    with running_stack(
+        tmp_path_factory.mktemp("gateway"),
+        config,
+        backend_args=args,
+        envoy_env={"KEY_A": KEY_A, "KEY_B": KEY_B},
+    ) as stack:
+        yield stack
+
+
+def _received(stack: Stack) -> dict[str, int]:
+    return {name: backend.stats()["received"] for name, backend in stack.backends.items()}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("DELETE", "/v1/files-x/abc"),
+        ("GET", "/v1/fine_tuning/jobs"),
+        ("POST", "/v1/admin"),
+        ("GET", "/"),
+        ("GET", "/v1/chat/completions"),
+        ("POST", "/v1/models"),
+        ("POST", "/v1/embeddings"),
+    ],
+)
+def test_unknown_paths_and_methods_get_the_gateways_404_and_reach_no_backend(
+    stack: Stack, method: str, path: str
+) -> None:
+    before = _received(stack)
+    reply = stack.client.request(b'{"model": "x"}', path=path, method=method)
+    assert reply.status == 404, reply.body
+    assert "x-backend" not in reply.headers  # no fake backend answered
+    assert reply.headers["content-type"] == "application/json"
+    assert reply.json["error"]["code"] == "unknown_url"
+    assert reply.json["error"]["type"] == "invalid_request_error"
+    assert _received(stack) == before
+
+
+def test_the_model_list_is_the_gateways_own(stack: Stack) -> None:
+    before = _received(stack)
+    reply = stack.client.request(b"", path="/v1/models", method="GET")
+    assert reply.status == 200 and "x-backend" not in reply.headers
+    assert reply.json["object"] == "list"
+    assert [model["id"] for model in reply.json["data"]] == ["gpt-premium", "chat"]
+    assert _received(stack) == before
+
+
+def test_an_opened_path_goes_to_its_one_backend_with_that_backends_key(stack: Stack) -> None:
+    before = _received(stack)
+    reply = stack.client.request(
+        b"", path="/v1/files/file-abc", method="DELETE", headers={"x-api-key": CLIENT_KEY}
+    )
+    assert reply.headers["x-backend"] == "files"
+    assert reply.status == 404  # the fake backend's own answer: it has no files
+    after = _received(stack)
+    assert after["files"] == before["files"] + 1 and after["a"] == before["a"]
+    got = stack.backends["files"].received()[-1]
+    assert (got["method"], got["path"]) == ("DELETE", "/v1/files/file-abc")
+    assert got["headers"]["authorization"] == f"Bearer {KEY_A}"
+    assert CLIENT_KEY not in json.dumps(got)
+
+
+def test_backends_receive_nothing_internal_and_the_client_still_sees_the_decision(
+    stack: Stack,
+) -> None:
+    spoofed = {
+        "authorization": f"Bearer {CLIENT_KEY}",
+        "x-api-key": CLIENT_KEY,
+        "x-switchyard-route": "premium",
+        "x-switchyard-cache-fill": "token",
+        "x-envoy-retry-on": "5xx",
+        "x-envoy-debug": "1",
+    }
+    replies = [stack.client.request(chat_body(f"hello {i}"), headers=spoofed) for i in range(30)]
+    replies.append(stack.client.request(chat_body("hi", model="gpt-premium"), headers=spoofed))
+    for reply in replies:
+        assert reply.status == 200, reply.body
+        assert reply.headers["x-switchyard-backend"] == reply.headers["x-backend"]
+        assert reply.cohort == "stable" and reply.headers["x-request-id"]
+    assert {reply.route for reply in replies} == {"chat", "premium"}
+    assert {reply.backend for reply in replies} == {"a", "b"}
+    for name in ("a", "b"):
+        received = stack.backends[name].received()
+        assert received, name
+        for request in received:
+            leaked = [
+                header
+                for header in request["headers"]
+                if header.startswith(("x-switchyard-", "x-envoy-"))
+            ]
+            assert not leaked, (name, leaked)
+            assert CLIENT_KEY not in json.dumps(request), name
