@@ -18,19 +18,25 @@ The request path the resources build, filter by filter:
    drops client-sent switchyard headers and clears the route cache, so a request with
    spoofed headers is routed as if it had none (which matters when switchyard is down
    and Envoy fails open), and hands switchyard the client's address (x-switchyard-client)
-   for its session fingerprint;
+   for its session fingerprint; it also drops the x-envoy-* headers a client sent;
 2. the routing ext_proc filter sends request headers and the buffered body to
    switchyard, which picks the route, the cohort and the backend (x-switchyard-route /
    -cohort / -upstream), rewrites the body for that backend and clears the route cache;
-   a Lua filter (lua/stream_usage.lua) then removes from a stream the usage event
-   switchyard asked the backend for on the client's behalf;
+   a Lua filter (lua/decision.lua) keeps that decision in the stream's dynamic metadata
+   (the router removes switchyard's headers before any backend; the response headers
+   and a shadow copy read the decision from there), and one (lua/stream_usage.lua)
+   removes from a stream the usage event switchyard asked the backend for on the
+   client's behalf;
 3. the observing ext_proc filter (observability mode) shows switchyard each response
    without delaying it;
 4. the router: one route per (switchyard route, cohort, backend), matched on those three
    headers. Envoy computes no split of its own for a routed request: the backend is the
    one switchyard rewrote the body for, whatever version of the weights either holds.
-   Anything without them (switchyard down: fail-open) goes to the default route's
-   split. The route a chat request first matches tells switchyard which config version
+   A chat request without them (switchyard down: fail-open) goes to the default route's
+   split. Besides chat requests (POST on server.chat_paths) the gateway answers
+   GET /v1/models itself, forwards the operator's passthrough paths, and answers
+   everything else with a 404: no other path reaches a backend with its key. The route
+   a chat request first matches tells switchyard which config version
    Envoy matched it with (see _unrouted), so the two always decide with one version.
    A route with a shadow has a variant for the sessions switchyard marked with the
    shadow header: it forwards the same way and copies the request
@@ -91,6 +97,16 @@ ROUTER_FILTER = {
     "name": "envoy.filters.http.router",
     "typed_config": {"@type": _TYPE + "filters.http.router.v3.Router"},
 }
+QUIET_ROUTER_FILTER = {
+    "name": "envoy.filters.http.router",
+    "typed_config": {
+        "@type": _TYPE + "filters.http.router.v3.Router",
+        # No x-envoy-* request header reaches a backend (x-envoy-original-host tells it
+        # the gateway's own name); the one response header switchyard reads comes from
+        # the route instead (UPSTREAM_TIME_HEADER).
+        "suppress_envoy_headers": True,
+    },
+}
 
 
 def _lua(name: str, **values: str) -> str:
@@ -120,7 +136,7 @@ def _hcm(stat_prefix: str, routes: str, filters: list[dict[str, Any]], **extra: 
                 "config_source": {"ads": {}, "resource_api_version": "V3"},
                 "route_config_name": routes,
             },
-            "http_filters": [*filters, ROUTER_FILTER],
+            "http_filters": [*filters, QUIET_ROUTER_FILTER],
         },
     }
 
@@ -323,6 +339,15 @@ def _header_match(name: str, value: str) -> dict[str, Any]:
     return {"name": name, "string_match": {"exact": value}}
 
 
+def _set_header(name: str, value: str) -> dict[str, Any]:
+    return {
+        "append": {
+            "header": {"key": name, "value": value},
+            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+        }
+    }
+
+
 def _shadow_variant(stable: dict[str, Any], route: RouteConfig) -> dict[str, Any]:
     """The stable route for a shadowed session: forwards alike and copies the request."""
     variant = {**stable, "name": f"{stable['name']}.shadowed"}
@@ -334,7 +359,16 @@ def _shadow_variant(stable: dict[str, Any], route: RouteConfig) -> dict[str, Any
         **stable["route"],
         "request_mirror_policies": [
             # Every marked request: switchyard chose the sessions (by their hash).
-            {"cluster": SHADOW_LISTENER, "disable_shadow_host_suffix_append": True}
+            {
+                "cluster": SHADOW_LISTENER,
+                "disable_shadow_host_suffix_append": True,
+                # The router removed switchyard's headers from the request before copying
+                # it: the copy gets back what the shadow listener routes and rewrites on.
+                "request_headers_mutations": [
+                    _set_header(h.ROUTE, route.name),
+                    _set_header(h.SHADOW, _decided(h.SHADOW)),
+                ],
+            }
         ],
     }
     return variant
@@ -509,15 +543,36 @@ def _stamped(version: str) -> dict[str, Any]:
     }
 
 
+ENVOY_ADDED = (
+    "x-envoy-external-address",
+    "x-envoy-expected-rq-timeout-ms",
+    "x-envoy-original-host",
+)
+"""What Envoy itself adds to a request on its way to a backend (those a client sends are
+dropped by the request guard)."""
+
+
+def _not_upstream(config: Config) -> list[str]:
+    """Request headers no backend receives: switchyard's, Envoy's, and the client's key
+    (a backend's own credential is added after this, and Authorization is removed per
+    backend, which may forward it: BackendConfig.forward_client_authorization)."""
+    return [config.force_cohort.token_header, h.CLIENT, *h.INTERNAL, *ENVOY_ADDED, "x-api-key"]
+
+
 def _ingress_routes(config: Config, version: str) -> dict[str, Any]:
     virtual_host = {
         "name": VIRTUAL_HOST,
         "domains": ["*"],
-        "request_headers_to_remove": [config.force_cohort.token_header, h.CLIENT],
+        "request_headers_to_remove": _not_upstream(config),
         "response_headers_to_add": _response_headers(config),
         "routes": [*_routed(config), *_unrouted(config, version)],
     }
-    return {"name": INGRESS_ROUTES, "virtual_hosts": [virtual_host]}
+    # A backend's own credential (a route's header) is added after the host's removals.
+    return {
+        "name": INGRESS_ROUTES,
+        "most_specific_header_mutations_wins": True,
+        "virtual_hosts": [virtual_host],
+    }
 
 
 def _shadow_routes(config: Config, version: str) -> dict[str, Any]:
@@ -528,15 +583,6 @@ def _shadow_routes(config: Config, version: str) -> dict[str, Any]:
             continue
         backend = config.backend(route.shadow.backend)
         headers = _backend_headers(backend)
-        # Set here too, so that a copy is never counted as stable (not even when the
-        # routing filter fails open or is skipped).
-        headers["request_headers_to_add"] = [
-            {
-                "header": {"key": h.COHORT, "value": h.SHADOW_COHORT},
-                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-            },
-            *headers.get("request_headers_to_add", []),
-        ]
         shadow_route: dict[str, Any] = {
             "name": f"{route.name}.shadow",
             "match": {"prefix": "/", "headers": [_header_match(h.ROUTE, route.name)]},
@@ -546,6 +592,15 @@ def _shadow_routes(config: Config, version: str) -> dict[str, Any]:
                 "timeout": f"{config.envoy.upstream_timeout_s}s",
             },
             **headers,
+            # For the observing filter, fixed here: a copy is never counted as stable, not
+            # even when the routing filter fails open or is skipped.
+            "response_headers_to_add": [
+                {
+                    "header": {"key": name, "value": value},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                }
+                for name, value in ((h.ROUTE, route.name), (h.COHORT, h.SHADOW_COHORT))
+            ],
         }
         involved = [backend, *(config.backend(w.backend) for w in route.backends)]
         if any(b.model or b.path_prefix or b.query for b in involved):
@@ -560,26 +615,24 @@ def _shadow_routes(config: Config, version: str) -> dict[str, Any]:
         "direct_response": {"status": 404},
         "typed_per_filter_config": {ROUTING_FILTER: DISABLED, OBSERVE_FILTER: DISABLED},
     }
-    reply_header = "%REQ({})%"
     virtual_host: dict[str, Any] = {
         "name": "shadow",
         "domains": ["*"],
+        "request_headers_to_remove": _not_upstream(config),
         "response_headers_to_add": [
-            {
-                "header": {"key": name, "value": reply_header.format(name)},
-                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-            }
-            for name in (h.ROUTE, h.COHORT)
-        ]
-        + [
             {
                 "header": {"key": h.BACKEND, "value": "%UPSTREAM_CLUSTER%"},
                 "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-            }
+            },
+            UPSTREAM_TIME_HEADER,
         ],
     }
     virtual_host["routes"] = [*routes, unknown]
-    return {"name": SHADOW_ROUTES, "virtual_hosts": [virtual_host]}
+    return {
+        "name": SHADOW_ROUTES,
+        "most_specific_header_mutations_wins": True,
+        "virtual_hosts": [virtual_host],
+    }
 
 
 def observed_headers(config: Config) -> list[str]:
@@ -652,19 +705,50 @@ def _uses_cache(config: Config) -> bool:
     return any(route.cache.enabled for route in config.routes)
 
 
+DECISION_FILTER = "switchyard.decision"
+DECIDED = (h.ROUTE, h.COHORT, h.LABEL, h.CACHE, h.CACHE_FILL, h.SHADOW)
+"""Request headers switchyard sets whose values outlive the request headers (in the
+stream's dynamic metadata, under DECISION_FILTER): for the client's response and for
+a shadow copy."""
+
+
+def _decision_filter() -> dict[str, Any]:
+    kept = ", ".join(f'"{name}"' for name in DECIDED)
+    return _lua_filter(DECISION_FILTER, _lua("decision", kept=kept, namespace=DECISION_FILTER))
+
+
+def _decided(name: str) -> str:
+    """A header value that reads what switchyard set in the request header `name`."""
+    return f"%DYNAMIC_METADATA({DECISION_FILTER}:{name})%"
+
+
+UPSTREAM_TIME_HEADER = {
+    # What Envoy's router would say with its debug headers on: from the request's first
+    # byte sent to the response's first byte received, in milliseconds.
+    "header": {
+        "key": "x-envoy-upstream-service-time",
+        "value": "%COMMON_DURATION(US_TX_BEG:US_RX_BEG:ms)%",
+    },
+    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+}
+
+
 def _response_headers(config: Config) -> list[dict[str, Any]]:
-    """What Envoy's route adds to every response: switchyard's decision, copied from the
-    request headers switchyard set, Envoy's request id (already on the response the observing
+    """What Envoy's route adds to every response: switchyard's decision, as the decision
+    filter kept it from the request headers switchyard set (the router removes those
+    before the backend), Envoy's request id (already on the response the observing
     filter sees, which joins quality signals by it: the HCM adds it only after the filters),
     and the backend that answered."""
-    copied = [h.ROUTE, h.COHORT, h.LABEL, h.REQUEST_ID]
+    copied = [(name, _decided(name)) for name in (h.ROUTE, h.COHORT, h.LABEL)]
+    copied.append((h.REQUEST_ID, f"%REQ({h.REQUEST_ID})%"))
     added = [
         {
-            "header": {"key": name, "value": f"%REQ({name})%"},
+            "header": {"key": name, "value": value},
             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
         }
-        for name in copied
+        for name, value in copied
     ]
+    added.append(UPSTREAM_TIME_HEADER)
     added.append(
         {
             # Absent only from answers switchyard gave itself, which say so.
@@ -676,12 +760,12 @@ def _response_headers(config: Config) -> list[dict[str, Any]]:
         added += [
             {
                 # A hit (switchyard's own answer) already says so.
-                "header": {"key": h.CACHE, "value": f"%REQ({h.CACHE})%"},
+                "header": {"key": h.CACHE, "value": _decided(h.CACHE)},
                 "append_action": "ADD_IF_ABSENT",
             },
             {
                 # For the observing filter; the request guard's Lua removes it afterwards.
-                "header": {"key": h.CACHE_FILL, "value": f"%REQ({h.CACHE_FILL})%"},
+                "header": {"key": h.CACHE_FILL, "value": _decided(h.CACHE_FILL)},
                 "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
             },
         ]
@@ -730,6 +814,7 @@ def resources(config: Config) -> EnvoyResources:
             + (_lua("cache_fill", cache_fill_header=h.CACHE_FILL) if _uses_cache(config) else ""),
         ),
         _routing_filter(config),
+        _decision_filter(),
         _lua_filter(STREAM_USAGE_FILTER, _lua("stream_usage", header=h.STRIP_USAGE)),
     ]
     if config.envoy.observe != "off":

@@ -122,6 +122,8 @@ def test_backends_receive_nothing_internal_and_the_client_still_sees_the_decisio
         assert reply.status == 200, reply.body
         assert reply.headers["x-switchyard-backend"] == reply.headers["x-backend"]
         assert reply.cohort == "stable" and reply.headers["x-request-id"]
+        # switchyard's observing filter times the backend by it.
+        assert reply.headers["x-envoy-upstream-service-time"].isdigit(), reply.headers
     assert {reply.route for reply in replies} == {"chat", "premium"}
     assert {reply.backend for reply in replies} == {"a", "b"}
     for name in ("a", "b"):
