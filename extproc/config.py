@@ -661,6 +661,19 @@ class QualityConfig(Model):
     about 250 bytes of memory."""
 
 
+class AuthConfig(Model):
+    """Client keys: every request needs one of them (Authorization: Bearer <key> or
+    x-api-key: <key>), checked by Envoy before any routing (docs/SECURITY.md)."""
+
+    keys_file: Path
+    """One client a line, `<name> <sha256 hex of its key>` (`switchyard keys add NAME`
+    makes one); `#` starts a comment. Relative to the config file; read again when it
+    changes, like the config itself."""
+    clients: dict[str, str] = {}
+    """Read from keys_file when the config loads (name by key digest); not written in the
+    YAML."""
+
+
 MODELS_PATH = "/v1/models"
 """Answered by Envoy itself with the model names clients may use (extproc.envoy_config)."""
 
@@ -689,6 +702,9 @@ class Config(Model):
     analysis: AnalysisConfig = AnalysisConfig()
     quality: QualityConfig = QualityConfig()
     state: StateConfig = StateConfig()
+    auth: AuthConfig | None = None
+    """Client keys; without it anyone who reaches Envoy's listener spends the backends'
+    keys (switchyard check warns when a backend has a credential)."""
     passthrough: list[PassthroughConfig] = []
     """Paths besides the chat paths that Envoy forwards (see PassthroughConfig)."""
 
@@ -972,7 +988,53 @@ def load_config(path: Path | str) -> Config:
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(source, [ConfigIssue("", f"{where}invalid YAML: {problem}")]) from None
     cfg = parse_config(data, source)
-    return _resolve_paths(cfg, path.parent)
+    cfg = _resolve_paths(cfg, path.parent)
+    if cfg.auth is not None:
+        if cfg.auth.clients:
+            issue = ConfigIssue(
+                "auth.clients", "expected no clients here: they come from keys_file"
+            )
+            raise ConfigError(source, [issue])
+        auth = cfg.auth.model_copy(update={"clients": read_keys_file(cfg.auth.keys_file)})
+        cfg = cfg.model_copy(update={"auth": auth})
+    return cfg
+
+
+KEY_LINE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,62})\s+(?P<digest>[0-9a-f]{64})$")
+
+
+def read_keys_file(path: Path) -> dict[str, str]:
+    """The clients in a keys file, by the SHA-256 hex digest of their key."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, [ConfigIssue("", f"cannot read file: {exc.strerror}")]) from None
+    clients: dict[str, str] = {}
+    issues: list[ConfigIssue] = []
+    names: set[str] = set()
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = KEY_LINE.match(line)
+        if match is None:
+            issues.append(
+                ConfigIssue(
+                    f"line {number}",
+                    "expected `<name> <sha256 hex of the key>` (64 lower-case hex digits)",
+                )
+            )
+            continue
+        name, digest = match["name"], match["digest"]
+        if name in names or digest in clients:
+            issues.append(ConfigIssue(f"line {number}", f"duplicate client or key ({name!r})"))
+            continue
+        names.add(name)
+        clients[digest] = name
+    if issues:
+        raise ConfigError(source, issues)
+    return clients
 
 
 def _resolve_paths(cfg: Config, base: Path) -> Config:
@@ -993,6 +1055,9 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
     if envoy.processor_tls is not None:
         tls = resolved(envoy.processor_tls, "cert_file", "key_file", "ca_file")
         envoy = envoy.model_copy(update={"processor_tls": tls})
+    auth = cfg.auth
+    if auth is not None:
+        auth = resolved(auth, "keys_file")
     state = cfg.state
     if state.tls_ca_file is not None:
         state = resolved(state, "tls_ca_file")
@@ -1006,6 +1071,7 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
             "server": server,
             "envoy": envoy,
             "state": state,
+            "auth": auth,
             "backends": backends,
         }
     )

@@ -450,7 +450,7 @@ def _unrouted(config: Config, version: str) -> list[dict[str, Any]]:
         }
         for prefix in config.server.chat_paths
     ]
-    return [*routes, *_gateway_routes(config)]
+    return [*(_with_clients(config, route) for route in routes), *_gateway_routes(config)]
 
 
 _UNPROCESSED = {
@@ -520,6 +520,7 @@ def _gateway_routes(config: Config) -> list[dict[str, Any]]:
                 "typed_per_filter_config": _UNPROCESSED,
             }
         )
+    routes = [_with_clients(config, route) for route in routes]
     opened = [f"POST {path}" for path in config.server.chat_paths]
     opened += [f"GET {MODELS_PATH}", *(p.path for p in config.passthrough)]
     not_found = {
@@ -705,6 +706,32 @@ def _uses_cache(config: Config) -> bool:
     return any(route.cache.enabled for route in config.routes)
 
 
+CLIENT_AUTH_FILTER = "switchyard.client_auth"
+
+
+def _client_auth_filter(config: Config) -> list[dict[str, Any]]:
+    """With auth: the client key check, in Envoy (lua/client_auth.lua), so that it holds
+    while switchyard is down and costs no round trip; the keys come with the routes."""
+    if config.auth is None:
+        return []
+    source = _lua(
+        "client_auth",
+        client_header=h.CLIENT_NAME,
+        backend_header=h.BACKEND,
+        reason_header=h.AUTH_FAILURE,
+    )
+    return [_lua_filter(CLIENT_AUTH_FILTER, source)]
+
+
+def _with_clients(config: Config, route: dict[str, Any]) -> dict[str, Any]:
+    """A route a request first matches, with the key table the client check reads (the
+    SHA-256 of each client key, to the client's name)."""
+    if config.auth is None:
+        return route
+    clients = dict(config.auth.clients)
+    return {**route, "metadata": {"filter_metadata": {CLIENT_AUTH_FILTER: {"clients": clients}}}}
+
+
 DECISION_FILTER = "switchyard.decision"
 DECIDED = (h.ROUTE, h.COHORT, h.LABEL, h.CACHE, h.CACHE_FILL, h.SHADOW)
 """Request headers switchyard sets whose values outlive the request headers (in the
@@ -813,6 +840,7 @@ def resources(config: Config) -> EnvoyResources:
             )
             + (_lua("cache_fill", cache_fill_header=h.CACHE_FILL) if _uses_cache(config) else ""),
         ),
+        *_client_auth_filter(config),
         _routing_filter(config),
         _decision_filter(),
         _lua_filter(STREAM_USAGE_FILTER, _lua("stream_usage", header=h.STRIP_USAGE)),

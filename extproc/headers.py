@@ -37,6 +37,14 @@ CACHE_FILL = "x-switchyard-cache-fill"
 response headers for the observing filter and removes it before the client."""
 
 
+CLIENT_NAME = "x-switchyard-client-name"
+"""Request only: the client's name from auth.keys_file, set by Envoy's key check (after the
+request guard dropped any a client sent); a session and partition source (`client`)."""
+
+AUTH_FAILURE = "x-switchyard-auth"
+"""Response only: why Envoy's key check answered 401 (missing or wrong)."""
+
+
 INTERNAL = (
     ROUTE,
     COHORT,
@@ -49,6 +57,7 @@ INTERNAL = (
     SHADOW,
     CACHE,
     CACHE_FILL,
+    CLIENT_NAME,
 )
 
 CONFIG_VERSION = "x-switchyard-config"

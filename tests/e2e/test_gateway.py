@@ -6,12 +6,16 @@ Backends are strict: each serves one model and wants its own provider key.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from tests.e2e.stack import Stack, chat_body, make_config, running_stack
+from tests.e2e.stack import Stack, chat_body, make_config, running_stack, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -137,3 +141,88 @@ def test_backends_receive_nothing_internal_and_the_client_still_sees_the_decisio
             ]
             assert not leaked, (name, leaked)
             assert CLIENT_KEY not in json.dumps(request), name
+
+
+# -- client keys ---------------------------------------------------------------------
+
+ALICE_KEY = "sy-alice-7f3c9a1e5b2d4c6f8a0b"
+BOB_KEY = "sy-bob-0a1b2c3d4e5f60718293"
+
+
+def _key_line(name: str, key: str) -> str:
+    return f"{name} {hashlib.sha256(key.encode()).hexdigest()}\n"
+
+
+@pytest.fixture(scope="module")
+def auth_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    workdir = tmp_path_factory.mktemp("auth")
+    keys = workdir / "clients.keys"
+    keys.write_text("# client keys\n" + _key_line("alice", ALICE_KEY))
+    routes = [{"name": "chat", "backends": [{"backend": "a"}]}]
+    config = make_config(["a"], routes, "chat", auth={"keys_file": "clients.keys"})
+    config["backends"][0].update(
+        model="model-a",
+        credential={"header": "authorization", "env": "KEY_A", "prefix": "Bearer "},
+    )
+    args = {"a": ["--served-model", "model-a", "--require-key", KEY_A]}
+    with running_stack(workdir, config, backend_args=args, envoy_env={"KEY_A": KEY_A}) as stack:
+        yield stack
+
+
+def _ask(stack: Stack, headers: dict[str, str]) -> Any:
+    return stack.client.request(chat_body("hello"), headers=headers)
+
+
+def test_a_request_needs_a_known_client_key(auth_stack: Stack) -> None:
+    before = _received(auth_stack)
+    for headers, reason in [
+        ({}, "missing"),
+        ({"authorization": "Bearer "}, "missing"),
+        ({"authorization": f"Bearer {BOB_KEY}"}, "wrong"),
+        ({"x-api-key": ALICE_KEY + "x"}, "wrong"),
+    ]:
+        reply = _ask(auth_stack, headers)
+        assert reply.status == 401, (headers, reply.body)
+        assert reply.headers["x-switchyard-auth"] == reason
+        assert reply.json["error"]["code"] == "invalid_api_key"
+        assert "x-backend" not in reply.headers
+    models = auth_stack.client.request(b"", path="/v1/models", method="GET")
+    assert models.status == 401
+    assert _received(auth_stack) == before
+    for headers in ({"authorization": f"Bearer {ALICE_KEY}"}, {"x-api-key": ALICE_KEY}):
+        reply = _ask(auth_stack, headers)
+        assert reply.status == 200, reply.body
+        assert reply.backend == "a"
+    got = auth_stack.backends["a"].received()[-1]
+    assert ALICE_KEY not in json.dumps(got)  # the provider's key only
+    assert got["headers"]["authorization"] == f"Bearer {KEY_A}"
+    assert ALICE_KEY not in auth_stack.log("switchyard") + auth_stack.log("envoy")
+
+
+def test_an_edited_keys_file_applies_within_two_seconds(auth_stack: Stack) -> None:
+    keys = auth_stack.workdir / "clients.keys"
+    bob = {"authorization": f"Bearer {BOB_KEY}"}
+    alice = {"authorization": f"Bearer {ALICE_KEY}"}
+    assert _ask(auth_stack, bob).status == 401
+    tmp = keys.with_suffix(".tmp")
+    tmp.write_text(_key_line("bob", BOB_KEY))
+    os.replace(tmp, keys)
+    started = time.monotonic()
+    wait_until(lambda: _ask(auth_stack, bob).status == 200, 5, "bob's new key")
+    took = time.monotonic() - started
+    print(f"new key accepted after {took:.2f} s")
+    assert _ask(auth_stack, alice).status == 401  # removed with the same edit
+    assert took < 2.0, took
+    # Keep-alive connections opened before the change follow it too (routes, not listeners).
+    assert _ask(auth_stack, bob).status == 200
+
+
+def test_switchyard_down_still_refuses_a_request_without_a_key(auth_stack: Stack) -> None:
+    # Last in this module: switchyard stays down. Envoy keeps its last routes and keys.
+    auth_stack.stop_switchyard()
+    assert _ask(auth_stack, {}).status == 401
+    assert _ask(auth_stack, {"x-api-key": "made-up"}).status == 401
+    # A known key passes on to the default route (fail-open): the body is not rewritten
+    # for the backend, whose strict model check answers; it did reach the backend.
+    reply = _ask(auth_stack, {"x-api-key": BOB_KEY})
+    assert reply.status != 401 and reply.headers["x-backend"] == "a"

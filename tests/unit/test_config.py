@@ -3,8 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
-from extproc.config import load_config, parse_config
+from extproc.config import load_config, parse_config, read_keys_file
 from extproc.errors import ConfigError
 
 GOOD = {
@@ -217,3 +218,32 @@ def test_relative_tls_files_resolve_against_the_config_file(tmp_path: Path) -> N
     assert cfg.server.tls.cert_file == (tmp_path / "tls/tls.crt").resolve()
     assert cfg.server.tls.key_file == Path("/k")
     assert cfg.envoy.processor_tls.ca_file == (tmp_path / "ca.crt").resolve()
+
+
+def test_client_keys_come_from_the_keys_file_by_digest(tmp_path: Path) -> None:
+    digest = "ab" * 32
+    (tmp_path / "clients.keys").write_text(f"# ops\nalice {digest}  # laptop\n\n")
+    (tmp_path / "switchyard.yaml").write_text(
+        yaml.safe_dump({**GOOD, "auth": {"keys_file": "clients.keys"}})
+    )
+    cfg = load_config(tmp_path / "switchyard.yaml")
+    assert cfg.auth is not None
+    assert cfg.auth.keys_file == (tmp_path / "clients.keys").resolve()
+    assert cfg.auth.clients == {digest: "alice"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("alice sk-plaintext-key\n", "line 1: expected `<name> <sha256 hex of the key>`"),
+        (f"alice {'ab' * 32}\nalice {'cd' * 32}\n", "line 2: duplicate client or key"),
+        (f"alice {'AB' * 32}\n", "line 1: expected"),
+    ],
+)
+def test_a_bad_keys_file_names_the_file_and_line(tmp_path: Path, text: str, expected: str) -> None:
+    keys = tmp_path / "clients.keys"
+    keys.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        read_keys_file(keys)
+    assert str(keys) in str(info.value)
+    assert any(expected in str(issue) for issue in info.value.issues), info.value.issues
