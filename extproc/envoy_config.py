@@ -566,7 +566,7 @@ def _ingress_routes(config: Config, version: str) -> dict[str, Any]:
         "domains": ["*"],
         "request_headers_to_remove": _not_upstream(config),
         "response_headers_to_add": _response_headers(config),
-        "routes": [*_routed(config), *_unrouted(config, version)],
+        "routes": [*_unauthorized(config), *_routed(config), *_unrouted(config, version)],
     }
     # A backend's own credential (a route's header) is added after the host's removals.
     return {
@@ -644,6 +644,8 @@ def observed_headers(config: Config) -> list[str]:
         names += ["content-type", h.CACHE, h.CACHE_FILL]  # extproc.cache fills
     if config.quality.score_header:
         names.append(config.quality.score_header)
+    if config.auth is not None:
+        names.append(h.AUTH_FAILURE)  # counted by reason
     return names
 
 
@@ -714,12 +716,7 @@ def _client_auth_filter(config: Config) -> list[dict[str, Any]]:
     while switchyard is down and costs no round trip; the keys come with the routes."""
     if config.auth is None:
         return []
-    source = _lua(
-        "client_auth",
-        client_header=h.CLIENT_NAME,
-        backend_header=h.BACKEND,
-        reason_header=h.AUTH_FAILURE,
-    )
+    source = _lua("client_auth", client_header=h.CLIENT_NAME, reason_header=h.AUTH_FAILURE)
     return [_lua_filter(CLIENT_AUTH_FILTER, source)]
 
 
@@ -730,6 +727,40 @@ def _with_clients(config: Config, route: dict[str, Any]) -> dict[str, Any]:
         return route
     clients = dict(config.auth.clients)
     return {**route, "metadata": {"filter_metadata": {CLIENT_AUTH_FILTER: {"clients": clients}}}}
+
+
+UNAUTHORIZED = {
+    "missing": "No API key provided: send Authorization: Bearer <key> (or x-api-key).",
+    "wrong": "Incorrect API key provided.",
+}
+
+
+def _unauthorized(config: Config) -> list[dict[str, Any]]:
+    """The 401s for the requests the client key check refused (first in the table: the
+    check marks them, whatever path they were for). The observing filter sees them, so
+    switchyard counts them by reason."""
+    if config.auth is None:
+        return []
+    routes = []
+    for reason, message in UNAUTHORIZED.items():
+        error = {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "invalid_api_key",
+            }
+        }
+        answer = _answer(401, error)
+        answer["response_headers_to_add"] += [
+            {"header": {"key": "www-authenticate", "value": "Bearer"}},
+            {"header": {"key": h.AUTH_FAILURE, "value": reason}},
+        ]
+        processing = {ROUTING_FILTER: DISABLED, STREAM_USAGE_FILTER: LUA_DISABLED}
+        answer["typed_per_filter_config"] = processing
+        match = {"prefix": "/", "headers": [_header_match(h.AUTH_FAILURE, reason)]}
+        routes.append({"name": f"unauthorized.{reason}", "match": match, **answer})
+    return routes
 
 
 DECISION_FILTER = "switchyard.decision"

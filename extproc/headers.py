@@ -42,7 +42,8 @@ CLIENT_NAME = "x-switchyard-client-name"
 request guard dropped any a client sent); a session and partition source (`client`)."""
 
 AUTH_FAILURE = "x-switchyard-auth"
-"""Response only: why Envoy's key check answered 401 (missing or wrong)."""
+"""Why Envoy's key check refused a request (missing or wrong): set on the request, where
+the 401 routes match it, and copied into their answer."""
 
 
 INTERNAL = (
@@ -58,6 +59,7 @@ INTERNAL = (
     CACHE,
     CACHE_FILL,
     CLIENT_NAME,
+    AUTH_FAILURE,
 )
 
 CONFIG_VERSION = "x-switchyard-config"

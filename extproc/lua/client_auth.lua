@@ -3,7 +3,7 @@
 -- (Authorization: Bearer <key> or x-api-key: <key>) whose SHA-256 is in the key table
 -- of the route it first matches (the route's metadata, served with the route table, so
 -- a changed keys file applies to the next request, on every connection). Otherwise it
--- is answered 401 here, also while switchyard is down. The client's name goes to
+-- is answered 401 (by the routes this filter sends it to), also while switchyard is down. The client's name goes to
 -- switchyard in {{client_header}}; the key itself is never logged.
 local bit = require("bit")
 local band, bor, bxor, bnot = bit.band, bit.bor, bit.bxor, bit.bnot
@@ -57,13 +57,11 @@ local function sha256_hex(message)
     .. tohex(h4) .. tohex(h5) .. tohex(h6) .. tohex(h7)
 end
 
-local function refuse(handle, reason, message)
-  handle:respond(
-    {[":status"] = "401", ["content-type"] = "application/json",
-     ["{{backend_header}}"] = "switchyard", ["{{reason_header}}"] = reason,
-     ["www-authenticate"] = "Bearer"},
-    '{"error": {"message": "' .. message .. '", "type": "invalid_request_error", '
-      .. '"param": null, "code": "invalid_api_key"}}')
+-- The route table answers the 401 (routes matched on this header), so that the observing
+-- filter sees it and switchyard counts it by reason.
+local function refuse(handle, headers, reason)
+  headers:replace("{{reason_header}}", reason)
+  handle:clearRouteCache()
 end
 
 function envoy_on_request(handle)
@@ -78,12 +76,12 @@ function envoy_on_request(handle)
     key = string.match(authorization, "^[Bb]earer%s+(%S+)%s*$")
   end
   if key == nil or key == "" then
-    refuse(handle, "missing", "No API key provided: send Authorization: Bearer <key>.")
+    refuse(handle, headers, "missing")
     return
   end
   local name = clients[sha256_hex(key)]
   if name == nil then
-    refuse(handle, "wrong", "Incorrect API key provided.")
+    refuse(handle, headers, "wrong")
     return
   end
   headers:replace("{{client_header}}", name)

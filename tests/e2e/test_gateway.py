@@ -173,6 +173,15 @@ def _ask(stack: Stack, headers: dict[str, str]) -> Any:
     return stack.client.request(chat_body("hello"), headers=headers)
 
 
+def _refused(stack: Stack) -> dict[str, float]:
+    counted = {}
+    for line in stack.metrics_text().splitlines():
+        if line.startswith("switchyard_client_auth_refused_total{"):
+            reason = line.split('reason="', 1)[1].split('"', 1)[0]
+            counted[reason] = float(line.rsplit(" ", 1)[1])
+    return counted
+
+
 def test_a_request_needs_a_known_client_key(auth_stack: Stack) -> None:
     before = _received(auth_stack)
     for headers, reason in [
@@ -189,6 +198,12 @@ def test_a_request_needs_a_known_client_key(auth_stack: Stack) -> None:
     models = auth_stack.client.request(b"", path="/v1/models", method="GET")
     assert models.status == 401
     assert _received(auth_stack) == before
+    # Counted by reason from the refusals switchyard's observing filter sees.
+    wait_until(
+        lambda: _refused(auth_stack) == {"missing": 3.0, "wrong": 2.0},
+        5,
+        "the refusals counted",
+    )
     for headers in ({"authorization": f"Bearer {ALICE_KEY}"}, {"x-api-key": ALICE_KEY}):
         reply = _ask(auth_stack, headers)
         assert reply.status == 200, reply.body
