@@ -7,6 +7,7 @@ Config. Errors name the file, the key path and what was expected.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import itertools
 import os
@@ -32,7 +33,7 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 _HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9_.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 _SESSION_SOURCE = re.compile(
-    r"^(header:[a-z0-9-]+|cookie:[A-Za-z0-9_.-]+|user|first_message|fingerprint)$"
+    r"^(header:[a-z0-9-]+|cookie:[A-Za-z0-9_.-]+|user|client|first_message|fingerprint)$"
 )
 _FINGERPRINT_PART = re.compile(r"^(header:[a-z0-9-]+|client_address|system_prompt|first_message)$")
 
@@ -404,12 +405,14 @@ def _unique(values: list[str]) -> list[str]:
     return values
 
 
-_CACHE_PARTITION_SOURCE = re.compile(r"^(header:[a-z0-9-]+|cookie:[A-Za-z0-9_.-]+|user)$")
+_CACHE_PARTITION_SOURCE = re.compile(r"^(header:[a-z0-9-]+|cookie:[A-Za-z0-9_.-]+|user|client)$")
 
 
 def _cache_partition_source(source: str) -> str:
     if not _CACHE_PARTITION_SOURCE.match(source):
-        raise ValueError(f"{source!r}: expected header:<name> (lower case), cookie:<name> or user")
+        raise ValueError(
+            f"{source!r}: expected header:<name> (lower case), cookie:<name>, user or client"
+        )
     return source
 
 
@@ -450,7 +453,8 @@ class RouteConfig(Model):
 def _session_source(source: str) -> str:
     if not _SESSION_SOURCE.match(source):
         raise ValueError(
-            f"{source!r}: expected header:<name>, cookie:<name>, user, first_message or fingerprint"
+            f"{source!r}: expected header:<name>, cookie:<name>, user, client, first_message or "
+            "fingerprint"
         )
     return source
 
@@ -672,6 +676,11 @@ class AuthConfig(Model):
     clients: dict[str, str] = {}
     """Read from keys_file when the config loads (name by key digest); not written in the
     YAML."""
+
+    @functools.cached_property
+    def names(self) -> frozenset[str]:
+        """The clients' names: the only values a client label takes in the metrics."""
+        return frozenset(self.clients.values())
 
 
 MODELS_PATH = "/v1/models"

@@ -28,6 +28,12 @@ class Metrics:
             ["code"],
             registry=r,
         )
+        self.client_requests = Counter(
+            "switchyard_client_requests",
+            "Routed requests by client (auth.keys_file's names only), route and cohort.",
+            ["client", "route", "cohort"],
+            registry=r,
+        )
         self.client_auth_refused = Counter(
             "switchyard_client_auth_refused",
             "Requests Envoy refused with a 401 for want of a known client key (auth), by"

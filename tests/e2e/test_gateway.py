@@ -208,8 +208,11 @@ def test_a_request_needs_a_known_client_key(auth_stack: Stack) -> None:
         reply = _ask(auth_stack, headers)
         assert reply.status == 200, reply.body
         assert reply.backend == "a"
+    counted = 'switchyard_client_requests_total{client="alice",cohort="stable",route="chat"} 2.0'
+    assert counted in auth_stack.metrics_text()
     got = auth_stack.backends["a"].received()[-1]
     assert ALICE_KEY not in json.dumps(got)  # the provider's key only
+    assert "x-switchyard-client-name" not in got["headers"]
     assert got["headers"]["authorization"] == f"Bearer {KEY_A}"
     assert ALICE_KEY not in auth_stack.log("switchyard") + auth_stack.log("envoy")
 

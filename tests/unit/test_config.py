@@ -96,7 +96,7 @@ def test_a_good_config_loads_with_defaults_from_the_model() -> None:
         (
             lambda d: d.update(session={"sources": ["user", "header:X-Session"]}),
             "session.sources[1]: 'header:X-Session': expected header:<name>, cookie:<name>,"
-            " user, first_message or fingerprint",
+            " user, client, first_message or fingerprint",
         ),
         (
             lambda d: d.update(session={"sources": ["user", "fingerprint", "user"]}),
