@@ -716,17 +716,35 @@ def _client_auth_filter(config: Config) -> list[dict[str, Any]]:
     while switchyard is down and costs no round trip; the keys come with the routes."""
     if config.auth is None:
         return []
-    source = _lua("client_auth", client_header=h.CLIENT_NAME, reason_header=h.AUTH_FAILURE)
-    return [_lua_filter(CLIENT_AUTH_FILTER, source)]
+    return [_lua_filter(CLIENT_AUTH_FILTER, _client_auth_source(None))]
+
+
+def _client_auth_source(clients: dict[str, str] | None) -> str:
+    """The check's Lua, with the key table (digest to name; both checked by read_keys_file
+    to be safe in a Lua string) or nil: no check."""
+    table = "nil"
+    if clients is not None:
+        table = "{" + ", ".join(f'["{d}"] = "{n}"' for d, n in clients.items()) + "}"
+    return _lua(
+        "client_auth",
+        clients=table,
+        client_header=h.CLIENT_NAME,
+        reason_header=h.AUTH_FAILURE,
+    )
 
 
 def _with_clients(config: Config, route: dict[str, Any]) -> dict[str, Any]:
-    """A route a request first matches, with the key table the client check reads (the
-    SHA-256 of each client key, to the client's name)."""
+    """A route a request first matches, with the client check's code and key table."""
     if config.auth is None:
         return route
-    clients = dict(config.auth.clients)
-    return {**route, "metadata": {"filter_metadata": {CLIENT_AUTH_FILTER: {"clients": clients}}}}
+    check = {
+        "@type": _TYPE + "filters.http.lua.v3.LuaPerRoute",
+        "source_code": {"inline_string": _client_auth_source(config.auth.clients)},
+    }
+    return {
+        **route,
+        "typed_per_filter_config": {**route["typed_per_filter_config"], CLIENT_AUTH_FILTER: check},
+    }
 
 
 UNAUTHORIZED = {
