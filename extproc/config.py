@@ -839,12 +839,20 @@ def _cross_reference_issues(cfg: Config) -> list[ConfigIssue]:
                         f"routes[{r}].match", "expected a match (only default_route has none)"
                     )
                 )
-    issues += _passthrough_issues(cfg, backend_names)
+    issues += _gateway_issues(cfg, backend_names)
     return issues
 
 
-def _passthrough_issues(cfg: Config, backend_names: set[str]) -> list[ConfigIssue]:
+def _gateway_issues(cfg: Config, backend_names: set[str]) -> list[ConfigIssue]:
     issues: list[ConfigIssue] = []
+    if cfg.auth is not None and not cfg.envoy.xds:
+        issues.append(
+            ConfigIssue(
+                "auth",
+                "expected envoy.xds true: the client key check runs in the routes switchyard "
+                "serves Envoy (with another controller's Envoy, authenticate clients there)",
+            )
+        )
     taken = [*cfg.server.chat_paths, MODELS_PATH]
     for p, passthrough in enumerate(cfg.passthrough):
         if passthrough.backend not in backend_names:

@@ -52,6 +52,10 @@ def test_a_good_config_loads_with_defaults_from_the_model() -> None:
             "passthrough[0].backend: unknown backend 'ghost'",
         ),
         (
+            lambda d: d.update(auth={"keys_file": "k"}, envoy={"xds": False}),
+            "auth: expected envoy.xds true",
+        ),
+        (
             lambda d: d.update(passthrough=[{"path": "/v1/models", "backend": "a"}]),
             "passthrough[0].path: '/v1/models' is already served",
         ),
