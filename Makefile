@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # suite's wall time. --dist loadfile keeps a file's shared Envoy stack in one worker.
 TEST_WORKERS ?= 2
 
-.PHONY: install system-deps image-deps image test-image model proto test test-fast lint demo demo-fleet bench bench-heavy envoy-config helm-schema dashboard clean
+.PHONY: install system-deps image-deps image test-image model proto test test-long test-fast lint demo demo-fleet bench bench-heavy envoy-config helm-schema dashboard clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,7 +61,11 @@ dashboard: $(STAMP)
 test: system-deps install model
 	$(BIN)/ruff check .
 	$(BIN)/mypy extproc classifier
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 -m "not long" $(PYTEST_ARGS)
+
+# The checks that hold traffic for minutes (A/A canaries: no false rollback; the soak).
+test-long: system-deps install model
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile -m long $(PYTEST_ARGS)
 
 # The chart's pod, run by hand from the built image (tests/image; kept out of `make test`).
 test-image: system-deps image-deps install image

@@ -176,6 +176,27 @@ def rules_config(
     }
 
 
+def failover_config(addresses: Addresses, backend_address: str, *, kind: str) -> dict[str, Any]:
+    """RULES_ROUTE's first choice is a backend nobody listens on (connection refused), so
+    every request takes a second attempt: `retry` (the canary at 100 %, retried on stable)
+    or `fallback` (the route's fallback)."""
+    config = rules_config(addresses, backend_address, observe=True)
+    down = f"127.0.0.1:{free_port()}"
+    config["backends"] = [*config["backends"], {"name": "down", "address": down}]
+    routes = []
+    for route in RULE_ROUTES:
+        if route["name"] == RULES_ROUTE and kind == "retry":
+            route = {
+                **route,
+                "canary": {"backend": "down", "percent": 100, "steps": [100], "auto": False},
+            }
+        elif route["name"] == RULES_ROUTE:
+            route = {**route, "backends": [{"backend": "down"}], "fallbacks": route["backends"]}
+        routes.append(route)
+    config["routes"] = routes
+    return config
+
+
 def product_labels() -> tuple[list[dict[str, Any]], dict[str, Any], str]:
     """The labels and classifier settings of the repo's switchyard.yaml, when it has labels.
 

@@ -109,6 +109,20 @@ SCENARIOS += [
         f"{SWITCHYARD}, rules, cache: 4 rewordings in turn (3 of 4 hits by meaning)",
     ),
 ]
+SCENARIOS += [
+    Scenario(
+        "rules-retry",
+        "rules-retry",
+        "static",
+        f"{SWITCHYARD}, rules, every request's canary refused and retried on stable",
+    ),
+    Scenario(
+        "rules-fallback",
+        "rules-fallback",
+        "static",
+        f"{SWITCHYARD}, rules, every request's primary refused and answered by the fallback",
+    ),
+]
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 QUICK = ["ceiling", "trivial", "rules", "semantic-unique-32", "semantic-repeated"]
 TARGET_PROMPT = "semantic-unique-32"
@@ -149,6 +163,11 @@ def start_stack(lab: Lab, name: str) -> Stack:
             config = configs.with_fleet_state(config, "general", lab.redis_url())
         probe = configs.chat_body(configs.REPEATED_PROMPTS[0])
         return lab.start_switchyard(name, config, addresses, probe, "*")
+    if name in ("rules-retry", "rules-fallback"):
+        kind = name.removeprefix("rules-")
+        config = configs.failover_config(addresses, lab.backend_address, kind=kind)
+        probe = configs.chat_body(configs.RULES_PROMPT)
+        return lab.start_switchyard(name, config, addresses, probe, configs.RULES_ROUTE)
     if name == "cache":
         if not model_available():
             raise RuntimeError(f"no model in {configs.MODEL_DIR}: run `make model` first")

@@ -49,6 +49,16 @@ class TextTokenizer:
     def token_ids(self, text: str) -> list[int]:
         return list(self._tokenizer.encode(text[: self._max_chars]).ids)
 
+    def words(self) -> frozenset[str]:
+        """The vocabulary's whole words (pieces that begin a word), lower case: a word the
+        model knows is spelt right (the response cache's typo check)."""
+        marker = "\u2581"  # sentencepiece's word start
+        return frozenset(
+            piece[1:].lower()
+            for piece in self._tokenizer.get_vocab()
+            if piece.startswith(marker) and len(piece) > 2
+        )
+
     def batch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Token ids and attention mask [n, longest] int64, right-padded to the longest."""
         rows = [self.token_ids(text) for text in texts]

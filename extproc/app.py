@@ -27,6 +27,7 @@ from extproc.rollout.canary import CanaryState, Phase, RolloutError, Rollouts, h
 from extproc.rollout.envoy_stats import EnvoyRouteStats
 from extproc.rollout.envoy_stats import fetch as fetch_envoy_stats
 from extproc.rollout.observe import TrafficStats
+from extproc.rollout.progress import progress
 from extproc.rollout.quality import Quality, Served
 from extproc.rollout.shadow import compare
 from extproc.server import ExternalProcessor, Health, start_grpc_server
@@ -312,8 +313,11 @@ class Switchyard:
     def status(self) -> dict[str, object]:
         """Every rollout as this replica serves it, and who decides (`rollout status`)."""
         routes = {}
+        now = self.clock()
         for route, state in self.rollouts.states().items():
             verdict = self.verdicts.get(route)
+            canary = self.rollouts.canary(route)
+            step_requests = self.rollouts.step_requests(route)
             routes[route] = {
                 "backend": state.backend,
                 "phase": state.phase.value,
@@ -324,10 +328,23 @@ class Switchyard:
                 "updated_by": state.updated_by,
                 "updated_at": _iso(state.updated_at),
                 "step_started": _iso(state.step_started),
-                "step_requests_here": self.rollouts.step_requests(route),
+                "step_requests_here": step_requests,
                 "verdict": verdict.describe() if verdict else "judged by the leader",
                 "verdict_detail": asdict(verdict) if verdict else None,
             }
+            if canary is not None:
+                routes[route].update(
+                    progress(
+                        route,
+                        state,
+                        canary,
+                        verdict,
+                        self.config.analysis,
+                        now,
+                        step_requests,
+                        judged_here=self.store.decides() or not self.store.available,
+                    )
+                )
         return {
             "store": self.config.state.store,
             "store_available": self.store.available,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import secrets
 import sys
@@ -18,19 +20,24 @@ from typing import Any
 
 import yaml
 
+from classifier.errors import ClassifierError
 from extproc import __version__
 from extproc.config import (
     Config,
     ServerConfig,
+    config_warnings,
     environment_issues,
     insecure_backends,
     load_config,
+    load_values_config,
+    model_issues,
 )
 from extproc.errors import ConfigError
 from extproc.logs import configure_logging
 from extproc.rollout.canary import ACTIONS
 
 DEFAULT_CONFIG = "switchyard.yaml"
+log = logging.getLogger("switchyard")
 
 
 def _load(path: str) -> Config:
@@ -41,10 +48,21 @@ def _load(path: str) -> Config:
         raise SystemExit(2) from None
 
 
+def _require_model(config: Config, source: str) -> None:
+    """One clear line, before anything tries to load a model that is not there."""
+    issues = model_issues(config)
+    if issues:
+        print(ConfigError(source, issues), file=sys.stderr)
+        raise SystemExit(2)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from extproc.app import Switchyard
 
     config = _load(args.config)
+    _require_model(config, args.config)
+    for issue in config_warnings(config):
+        log.warning("config %s: %s", args.config, issue)
     try:
         app = Switchyard(Path(args.config), config)
         asyncio.run(app.run())
@@ -63,24 +81,16 @@ def _warn_insecure(config: Config) -> None:
         )
 
 
-def _warn_open(config: Config) -> None:
-    spent = [backend.name for backend in config.backends if backend.credential is not None]
-    if spent and config.auth is None:
-        print(
-            f"WARNING: backends {', '.join(spent)} carry a credential and no client auth is "
-            "configured (auth.keys_file): whoever reaches Envoy's listener spends those keys",
-            file=sys.stderr,
-        )
-
-
 def cmd_check(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    source = args.values or args.config
+    config = load_values_config(args.values) if args.values else _load(args.config)
     _warn_insecure(config)
-    _warn_open(config)
-    issues = environment_issues(config, os.environ)
-    if issues:
-        print(ConfigError(args.config, issues), file=sys.stderr)
+    problems = environment_issues(config, os.environ)
+    if problems and args.env:
+        print(ConfigError(source, problems), file=sys.stderr)
         return 2
+    for issue in [*problems, *config_warnings(config)]:
+        print(f"WARNING: {source}: {issue}", file=sys.stderr)
     if args.model:
         from extproc.metrics import Metrics
         from extproc.request.runtime import build_runtime
@@ -90,7 +100,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         if runtime.threshold_note:
             print(f"classifier: encoder {config.classifier.encoder}; {runtime.threshold_note}")
     routes = ", ".join(route.name for route in config.routes) or "none"
-    print(f"{args.config}: OK ({len(config.labels)} labels, routes: {routes})")
+    unchecked = (
+        f"; {len(problems)} environment warning(s) above, which `check --env` refuses"
+        if problems
+        else ""
+    )
+    print(f"{source}: OK ({len(config.labels)} labels, routes: {routes}){unchecked}")
     return 0
 
 
@@ -181,6 +196,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from extproc.request.runtime import load_label_classifier
 
     config = _load(args.config)
+    _require_model(config, args.config)
     classifier = load_label_classifier(config)
     if args.explain:
         print(f"encoder {config.classifier.encoder}; {classifier.explain_threshold()}")
@@ -204,6 +220,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from extproc.request.runtime import load_label_classifier
 
     config = _load(args.config)
+    _require_model(config, args.config)
     rows = load_jsonl(Path(args.data))
     report = evaluate(load_label_classifier(config), rows, fallback=config.classifier.fallback)
     print(json.dumps(report.to_json()) if args.json else format_report(report))
@@ -217,6 +234,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from extproc.request.runtime import load_label_classifier
 
     config = _load(args.config)
+    _require_model(config, args.config)
     fallback = config.classifier.fallback
     rows = load_jsonl(Path(args.data))
     if not any(label == fallback for _, label in rows):
@@ -252,71 +270,124 @@ def _admin_headers(token_env: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"} if token else {}
 
 
-def _call_admin(request: urllib.request.Request, url: str) -> str | None:
-    """The answer's body; None once the error is printed (an HTTP error's own body says why)."""
+def _local_url(address: str) -> str:
+    """A listen address as a URL to reach it from this host (0.0.0.0 means any)."""
+    host, _, port = address.rpartition(":")
+    if host in ("0.0.0.0", "::", "[::]", ""):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
+def _admin_target(args: argparse.Namespace) -> tuple[str, str]:
+    """switchyard's HTTP URL and the admin token's variable: the flags, else -c FILE's
+    server.metrics_listen and server.admin_token_env, else the defaults."""
+    config = _load(args.config) if args.config else None
+    server = config.server if config else ServerConfig()
+    url = args.url or _local_url(server.metrics_listen)
+    return url, args.token_env or server.admin_token_env
+
+
+class AdminError(Exception):
+    """The admin API refused or could not be reached; the message is printed."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _call_admin(request: urllib.request.Request, url: str) -> str:
+    """The answer's body; AdminError with the answer's own reason otherwise (a 400 or 404
+    is bad input: exit 2)."""
     try:
         with urllib.request.urlopen(request, timeout=15) as response:
             body: str = response.read().decode()
             return body
     except urllib.error.HTTPError as exc:
-        print(exc.read().decode(), file=sys.stderr)
+        text = exc.read().decode()
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            text = str(json.loads(text)["error"])
+        raise AdminError(text, 2 if exc.code in (400, 404) else 1) from None
     except urllib.error.URLError as exc:
-        print(f"cannot reach switchyard at {url}: {exc.reason}", file=sys.stderr)
-    return None
+        raise AdminError(f"cannot reach switchyard at {url}: {exc.reason}", 1) from None
 
 
 def cmd_rollout(args: argparse.Namespace) -> int:
-    base = f"{args.url.rstrip('/')}/rollout"
-    if args.action == "status":
-        request = urllib.request.Request(f"{base}/{args.route or ''}".rstrip("/"))
-    elif not args.route:
-        print(f"switchyard rollout {args.action}: expected a ROUTE", file=sys.stderr)
-        return 2
-    else:
-        request = urllib.request.Request(
-            f"{base}/{args.route}/{args.action}",
-            method="POST",
-            data=b"",
-            headers=_admin_headers(args.token_env),
-        )
-    body = _call_admin(request, args.url)
-    if body is None:
-        return 1
-    if args.action == "status" and not args.json:
-        print(format_rollout_status(json.loads(body)))
-    else:
-        print(body)
+    url, token_env = _admin_target(args)
+    base = f"{url.rstrip('/')}/rollout"
+    status_request = urllib.request.Request(f"{base}/{args.route or ''}".rstrip("/"))
+    try:
+        if args.action != "status":
+            if not args.route:
+                print(f"switchyard rollout {args.action}: expected a ROUTE", file=sys.stderr)
+                return 2
+            action = urllib.request.Request(
+                f"{base}/{args.route}/{args.action}",
+                method="POST",
+                data=b"",
+                headers=_admin_headers(token_env),
+            )
+            answer = _call_admin(action, url)
+            if args.json:
+                print(answer)
+                return 0
+        status = json.loads(_call_admin(status_request, url))
+    except AdminError as exc:
+        print(exc, file=sys.stderr)
+        return exc.exit_code
+    print(json.dumps(status, indent=1) if args.json else format_rollout_status(status))
     return 0
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
     """`switchyard cache purge`: through the admin API, like the rollout actions."""
+    url, token_env = _admin_target(args)
     query = urllib.parse.urlencode(
         {k: v for k, v in (("route", args.route), ("partition", args.partition)) if v}
     )
-    url = f"{args.url.rstrip('/')}/cache/purge" + (f"?{query}" if query else "")
+    target = f"{url.rstrip('/')}/cache/purge" + (f"?{query}" if query else "")
     request = urllib.request.Request(
-        url, method="POST", data=b"", headers=_admin_headers(args.token_env)
+        target, method="POST", data=b"", headers=_admin_headers(token_env)
     )
-    body = _call_admin(request, args.url)
-    if body is None:
-        return 1
-    print(body)
+    try:
+        print(_call_admin(request, url))
+    except AdminError as exc:
+        print(f"switchyard cache purge: {exc}", file=sys.stderr)
+        return exc.exit_code
     return 0
 
 
+def _hold(state: dict[str, Any]) -> str:
+    hold = state.get("hold")
+    if not hold:
+        return "-"
+    return (
+        f"{hold['elapsed_s']:.0f}/{hold['seconds']:g} s, "
+        f"{hold['requests_done']}/{hold['requests']} req"
+    )
+
+
 def format_rollout_status(status: dict[str, Any]) -> str:
-    """`switchyard rollout status` as a table."""
+    """`switchyard rollout status` (and every rollout action) as a table, then for each
+    route the verdict, what it waits for and its last change."""
     lines = [
         f"store: {status['store']} ({'reachable' if status['store_available'] else 'UNREACHABLE'})"
         f"   replica: {status['replica']}   leader: {status['leader'] or 'none'}",
         "",
-        f"{'route':<16} {'phase':<12} {'percent':>8} {'version':>8}  {'last change':<24} by / why",
+        f"{'route':<16} {'phase':<12} {'percent':>8}  {'canary':<18} {'steps':<22} "
+        f"{'hold (time, requests here)':<28} {'version':>7}",
     ]
     for route, state in sorted(status["rollouts"].items()):
+        steps = " > ".join(f"{step:g}" for step in state.get("steps", [])) or "-"
         lines.append(
-            f"{route:<16} {state['phase']:<12} {state['percent']:>7.4g}% {state['version']:>8}  "
-            f"{state['updated_at'] or '-':<24} {state['updated_by'] or '-'}: {state['reason']}"
+            f"{route:<16} {state['phase']:<12} {state['percent']:>7.4g}%  "
+            f"{state['backend']:<18} {steps:<22} {_hold(state):<28} {state['version']:>7}"
+        )
+        lines.append(f"  verdict: {state['verdict']}")
+        if state.get("waiting_for"):
+            lines.append(f"  waiting for: {state['waiting_for']}")
+        lines.append(
+            f"  last change: {state['updated_at'] or '-'} by {state['updated_by'] or '-'}: "
+            f"{state['reason']}"
         )
     if not status["rollouts"]:
         lines.append("(no route has a canary)")
@@ -326,14 +397,19 @@ def format_rollout_status(status: dict[str, Any]) -> str:
 def cmd_report(args: argparse.Namespace) -> int:
     from extproc.rollout.report import ReportError, build_report, report_data
 
+    config = _load(args.config) if args.config else None
+    admin = args.admin or (f"http://{config.envoy.admin}" if config else "http://127.0.0.1:9901")
+    switchyard = args.switchyard or _local_url(
+        (config.server if config else ServerConfig()).metrics_listen
+    )
     try:
         if args.html is None:
-            print(build_report(args.admin, args.switchyard, as_json=args.json))
+            print(build_report(admin, switchyard, as_json=args.json))
             return 0
         from extproc.rollout.report_html import prometheus_history, render_html
 
         now = time.time()
-        data = report_data(args.admin, args.switchyard)
+        data = report_data(admin, switchyard)
         history = (
             prometheus_history(args.prometheus, data["canaries"], args.since, now)
             if args.prometheus
@@ -374,8 +450,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_config(sub.add_parser("serve", help="run the ext_proc server"))
     p.set_defaults(func=cmd_serve)
-    p = with_config(sub.add_parser("check", help="validate a config; non-zero exit when invalid"))
+    p = with_config(
+        sub.add_parser(
+            "check",
+            help="validate a config; non-zero exit when invalid (environment problems: "
+            "warnings, or errors with --env)",
+        )
+    )
     p.add_argument("--model", action="store_true", help="also load the classifier model")
+    p.add_argument(
+        "--env",
+        action="store_true",
+        help="refuse environment problems too: unset key variables, unreadable CA files, a "
+        "missing model (run it where Envoy and switchyard run)",
+    )
+    p.add_argument(
+        "--values",
+        metavar="FILE",
+        help="validate the config: part of a Helm values file instead of -c",
+    )
     p.set_defaults(func=cmd_check)
     p = with_config(
         sub.add_parser(
@@ -431,23 +524,37 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--max-misroute", type=float, metavar="SHARE")
     p.add_argument("--write", action="store_true", help="set classifier.threshold in the config")
     p.set_defaults(func=cmd_tune)
-    p = sub.add_parser(
-        "rollout",
-        help="show or act on the canaries of a running switchyard (of the whole fleet with "
-        "state.store: redis)",
+
+    def with_admin(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "-c",
+            "--config",
+            help="read switchyard's address (server.metrics_listen) and the token's "
+            "variable (server.admin_token_env) from this config",
+        )
+        p.add_argument("--url", help="switchyard's HTTP URL (default http://127.0.0.1:9464)")
+        p.add_argument(
+            "--token-env",
+            help="environment variable holding the admin token (default "
+            f"{ServerConfig.model_fields['admin_token_env'].default})",
+        )
+        return p
+
+    p = with_admin(
+        sub.add_parser(
+            "rollout",
+            help="show or act on the canaries of a running switchyard (of the whole fleet with "
+            "state.store: redis)",
+        )
     )
     p.add_argument("action", choices=["status", *ACTIONS])
     p.add_argument("route", nargs="?", help="required for actions; optional for status")
-    p.add_argument("--url", default="http://127.0.0.1:9464")
-    p.add_argument("--json", action="store_true", help="status as JSON")
-    p.add_argument(
-        "--token-env",
-        default=ServerConfig.model_fields["admin_token_env"].default,
-        help="environment variable holding the admin token (server.admin_token_env)",
-    )
+    p.add_argument("--json", action="store_true", help="print JSON (an action: its answer)")
     p.set_defaults(func=cmd_rollout)
-    p = sub.add_parser(
-        "cache", help="purge cached answers (of the whole fleet with state.store: redis)"
+    p = with_admin(
+        sub.add_parser(
+            "cache", help="purge cached answers (of the whole fleet with state.store: redis)"
+        )
     )
     p.add_argument("action", choices=["purge"])
     p.add_argument("--route", help="only this route's entries")
@@ -456,16 +563,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="only this partition's entries: a value (e.g. a tenant id) or source=value "
         "(header:x-tenant-id=acme, user=bob)",
     )
-    p.add_argument("--url", default="http://127.0.0.1:9464")
-    p.add_argument(
-        "--token-env",
-        default=ServerConfig.model_fields["admin_token_env"].default,
-        help="environment variable holding the admin token (server.admin_token_env)",
-    )
     p.set_defaults(func=cmd_cache)
     p = sub.add_parser("report", help="A/B table and canary verdicts from a running Envoy")
-    p.add_argument("--admin", default="http://127.0.0.1:9901", help="Envoy admin URL")
-    p.add_argument("--switchyard", default="http://127.0.0.1:9464", help="switchyard HTTP URL")
+    p.add_argument(
+        "-c",
+        "--config",
+        help="read Envoy's admin (envoy.admin) and switchyard's address from this config",
+    )
+    p.add_argument("--admin", help="Envoy admin URL (default http://127.0.0.1:9901)")
+    p.add_argument("--switchyard", help="switchyard HTTP URL (default http://127.0.0.1:9464)")
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--html", type=Path, metavar="FILE", help="write one self-contained HTML page instead"
@@ -492,7 +598,25 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args.log_level, args.log_format)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except Exception as exc:  # the one boundary: a line, never a traceback
+        log.debug("switchyard %s failed", args.command, exc_info=True)
+        print(f"switchyard {args.command}: {_one_line(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, ClassifierError | ValueError) else 1
+
+
+def _one_line(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    if isinstance(exc, ClassifierError | OSError | ValueError):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{type(exc).__name__}: {exc} (--log-level debug prints where)"
 
 
 if __name__ == "__main__":

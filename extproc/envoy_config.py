@@ -61,6 +61,7 @@ from typing import Any
 from extproc import headers as h
 from extproc.config import MODELS_PATH, BackendConfig, Config, ProcessorTlsConfig, RouteConfig
 from extproc.errors import ConfigError, ConfigIssue
+from extproc.request.adapt import BackendAdapter
 from extproc.rollout.sampling import sampling
 from extproc.upstream import stable_split
 
@@ -72,6 +73,7 @@ STATS_PATHS = ("/stats/prometheus", "/ready")
 """The admin paths the stats listener passes on, GET only: read-only and free of secrets."""
 ROUTING_FILTER = "switchyard.route"
 STREAM_USAGE_FILTER = "switchyard.stream_usage"
+FAIL_OPEN_FILTER = "switchyard.fail_open"
 OBSERVE_FILTER = "switchyard.observe"
 HCM_STAT_PREFIX = "ingress"
 INGRESS_LISTENER = "ingress"
@@ -85,6 +87,8 @@ BUFFER_FACTOR = 2
 body of unannounced length up to that size with its own 413; beyond it, Envoy's
 buffer limit answers with a plain 413."""
 NODE_CLUSTER = "switchyard"
+FAIL_OPEN_ROUTE = "unrouted."
+"""The stat prefix of the fail-open routes, before the backend's name."""
 
 _TYPE = "type.googleapis.com/envoy.extensions."
 EXT_PROC_TYPE = _TYPE + "filters.http.ext_proc.v3.ExternalProcessor"
@@ -269,15 +273,9 @@ def _backend_cluster(config: Config, backend: BackendConfig) -> dict[str, Any]:
         "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
         "connect_timeout": "1s",
         "load_assignment": _load_assignment(backend.name, backend.address),
-        # Ejects a host that keeps failing; with every host out Envoy still
-        # sends traffic (panic threshold), so a one-host backend is not cut off.
-        "outlier_detection": {
-            "consecutive_5xx": 5,
-            "consecutive_gateway_failure": 3,
-            "interval": "5s",
-            "base_ejection_time": "15s",
-            "max_ejection_percent": 100,
-        },
+        # No outlier ejection: where a backend is tried after another (a canary retried
+        # on stable, fallbacks) each attempt must reach the backend its place names,
+        # and an ejected backend would shift the first attempt onto the next one.
         "circuit_breakers": {
             "thresholds": [{"max_requests": 10_000, "max_pending_requests": 10_000}]
         },
@@ -374,10 +372,154 @@ def _shadow_variant(stable: dict[str, Any], route: RouteConfig) -> dict[str, Any
     return variant
 
 
-def _targets(route: RouteConfig) -> list[tuple[str, str]]:
-    """The (cohort, backend) pairs switchyard may route this route's requests to."""
-    targets = [(h.CANARY, route.canary.backend)] if route.canary is not None else []
-    return targets + [(h.STABLE, backend) for backend, _ in stable_split(route)]
+@dataclass(frozen=True)
+class Target:
+    """Where switchyard may send a route's requests: a cohort's backend, and the backends
+    Envoy tries after it (the canary's stable on a failure, the route's fallbacks)."""
+
+    route: RouteConfig
+    cohort: str
+    backend: str
+    retry_on: str | None
+    """For a canary retried on stable: the stable backend (switchyard's h.RETRY_ON)."""
+
+    @property
+    def attempts(self) -> tuple[str, ...]:
+        if self.retry_on is not None:
+            return (self.backend, self.retry_on)
+        if self.cohort == h.STABLE:
+            return (self.backend, *(f.backend for f in self.route.fallbacks))
+        return (self.backend,)
+
+    @property
+    def name(self) -> str:
+        name = f"{self.route.name}.{self.cohort}.{self.backend}"
+        return name if self.retry_on is None else f"{name}.{self.retry_on}"
+
+    @property
+    def cluster(self) -> str:
+        """The cluster Envoy forwards to: the backend's, or the one that tries them in turn."""
+        if len(self.attempts) == 1:
+            return self.backend
+        kind = "_retry" if self.retry_on is not None else "_fallback"
+        return ".".join((kind, self.route.name, *self.attempts))
+
+
+def _targets(route: RouteConfig) -> list[Target]:
+    stable = [backend for backend, _ in stable_split(route)]
+    targets = []
+    if route.canary is not None:
+        canary = route.canary.backend
+        if route.canary.retry_on_stable:
+            targets += [Target(route, h.CANARY, canary, backend) for backend in stable]
+        else:
+            targets.append(Target(route, h.CANARY, canary, None))
+    return targets + [Target(route, h.STABLE, backend, None) for backend in stable]
+
+
+def _forward(config: Config, target: Target) -> dict[str, Any]:
+    """The target's route action: its first backend's Host and key, and when there are
+    several attempts, their cluster and a retry policy that moves each to the next."""
+    forward = _to_backend(config, config.backend(target.backend))
+    if len(target.attempts) == 1:
+        return forward
+    forward["route"]["cluster"] = target.cluster
+    if target.retry_on is not None:
+        # Failures of the canary itself, not the client's mistakes (4xx).
+        retry: dict[str, Any] = {"retry_on": "5xx,reset,connect-failure,refused-stream"}
+    else:
+        codes = [code for code in target.route.fallback_on if isinstance(code, int)]
+        conditions = ["retriable-status-codes"] if codes else []
+        if "connect" in target.route.fallback_on:
+            conditions.append("connect-failure,refused-stream,reset")
+        retry = {"retry_on": ",".join(conditions), "retriable_status_codes": codes}
+    forward["route"]["retry_policy"] = {
+        **retry,
+        "num_retries": len(target.attempts) - 1,
+        # The next attempt is another backend: no reason to wait Envoy's default 25 ms.
+        "retry_back_off": {"base_interval": "0.001s", "max_interval": "0.005s"},
+        # Each retry goes to the next backend (the next priority of the aggregate cluster).
+        "retry_priority": {
+            "name": "envoy.retry_priorities.previous_priorities",
+            "typed_config": {
+                "@type": _TYPE + "retry.priority.previous_priorities.v3.PreviousPrioritiesConfig",
+                "update_frequency": 1,
+            },
+        },
+    }
+    return forward
+
+
+def _attempts_cluster(config: Config, target: Target) -> dict[str, Any]:
+    """Tries the target's backends in turn (Envoy's aggregate cluster): its upstream Lua
+    rewrites each attempt for its backend (lua/attempts.lua)."""
+    first = _attempt_fields(config.backend(target.backend))
+    rows = ",\n".join(
+        f"  [{index}] = {_lua_table(_attempt_fields(config.backend(name)))}"
+        for index, name in enumerate(target.attempts[1:], start=2)
+    )
+    source = _lua("json_body") + _lua(
+        "attempts",
+        first=_lua_table({k: first[k] for k in ("name", "path_prefix", "query", "header")}),
+        next=rows,
+        backend_header=h.BACKEND,
+    )
+    limits: dict[str, Any] = {"max_requests": 10_000, "max_pending_requests": 10_000}
+    if target.retry_on is not None and target.route.canary is not None:
+        limits["retry_budget"] = {
+            "budget_percent": {"value": target.route.canary.retry_budget_percent},
+            "min_retry_concurrency": 5,
+        }
+    else:
+        limits["max_retries"] = 10_000
+    return {
+        "name": target.cluster,
+        "connect_timeout": "1s",
+        "lb_policy": "CLUSTER_PROVIDED",
+        "cluster_type": {
+            "name": "envoy.clusters.aggregate",
+            "typed_config": {
+                "@type": _TYPE + "clusters.aggregate.v3.ClusterConfig",
+                "clusters": list(target.attempts),
+            },
+        },
+        "circuit_breakers": {"thresholds": [limits]},
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": _TYPE + "upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {"http_protocol_options": {}},
+                "http_filters": [
+                    _lua_filter("switchyard.attempts", source),
+                    {
+                        "name": "envoy.filters.http.upstream_codec",
+                        "typed_config": {
+                            "@type": _TYPE + "filters.http.upstream_codec.v3.UpstreamCodec"
+                        },
+                    },
+                ],
+            }
+        },
+    }
+
+
+def _attempt_fields(backend: BackendConfig) -> dict[str, str]:
+    """What an attempt on this backend changes in the request (lua/attempts.lua)."""
+    adapter = BackendAdapter.from_config(backend)
+    credential = backend.credential
+    return {
+        "name": backend.name,
+        "model": json.dumps(adapter.model or "")[1:-1],
+        "path_prefix": adapter.path_prefix,
+        "query": adapter.query,
+        "host": backend.host_header,
+        "header": credential.header if credential else "",
+        "key_env": credential.env if credential else "",
+        "key_prefix": credential.prefix if credential else "",
+    }
+
+
+def _lua_table(fields: dict[str, str]) -> str:
+    return "{" + ", ".join(f'{k} = "{_lua_string(v)}"' for k, v in fields.items()) + "}"
 
 
 def _routed(config: Config) -> list[dict[str, Any]]:
@@ -386,19 +528,20 @@ def _routed(config: Config) -> list[dict[str, Any]]:
     for route in config.routes:
         # A cache fills from observed responses (extproc.cache): its route stays observed.
         quiet = route.canary is None and route.shadow is None and not route.cache.enabled
-        for cohort, backend in _targets(route):
+        for target in _targets(route):
+            cohort = target.cohort
+            headers = [
+                _header_match(h.ROUTE, route.name),
+                _header_match(h.COHORT, cohort),
+                _header_match(h.UPSTREAM, target.backend),
+            ]
+            if target.retry_on is not None:
+                headers.append(_header_match(h.RETRY_ON, target.retry_on))
             base: dict[str, Any] = {
-                "name": f"{route.name}.{cohort}.{backend}",
+                "name": target.name,
                 "stat_prefix": f"{route.name}.{cohort}",
-                "match": {
-                    "prefix": "/",
-                    "headers": [
-                        _header_match(h.ROUTE, route.name),
-                        _header_match(h.COHORT, cohort),
-                        _header_match(h.UPSTREAM, backend),
-                    ],
-                },
-                **_to_backend(config, config.backend(backend)),
+                "match": {"prefix": "/", "headers": headers},
+                **_forward(config, target),
             }
             # A shadowed session's request matches first: it forwards alike and is copied.
             shadowed = route.shadow is not None and cohort == h.STABLE
@@ -427,34 +570,60 @@ def _unrouted(config: Config, version: str) -> list[dict[str, Any]]:
     """Chat requests switchyard has not routed yet (or at all: fail-open), then the few
     other endpoints the gateway serves, then a 404 for everything else.
 
-    A chat request matches this route first, when it reaches the routing filter: its
+    A chat request matches these routes first, when it reaches the routing filter: their
     per-route config names the config version of the route table the request was matched
     with (Envoy keeps that table for the request's whole life), and the filter sends it to
     switchyard as gRPC metadata (h.CONFIG_VERSION), so switchyard decides with that same
-    version while Envoy moves from one to the next (extproc.request.runtime)."""
+    version while Envoy moves from one to the next (extproc.request.runtime).
+
+    When switchyard does not answer (fail-open), the request stays here: one route per
+    backend of the default route's split, each taking its share of requests (cumulative
+    runtime fractions: Envoy draws one number per request for all routes), so that the
+    fail-open Lua filter rewrites the body for the backend that will answer, and Envoy's
+    stats count fail-opens per backend (vhost route unrouted.<backend>)."""
     assert config.default_route is not None
     default = config.route(config.default_route)
-    routes = [
-        {
-            "name": f"unrouted{prefix}",
-            "stat_prefix": "unrouted",
-            "match": {"prefix": prefix, "headers": [_header_match(":method", "POST")]},
-            **_split(config, default),
-            "typed_per_filter_config": {
-                ROUTING_FILTER: _stamped(version),
-                # Still this route after the routing filter: switchyard did not route
-                # it (fail-open), so there is no route or cohort to observe it for.
-                OBSERVE_FILTER: DISABLED,
-                STREAM_USAGE_FILTER: LUA_DISABLED,
-            },
-        }
-        for prefix in config.server.chat_paths
-    ]
-    return [*(_with_clients(config, route) for route in routes), *_gateway_routes(config)]
+    split = stable_split(default)
+    total = sum(weight for _, weight in split)
+    routes = []
+    for prefix in config.server.chat_paths:
+        below = 0
+        for index, (name, weight) in enumerate(split):
+            below += weight
+            match: dict[str, Any] = {
+                "prefix": prefix,
+                "headers": [_header_match(":method", "POST")],
+            }
+            if index < len(split) - 1:
+                match["runtime_fraction"] = {
+                    "default_value": {
+                        "numerator": below * 1_000_000 // total,
+                        "denominator": "MILLION",
+                    },
+                    "runtime_key": f"switchyard.fail_open.{index}",
+                }
+            backend = config.backend(name)
+            route = {
+                "name": f"unrouted{prefix}.{name}",
+                "stat_prefix": f"{FAIL_OPEN_ROUTE}{name}",
+                "match": match,
+                **_to_backend(config, backend),
+                "typed_per_filter_config": {
+                    ROUTING_FILTER: _stamped(version),
+                    FAIL_OPEN_FILTER: _fail_open_rewrite(backend),
+                    # Still this route after the routing filter: switchyard did not
+                    # route it, so there is no route or cohort to observe it for.
+                    OBSERVE_FILTER: DISABLED,
+                    STREAM_USAGE_FILTER: LUA_DISABLED,
+                },
+            }
+            routes.append(_with_clients(config, route))
+    return [*routes, *_gateway_routes(config)]
 
 
 _UNPROCESSED = {
     ROUTING_FILTER: DISABLED,
+    FAIL_OPEN_FILTER: LUA_DISABLED,
     OBSERVE_FILTER: DISABLED,
     STREAM_USAGE_FILTER: LUA_DISABLED,
 }
@@ -535,6 +704,26 @@ def _gateway_routes(config: Config) -> list[dict[str, Any]]:
     return routes
 
 
+def _fail_open_rewrite(backend: BackendConfig) -> dict[str, Any]:
+    """The fail-open filter's script for one backend (lua/fail_open.lua)."""
+    adapter = BackendAdapter.from_config(backend)
+    source = _lua("json_body") + _lua(
+        "fail_open",
+        model=_lua_string(json.dumps(adapter.model or "")[1:-1]),
+        path_prefix=_lua_string(adapter.path_prefix),
+        query=_lua_string(adapter.query),
+    )
+    return {
+        "@type": _TYPE + "filters.http.lua.v3.LuaPerRoute",
+        "source_code": {"inline_string": source},
+    }
+
+
+def _lua_string(value: str) -> str:
+    """Text for a double-quoted Lua string."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def _stamped(version: str) -> dict[str, Any]:
     """The routing filter, told which config version this route table is."""
     metadata = [{"key": h.CONFIG_VERSION, "value": version}]
@@ -561,13 +750,18 @@ def _not_upstream(config: Config) -> list[str]:
 
 
 def _ingress_routes(config: Config, version: str) -> dict[str, Any]:
-    virtual_host = {
+    virtual_host: dict[str, Any] = {
         "name": VIRTUAL_HOST,
         "domains": ["*"],
         "request_headers_to_remove": _not_upstream(config),
         "response_headers_to_add": _response_headers(config),
         "routes": [*_unauthorized(config), *_routed(config), *_unrouted(config, version)],
     }
+    if any(len(t.attempts) > 1 for route in config.routes for t in _targets(route)):
+        # For the attempts' Lua (which backend an attempt is for) and for the observe
+        # filter (an answer after a retry is counted apart).
+        virtual_host["include_request_attempt_count"] = True
+        virtual_host["include_attempt_count_in_response"] = True
     # A backend's own credential (a route's header) is added after the host's removals.
     return {
         "name": INGRESS_ROUTES,
@@ -640,6 +834,7 @@ def observed_headers(config: Config) -> list[str]:
     """The response headers extproc.rollout.observe reads."""
     names = [":status", h.ROUTE, h.COHORT, h.BACKEND, "x-envoy-upstream-service-time"]
     names.append(h.REQUEST_ID)  # joins quality signals to the request
+    names.append(h.ATTEMPT_COUNT)  # an answer after a retry or a fallback counts apart
     if any(route.cache.enabled for route in config.routes):
         names += ["content-type", h.CACHE, h.CACHE_FILL]  # extproc.cache fills
     if config.quality.score_header:
@@ -891,6 +1086,8 @@ def resources(config: Config) -> EnvoyResources:
         ),
         *_client_auth_filter(config),
         _routing_filter(config),
+        # No script of its own: only the fail-open routes give it one.
+        {"name": FAIL_OPEN_FILTER, "typed_config": {"@type": LUA_TYPE}},
         _decision_filter(),
         _lua_filter(STREAM_USAGE_FILTER, _lua("stream_usage", header=h.STRIP_USAGE)),
     ]
@@ -899,6 +1096,10 @@ def resources(config: Config) -> EnvoyResources:
     version = config_version(config)
     listeners = {INGRESS_LISTENER: _ingress_listener(config, filters)}
     clusters = {backend.name: _backend_cluster(config, backend) for backend in config.backends}
+    for route in config.routes:
+        for target in _targets(route):
+            if len(target.attempts) > 1:
+                clusters[target.cluster] = _attempts_cluster(config, target)
     tables = {INGRESS_ROUTES: _ingress_routes(config, version)}
     if any(route.shadow for route in config.routes):
         listeners[SHADOW_LISTENER] = _shadow_listener(config)
@@ -964,7 +1165,9 @@ def _static(config: Config) -> dict[str, Any]:
 def bootstrap(config: Config) -> dict[str, Any]:
     """What `switchyard envoy` writes: Envoy's static part, the rest from switchyard (ADS)."""
     resources(config)  # refuses what switchyard could not serve, before Envoy starts
-    ads = {"ads": {}, "resource_api_version": "V3"}
+    # initial_fetch_timeout 0: Envoy is not ready (GET /ready) until switchyard has served it
+    # a config, rather than live with no listener after 15 s.
+    ads = {"ads": {}, "resource_api_version": "V3", "initial_fetch_timeout": "0s"}
     listeners = []
     if config.envoy.stats_listen is not None:
         listeners.append(_stats_listener(config.envoy.stats_listen))
@@ -1072,12 +1275,41 @@ def _ingress_listener(config: Config, filters: list[dict[str, Any]]) -> dict[str
         # The client gets the request's id to post quality feedback for it
         # (POST /feedback); at the edge Envoy makes the id, never the client.
         always_set_request_id_in_response=True,
+        local_reply_config=_upstream_failure_reply(),
     )
     return {
         "name": INGRESS_LISTENER,
         "address": _socket_address(config.envoy.listen),
         "per_connection_buffer_limit_bytes": config.server.max_body_bytes * BUFFER_FACTOR,
         "filter_chains": [{"filters": [hcm]}],
+    }
+
+
+UPSTREAM_FAILURE_FLAGS = ["UF", "UH", "URX", "UO", "UT", "UC", "UMSDR"]
+"""Envoy's response flags for an answer it made because no backend answered: connection
+failure, no healthy host, retries exhausted, overflow, timeout, reset, stream duration."""
+
+
+def _upstream_failure_reply() -> dict[str, Any]:
+    """When no backend of a route answered, the client still gets OpenAI's error shape
+    (JSON), not Envoy's plain text."""
+    return {
+        "mappers": [
+            {
+                "filter": {"response_flag_filter": {"flags": UPSTREAM_FAILURE_FLAGS}},
+                "body_format_override": {
+                    "json_format": {
+                        "error": {
+                            "type": "upstream_unavailable",
+                            "code": "upstream_unavailable",
+                            "message": "no model backend of this route answered: "
+                            "%LOCAL_REPLY_BODY%",
+                        }
+                    },
+                    "content_type": "application/json",
+                },
+            }
+        ]
     }
 
 

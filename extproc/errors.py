@@ -2,7 +2,8 @@
 
 SwitchyardError
 ├── ConfigError          a config file is unreadable or invalid (names file and key path)
-└── RequestError         a request switchyard must answer itself (bad body, too large, blocked)
+├── RequestError         a request switchyard must answer itself (bad body, too large, blocked)
+└── PurgeRefused         a cache purge naming a route or partition source the config lacks
 
 RequestError carries the HTTP status and a machine-readable code; the stream
 handler turns it into an ImmediateResponse in one place (extproc.server).
@@ -21,6 +22,8 @@ class SwitchyardError(Exception):
 class ConfigIssue:
     path: str
     message: str
+    line: int | None = None
+    """Where the YAML wrote the key, when it is known."""
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
@@ -32,7 +35,10 @@ class ConfigError(SwitchyardError):
     def __init__(self, source: str, issues: list[ConfigIssue]) -> None:
         self.source = source
         self.issues = issues
-        lines = "\n".join(f"  {source}: {issue}" for issue in issues)
+        lines = "\n".join(
+            f"  {source}:{issue.line}: {issue}" if issue.line else f"  {source}: {issue}"
+            for issue in issues
+        )
         super().__init__(f"invalid config {source} ({len(issues)} problem(s)):\n{lines}")
 
 
@@ -44,3 +50,7 @@ class RequestError(SwitchyardError):
         self.code = code
         self.message = message
         super().__init__(f"{status} {code}: {message}")
+
+
+class PurgeRefused(SwitchyardError):
+    """`cache purge` named what the config does not have: a typo must not look like success."""

@@ -12,6 +12,9 @@ STICKY = "x-switchyard-sticky"
 UPSTREAM = "x-switchyard-upstream"
 """Request only: the backend switchyard routed to and rewrote the body for; Envoy's routes
 (served by switchyard) forward on it, so the two never disagree."""
+RETRY_ON = "x-switchyard-retry-on"
+"""Request only, canary requests: the stable backend the session would have had, where Envoy
+retries a canary answer that fails (canary.retry_on_stable)."""
 LABEL = "x-switchyard-label"
 BACKEND = "x-switchyard-backend"
 """Response only: the cluster that answered (added by Envoy's route)."""
@@ -75,6 +78,14 @@ STABLE = "stable"
 
 REQUEST_ID = "x-request-id"
 """Envoy's id for each request; every routed response carries it back (POST /feedback)."""
+
+RETRIED_COHORT = "retried"
+"""Canary requests whose canary answer failed and that stable answered instead: counted
+apart (the canary's failure is counted on the canary), never in the canary analysis."""
+FALLBACK_COHORT = "fallback"
+"""Requests a route's fallback answered: counted apart, never in the canary analysis."""
+ATTEMPT_COUNT = "x-envoy-attempt-count"
+"""Envoy's count of attempts (retries included), on routes that try several backends."""
 
 SHADOW_COHORT = "shadow"
 """The cohort of the copies a shadow backend answers: observed, never shown to a client."""

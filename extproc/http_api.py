@@ -26,6 +26,7 @@ from urllib.parse import parse_qs
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from extproc.config import is_loopback
+from extproc.errors import PurgeRefused
 from extproc.metrics import Metrics
 from extproc.rollout.canary import ACTIONS, CanaryState, RolloutError
 from extproc.rollout.quality import MAX_FEEDBACK_BYTES
@@ -118,8 +119,11 @@ class HttpApi:
                     self._feedback(feedback)
                 elif path == "/cache/purge" and purge_cache is not None:
                     self._purge(purge_cache, parse_qs(query))
-                    return
-                parts = self.path.strip("/").split("/")
+                else:
+                    self._rollout_action(path)
+
+            def _rollout_action(self, path: str) -> None:
+                parts = path.strip("/").split("/")
                 if len(parts) != 3 or parts[0] != "rollout" or parts[2] not in ACTIONS:
                     self._json(
                         404,
@@ -166,6 +170,9 @@ class HttpApi:
                 partition = query.get("partition", [None])[-1]
                 try:
                     removed = purge(route or None, partition or None)
+                except PurgeRefused as exc:
+                    self._json(400, {"error": str(exc)})
+                    return
                 except TimeoutError:
                     self._json(503, {"error": "the purge did not finish in time"})
                     return

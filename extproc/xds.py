@@ -56,6 +56,9 @@ _TYPED_CONFIGS = (
     "envoy.extensions.transport_sockets.tls.v3.tls_pb2",
     "envoy.extensions.upstreams.http.v3.http_protocol_options_pb2",
     "envoy.extensions.bootstrap.internal_listener.v3.internal_listener_pb2",
+    "envoy.extensions.clusters.aggregate.v3.cluster_pb2",
+    "envoy.extensions.filters.http.upstream_codec.v3.upstream_codec_pb2",
+    "envoy.extensions.retry.priority.previous_priorities.v3.previous_priorities_config_pb2",
 )
 """The modules whose messages the resources carry in typed_config: loading them registers
 the types, so that ParseDict can build the Any fields."""

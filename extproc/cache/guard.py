@@ -1,40 +1,48 @@
-"""The guard against the opposite question: a semantic candidate must agree on polarity
-and specifics, not only be close in meaning.
+"""The guard against the opposite question: a semantic candidate must agree on polarity,
+specifics, direction and roles, not only be close in meaning.
 
 Sentence encoders place "how do I turn on X" and "how do I turn off X" at cosine
-0.93-0.97: similarity alone would serve one's answer to the other. So a candidate
-whose last user message is close enough is a hit only when, compared with the new
-question, it has (in English and French):
+0.93-0.97, "convert USD to EUR" and "convert EUR to USD" at 0.99: similarity alone
+would serve one's answer to the other. Both questions are first written one way
+(extproc.cache.wording: politeness dropped, number words as digits, compounds,
+abbreviations), then a candidate close enough is a hit only when, compared with the
+new question, it has (in English and French):
 
 - the same polarity: an odd count of negations in one and an even count in the
-  other disagree ("not", "never", "without", "can't"; "ne ... pas", "jamais", "sans");
-- no antonym swap: in each group of opposites (on/off, enable/disable, lock/unlock,
-  allow/block, increase/decrease, before/after, monthly/yearly, Monday/Friday...)
-  both use the same side, when both use the group at all;
+  other disagree ("not", "never", "without", "can't"; "ne ... pas", "jamais", "sans"),
+  and no word that is the other's with a negation prefix ("unavailable", "impayée");
+- no antonym swap: in each group of opposites (on/off, enable/disable, allowed/
+  forbidden, increase/decrease, before/after, monthly/yearly, Monday/Friday...)
+  both use the same side, when both use the group at all (a typo of a group's word
+  counts as the word);
 - the same numbers and units ("5 GB" is not "50 GB", nor "5 MB"; "IPv4" is not "IPv6");
 - the same named entities: a word written with a capital inside a sentence, an
-  acronym, or a word with a digit in one must occur in the other ("iPhone" vs "Android").
+  acronym, or a word with a digit in one must occur in the other ("iPhone" vs "Android");
+- the same scales, relative times and people roles when both speak of them
+  (extproc.cache.opposites: "cheapest" vs "most expensive", "today" vs "tomorrow",
+  "mother" vs "grandmother");
+- the same direction and roles, and not merely the same words reordered
+  (extproc.cache.order: "USD to EUR" vs "EUR to USD").
 
 It is deliberately strict: a rewording it refuses costs one model call, a wrong
-hit serves a wrong answer. docs/CACHE.md gives its measured rates.
+hit serves a wrong answer. docs/CACHE.md gives its measured rates and what it cannot see.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
+
+from classifier.text import guess_language
+from extproc.cache import opposites, order
+from extproc.cache.wording import canonical, fold
 
 _APOSTROPHES = "'\u2019"
 _WORD = re.compile(rf"[^\W_]+(?:[{_APOSTROPHES}][^\W_]+)?|[%$€£]", re.UNICODE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
-
-
-def fold(text: str) -> str:
-    """Lower case without accents: "Désactiver" and "desactiver" are one word."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).replace("\u2019", "'")
 
 
 # -- negations ---------------------------------------------------------------------
@@ -76,25 +84,12 @@ def negations(words: list[str]) -> int:
 # -- antonym groups ----------------------------------------------------------------
 
 
-def _en_verb(base: str) -> list[str]:
-    stem = base[:-1] if base.endswith("e") else base
-    return [base, base + "s", base + "d" if base.endswith("e") else base + "ed", stem + "ing"]
-
-
-def _fr_verb(infinitive: str) -> list[str]:
-    if not infinitive.endswith("er"):
-        return [infinitive]
-    stem = infinitive[:-2]
-    endings = ["er", "e", "es", "ez", "ons", "ent", "e", "ee", "es", "ees", "ant", "ai", "erai"]
-    return sorted({stem + ending for ending in endings})
-
-
 def _side(*words: str, en: tuple[str, ...] = (), fr: tuple[str, ...] = ()) -> frozenset[str]:
     forms = set(words)
     for verb in en:
-        forms.update(_en_verb(verb))
+        forms.update(opposites.en_verb(verb))
     for verb in fr:
-        forms.update(_fr_verb(fold(verb)))
+        forms.update(opposites.fr_verb(fold(verb)))
     return frozenset(forms)
 
 
@@ -109,16 +104,17 @@ _GROUPS: tuple[tuple[frozenset[str], ...], ...] = (
         _side(en=("lock",), fr=("verrouiller", "bloquer")),
         _side(en=("unlock",), fr=("deverrouiller", "debloquer")),
     ),
-    (
-        _side("allowed", en=("allow", "permit", "authorize", "authorise"), fr=("autoriser",)),
-        _side("banned", "forbidden", en=("block", "deny", "forbid", "ban"), fr=("interdire",)),
-    ),
+    # permission and prohibition: every form of the verbs (opposites.ALLOWED, FORBIDDEN)
+    (_side(*opposites.ALLOWED), _side(*opposites.FORBIDDEN, en=("block", "deny"))),
     (
         _side("more", "higher", "+up", "plus", en=("increase", "raise"), fr=("augmenter",)),
         _side("less", "fewer", "lower", "+down", "moins",
               en=("decrease", "reduce"), fr=("diminuer", "baisser", "reduire")),
     ),
-    (_side("before", "avant", "earlier", "prior"), _side("after", "apres", "later")),
+    (
+        _side("before", "avant", "earlier", "prior", "within", "sous"),
+        _side("after", "apres", "later", "beyond", "past"),
+    ),
     (
         _side(en=("add", "include"), fr=("ajouter", "inclure")),
         _side(en=("remove", "delete", "exclude"),
@@ -166,6 +162,25 @@ _GROUPS: tuple[tuple[frozenset[str], ...], ...] = (
         _side("expensive", "costly"),
     ),
     (_side("true", "vrai"), _side("false", "faux")),
+    (_side("positive", "positif", "positive", "positifs", "positives"),
+     _side("negative", "negatif", "negative", "negatifs", "negatives")),
+    (_side("credit", "credits"), _side("debit", "debits")),
+    (_side("major", "majeur", "majeure"), _side("minor", "mineur", "mineure")),
+    (_side("free", "gratuit", "gratuite", "gratuits", "gratuites"),
+     _side("paid", "payant", "payante", "payants", "payantes")),
+    (_side("domestic", "national", "nationale", "nationaux"),
+     _side("international", "internationale", "internationaux", "abroad", "etranger")),
+    (_side("left", "gauche"), _side("right", "droite")),
+    (_side("inside", "indoor", "indoors", "interieur"),
+     _side("outside", "outdoor", "outdoors", "exterieur")),
+    (_side("full", "plein", "pleine"), _side("empty", "vide")),
+    (_side("arrival", "arrivals", "arrivee", "arrivees"),
+     _side("departure", "departures", "depart", "departs")),
+    (_side("personal", "personnel", "personnelle", "particulier"),
+     _side("business", "professional", "professionnel", "professionnelle", "entreprise")),
+    (_side("north", "nord"), _side("south", "sud"), _side("east"), _side("west", "ouest")),
+    (_side("spring", "printemps"), _side("summer", "ete"), _side("autumn", "fall", "automne"),
+     _side("winter", "hiver")),
     (_side("success", "succeed", "succeeded", "reussi"),
      _side("fail", "failed", "failure", "echec")),
     (
@@ -224,15 +239,59 @@ def _index_groups() -> dict[str, tuple[int, int]]:
 _SIDE_OF = _index_groups()
 
 
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+def _transpositions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(len(word) - 1)}
+
+
+def _index_omissions(words: Iterable[str], shortest: int) -> dict[str, frozenset[str]]:
+    """Each word's one-letter deletions -> the words they come from."""
+    index: dict[str, set[str]] = {}
+    for word in words:
+        if len(word) >= shortest and word.isalpha():
+            for variant in _deletions(word):
+                index.setdefault(variant, set()).add(word)
+    return {variant: frozenset(found) for variant, found in index.items()}
+
+
+_OMITTED_SIDE = _index_omissions(_SIDE_OF, 5)
+_OMITTED_PHRASAL = _index_omissions(_PHRASAL_VERBS, 4)
+
+
+def _typo_of_known(
+    word: str, known: Container[str], omitted: dict[str, frozenset[str]]
+) -> frozenset[str]:
+    """The known words `word` is a typo of: a letter dropped, one too many, or two
+    neighbours swapped. Not a changed letter: "clone" must not read as "close"."""
+    found = {w for w in _deletions(word) | _transpositions(word) if w in known}
+    return frozenset(found | omitted.get(word, frozenset()))
+
+
+@lru_cache(maxsize=16384)
+def _misspelt_side(word: str) -> tuple[int, int] | None:
+    """The group side of a word that is a typo of group words all on that side."""
+    read = {_SIDE_OF[w] for w in _typo_of_known(word, _SIDE_OF, _OMITTED_SIDE)}
+    return read.pop() if len(read) == 1 else None
+
+
 def antonym_sides(words: list[str]) -> dict[int, frozenset[int]]:
-    """Per antonym group used in the text, the sides used."""
+    """Per antonym group used in the text, the sides used; a word one typo away from a
+    word of a group counts as that word ("disabel", "désactvier", "trun off", "déverouiller")."""
     sides: dict[int, set[int]] = {}
     for i, word in enumerate(words):
         if word in _PHRASAL_PARTICLES:
-            if i == 0 or words[i - 1] not in _PHRASAL_VERBS:
+            before = words[i - 1] if i else ""
+            if before not in _PHRASAL_VERBS and not _typo_of_known(
+                before, _PHRASAL_VERBS, _OMITTED_PHRASAL
+            ):
                 continue
             word = "+" + word
         found = _SIDE_OF.get(word.replace("'", "")) or _SIDE_OF.get(word.split("'")[-1])
+        if found is None and len(word) >= 5 and word.isalpha():
+            found = _misspelt_side(word)
         if found is not None:
             sides.setdefault(found[0], set()).add(found[1])
     return {group: frozenset(used) for group, used in sides.items()}
@@ -307,6 +366,9 @@ def entities(text: str) -> frozenset[str]:
     return frozenset(found)
 
 
+_MARKERS_BY_LANGUAGE = ("en", "fr", "es", "de", "it", "pt")
+
+
 @dataclass(frozen=True)
 class Specifics:
     """What the guard compares, computed once per question."""
@@ -317,21 +379,39 @@ class Specifics:
     numbers: tuple[str, ...]
     units: frozenset[str]
     entities: frozenset[str]
+    scales: frozenset[tuple[str, int, int]]
+    times: frozenset[tuple[str, object]]
+    people: frozenset[str]
+    roles: order.Roles
+
+
+_ELISIONS = frozenset(_split("l d j m t s n c qu jusqu lorsqu puisqu"))
+
+
+def _without_elision(word: str) -> str:
+    head, _, tail = word.partition("'")
+    return tail if tail and head in _ELISIONS else word
 
 
 @lru_cache(maxsize=4096)
 def specifics(text: str) -> Specifics:
-    folded = fold(text)
-    words = _WORD.findall(folded)
+    said = canonical(text)
+    words = _WORD.findall(said)
     # "l'iPhone", "d'Android": the elided article is not part of the word.
-    bare = {w.split("'")[-1] for w in words} | set(words)
+    split = [_without_elision(w) for w in words]
+    bare = set(split) | set(words)
+    language = guess_language(text) or "en"
     return Specifics(
         words=frozenset(bare),
         negated=negations(words) % 2 == 1,
         sides=antonym_sides(words),
-        numbers=numbers(folded),
+        numbers=numbers(said),
         units=units(words),
-        entities=entities(text),
+        entities=frozenset(canonical(entity) for entity in entities(text)),
+        scales=opposites.scales(split),
+        times=opposites.relative_time(split),
+        people=opposites.people(split),
+        roles=order.roles(said, language if language in _MARKERS_BY_LANGUAGE else "en"),
     )
 
 
@@ -348,10 +428,87 @@ def disagreement(cached: str, new: str) -> str | None:
     if a.units != b.units:
         return "unit"
     for entity in a.entities ^ b.entities:
-        if not all(part in a.words and part in b.words for part in _WORD.findall(entity)):
+        parts = _WORD.findall(entity)
+        if not all(_has(part, a.words) and _has(part, b.words) for part in parts):
             return "entity"
-    return None
+    if _differ_on_axis(a.scales, b.scales, lambda scale: scale[0]):
+        return "comparative"
+    if a.times and b.times and a.times != b.times:
+        return "time"
+    if a.people and b.people and a.people != b.people:
+        return "role"
+    if opposites.negated_words(a.words - b.words, b.words) or opposites.negated_words(
+        b.words - a.words, a.words
+    ):
+        return "negation"
+    return order.disagreement(a.roles, b.roles)
+
+
+def _has(word: str, words: frozenset[str]) -> bool:
+    """The word, or its singular or plural ("Sunday" in "on Sundays")."""
+    return word in words or word + "s" in words or (word.endswith("s") and word[:-1] in words)
+
+
+def _differ_on_axis(a: frozenset, b: frozenset, axis: Callable[[Any], Any]) -> bool:
+    """Both speak on one axis (a scale) and do not say the same things on it."""
+    for name in {axis(x) for x in a} & {axis(x) for x in b}:
+        if {x for x in a if axis(x) == name} != {x for x in b if axis(x) == name}:
+            return True
+    return False
 
 
 def agrees(cached: str, new: str) -> bool:
     return disagreement(cached, new) is None
+
+
+# -- the same words, typed differently ---------------------------------------------------
+
+
+def _within_one_edit(x: str, y: str) -> bool:
+    """One insertion, deletion, substitution or swap of neighbours turns x into y."""
+    if abs(len(x) - len(y)) > 1:
+        return False
+    if len(x) == len(y):
+        diff = [i for i in range(len(x)) if x[i] != y[i]]
+        return len(diff) == 1 or (
+            len(diff) == 2 and diff[1] == diff[0] + 1 and x[diff[0]] == y[diff[1]]
+            and x[diff[1]] == y[diff[0]]
+        )  # fmt: skip
+    short, long = (x, y) if len(x) < len(y) else (y, x)
+    i = 0
+    while i < len(short) and short[i] == long[i]:
+        i += 1
+    return short[i:] == long[i + 1 :]
+
+
+def _typo_of(x: str, y: str, known: frozenset[str]) -> bool:
+    """x and y are one word typed two ways: one edit apart (two for long words), at
+    least five letters long between them, and not two words the guard or the
+    vocabulary knows ("export" and "expert" are two words)."""
+    if max(len(x), len(y)) < 5 or (x in _SIDE_OF and y in _SIDE_OF):
+        return False
+    if x in known and y in known:
+        return False
+    if _within_one_edit(x, y):
+        return True
+    if min(len(x), len(y)) < 8:
+        return False
+    return any(_within_one_edit(x[:i] + x[i + 1 :], y) for i in range(len(x)))
+
+
+def same_words(cached: str, new: str, known: frozenset[str] = frozenset()) -> bool:
+    """The same content words in both, up to typos ("pasword", "dowload", "suprimer");
+    `known`: correctly spelt words (two of them are not a typo of each other)."""
+    a = specifics(cached).roles.written
+    b = specifics(new).roles.written
+    if len(a) != len(b) or not a:
+        return False
+    rest = list(b)
+    for word in a:
+        match = next((w for w in rest if order.stem(w) == order.stem(word)), None)
+        if match is None:
+            match = next((w for w in rest if _typo_of(word, w, known)), None)
+        if match is None:
+            return False
+        rest.remove(match)
+    return not rest

@@ -31,10 +31,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from extproc import headers as h
 from extproc.cache.answer import CachedAnswer, read_answer, render_json, render_sse
-from extproc.cache.guard import disagreement
+from extproc.cache.guard import disagreement, same_words
 from extproc.cache.key import RequestKey, partition_digest, request_key
 from extproc.cache.store import Entry, MemoryStore
+from extproc.cache.wording import canonical
 from extproc.config import CacheConfig, Config
+from extproc.config_issues import did_you_mean, unknown
+from extproc.errors import PurgeRefused
 from extproc.request.chat import ChatRequest
 
 if TYPE_CHECKING:
@@ -48,6 +51,10 @@ PENDING_KEPT = 10_000
 the upstream timeout (its response will never be observed)."""
 SEMANTIC_CANDIDATES = 5
 """The closest entries above min_similarity that the guard is asked about, best first."""
+TYPO_MIN_SIMILARITY = 0.6
+"""Below min_similarity, a candidate with the same content words up to typos
+(guard.same_words) may still be a hit down to this cosine: encoders place "How do I
+rest my pasword?" at 0.68 of "How do I reset my password?"."""
 
 
 class Embedder(Protocol):
@@ -91,6 +98,8 @@ class ResponseCache:
         self._clock = clock
         self._config: Config | None = None
         self._embedder: Embedder | None = None
+        self._known_words: frozenset[str] = frozenset()
+        """Words the encoder's vocabulary spells: two of them are never one word mistyped."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-embed")
         self._pending: OrderedDict[str, PendingFill] = OrderedDict()
         self._pending_max_age_s = float("inf")  # until configure()
@@ -124,7 +133,7 @@ class ResponseCache:
         self.refused = Counter(
             "switchyard_cache_guard_refusals",
             "Semantic candidates the guard refused, by reason (negation, antonym, number,"
-            " unit, entity).",
+            " unit, entity, comparative, time, role, direction, order).",
             ["route", "reason"],
             registry=registry,
         )
@@ -142,6 +151,8 @@ class ResponseCache:
         semantic = any(r.cache.enabled and r.cache.min_similarity < 1 for r in config.routes)
         if semantic and self._embedder is None:
             self._embedder = load_embedder(config)
+            tokenizer = getattr(self._embedder, "tokenizer", None)
+            self._known_words = tokenizer.words() if tokenizer is not None else frozenset()
         self._config = config
         self._pending_max_age_s = config.envoy.upstream_timeout_s + 10
 
@@ -197,8 +208,12 @@ class ResponseCache:
     ) -> Entry | None:
         """The closest entry of the scope that is close enough and that the guard passes."""
         for similarity, entry in self.store.nearest(key.scope, vector, SEMANTIC_CANDIDATES):
-            if similarity < min_similarity:
+            if similarity < TYPO_MIN_SIMILARITY:
                 break
+            if similarity < min_similarity and not same_words(
+                entry.question, key.question, self._known_words
+            ):
+                continue
             reason = disagreement(entry.question, key.question)
             if reason is None:
                 self.store.touch(route, entry.exact)
@@ -247,11 +262,14 @@ class ResponseCache:
         return lookup
 
     async def _embed(self, question: str) -> np.ndarray | None:
+        """The embedding of the question as the guard reads it (wording.canonical):
+        greetings, politeness, number words and spellings do not move it."""
         embedder = self._embedder
         if embedder is None:
             return None
         loop = asyncio.get_running_loop()
-        vectors = await loop.run_in_executor(self._executor, embedder.encode, [question])
+        text = canonical(question)
+        vectors = await loop.run_in_executor(self._executor, embedder.encode, [text])
         return np.asarray(vectors[0], dtype=np.float32)
 
     # -- filling -----------------------------------------------------------------------
@@ -337,7 +355,23 @@ class ResponseCache:
             self.entries.labels(route).set(0)
         return removed
 
+    def check_purge(self, route: str | None, partition: str | None) -> None:
+        """Raises PurgeRefused for a route the config does not have, or a `source=value`
+        partition whose source no route partitions by."""
+        routes = self._config.routes if self._config else []
+        names = [r.name for r in routes]
+        if route is not None and route not in names:
+            raise PurgeRefused(unknown("route", route, names))
+        sources = sorted({s for r in routes for s in r.cache.partition_by if r.cache.enabled})
+        source, sep, _ = (partition or "").partition("=")
+        if sep and source not in sources:
+            raise PurgeRefused(
+                f"partition {partition!r}: {source!r} is not a partition source"
+                f"{did_you_mean(source, sources)}; expected SOURCE=VALUE or a bare value"
+            )
+
     async def purge(self, route: str | None, partition: str | None) -> int:
+        self.check_purge(route, partition)
         digests = self.partition_digests(partition) if partition is not None else None
         removed = self.purge_local(route, digests)
         if self.shared is not None:

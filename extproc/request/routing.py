@@ -63,6 +63,8 @@ class Decision:
     """The backend Envoy will forward to (extproc.upstream.backend_for)."""
     shadow: bool = False
     """A copy goes to the route's shadow backend too (extproc.request.shadow)."""
+    retry_on: str | None = None
+    """For a canary request: the stable backend Envoy retries a failed canary answer on."""
 
     def headers(self) -> dict[str, str]:
         out = {
@@ -71,6 +73,8 @@ class Decision:
             h.STICKY: str(self.sticky),
             h.UPSTREAM: self.backend,
         }
+        if self.retry_on is not None:
+            out[h.RETRY_ON] = self.retry_on
         if self.label is not None:
             out[h.LABEL] = self.label
         return out
@@ -142,13 +146,17 @@ class Router:
         # Without a session the pick is random, but made here rather than by
         # Envoy, so that switchyard knows which backend the body is for.
         sticky = sticky_value(key) if key is not None else random.getrandbits(53)
+        chosen = self._route_configs[route_name]
+        canary = chosen.canary
+        retry = cohort == h.CANARY and canary is not None and canary.retry_on_stable
         return Decision(
             route=route_name,
             cohort=cohort,
             sticky=sticky,
             label=label,
-            backend=backend_for(self._route_configs[route_name], cohort, sticky),
+            backend=backend_for(chosen, cohort, sticky),
             shadow=cohort == h.STABLE and key is not None and self._shadowed(route_name, key),
+            retry_on=backend_for(chosen, h.STABLE, sticky) if retry else None,
         )
 
     def _shadowed(self, route: str, key: str) -> bool:

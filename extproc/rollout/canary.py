@@ -226,13 +226,15 @@ class Rollouts:
 
     def _notify(self, route: str, old: CanaryState | None, new: CanaryState) -> None:
         if old is not None and (old.phase, old.percent) != (new.phase, new.percent):
+            # The percent actually served, as `rollout status` shows it: a rolled-back
+            # canary keeps its step's percent for a reset, but serves 0 %.
             log.warning(
                 "rollout %s: %s %.4g%% -> %s %.4g%% (v%d, %s)",
                 route,
                 old.phase,
-                old.percent,
+                old.serving_percent,
                 new.phase,
-                new.percent,
+                new.serving_percent,
                 new.version,
                 new.reason,
             )

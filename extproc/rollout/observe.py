@@ -142,11 +142,12 @@ class TrafficStats:
                 totals.prompt_tokens += usage[0]
                 totals.completion_tokens += usage[1]
                 totals.cost += cost
-            # A shadow's copies are compared in the report, never in the canary analysis.
+            # Shadow copies, retried and fallback answers are in the report, never in the
+            # canary analysis.
             if (
                 route in self._analysed
                 and self.observed_feeds_analysis
-                and cohort != h.SHADOW_COHORT
+                and cohort in (h.CANARY, h.STABLE)
             ):
                 key = (route, cohort, int(self._clock()))
                 bucket = self._buckets.get(key)
@@ -273,6 +274,7 @@ class ObserveStream:
         self._head = b""
         self._size = 0
         self._route = self._cohort = self._backend = ""
+        self._attempts = 1
         self._status = 0
         self._ttfb: float | None = None
         self._headers_at = 0.0
@@ -290,6 +292,8 @@ class ObserveStream:
             self._route = headers.get(h.ROUTE, "")
             self._cohort = headers.get(h.COHORT, "")
             self._backend = headers.get(h.BACKEND, "")
+            attempts = headers.get(h.ATTEMPT_COUNT, "1")
+            self._attempts = int(attempts) if attempts.isdigit() else 1
             status = headers.get(":status", "0")
             self._status = int(status) if status.isdigit() else 0
             upstream_ms = headers.get(UPSTREAM_TIME, "")
@@ -317,6 +321,22 @@ class ObserveStream:
                 self._finish()
         elif phase == "response_trailers":
             self._finish()
+
+    def _answering_cohort(self, latency: float) -> str:
+        """The cohort the answer counts for. After a retry, not the request's: a canary
+        answer that failed is counted on the canary (the analysis must see it) and the
+        stable answer that replaced it as `retried`; a fallback's answer as `fallback`."""
+        if self._attempts <= 1:
+            return self._cohort
+        if self._cohort != h.CANARY:
+            return h.FALLBACK_COHORT
+        canary = next((r.canary for r in self._config.routes if r.name == self._route), None)
+        if canary is not None:
+            # The canary's own answer is not seen: a failure (5xx or reset) it was.
+            self._traffic.record(
+                self._route, h.CANARY, canary.backend, 502, latency, None, None, 0.0
+            )
+        return h.RETRIED_COHORT
 
     def _keep_for_cache(self, chunk: bytes) -> None:
         if self._fill is None:
@@ -346,9 +366,10 @@ class ObserveStream:
             )
             if price is not None:
                 cost = (usage[0] * price.prompt_per_1m + usage[1] * price.completion_per_1m) / 1e6
+        cohort = self._answering_cohort(latency)
         self._traffic.record(
             self._route,
-            self._cohort,
+            cohort,
             backend,
             self._status,
             latency,
@@ -361,7 +382,7 @@ class ObserveStream:
             self._quality.on_response(
                 self._request_id,
                 self._route,
-                self._cohort,
+                cohort,
                 backend,
                 self._status,
                 self._score,

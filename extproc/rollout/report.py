@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from extproc.envoy_config import VIRTUAL_HOST
+from extproc.envoy_config import FAIL_OPEN_ROUTE, VIRTUAL_HOST
 from extproc.rollout.quality import FLAGS
 from extproc.rollout.shadow import shadow_lines
 
@@ -138,6 +138,14 @@ def report_data(admin: str, switchyard: str) -> dict[str, Any]:
     ]
     cluster_rows = [_upstream(c, f"cluster.{c}.", values, quantiles) for c in clusters]
     fail_open = values.get("http.ingress.ext_proc.switchyard.failure_mode_allowed", 0)
+    # Envoy's fail-open routes, one per backend of the default route (extproc.envoy_config).
+    fail_open_by_backend = {
+        r.removeprefix(FAIL_OPEN_ROUTE): values.get(
+            f"vhost.{VIRTUAL_HOST}.route.{r}.upstream_rq_completed", 0
+        )
+        for r in routes
+        if r.startswith(FAIL_OPEN_ROUTE)
+    }
     timeouts = values.get("http.ingress.ext_proc.switchyard.message_timeouts", 0)
     return {
         "ab": traffic,
@@ -147,9 +155,16 @@ def report_data(admin: str, switchyard: str) -> dict[str, Any]:
         "canaries": rollouts,
         "shadows": own.get("shadows", {}),
         "fail_open": fail_open,
+        "fail_open_by_backend": fail_open_by_backend,
         "processor_timeouts": timeouts,
         "cache": own.get("cache", []),
     }
+
+
+def _by_backend(counts: dict[str, int]) -> str:
+    """' (answered by a 3, b 1)' when any fail-open request was answered."""
+    answered = ", ".join(f"{name} {count}" for name, count in counts.items() if count)
+    return f" (answered by {answered})" if answered else ""
 
 
 def requests_cell(row: dict[str, Any]) -> str:
@@ -250,8 +265,9 @@ def build_report(admin: str, switchyard: str, *, as_json: bool = False) -> str:
         "Envoy upstream clusters",
         _upstream_table("cluster", cluster_rows),
         "",
-        f"Requests that bypassed switchyard (fail-open): {fail_open}; "
-        f"processor timeouts: {timeouts}",
+        f"Requests that bypassed switchyard (fail-open): {fail_open}"
+        + _by_backend(data["fail_open_by_backend"])
+        + f"; processor timeouts: {timeouts}",
         "",
         *_cache_section(data.get("cache", [])),
         "Canaries",

@@ -164,9 +164,15 @@ def svg_chart(chart: Chart) -> str:
                 f'<path d="{" ".join(path)}" stroke="{colour}" fill="none" stroke-width="2"'
                 f' data-series="{html.escape(name)}"/>'
             )
+        # The legend: a swatch of the line's colour, then its name in that colour (an
+        # inline style: the page's `svg text` rule would override a fill attribute).
+        y = MARGIN + 14 * i
         parts.append(
-            f'<text x="{WIDTH - MARGIN}" y="{MARGIN + 14 * i}" text-anchor="end"'
-            f' fill="{colour}">{html.escape(name or "-")}</text>'
+            f'<g class="legend" data-legend="{html.escape(name)}">'
+            f'<line x1="{WIDTH - MARGIN + 6}" y1="{y - 4}" x2="{WIDTH - MARGIN + 26}"'
+            f' y2="{y - 4}" stroke="{colour}" stroke-width="3"/>'
+            f'<text x="{WIDTH - MARGIN}" y="{y}" text-anchor="end"'
+            f' style="fill: {colour}">{html.escape(name or "-")}</text></g>'
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -257,6 +263,27 @@ def _upstream_rows(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _canary_lead(state: dict[str, Any]) -> list[str]:
+    """What the canary's section says first. After a rollback: the verdict that caused
+    it, not the analysis of the empty window since (a canary at 0 % has no traffic)."""
+    backend, phase = html.escape(state["backend"]), html.escape(state["phase"])
+    if state["phase"] == "rolled_back":
+        lead = [
+            f'<p class="lead rolled-back"><b>Rolled back</b>: {backend} serves'
+            f" <b>0%</b>; the verdict that rolled it back:"
+            f" {html.escape(state.get('reason') or 'not recorded')}</p>"
+        ]
+    else:
+        reason = f" ({html.escape(state['reason'])})" if state.get("reason") else ""
+        lead = [
+            f'<p class="lead">{backend} at <b>{state["percent"]:g}%</b>, phase'
+            f" <b>{phase}</b>{reason}; verdict: {html.escape(str(state['verdict']))}</p>"
+        ]
+    if state.get("waiting_for"):
+        lead.append(f'<p class="note">Waiting for: {html.escape(state["waiting_for"])}</p>')
+    return lead
+
+
 STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
@@ -287,12 +314,7 @@ def render_html(
     for route, state in data["canaries"].items():
         body.append(f'<section class="canary" data-route="{html.escape(route)}">')
         body.append(f"<h2>Canary on route {html.escape(route)}</h2>")
-        reason = f" ({html.escape(state['reason'])})" if state.get("reason") else ""
-        body.append(
-            f"<p>{html.escape(state['backend'])} at <b>{state['percent']:g}%</b>, phase"
-            f" <b>{html.escape(state['phase'])}</b>{reason}; verdict:"
-            f" {html.escape(str(state['verdict']))}</p>"
-        )
+        body.extend(_canary_lead(state))
         if history is not None and route in history:
             body.extend(svg_chart(chart) for chart in history[route].charts)
             steps = "".join(

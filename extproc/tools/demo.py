@@ -31,7 +31,7 @@ from typing import Protocol
 import yaml
 
 from extproc.config import BackendConfig, Config
-from extproc.envoy_config import render
+from extproc.envoy_config import bootstrap as render_bootstrap
 from extproc.rollout.report import build_report, report_data
 from extproc.rollout.report_html import prometheus_history, render_html
 
@@ -163,9 +163,10 @@ class LocalProcesses:
         return keys
 
     def start_envoy(self, name: str, config: Config, keys: dict[str, str]) -> None:
-        """Envoy with the bootstrap rendered from `config`, until its admin says ready."""
+        """Envoy with the bootstrap rendered from `config` (its routes and clusters then come
+        from switchyard, already running), until its admin says ready."""
         bootstrap = self.workdir / f"{name}.yaml"
-        bootstrap.write_text(yaml.safe_dump(render(config), sort_keys=False))
+        bootstrap.write_text(yaml.safe_dump(render_bootstrap(config), sort_keys=False))
         envoy = shutil.which("envoy") or str(Path(sys.executable).parent / "envoy")
         command = [envoy, "-c", str(bootstrap), "--disable-hot-restart", "--log-level", "warn"]
         self._start(name, [*command, "--concurrency", "1"], env=keys)

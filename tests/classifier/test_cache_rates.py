@@ -10,6 +10,7 @@ import yaml
 
 from classifier.encoder import Encoder
 from extproc.cache.guard import agrees
+from extproc.cache.wording import canonical
 from extproc.config import CacheConfig
 
 PAIRS = yaml.safe_load(
@@ -19,8 +20,9 @@ DEFAULT = CacheConfig().min_similarity
 
 
 def _cosines(encoder: Encoder, pairs: list[tuple[str, str]]) -> np.ndarray:
-    first = encoder.encode([a for a, _ in pairs])
-    second = encoder.encode([b for _, b in pairs])
+    # The cache embeds questions as the guard reads them (extproc.cache.service._embed).
+    first = encoder.encode([canonical(a) for a, _ in pairs])
+    second = encoder.encode([canonical(b) for _, b in pairs])
     return np.asarray((first * second).sum(axis=1))
 
 
@@ -43,3 +45,9 @@ def test_no_false_hit_and_most_rewordings_hit(use_encoder: Encoder) -> None:
     assert close_opposites.sum() >= 10  # the guard has real work on this set
     assert false_hits == []
     assert sum(hits) / len(hits) >= 0.8
+
+
+def test_the_vocabulary_tells_spelt_words_from_typos(use_encoder: Encoder) -> None:
+    words = use_encoder.tokenizer.words()
+    assert {"password", "export", "expert", "payment", "compte"} <= words
+    assert not {"pasword", "dowload", "invocie", "paymnet"} & words

@@ -124,6 +124,29 @@ def test_the_opposite_question_is_not_served(stack: Stack) -> None:
     assert ask(stack, "How can I turn on automatic backups?").headers["x-switchyard-cache"] == "hit"
 
 
+def test_the_reversed_direction_is_a_miss_and_a_typo_is_a_hit(stack: Stack) -> None:
+    """The twin that swaps the currencies reaches the backend; the same question with two
+    typos and a greeting around it is served the first answer (issue #31)."""
+    filled(stack, "How do I convert USD to EUR in my wallet?", tenant="fx")
+    first = ask(stack, "How do I convert USD to EUR in my wallet?", tenant="fx")
+    assert first.headers["x-switchyard-cache"] == "hit"  # the answer cached
+    before = stack.backends["llm"].stats()["requests"]
+    twin = ask(stack, "How do I convert EUR to USD in my wallet?", tenant="fx")
+    assert twin.status == 200 and twin.headers["x-switchyard-cache"] == "miss"
+    assert stack.backends["llm"].stats()["requests"] == before + 1
+    assert twin.json["id"] != first.json["id"]
+    typo = ask(stack, "Hi, how do I convrt USD to EUR in my walet? Thanks", tenant="fx")
+    assert typo.status == 200 and typo.headers["x-switchyard-cache"] == "hit"
+    assert typo.json["id"] == first.json["id"]
+    assert stack.backends["llm"].stats()["requests"] == before + 1
+    refusals = [
+        line
+        for line in stack.metrics_text().splitlines()
+        if line.startswith("switchyard_cache_guard_refusals_total") and 'reason="direction"' in line
+    ]
+    assert refusals and float(refusals[0].split()[-1]) >= 1
+
+
 def test_the_canary_is_never_served_from_the_cache(stack: Stack) -> None:
     filled(stack, "Where do I download my tax forms?")
     reply = ask(stack, "Where do I download my tax forms?", headers=CANARY)

@@ -337,7 +337,27 @@ def test_html_report_draws_the_canary_story_in_a_real_browser(rolled_out: Rolled
     # Three points at least: how many more depends on how many scrapes the short run had.
     drawn = {series for d, series in lines if d.count("L") >= 2}
     assert {"canary", "stable", "med-v2"} <= drawn, lines
-    assert "rolled_back" in clinical[: clinical.index("</section>")]
+    section = clinical[: clinical.index("</section>")]
+    # After the rollback the section leads with the verdict that caused it: one story.
+    lead = re.search(r'<p class="lead rolled-back">(.*?)</p>', section)
+    assert lead is not None and "degraded" in lead.group(1), section[:2000]
+    assert section.index("lead rolled-back") < section.index("<svg")
+    assert "not enough data" not in section
+    # Each legend entry carries its line's colour, in the swatch and in the name.
+    strokes = {
+        series: colour
+        for colour, series in re.findall(
+            r'<path d="M[^"]+" stroke="([^"]+)"[^>]*data-series="([\w.-]+)"', section
+        )
+    }
+    legend = re.findall(
+        r'data-legend="([\w.-]+)"><line [^>]*stroke="([^"]+)"[^>]*></line><text [^>]*'
+        r'style="fill: ([^";]+);?">',
+        section,
+    )
+    assert {"canary", "stable"} <= {name for name, _, _ in legend}, section[:3000]
+    for name, swatch, text in legend:
+        assert swatch == text == strokes.get(name, swatch), (name, swatch, text)
     # The table's numbers are report --json's.
     shown = {tuple(dict(_CELL.findall(row))[f] for f in AB_FIELDS) for row in _AB_ROW.findall(dom)}
     assert shown == {tuple(str(r[f]) for f in AB_FIELDS) for r in expected["ab"]}

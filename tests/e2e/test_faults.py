@@ -155,6 +155,7 @@ def test_prompts_are_never_logged_unless_asked_and_then_redacted(tmp_path: Path)
         assert "4111" not in log
 
 
+@pytest.mark.long
 def test_soak_mixed_input_loses_nothing(tmp_path: Path) -> None:
     """A bounded soak: 60 s at a steady rate, good and bad input mixed."""
     kinds: dict[str, tuple[str, str, bytes, set[int]]] = {

@@ -135,6 +135,7 @@ def test_promotion_in_lockstep_keeps_every_session_on_its_backend(tmp_path: Path
                             "clinical",
                             "--url",
                             f"http://127.0.0.1:{fleet.replicas[0].metrics_port}",
+                            "--json",
                         ],
                         capture_output=True,
                         text=True,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import random
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -108,6 +109,23 @@ def test_bad_or_unknown_feedback_gets_a_clear_4xx_and_disturbs_nothing(fresh: St
     assert quality_row(stack, "stable")["score_mean"] == 0.7  # Envoy passed the header on
 
 
+def test_feedback_gets_exactly_one_response_on_the_wire(stack: Stack) -> None:
+    """Read to the end of the connection: nothing follows the one answer."""
+    body = json.dumps({"request_id": "not-a-known-one", "score": 0.5}).encode()
+    request = (
+        b"POST /feedback HTTP/1.1\r\nhost: x\r\nconnection: close\r\n"
+        + f"content-length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    with socket.create_connection(("127.0.0.1", stack.metrics_port), timeout=5) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert received.count(b"HTTP/1.") == 1, received
+    assert b" 404 " in received.split(b"\r\n")[0] and b"unknown request id" in received
+
+
 def quality_row(stack: Stack, cohort: str) -> dict[str, Any]:
     rows = stack.switchyard_stats()["quality"]
     return next(r for r in rows if r["route"] == "clinical" and r["cohort"] == cohort)
@@ -120,6 +138,7 @@ def scores_posted(stack: Stack, replies: list[Reply], score: Any) -> None:
         assert status == 200
 
 
+@pytest.mark.long
 def test_same_scores_for_both_cohorts_do_not_roll_back_over_minutes(fresh: Stack) -> None:
     """A/A for two minutes: traffic and scores from one distribution for both cohorts,
     the window sliding over them (bench/canary_sim.py --quality covers hours)."""

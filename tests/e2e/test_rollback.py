@@ -80,6 +80,7 @@ def test_healthy_canary_climbs_every_step(tmp_path: Path) -> None:
         assert 'switchyard_promotions_total{route="clinical"} 3.0' in stack.metrics_text()
 
 
+@pytest.mark.long
 def test_a_a_canary_is_never_rolled_back_and_report_matches_traffic(tmp_path: Path) -> None:
     config = canary_config()
     with running_stack(tmp_path, config) as stack:

@@ -109,7 +109,7 @@ def test_check_refuses_an_invalid_config_naming_the_key(tmp_path: Path) -> None:
     path.write_text(json.dumps(config))
     result = subprocess.run([SWITCHYARD, "check", "-c", str(path)], capture_output=True, text=True)
     assert result.returncode == 2
-    assert "routes[0].backends[0].backend" in result.stderr
+    assert 'routes "r".backends[0].backend' in result.stderr
     assert "unknown backend 'nope'" in result.stderr
     assert str(path) in result.stderr
 

@@ -184,7 +184,8 @@ def test_launch_needs_the_token_and_turns_the_shadow_into_its_first_step(stack: 
     assert denied.returncode == 1 and "Authorization: Bearer" in denied.stderr
     launched = rollout(stack, "launch")
     assert launched.returncode == 0, launched.stderr
-    assert json.loads(launched.stdout)["percent"] == 10
+    row = next(line for line in launched.stdout.splitlines() if line.startswith("chat "))
+    assert row.split()[1:3] == ["progressing", "10%"], launched.stdout  # status's table
     before = stack.backends["v2"].stats()["requests"]
     sessions = [f"launched-{i}" for i in range(300)]
     canary = set()

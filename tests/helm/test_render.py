@@ -15,6 +15,7 @@ from tests.helm.conftest import (
     FULL,
     NAMESPACE,
     container,
+    is_hook,
     of_kind,
     one,
     pod_spec,
@@ -45,6 +46,7 @@ def test_helm_lint_strict(case: str) -> None:
             "default",
             {
                 "ConfigMap",
+                "Job",
                 "Deployment",
                 "Service",
                 "ServiceAccount",
@@ -56,6 +58,7 @@ def test_helm_lint_strict(case: str) -> None:
             "full",
             {
                 "ConfigMap",
+                "Job",
                 "Deployment",
                 "Service",
                 "ServiceAccount",
@@ -72,6 +75,7 @@ def test_helm_lint_strict(case: str) -> None:
             "extproc-only",
             {
                 "ConfigMap",
+                "Job",
                 "Deployment",
                 "Service",
                 "ServiceAccount",
@@ -263,7 +267,8 @@ def test_extproc_only_pod_layout() -> None:
     assert [c["name"] for c in spec["containers"]] == ["switchyard"]
     cfg = yaml.safe_load(switchyard_yaml(docs))
     assert cfg["server"]["listen"] == "0.0.0.0:50051"
-    assert "envoy" not in cfg
+    # The gateway owns Envoy's routes: reloads that disagree with them are refused.
+    assert cfg["envoy"] == {"xds": False}
     item = container(docs, "switchyard")
     assert {p["name"]: p["containerPort"] for p in item["ports"]} == {
         "metrics": 9464,
@@ -284,13 +289,16 @@ def test_config_and_envoy_file_paths_agree() -> None:
     docs = render()
     spec = pod_spec(docs)
     volumes = {v["name"]: v for v in spec["volumes"]}
-    assert volumes["config"]["configMap"]["name"] == one(docs, "ConfigMap")["metadata"]["name"]
+    assert (
+        volumes["config"]["configMap"]["name"]
+        == one([d for d in docs if not is_hook(d)], "ConfigMap")["metadata"]["name"]
+    )
 
     def mount_of(item: dict, path: str) -> str:
         (mount,) = [m for m in item["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
         assert "subPath" not in mount, "a subPath mount never sees ConfigMap updates"
         assert path.removeprefix(mount["mountPath"] + "/") in (
-            one(docs, "ConfigMap")["data"]
+            one([d for d in docs if not is_hook(d)], "ConfigMap")["data"]
             if mount["name"] == "config"
             else {path.rsplit("/", 1)[1]}
         )

@@ -9,10 +9,13 @@ import pytest
 import yaml
 
 from tests.helm.conftest import (
+    CHART,
+    NAMESPACE,
     container,
     of_kind,
     one,
     render,
+    run_helm,
     switchyard_yaml,
     template_result,
     write_values,
@@ -140,3 +143,22 @@ def test_a_change_of_state_store_restarts_the_pods(tmp_path: Path) -> None:
         return str(annotations)
 
     assert checksum("redis://a:6379/0") != checksum("redis://b:6379/0")
+
+
+def _notes(tmp_path: Path, name: str, **extra: Any) -> str:
+    path = write_values(tmp_path, name, values(**extra))
+    result = run_helm(
+        "install", "sy", str(CHART), "-n", NAMESPACE, "--dry-run=client", "-f", str(path)
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout[result.stdout.index("NOTES:") :]
+
+
+def test_notes_say_one_pod_acts_for_the_fleet_only_when_the_state_is_shared(
+    tmp_path: Path,
+) -> None:
+    shared = _notes(tmp_path, "shared", replicaCount=3, redis={"enabled": True})
+    assert "through any one pod acts on the whole fleet" in shared
+    assert "act on all of them" not in shared
+    alone = _notes(tmp_path, "alone", replicaCount=1)
+    assert "each pod keeps its own rollout state" in alone

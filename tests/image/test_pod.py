@@ -286,3 +286,42 @@ def test_a_chart_change_that_breaks_the_pod_fails_it(tmp_path: Path) -> None:
             pod.start(ready_budget=30)
     finally:
         pod.remove()
+
+
+def _run_hook_job(docs: list[dict[str, Any]], workdir: Path) -> tuple[int | None, str]:
+    """The pre-upgrade check Job's pod, run from the image as the kubelet would."""
+    job = next(d for d in docs if d["kind"] == "Job")
+    pod = Pod(
+        name=f"sy-check-{free_port()}",
+        spec=job["spec"]["template"]["spec"],
+        config_maps={d["metadata"]["name"]: d["data"] for d in docs if d["kind"] == "ConfigMap"},
+        images=local_images(docs),
+        workdir=workdir,
+    )
+    try:
+        pod.start()
+        pod._engine("wait", pod.engine_name("check"), timeout=240)
+        return pod.exit_code("check"), pod.logs("check")
+    finally:
+        pod.remove()
+
+
+def test_the_hook_job_passes_the_release_config_and_fails_a_misspelled_label(
+    tmp_path: Path,
+) -> None:
+    ports = {name: free_port() for name in ("http", "stats", "admin", "grpc", "metrics")}
+    values = release_values(tmp_path, ports, {name: free_port() for name in BACKENDS})
+    docs = render(VALUES, values)
+    code, logs = _run_hook_job(docs, tmp_path / "good")
+    assert code == 0, logs
+    broken = yaml.safe_load(yaml.safe_dump(docs))
+    check_map = next(
+        d for d in broken if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-check")
+    )
+    config = yaml.safe_load(check_map["data"]["switchyard.yaml"])
+    route = next(r for r in config["routes"] if "label" in (r.get("match") or {}))
+    labels = route["match"]["label"]
+    route["match"]["label"] = (labels if isinstance(labels, str) else labels[0]) + "x"
+    check_map["data"]["switchyard.yaml"] = yaml.safe_dump(config)
+    code, logs = _run_hook_job(broken, tmp_path / "bad")
+    assert code not in (0, None) and "match.label" in logs and "Traceback" not in logs

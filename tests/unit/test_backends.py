@@ -80,7 +80,11 @@ def test_each_backend_switchyard_may_pick_has_its_own_route_with_its_host_and_ke
     routes = {
         r["name"]: r for r in hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
     }
-    for cohort, backend in [("stable", "self"), ("stable", "api-a"), ("stable", "api-b"), ("canary", "v2")]:
+    for cohort, backend in [
+        ("stable", "self"),
+        ("stable", "api-a"),
+        ("stable", "api-b"),
+    ]:
         route = routes[f"r.{cohort}.{backend}"]
         # Envoy forwards to the backend switchyard named: it computes no split of its own.
         assert route["route"]["cluster"] == backend
@@ -89,20 +93,32 @@ def test_each_backend_switchyard_may_pick_has_its_own_route_with_its_host_and_ke
         assert "authorization" in route["request_headers_to_remove"]
     assert routes["r.stable.api-a"]["route"]["host_rewrite_literal"] == "api.a.example"
     assert routes["r.stable.api-b"]["route"]["host_rewrite_literal"] == "api.b.example:8443"
+    # A canary request names the stable backend its failure is retried on.
+    for backend in ("self", "api-a", "api-b"):
+        canary = routes[f"r.canary.v2.{backend}"]
+        assert canary["route"]["cluster"] == f"_retry.r.v2.{backend}"
+        assert canary["route"]["host_rewrite_literal"] == "10.0.0.2:8000"
     assert routes["r.stable.api-a"]["request_headers_to_add"] == [
         {
             "header": {"key": "authorization", "value": "Bearer %ENVIRONMENT(API_A_KEY)%"},
             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
         }
     ]
-    # What switchyard did not route (fail-open) takes the default route's weights.
-    split = routes["unrouted/v1/chat/completions"]["route"]["weighted_clusters"]
-    assert [(c["name"], c["weight"]) for c in split["clusters"]] == [
-        ("self", 70),
-        ("api-a", 20),
-        ("api-b", 10),
+    # What switchyard did not route (fail-open) takes the default route's weights, as
+    # cumulative shares of one draw, each backend with its own rewrite of the body.
+    fail_open = [r for r in routes.values() if r["name"].startswith("unrouted/")]
+    assert [r["route"]["cluster"] for r in fail_open] == ["self", "api-a", "api-b"]
+    shares = [r["match"].get("runtime_fraction", {}).get("default_value") for r in fail_open]
+    assert shares == [
+        {"numerator": 700_000, "denominator": "MILLION"},
+        {"numerator": 900_000, "denominator": "MILLION"},
+        None,
     ]
-    assert all("authorization" in c["request_headers_to_remove"] for c in split["clusters"])
+    assert (
+        fail_open[1]["request_headers_to_add"] == routes["r.stable.api-a"]["request_headers_to_add"]
+    )
+    lua = fail_open[1]["typed_per_filter_config"]["switchyard.fail_open"]
+    assert 'set_model(handle, "gpt-4o-mini")' in lua["source_code"]["inline_string"]
 
 
 def test_tls_is_verified_against_the_bundle_or_the_backends_ca_and_its_name() -> None:
@@ -137,8 +153,8 @@ def test_insecure_skip_verify_is_the_only_way_to_no_validation() -> None:
             "expected tls_ca_file or insecure_skip_verify, not both",
         ),
         ({"forward_client_authorization": True}, "credential already sets authorization"),
-        ({"credential": {"env": "1BAD"}}, "backends[1].credential.env"),
-        ({"path_prefix": "openai"}, "backends[1].path_prefix"),
+        ({"credential": {"env": "1BAD"}}, 'backends "api-a".credential.env'),
+        ({"path_prefix": "openai"}, 'backends "api-a".path_prefix'),
     ],
 )
 def test_inconsistent_backends_are_refused_naming_the_key(extra: dict, message: str) -> None:
@@ -157,12 +173,13 @@ def test_check_names_an_unset_key_variable_and_an_unverifiable_tls_backend(
     data["envoy"] = {"ca_bundle": str(tmp_path / "no-bundle.crt")}
     issues = [str(i) for i in environment_issues(parse_config(data, "t"), {})]
     assert any(
-        i.startswith("backends[1].credential.env: environment variable API_A_KEY") for i in issues
+        i.startswith('backends "api-a".credential.env: environment variable API_A_KEY')
+        for i in issues
     )
     assert any(
-        i.startswith("backends[1].tls_ca_file: no way to verify api.a.example") for i in issues
+        i.startswith('backends "api-a".tls_ca_file: no way to verify api.a.example') for i in issues
     )
-    assert any(i.startswith("backends[2].tls: no way to verify api.b.example") for i in issues)
+    assert any(i.startswith('backends "api-b".tls: no way to verify api.b.example') for i in issues)
     (tmp_path / "missing.pem").write_text("pem")
     (tmp_path / "no-bundle.crt").write_text("pem")
     assert environment_issues(parse_config(data, "t"), {"API_A_KEY": KEY}) == []
@@ -260,7 +277,7 @@ def test_a_stream_asks_for_usage_only_when_the_client_did_not() -> None:
     }
 
 
-def test_check_command_fails_on_an_unset_key_naming_it(tmp_path: Path) -> None:
+def test_check_env_fails_on_an_unset_key_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "switchyard.yaml"
     data = config()
     del data["backends"][2]  # api-b: would need the system bundle, not the point here
@@ -271,10 +288,15 @@ def test_check_command_fails_on_an_unset_key_naming_it(tmp_path: Path) -> None:
     switchyard = str(Path(sys.executable).parent / "switchyard")
     env = {k: v for k, v in os.environ.items() if k != "API_A_KEY"}
     failed = subprocess.run(
-        [switchyard, "check", "-c", str(path)], capture_output=True, text=True, env=env
+        [switchyard, "check", "--env", "-c", str(path)], capture_output=True, text=True, env=env
     )
     assert failed.returncode == 2
-    assert "backends[1].credential.env: environment variable API_A_KEY is not set" in failed.stderr
+    unset = 'backends "api-a".credential.env: environment variable API_A_KEY is not set'
+    assert unset in failed.stderr
+    warned = subprocess.run(
+        [switchyard, "check", "-c", str(path)], capture_output=True, text=True, env=env
+    )
+    assert warned.returncode == 0 and f"WARNING: {path}: {unset}" in warned.stderr
     passed = subprocess.run(
         [switchyard, "check", "-c", str(path)],
         capture_output=True,

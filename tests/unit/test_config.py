@@ -45,7 +45,7 @@ def test_a_good_config_loads_with_defaults_from_the_model() -> None:
     [
         (
             lambda d: d["routes"][0]["backends"].append({"backend": "ghost"}),
-            "routes[0].backends[1].backend: unknown backend 'ghost'",
+            "routes \"r1\".backends[1].backend: unknown backend 'ghost'; expected one of a, b",
         ),
         (
             lambda d: d.update(passthrough=[{"path": "/v1/embeddings", "backend": "ghost"}]),
@@ -61,41 +61,41 @@ def test_a_good_config_loads_with_defaults_from_the_model() -> None:
         ),
         (
             lambda d: d.update(passthrough=[{"path": "/v1/files/", "backend": "a"}]),
-            "passthrough[0].path: String should match pattern",
+            "passthrough[0].path: expected a path starting with /",
         ),
         (
             lambda d: d["routes"][1]["backends"][0].update(weight=-1),
-            "routes[1].backends[0].weight: Input should be greater than or equal to 1",
+            'routes "dflt".backends[0].weight: expected a number >= 1, got -1',
         ),
         (
             lambda d: d["routes"][0]["canary"].update(percent=150),
-            "routes[0].canary.percent: Input should be less than or equal to 100",
+            'routes "r1".canary.percent: expected a number <= 100',
         ),
         (
             lambda d: d["routes"][0]["canary"].update(steps=[10, 5]),
-            "routes[0].canary.steps: expected strictly increasing percentages",
+            'routes "r1".canary.steps: expected strictly increasing percentages',
         ),
         (
             lambda d: d["routes"][0].update(match={"keywords": ["x"], "regex": "y"}),
-            "routes[0].match: expected exactly one of label, keywords, regex, model, header (got keywords, regex)",
+            'routes "r1".match: expected exactly one of label, keywords, regex, model, header (got keywords, regex)',
         ),
         (
             lambda d: d["routes"][0].update(match={"regex": "("}),
-            "routes[0].match.regex: expected a Python regular expression",
+            'routes "r1".match.regex: expected a Python regular expression',
         ),
         (lambda d: d.update(default_route="nowhere"), "default_route: unknown route 'nowhere'"),
         (
             lambda d: d["backends"][0].update(address="localhost"),
-            "backends[0].address: expected host:port",
+            "backends \"a\".address: expected host:port, got 'localhost'",
         ),
         (lambda d: d.update(sever={}), "sever: unknown key"),
         (
             lambda d: d["routes"][0].update(match={"label": ["medical"]}),
-            "routes[0].match.label: unknown label 'medical'",
+            "routes \"r1\".match.label: unknown label 'medical'; expected one of other",
         ),
         (
             lambda d: d["backends"].append({"name": "a", "address": "127.0.0.1:2"}),
-            "backends[2].name: duplicate name 'a'",
+            "backends \"a\".name: duplicate name 'a'",
         ),
         (
             lambda d: d.update(session={"sources": ["user", "header:X-Session"]}),
@@ -113,15 +113,15 @@ def test_a_good_config_loads_with_defaults_from_the_model() -> None:
         ),
         (
             lambda d: d.update(session={"fingerprint": []}),
-            "session.fingerprint: List should have at least 1 item",
+            "session.fingerprint: expected at least 1 entry",
         ),
         (
             lambda d: d.update(envoy={"trusted_proxy_hops": -1}),
-            "envoy.trusted_proxy_hops: Input should be greater than or equal to 0",
+            "envoy.trusted_proxy_hops: expected a number >= 0, got -1",
         ),
         (
             lambda d: d.update(state={"store": "etcd"}),
-            "state.store: Input should be 'memory' or 'redis'",
+            "state.store: expected 'memory' or 'redis', got 'etcd'",
         ),
         (
             lambda d: d.update(state={"store": "redis", "redis_url": "redis://:pw@r:6379/0"}),
@@ -149,7 +149,7 @@ def test_a_good_config_loads_with_defaults_from_the_model() -> None:
         ),
         (
             lambda d: d.update(server={"admin_token_env": "not a name"}),
-            "server.admin_token_env: String should match pattern",
+            "server.admin_token_env: expected an environment variable NAME",
         ),
         (
             lambda d: d.update(
@@ -190,7 +190,7 @@ def test_yaml_syntax_errors_name_the_line(tmp_path: Path) -> None:
     path.write_text("routes:\n  - name: a\n   bad: [\n")
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(path) in str(info.value) and "line " in str(info.value)
+    assert f"{path}:3: column 4: invalid YAML" in str(info.value)
 
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
@@ -251,3 +251,108 @@ def test_a_bad_keys_file_names_the_file_and_line(tmp_path: Path, text: str, expe
         read_keys_file(keys)
     assert str(keys) in str(info.value)
     assert any(expected in str(issue) for issue in info.value.issues), info.value.issues
+
+
+def test_a_duplicated_key_is_refused_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "backends:\n  - {name: a, address: '127.0.0.1:1'}\n"
+        "routes:\n  - {name: r1, match: {keywords: [x]}, backends: [{backend: a}]}\n"
+        "default_route: r2\n"
+        "routes:\n  - {name: r2, backends: [{backend: a}]}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert f"{path}:6: routes: duplicate key 'routes' (first at line 3)" in str(info.value)
+
+
+def test_a_duplicated_key_deeper_down_is_refused_too(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("server:\n  listen: '127.0.0.1:1'\n  drain_s: 1\n  listen: '127.0.0.1:2'\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert [(i.path, i.line) for i in info.value.issues] == [("server.listen", 4)]
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("server:\n  <<: {drain_s: 1, grace_s: 2}\n  drain_s: 3\n")
+    assert load_config(path).server.drain_s == 3
+
+
+def test_errors_name_things_by_name_with_their_line_and_what_was_expected(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "backends:\n"
+        "  - name: a\n    address: '127.0.0.1:1'\n"
+        "  - name: clinical-v2\n    address: '127.0.0.1:2'\n"
+        "    credential:\n      env: sk-live-0123456789\n"
+        "routes:\n"
+        "  - {name: clinical, match: {keywords: [x]}, backends: [{backend: clinicl-v2}]}\n"
+        "  - {name: general, backends: [{backend: a}]}\n"
+        "default_route: generl\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    text = str(info.value)
+    assert (
+        f'{path}:7: backends "clinical-v2".credential.env: expected an environment variable NAME'
+        in text
+    )
+    assert "not a key value" in text and "sk-live" not in text  # a pasted key is not echoed
+    path.write_text(path.read_text().replace("sk-live-0123456789", "CLINICAL_KEY"))
+    with pytest.raises(ConfigError) as info2:
+        load_config(path)
+    issues = [str(issue) for issue in info2.value.issues]
+    assert (
+        "routes \"clinical\".backends[0].backend: unknown backend 'clinicl-v2'; "
+        "did you mean 'clinical-v2'?" in issues
+    )
+    assert "default_route: unknown route 'generl'; did you mean 'general'?" in issues
+    assert [issue.line for issue in info2.value.issues][:2] == [9, 11]
+
+
+def test_a_misspelt_key_gets_the_closest_known_one() -> None:
+    issues = _issues({"classifier": {"treshold": 0.3}})
+    assert issues == ["classifier.treshold: unknown key; did you mean 'threshold'?"]
+
+
+def test_warnings_for_labels_no_route_uses_and_routes_after_a_catch_all() -> None:
+    from extproc.config import config_warnings
+
+    data = {
+        "labels": [
+            {"name": "billing", "examples": ["refund"]},
+            {"name": "cooking", "examples": ["pancakes"]},
+        ],
+        "backends": [{"name": "a", "address": "127.0.0.1:1"}],
+        "routes": [
+            {"name": "money", "match": {"label": "billing"}, "backends": [{"backend": "a"}]},
+            {"name": "all", "match": {"regex": ".*"}, "backends": [{"backend": "a"}]},
+            {"name": "late", "match": {"keywords": ["x"]}, "backends": [{"backend": "a"}]},
+            {"name": "rest", "backends": [{"backend": "a"}]},
+        ],
+        "default_route": "rest",
+    }
+    warnings = [str(issue) for issue in config_warnings(parse_config(data, "t"))]
+    assert warnings == [
+        'labels "cooking": no route\'s match names this label: its prompts take the default route',
+        "routes \"late\": no request reaches this route: route 'all' before it matches every "
+        "request",
+    ]
+
+
+def test_a_model_without_the_encoders_subfolder_is_named(tmp_path: Path) -> None:
+    from extproc.config import model_issues
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "model.onnx").write_bytes(b"")
+    path = tmp_path / "s.yaml"
+    path.write_text("classifier: {model: m}\nlabels: [{name: a, examples: [x]}]\n")
+    (issue,) = model_issues(load_config(path))
+    assert issue.path == "classifier.model"
+    assert f"has no {tmp_path / 'm' / 'use' / 'model.onnx'}" in issue.message
+    path.write_text("classifier: {model: m, encoder: minilm}\nlabels: [{name: a, examples: [x]}]\n")
+    assert model_issues(load_config(path)) == []

@@ -50,7 +50,10 @@ def test_the_xds_bootstrap_holds_only_what_never_changes_with_a_reload() -> None
     ads = static["dynamic_resources"]["ads_config"]["grpc_services"][0]["envoy_grpc"]
     assert ads["cluster_name"] == "_switchyard_xds"
     for kind in ("cds_config", "lds_config"):
-        assert static["dynamic_resources"][kind] == {"ads": {}, "resource_api_version": "V3"}
+        source = static["dynamic_resources"][kind]
+        assert source["ads"] == {} and source["resource_api_version"] == "V3"
+        # Not ready before switchyard served a config: no listener-less live Envoy.
+        assert source["initial_fetch_timeout"] == "0s"
     backends = {b.name for b in config.backends}
     assert not backends & set(clusters)
 
@@ -67,19 +70,21 @@ def _route(bootstrap: dict, name: str) -> dict:
 
 def test_routes_forward_to_the_backend_switchyard_named() -> None:
     bootstrap = render(load_config(REPO / "switchyard.yaml"))
-    canary = _route(bootstrap, "clinical.canary.clinical-v2")
-    assert canary["route"]["cluster"] == "clinical-v2"
+    # The canary, retried on the stable backend the session would have had.
+    canary = _route(bootstrap, "clinical.canary.clinical-v2.clinical-v1")
+    assert canary["route"]["cluster"] == "_retry.clinical.clinical-v2.clinical-v1"
     assert canary["match"]["headers"] == [
         {"name": "x-switchyard-route", "string_match": {"exact": "clinical"}},
         {"name": "x-switchyard-cohort", "string_match": {"exact": "canary"}},
         {"name": "x-switchyard-upstream", "string_match": {"exact": "clinical-v2"}},
+        {"name": "x-switchyard-retry-on", "string_match": {"exact": "clinical-v1"}},
     ]
     for backend in ("support-selfhosted", "support-api-a", "support-api-b"):
         assert _route(bootstrap, f"support.stable.{backend}")["route"]["cluster"] == backend
-    unrouted = _route(bootstrap, "unrouted/v1/chat/completions")
-    assert unrouted["match"]["headers"] == [
-        {"name": ":method", "string_match": {"exact": "POST"}}
-    ]
+    unrouted = [r for r in _routes(bootstrap) if r["name"].startswith("unrouted/")]
+    assert unrouted
+    for route in unrouted:
+        assert route["match"]["headers"] == [{"name": ":method", "string_match": {"exact": "POST"}}]
 
 
 def test_only_known_endpoints_reach_a_backend() -> None:

@@ -61,3 +61,63 @@ def test_time_to_first_byte_is_a_histogram_when_envoy_reports_it() -> None:
     assert registry.get_sample_value("switchyard_upstream_ttfb_seconds_count", labels) == 1
     assert registry.get_sample_value("switchyard_upstream_ttfb_seconds_sum", labels) == 0.02
     assert registry.get_sample_value("switchyard_upstream_latency_seconds_count", labels) == 2
+
+
+def _observe(traffic: TrafficStats, headers: dict[str, str]) -> None:
+    from extproc.config import parse_config
+    from extproc.rollout.observe import ObserveStream
+    from proto import core_pb2, ext_proc_pb2
+
+    config = parse_config(
+        {
+            "backends": [
+                {"name": "v1", "address": "127.0.0.1:1"},
+                {"name": "v2", "address": "127.0.0.1:2"},
+                {"name": "spare", "address": "127.0.0.1:3"},
+            ],
+            "routes": [
+                {
+                    "name": "chat",
+                    "backends": [{"backend": "v1"}],
+                    "canary": {"backend": "v2", "percent": 10},
+                    "fallbacks": [{"backend": "spare"}],
+                }
+            ],
+            "default_route": "chat",
+        },
+        "t.yaml",
+    )
+    header_map = core_pb2.HeaderMap(
+        headers=[core_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in headers.items()]
+    )
+    stream = ObserveStream(config, traffic)
+    stream.on_message(
+        ext_proc_pb2.ProcessingRequest(
+            response_headers=ext_proc_pb2.HttpHeaders(headers=header_map), observability_mode=True
+        )
+    )
+    stream.on_message(
+        ext_proc_pb2.ProcessingRequest(
+            response_body=ext_proc_pb2.HttpBody(body=b"{}", end_of_stream=True),
+            observability_mode=True,
+        )
+    )
+
+
+def test_a_retried_canary_counts_as_the_canarys_failure_and_its_answer_apart() -> None:
+    traffic = TrafficStats(Metrics())
+    traffic.analyse_routes(frozenset({"chat"}), keep_s=1000)
+    routed = {":status": "200", "x-switchyard-route": "chat"}
+    _observe(traffic, {**routed, "x-switchyard-cohort": "canary", "x-switchyard-backend": "v2"})
+    retried = {**routed, "x-switchyard-cohort": "canary", "x-envoy-attempt-count": "2"}
+    _observe(traffic, {**retried, "x-switchyard-backend": "v1"})
+    fallback = {**routed, "x-switchyard-cohort": "stable", "x-envoy-attempt-count": "2"}
+    _observe(traffic, {**fallback, "x-switchyard-backend": "spare"})
+    rows = {(r["cohort"], r["backend"]): r for r in traffic.snapshot()}
+    assert (rows[("canary", "v2")]["requests"], rows[("canary", "v2")]["errors"]) == (2, 1)
+    assert (rows[("retried", "v1")]["requests"], rows[("retried", "v1")]["errors"]) == (1, 0)
+    assert rows[("fallback", "spare")]["requests"] == 1
+    # The analysis sees the canary's two answers, one failed; neither stand-in answer.
+    canary = traffic.window("chat", "canary", 0)
+    assert (canary.requests, canary.errors) == (2, 1)
+    assert traffic.window("chat", "stable", 0).requests == 0

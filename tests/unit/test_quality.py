@@ -270,7 +270,7 @@ def test_quality_config_errors_name_the_key() -> None:
         parse_config({**base, "quality": {"refusal_patterns": ["I refuse"]}}, "f.yaml")
     parse_config({**base, "quality": {"refusal_patterns": [r"^\W*nope\b"]}}, "f.yaml")
     bad_route = {**base["routes"][0], "analysis": {"quality": {"checks": ["politeness"]}}}
-    with pytest.raises(ConfigError, match=r"routes\[0\]\.analysis\.quality\.checks"):
+    with pytest.raises(ConfigError, match=r'routes "r"\.analysis\.quality\.checks'):
         parse_config({**base, "routes": [bad_route]}, "f.yaml")
 
 

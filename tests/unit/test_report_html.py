@@ -88,3 +88,32 @@ def test_page_shows_answer_quality_per_cohort() -> None:
     assert '<td data-field="refusal">25.00%</td>' in section
     assert '<td data-field="score_mean">0.250</td>' in section
     assert "Answer quality by route, cohort and backend" in page
+
+
+def test_each_legend_entry_shows_its_lines_colour() -> None:
+    chart = Chart("Error rate", "%", {"canary": [(0, 1.0), (1, 2.0)], "stable": [(0, 1.0)]})
+    svg = svg_chart(chart)
+    strokes = dict(
+        (series, colour)
+        for colour, series in re.findall(
+            r'<path d="[^"]+" stroke="([^"]+)"[^>]*data-series="(\w+)"', svg
+        )
+    )
+    legend = re.findall(
+        r'data-legend="(\w+)"><line [^>]*stroke="([^"]+)"[^>]*/><text [^>]*style="fill: ([^"]+)">(\w+)<',
+        svg,
+    )
+    assert {(name, swatch, text, shown) for name, swatch, text, shown in legend} == {
+        ("canary", strokes["canary"], strokes["canary"], "canary"),
+        ("stable", strokes["stable"], strokes["stable"], "stable"),
+    }
+    assert strokes["canary"] != strokes["stable"]
+
+
+def test_after_a_rollback_the_section_leads_with_the_verdict_that_caused_it() -> None:
+    page = render_html(_data(), None, 0)
+    section = page[page.index('data-route="clinical"') : page.index("</section>")]
+    lead = re.search(r'<p class="lead rolled-back">(.*?)</p>', section)
+    assert lead is not None and "error_rate: degraded" in lead.group(1)
+    assert section.index("lead rolled-back") < section.index("<table")
+    assert "not enough data" not in section  # one story per page

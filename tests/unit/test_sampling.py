@@ -54,7 +54,7 @@ def test_stable_routes_observe_only_marked_requests_and_envoy_accepts_it(tmp_pat
     assert OBSERVE_FILTER not in observed.get("typed_per_filter_config", {})
     assert stable["typed_per_filter_config"][OBSERVE_FILTER]["disabled"] is True
     assert observed["route"] == stable["route"]
-    assert OBSERVE_FILTER not in routes["clinical.canary.clinical-v2"].get("typed_per_filter_config", {})
+    assert OBSERVE_FILTER not in routes["clinical.canary.clinical-v2.clinical-v1"].get("typed_per_filter_config", {})
     assert not any(name.endswith(".observed") for name in _routes(render(_config(1.0))))
     path = tmp_path / "envoy.yaml"
     path.write_text(yaml.safe_dump(bootstrap))

@@ -83,32 +83,32 @@ def test_a_shadow_alone_or_with_its_canary_at_zero_loads() -> None:
     [
         (
             {"shadow": {"backend": "nope", "percent": 5}},
-            "routes[0].shadow.backend: unknown backend",
+            'routes "chat".shadow.backend: unknown backend',
         ),
         (
             {"shadow": {"backend": "v1", "percent": 5}},
-            "routes[0].shadow.backend: expected a backend that is not one of the route's stable",
+            'routes "chat".shadow.backend: expected a backend that is not one of the route\'s stable',
         ),
         (
             {"shadow": {"backend": "v2", "percent": 0}},
-            "routes[0].shadow.percent: Input should be greater than 0",
+            'routes "chat".shadow.percent: expected a number > 0',
         ),
         (
             {"shadow": {"backend": "v2", "percent": 100.5}},
-            "routes[0].shadow.percent: Input should be less than or equal to 100",
+            'routes "chat".shadow.percent: expected a number <= 100',
         ),
-        ({"shadow": {"backend": "v2"}}, "routes[0].shadow.percent: Field required"),
+        ({"shadow": {"backend": "v2"}}, 'routes "chat".shadow.percent: missing'),
         (
             {"shadow": {"backend": "v2", "percent": 5, "extra": 1}},
-            "routes[0].shadow.extra: unknown key",
+            'routes "chat".shadow.extra: unknown key',
         ),
         (
             {"shadow": {"backend": "other", "percent": 5}},
-            "routes[0].shadow.backend: expected the canary's backend 'v2'",
+            "routes \"chat\".shadow.backend: expected the canary's backend 'v2'",
         ),
         (
             {"canary": {"backend": "v2", "percent": 5, "steps": [5, 50]}},
-            "routes[0].canary.percent: expected 0 with a shadow",
+            'routes "chat".canary.percent: expected 0 with a shadow',
         ),
     ],
 )
@@ -120,7 +120,7 @@ def test_shadow_mistakes_name_their_key_path(route: dict[str, Any], expected: st
 def test_a_shadow_needs_the_observing_filter() -> None:
     data = shadowed()
     data["envoy"] = {"observe": "off"}
-    assert any(i.startswith("routes[0].shadow: expected envoy.observe") for i in issues(data))
+    assert any(i.startswith('routes "chat".shadow: expected envoy.observe') for i in issues(data))
 
 
 # -- rendered Envoy -------------------------------------------------------------------------

@@ -262,3 +262,29 @@ drain_s and grace_s (it stops after Envoy, as a native sidecar), plus a margin.
 password
 {{- end -}}
 {{- end -}}
+
+{{/* Envoy's image: an exact tag, and the digest when one is given. */}}
+{{- define "switchyard.proxyImage" -}}
+{{- $image := .Values.proxy.image -}}
+{{- printf "%s:%s" $image.repository $image.tag -}}
+{{- with $image.digest }}@{{ . }}{{ end -}}
+{{- end -}}
+
+{{/*
+topologySpreadConstraints: the values' list, else, with two replicas or more, one
+that spreads the pods over nodes without ever blocking scheduling.
+*/}}
+{{- define "switchyard.topologySpread" -}}
+{{- if .Values.topologySpreadConstraints -}}
+{{- toYaml .Values.topologySpreadConstraints -}}
+{{- else if or .Values.autoscaling.enabled (ge (int .Values.replicaCount) 2) -}}
+- maxSkew: 1
+  topologyKey: kubernetes.io/hostname
+  whenUnsatisfiable: ScheduleAnyway
+  labelSelector:
+    matchLabels:
+      {{- include "switchyard.selectorLabels" . | nindent 6 }}
+{{- else -}}
+[]
+{{- end -}}
+{{- end -}}
