@@ -737,9 +737,11 @@ ENVOY_ADDED = (
     "x-envoy-external-address",
     "x-envoy-expected-rq-timeout-ms",
     "x-envoy-original-host",
+    "x-envoy-attempt-count",
 )
 """What Envoy itself adds to a request on its way to a backend (those a client sends are
-dropped by the request guard)."""
+dropped by the request guard). A retry's attempt count, set again after these removals,
+is removed by the attempts' Lua once read (lua/attempts.lua)."""
 
 
 def _not_upstream(config: Config) -> list[str]:
