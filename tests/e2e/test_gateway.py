@@ -11,6 +11,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -244,3 +245,25 @@ def test_switchyard_down_still_refuses_a_request_without_a_key(auth_stack: Stack
     # for the backend, whose strict model check answers; it did reach the backend.
     reply = _ask(auth_stack, {"x-api-key": BOB_KEY})
     assert reply.status != 401 and reply.headers["x-backend"] == "a"
+
+
+def _leaked(request: dict[str, Any]) -> list[str]:
+    return [name for name in request["headers"] if name.startswith(("x-switchyard-", "x-envoy-"))]
+
+
+def test_retried_attempts_carry_nothing_internal_either(tmp_path: Path) -> None:
+    routes = [
+        {"name": "chat", "backends": [{"backend": "a"}], "fallbacks": [{"backend": "b"}]},
+    ]
+    config = make_config(["a", "b"], routes, "chat")
+    config["backends"][0]["model"] = "model-a"
+    config["backends"][1]["model"] = "model-b"
+    args = {"a": ["--served-model", "model-a"], "b": ["--served-model", "model-b"]}
+    with running_stack(tmp_path, config, backend_args=args) as stack:
+        stack.backends["a"].control(error_rate=1.0, status=429)
+        replies = [stack.client.chat(f"hi {i}", headers={"x-envoy-debug": "1"}) for i in range(5)]
+        assert {(r.status, r.backend) for r in replies} == {(200, "b")}
+        for name in ("a", "b"):
+            received = stack.backends[name].received()
+            assert len(received) == 5, name
+            assert not [_leaked(request) for request in received if _leaked(request)], name
