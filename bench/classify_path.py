@@ -1,5 +1,6 @@
 """Where one request's classification time goes: tokenizer, ONNX run, scoring and the
-decision, for the encoder and thread count the sidecar uses (docs/CLASSIFIER.md, issue #12).
+decision, for the encoder and thread count the sidecar uses
+(docs/research/2026-classifier-log.md, issue #12).
 
     .venv/bin/python bench/classify_path.py [--encoder use] [--threads 1,2] [--rounds 5]
 

@@ -2,8 +2,9 @@
 
 Runs every set under the old default (all-MiniLM-L6-v2, threshold 0.22) and each encoder
 with the calibrated threshold (no threshold in the config), and prints a Markdown table:
-accuracy, in-scope accuracy and out-of-scope recall per set, and the threshold chosen.
-`python bench/quality.py [--sets NAME,...]`; needs `make model`.
+accuracy, in-scope accuracy and out-of-scope recall per set, and the thresholds chosen
+(one number, or the labels' range).
+`python bench/quality.py [--sets NAME,...] [--encoders NAME,...]`; needs `make model`.
 """
 
 from __future__ import annotations
@@ -104,35 +105,46 @@ def _classifier(
     )
 
 
+def _thresholds(clf: LabelClassifier | SequenceClassifier) -> str:
+    """The labels' thresholds: one number, or their range."""
+    low, high = float(clf.thresholds.min()), float(clf.thresholds.max())
+    return f"{low:.3f}" if low == high else f"{low:.3f}-{high:.3f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=REPO / "build" / "model")
     parser.add_argument("--sets", help="comma-separated set names (default: all)")
+    parser.add_argument(
+        "--encoders", help="comma-separated encoder names of the variants (default: all)"
+    )
     args = parser.parse_args()
     chosen = set(args.sets.split(",")) if args.sets else None
+    encoders = set(args.encoders.split(",")) if args.encoders else None
+    variants = [v for v in VARIANTS if encoders is None or v[1] in encoders]
     print("| set | held out | variant | threshold | accuracy | in scope | OOS recall | en | fr |")
     print("|---|---|---|---|---|---|---|---|---|")
     for name, labels_path, data_path, held_out in SETS:
         if chosen and name not in chosen:
             continue
         labels, rows = _labels(labels_path), load_jsonl(data_path)
-        for variant, encoder, threshold in VARIANTS:
+        for variant, encoder, threshold in variants:
             clf = _classifier(args.model_dir, labels, encoder, threshold)
             r = evaluate(clf, rows, "other")
             langs = {k: f"{v.accuracy:.1%}" for k, v in r.by_language.items()}
             print(
                 f"| {name} (n={r.n}) | {'yes' if held_out else 'no'} | {variant} | "
-                f"{clf.threshold:.3f} | {r.accuracy:.1%} | {r.in_scope_accuracy or 0:.1%} | "
+                f"{_thresholds(clf)} | {r.accuracy:.1%} | {r.in_scope_accuracy or 0:.1%} | "
                 f"{'-' if r.oos_recall is None else f'{r.oos_recall:.1%}'} | "
                 f"{langs.get('en', '-')} | {langs.get('fr', '-')} |"
             )
     if chosen is None or "multiturn" in chosen:
         cases = load_conversations_jsonl(DATA / "multiturn.jsonl")
-        for variant, encoder, threshold in VARIANTS:
+        for variant, encoder, threshold in variants:
             clf = _classifier(args.model_dir, _labels(REPO / "switchyard.yaml"), encoder, threshold)
             r = evaluate_conversations(clf, cases, "other")
             print(
-                f"| multiturn (n={r.n}) | no | {variant} | {clf.threshold:.3f} | "
+                f"| multiturn (n={r.n}) | no | {variant} | {_thresholds(clf)} | "
                 f"{r.accuracy:.1%} | | | | |"
             )
 

@@ -12,7 +12,8 @@ Modules, one job each:
     scoring      the decision rule's scores (language centring, centroid/nearest blend)
     conversation the stateless multi-turn rule
     decision     score vector -> Prediction (threshold, fallback, runner-up)
-    calibrate    the threshold derived from the labels' own examples (no config value)
+    calibrate    the thresholds derived from the labels' own examples (no config value)
+    changes      what a new classifier changes for the old one's labels (reload checks)
     tune         threshold trade-off table from a labelled dev set (`switchyard tune`)
     labels       LabelClassifier (few-shot), load_classifier() factory
     sequence     SequenceClassifier (fine-tuned logits model + labels.json)

@@ -3,6 +3,9 @@
 Input: one score vector per user message, oldest first, and for each message whether it
 looks like a content-free follow-up ("ok, do it", "and the second one?"). The rule:
 
+0. Acknowledgments ("ok thanks", "merci", "got it": ``classifier.text.is_acknowledgment``)
+   are left out before scoring (``without_acknowledgments``): they never move a
+   conversation, by rule rather than because their scores happen to stay low.
 1. A last message that clearly matches a label (best score >= threshold + switch_margin)
    decides alone: the user is asking about that now, whatever came before.
 2. A last message that is a follow-up keeps the earlier topic: it gets a tiny weight in a
@@ -19,6 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from classifier.text import is_acknowledgment
 
 
 @dataclass(frozen=True)
@@ -39,17 +44,29 @@ class TurnPolicy:
             raise ValueError(f"invalid turn policy {self!r}")
 
 
+def without_acknowledgments(messages: Sequence[str]) -> list[str]:
+    """The messages that say something: acknowledgments left out, unless nothing else is
+    there (a conversation of "ok" alone is decided on "ok", i.e. usually the fallback)."""
+    kept = [m for m in messages if not is_acknowledgment(m)]
+    return kept or list(messages)
+
+
 def combine_turns(
-    scores: np.ndarray, follow_up: Sequence[bool], threshold: float, policy: TurnPolicy
+    scores: np.ndarray,
+    follow_up: Sequence[bool],
+    threshold: float | np.ndarray,
+    policy: TurnPolicy,
 ) -> np.ndarray:
-    """Return the label-score vector the conversation's decision is made on."""
+    """Return the label-score vector the conversation's decision is made on. ``threshold``:
+    one for all labels or one per label (the last message's best label's applies)."""
     if scores.ndim != 2 or len(scores) == 0 or len(follow_up) != len(scores):
         raise ValueError("need one score row and one follow-up flag per message")
     last: np.ndarray = scores[-1]
     if len(scores) == 1:
         return last
-    best = float(last.max())
-    if best >= threshold + policy.switch_margin:
+    best = int(last.argmax())
+    limit = float(threshold[best]) if isinstance(threshold, np.ndarray) else threshold
+    if float(last[best]) >= limit + policy.switch_margin:
         return last
     window = scores[-policy.window :]
     flags = np.asarray(follow_up[-policy.window :], dtype=bool)

@@ -32,12 +32,13 @@ def check_settings(names: Sequence[str], threshold: float | None, fallback: str)
 def decide(
     scores: np.ndarray,
     names: Sequence[str],
-    threshold: float,
+    threshold: float | np.ndarray,
     fallback: str,
     *,
     reject: bool = False,
 ) -> Prediction:
-    """Best label, or ``fallback`` when its score is under ``threshold`` (or ``reject``).
+    """Best label, or ``fallback`` when its score is under ``threshold`` (or ``reject``):
+    one number for all labels, or one per label (that of the best label applies).
 
     With the fallback chosen, ``runner_up`` is the best real label, so callers can log how
     close the prompt came to a route.
@@ -45,7 +46,8 @@ def decide(
     order = np.argsort(-scores, kind="stable")
     best = int(order[0])
     best_score = float(scores[best])
-    if reject or best_score < threshold:
+    limit = float(threshold[best]) if isinstance(threshold, np.ndarray) else threshold
+    if reject or best_score < limit:
         return Prediction(fallback, best_score, names[best], best_score)
     if len(order) < 2:
         return Prediction(names[best], best_score, None, 0.0)

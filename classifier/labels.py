@@ -18,8 +18,17 @@ from typing import NamedTuple
 
 import numpy as np
 
-from classifier.calibrate import Calibration, calibrate
-from classifier.conversation import TurnPolicy, combine_turns
+from classifier.calibrate import (
+    CALIBRATED,
+    FROM_CONFIG,
+    FROM_LABEL,
+    MIN_CALIBRATION_EXAMPLES,
+    POOLED,
+    LabelThreshold,
+    calibrate,
+    calibrate_label,
+)
+from classifier.conversation import TurnPolicy, combine_turns, without_acknowledgments
 from classifier.decision import check_settings, decide
 from classifier.encoder import MODEL_FILE, Encoder
 from classifier.errors import LabelError, ModelLoadError
@@ -77,26 +86,98 @@ def _mean_over_members(
 # within SECOND_OPINION_MARGIN of the runner-up (the ranking is in doubt) and scores no
 # more than SECOND_OPINION_REACH under their threshold (the prompt might be routed): the
 # other prompts keep the first encoders' scores and cost one inference. Chosen on the dev
-# sets (docs/CLASSIFIER.md, "Fourth round"): margins 0.04-0.06 are one plateau; without
-# the reach, the clearly out-of-scope prompts asked for a second opinion too.
+# sets (docs/research/2026-classifier-log.md, "Fourth round"): margins 0.04-0.06 are one
+# plateau; without the reach, the clearly out-of-scope prompts asked for a second opinion.
 SECOND_OPINION_MARGIN = 0.05
 SECOND_OPINION_REACH = 0.10
 
 
-def _unsure(scores: np.ndarray, first_threshold: float) -> np.ndarray:
-    """Which rows of label scores [n, n_labels] call for a second opinion."""
+def _unsure(scores: np.ndarray, first_thresholds: np.ndarray) -> np.ndarray:
+    """Which rows of label scores [n, n_labels] call for a second opinion
+    (first_thresholds: per label, the first encoders' calibrated threshold)."""
     if scores.shape[1] < 2:
         return np.zeros(len(scores), dtype=bool)
     top_two = np.partition(scores, -2, axis=1)[:, -2:]
     best = top_two.max(axis=1)
-    result: np.ndarray = (best - top_two.min(axis=1) < SECOND_OPINION_MARGIN) & (
-        best >= first_threshold - SECOND_OPINION_REACH
-    )
+    reach = first_thresholds[scores.argmax(axis=1)] - SECOND_OPINION_REACH
+    result: np.ndarray = (best - top_two.min(axis=1) < SECOND_OPINION_MARGIN) & (best >= reach)
     return result
 
 
 # Scores the texts of rows for each (member, rows) job: [len(rows), n_labels] per job.
 _ScoreJobs = Callable[[list[tuple["_Member", np.ndarray]]], list[np.ndarray]]
+
+
+# A calibrated label's threshold: this share of its own calibration, the rest the median
+# calibrated label's (``_calibrate_all``). Compared on bench/quality.py's sets, held-out
+# ones included (docs/research/2026-classifier-log.md, sixth round): alone (1.0), exam
+# subjects (topics13, exam14_fr) and French intents lost 5-10 points in scope.
+OWN_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """Combined label scores of the traffic the calibration simulates (classifier.calibrate)."""
+
+    in_scope: np.ndarray  # [n_examples, n_labels], each example left out of its own label
+    near: np.ndarray  # the same with the own label's column at -inf (not configured)
+    far: np.ndarray  # [n_neutral, n_labels] the neutral corpus
+    own: np.ndarray  # [n_examples] each example's label id
+
+
+def _calibrate_all(
+    sim: Simulation, names: Sequence[str]
+) -> tuple[list[LabelThreshold], np.ndarray]:
+    """Each label's threshold from the simulation (its own examples when it has enough,
+    else the pooled calibration) and the thresholds as an array."""
+    rows = np.arange(len(sim.own))
+    near_best = sim.near.max(axis=1) if sim.near.shape[1] > 1 else np.empty(0, dtype=np.float32)
+    pooled = calibrate(
+        sim.in_scope[rows, sim.own],
+        sim.in_scope.argmax(axis=1) == sim.own,
+        near_best,
+        sim.far.max(axis=1),
+    )
+    best_other = sim.near.argmax(axis=1)
+    result = []
+    for label_id, name in enumerate(names):
+        mine = sim.own == label_id
+        n = int(mine.sum())
+        if n < MIN_CALIBRATION_EXAMPLES:
+            result.append(LabelThreshold(name, pooled.threshold, POOLED, n, pooled))
+            continue
+        neighbours = [
+            (
+                other,
+                sim.near[(sim.own == other_id) & (best_other == label_id), label_id],
+                int((sim.own == other_id).sum()),
+            )
+            for other_id, other in enumerate(names)
+            if other_id != label_id
+        ]
+        calibration = calibrate_label(
+            sim.in_scope[mine, label_id],
+            sim.in_scope[mine].argmax(axis=1) == label_id,
+            neighbours,
+            sim.far[:, label_id],
+        )
+        result.append(LabelThreshold(name, calibration.threshold, CALIBRATED, n, calibration))
+    # Partial pooling: one label's calibration rests on 6-20 examples, and one phrasing
+    # more or less moves it. Halfway to the median label's keeps what is its own (a tight
+    # label above, a loose one below) and shares what the labels say about this encoder;
+    # the median gives each label one vote, whatever its number of examples.
+    own = [t for t in result if t.source == CALIBRATED]
+    if own:
+        median = float(np.median([t.value for t in own]))
+        result = [
+            replace(
+                t, value=round(OWN_SHARE * t.value + (1 - OWN_SHARE) * median, 3), median=median
+            )
+            if t.source == CALIBRATED
+            else t
+            for t in result
+        ]
+    return result, np.array([t.value for t in result], dtype=np.float64)
 
 
 def _usable_cpus() -> int:
@@ -147,7 +228,9 @@ class LabelClassifier:
         languages: Sequence[frozenset[str] | None] | None = None,
         second_opinion: Sequence[bool] | None = None,
     ) -> None:
-        """``threshold=None`` derives the threshold from the examples (``calibration``).
+        """Each label's threshold: its own ``Label.threshold`` if set, else ``threshold`` if
+        set, else calibrated from its examples (``classifier.calibrate``; a label with too
+        few examples gets the threshold calibrated from all examples pooled).
         ``centroid_weights``: one per encoder (``classifier.scoring``; default 0.5 each).
         ``languages``: per encoder, the prompt languages it scores (None: all; default all);
         at least one encoder that is not a second opinion must score every language.
@@ -207,27 +290,73 @@ class LabelClassifier:
                 )
             )
         # Who gets a second opinion is judged against the first encoders' own calibrated
-        # threshold, whatever threshold the config sets: the scores do not depend on the
-        # config's threshold, so `switchyard tune` can sweep thresholds over them.
-        self._first_threshold, self.calibration = self._calibrate(
-            langs[: len(texts)], threshold_needed=threshold is None
+        # thresholds, whatever thresholds the config sets: the scores do not depend on the
+        # config's thresholds, so `switchyard tune` can sweep thresholds over them.
+        self._first_thresholds: np.ndarray | None = None
+        self._example_languages = langs[: len(texts)]
+        self._example_texts = texts
+        self.simulation: Simulation | None = None
+        calibrate_needed = threshold is None and any(label.threshold is None for label in labels)
+        if calibrate_needed or any(m.second_opinion for m in self._members):
+            first = self._simulate(langs[: len(texts)], None)
+            if any(m.second_opinion for m in self._members):
+                self._first_thresholds = _calibrate_all(first, names)[1]
+                self.simulation = self._simulate(langs[: len(texts)], self._first_thresholds)
+            else:
+                self.simulation = first
+        calibrated = (
+            _calibrate_all(self.simulation, names)[0]
+            if calibrate_needed and self.simulation is not None
+            else []
         )
-        if self.calibration is not None:
-            threshold = self.calibration.threshold
-        assert threshold is not None
-        self.threshold = float(threshold)
+        self.label_thresholds = [
+            LabelThreshold(label.name, float(label.threshold), FROM_LABEL, len(label.examples))
+            if label.threshold is not None
+            else LabelThreshold(label.name, float(threshold), FROM_CONFIG, len(label.examples))
+            if threshold is not None
+            else calibrated[i]
+            for i, label in enumerate(labels)
+        ]
+        self.thresholds = np.array([t.value for t in self.label_thresholds], dtype=np.float64)
 
-    def _calibrate(
-        self, example_languages: Sequence[str | None], *, threshold_needed: bool
-    ) -> tuple[float | None, Calibration | None]:
-        """The first encoders' calibrated threshold (None without a second opinion) and,
-        if threshold_needed, the calibration of the classifier's own threshold."""
-        second_opinion = any(m.second_opinion for m in self._members)
-        if not second_opinion and not threshold_needed:
-            return None, None
-        # Each example and neutral sentence is scored as a prompt in its language would be:
-        # every member's scores are computed for all of them, and _combine keeps what the
-        # request path would have computed.
+    def example_decisions(self) -> dict[str, tuple[str, str]]:
+        """Each example text: (its label, the label decided for it when it is left out of
+        its label and classified as a prompt; the fallback under the threshold)."""
+        sim = self.leave_one_out_simulation()
+        rows = np.arange(len(sim.own))
+        best = sim.in_scope.argmax(axis=1)
+        routed = sim.in_scope[rows, best] >= self.thresholds[best]
+        return {
+            text: (self._names[own], self._names[b] if ok else self.fallback)
+            for text, own, b, ok in zip(
+                self._example_texts, sim.own.tolist(), best.tolist(), routed.tolist(), strict=True
+            )
+        }
+
+    def leave_one_out_simulation(self) -> Simulation:
+        """The calibration's simulation (computed now if the thresholds are all set)."""
+        if self.simulation is None:
+            self.simulation = self._simulate(self._example_languages, self._first_thresholds)
+        return self.simulation
+
+    def example_counts(self) -> list[int]:
+        """Each label's number of examples."""
+        return [t.n_examples for t in self.label_thresholds]
+
+    def leave_one_out_recall(self) -> np.ndarray:
+        """Per label, the share of its examples routed to it when each is left out of it
+        and classified as a prompt (its label wins and clears its threshold)."""
+        sim = self.leave_one_out_simulation()
+        scores = sim.in_scope[np.arange(len(sim.own)), sim.own]
+        routed = (sim.in_scope.argmax(axis=1) == sim.own) & (scores >= self.thresholds[sim.own])
+        return np.array([routed[sim.own == i].mean() for i in range(len(self._names))])
+
+    def _simulate(
+        self, example_languages: Sequence[str | None], first_thresholds: np.ndarray | None
+    ) -> Simulation:
+        """The examples and the neutral corpus scored as prompts in their language would be:
+        every member's scores are computed for all of them, and _combine keeps what the
+        request path would have computed (second opinions included, given first_thresholds)."""
         loo = [m.index.leave_one_out() for m in self._members]
         own = loo[0][1]  # the same examples, in the same order, for every member
         rows = np.arange(len(own))
@@ -242,30 +371,21 @@ class LabelClassifier:
             by_member = {id(m): matrix for m, matrix in zip(self._members, matrices, strict=True)}
             return lambda jobs: [by_member[id(m)][job_rows] for m, job_rows in jobs]
 
-        def simulate(first_threshold: float | None) -> Calibration:
-            scores, _ = self._combine(example_languages, given(in_scope), first_threshold)
-            near, _ = self._combine(example_languages, given(others), first_threshold)
-            neutral, _ = self._combine(neutral_languages, given(far), first_threshold)
-            return calibrate(
-                scores[rows, own],
-                scores.argmax(axis=1) == own,
-                near.max(axis=1) if near.shape[1] > 1 else np.empty(0, dtype=np.float32),
-                neutral.max(axis=1),
-            )
-
-        first = simulate(None)
-        if not second_opinion:
-            return None, first
-        return first.threshold, simulate(first.threshold) if threshold_needed else None
+        return Simulation(
+            in_scope=self._combine(example_languages, given(in_scope), first_thresholds)[0],
+            near=self._combine(example_languages, given(others), first_thresholds)[0],
+            far=self._combine(neutral_languages, given(far), first_thresholds)[0],
+            own=own,
+        )
 
     def _combine(
         self,
         languages: Sequence[str | None],
         score_jobs: _ScoreJobs,
-        first_threshold: float | None,
+        first_thresholds: np.ndarray | None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Label scores [n, n_labels] of n texts: the mean over the first encoders that read
-        each text's language, then, unless first_threshold is None, over the second
+        each text's language, then, unless first_thresholds is None, over the second
         opinions too for the texts those are unsure of; and which texts got one [n]."""
         n = len(languages)
         jobs = [
@@ -276,9 +396,9 @@ class LabelClassifier:
         parts = list(zip((rows for _, rows in jobs), score_jobs(jobs), strict=True))
         scores = _mean_over_members(n, parts, len(self._names))
         asked = np.zeros(n, dtype=bool)
-        if first_threshold is None or not any(m.second_opinion for m in self._members):
+        if first_thresholds is None or not any(m.second_opinion for m in self._members):
             return scores, asked
-        unsure = _unsure(scores, first_threshold)
+        unsure = _unsure(scores, first_thresholds)
         jobs = [
             (m, rows)
             for m in self._members
@@ -292,19 +412,20 @@ class LabelClassifier:
         return _mean_over_members(n, parts, len(self._names)), asked
 
     def explain_threshold(self) -> str:
-        if self.calibration is None:
-            text = f"threshold {self.threshold:.3f} (set in the config)"
-        else:
-            text = self.calibration.explain()
+        """One line per label: its threshold and why; then who gets a second opinion."""
+        lines = [t.explain() for t in self.label_thresholds]
         seconds = [m for m in self._members if m.second_opinion]
-        if seconds and self._first_threshold is not None:  # always set with seconds
+        if seconds and self._first_thresholds is not None:  # always set with seconds
             scope = ", ".join(sorted(seconds[0].languages or ())) or "all"
-            text += (
-                f"; second opinion for prompts ({scope}) whose best two labels score within "
-                f"{SECOND_OPINION_MARGIN:.2f} of each other and the best at least "
-                f"{self._first_threshold - SECOND_OPINION_REACH:.3f}"
+            reach = ", ".join(
+                f"{name} {value - SECOND_OPINION_REACH:.3f}"
+                for name, value in zip(self._names, self._first_thresholds, strict=True)
             )
-        return text
+            lines.append(
+                f"second opinion for prompts ({scope}) whose best two labels score within "
+                f"{SECOND_OPINION_MARGIN:.2f} of each other and the best at least ({reach})"
+            )
+        return "\n".join(lines)
 
     def _score(
         self, texts: Sequence[str], *, follow_up: bool
@@ -328,7 +449,7 @@ class LabelClassifier:
                     follow.append((rows, m.follow_up.scores(embeddings, row_langs)))
             return scores
 
-        label_scores, asked = self._combine(langs, embed_and_score, self._first_threshold)
+        label_scores, asked = self._combine(langs, embed_and_score, self._first_thresholds)
         if not follow_up:
             return label_scores, None, asked
         return label_scores, _mean_over_members(len(texts), follow, 1)[:, 0], asked
@@ -341,20 +462,20 @@ class LabelClassifier:
         return list(self._names)
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
-        """Label scores [len(texts), len(labels)]; the threshold applies to these."""
+        """Label scores [len(texts), len(labels)]; the thresholds apply to these."""
         return self._score(texts, follow_up=False)[0]
 
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
         scores, _, asked = self._score(texts, follow_up=False)
         return [
-            replace(decide(row, self._names, self.threshold, self.fallback), second_opinion=a)
+            replace(decide(row, self._names, self.thresholds, self.fallback), second_opinion=a)
             for row, a in zip(scores, asked.tolist(), strict=True)
         ]
 
     def classify_conversations(self, conversations: Sequence[Sequence[str]]) -> list[Prediction]:
         """One prediction per conversation, given its user messages oldest -> newest."""
         window = self.turn_policy.window
-        recent = [list(conv)[-window:] for conv in conversations]
+        recent = [without_acknowledgments(conv)[-window:] for conv in conversations]
         flat = [message for conv in recent for message in conv]
         # Every message of every conversation at once.
         follow_up_needed = any(len(conv) > 1 for conv in recent)
@@ -375,8 +496,8 @@ class LabelClassifier:
                     for f, s in zip(follow_scores[start:end], rows, strict=True)
                 ]
             )
-            combined = combine_turns(rows, follow_up, self.threshold, self.turn_policy)
-            prediction = decide(combined, self._names, self.threshold, self.fallback)
+            combined = combine_turns(rows, follow_up, self.thresholds, self.turn_policy)
+            prediction = decide(combined, self._names, self.thresholds, self.fallback)
             predictions.append(replace(prediction, second_opinion=bool(asked[start:end].any())))
             start = end
         return predictions
@@ -394,7 +515,7 @@ class EncoderSpec(NamedTuple):
 USE_CENTROID_WEIGHT = 0.7
 # all-MiniLM-L6-v2 is English-only: in the ensemble it scores English prompts (where it
 # lifts topic and fine-grained intent ranking) and leaves the others to USE, whose French
-# it would drag down (docs/CLASSIFIER.md).
+# it would drag down (docs/research/2026-classifier-log.md).
 ENCODERS: dict[str, tuple[EncoderSpec, ...]] = {
     "minilm": (EncoderSpec("", CENTROID_WEIGHT, None),),
     "use": (EncoderSpec(USE_SUBDIR, USE_CENTROID_WEIGHT, None),),
@@ -403,7 +524,8 @@ ENCODERS: dict[str, tuple[EncoderSpec, ...]] = {
         EncoderSpec(USE_SUBDIR, USE_CENTROID_WEIGHT, None),
     ),
     # USE for every prompt, MiniLM's view averaged in for the English prompts USE is unsure
-    # of: most of the ensemble's gain for a fraction of its inference (docs/CLASSIFIER.md).
+    # of: most of the ensemble's gain for a fraction of its inference
+    # (docs/research/2026-classifier-log.md).
     "use+minilm-when-unsure": (
         EncoderSpec(USE_SUBDIR, USE_CENTROID_WEIGHT, None),
         EncoderSpec("", CENTROID_WEIGHT, frozenset({ENGLISH}), second_opinion=True),

@@ -14,7 +14,8 @@ translated into Spanish, German, Italian and Portuguese, spread over many everyd
 short and long), so that their mean keeps the language and "this is a request" directions
 and averages the subjects out. They were written for this purpose; none is an evaluation
 prompt. The calibration scores all of them as far out-of-scope prompts. Editing them
-changes every score, so re-run the dev/eval numbers (docs/CLASSIFIER.md) after any change.
+changes every score, so re-run the dev/eval numbers (docs/research/2026-classifier-log.md) after any
+change.
 """
 
 from __future__ import annotations

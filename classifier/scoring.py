@@ -1,6 +1,6 @@
 """Score embeddings against labelled example embeddings (pure numpy, no model calls).
 
-The rule, chosen on data/eval/dev.jsonl (see docs/CLASSIFIER.md):
+The rule, chosen on data/eval/dev.jsonl (see docs/research/2026-classifier-log.md):
 
 1. Language centring. Each embedding has a fixed per-language mean subtracted (and is
    re-normalised): the mean embedding of the built-in neutral corpus

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classifier.conversation import TurnPolicy, combine_turns
+from classifier.conversation import TurnPolicy, combine_turns, without_acknowledgments
 from classifier.decision import check_settings, decide
 from classifier.errors import InferenceError, LabelError, ModelLoadError
 from classifier.onnx_io import open_session, run_model
@@ -72,7 +72,8 @@ class SequenceClassifier:
             )
         self._real = np.array([i for i, n in enumerate(model_names) if n != fallback])
         self._fallback_index = model_names.index(fallback) if fallback in model_names else None
-        self.threshold = float(threshold)
+        # One probability for every label (per label, like LabelClassifier's).
+        self.thresholds = np.full(len(self._names), float(threshold))
         self.fallback = fallback
         self.turn_policy = turn_policy or TurnPolicy()
         self._tokenizer = TextTokenizer(model_dir, max_tokens)
@@ -90,7 +91,7 @@ class SequenceClassifier:
         self._n_model_labels = len(model_names)
 
     def explain_threshold(self) -> str:
-        return f"threshold {self.threshold:.3f} (a probability of the fine-tuned model)"
+        return f"threshold {self.thresholds[0]:.3f} (a probability of the fine-tuned model)"
 
     @property
     def labels(self) -> list[str]:
@@ -111,7 +112,7 @@ class SequenceClassifier:
             self._fallback_index is not None and int(probs.argmax()) == self._fallback_index
         )
         real = probs[self._real]
-        return decide(real, self._names, self.threshold, self.fallback, reject=fallback_wins)
+        return decide(real, self._names, self.thresholds, self.fallback, reject=fallback_wins)
 
     def classify(self, texts: Sequence[str]) -> list[Prediction]:
         return [self._decide(row) for row in self.probabilities(texts)]
@@ -121,7 +122,7 @@ class SequenceClassifier:
         a message the model is unsure about (best probability under the threshold) counts as
         a content-free follow-up."""
         window = self.turn_policy.window
-        recent = [list(conv)[-window:] for conv in conversations]
+        recent = [without_acknowledgments(conv)[-window:] for conv in conversations]
         probs = self.probabilities([m for conv in recent for m in conv])
         predictions: list[Prediction] = []
         start = 0
@@ -131,7 +132,8 @@ class SequenceClassifier:
             if not conv:
                 predictions.append(Prediction(self.fallback, 0.0, None, 0.0))
                 continue
-            follow_up = [bool(row[self._real].max() < self.threshold) for row in rows]
-            combined = combine_turns(rows, follow_up, self.threshold, self.turn_policy)
+            threshold = float(self.thresholds[0])  # the same for every label
+            follow_up = [bool(row[self._real].max() < threshold) for row in rows]
+            combined = combine_turns(rows, follow_up, threshold, self.turn_policy)
             predictions.append(self._decide(combined))
         return predictions

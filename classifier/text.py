@@ -119,6 +119,8 @@ _SCRIPTS: tuple[tuple[str, str], ...] = (
     ("ja", "\u3040-\u30ff"),  # kana; kanji alone read as Chinese
     ("zh", "\u4e00-\u9fff"),
 )
+# Every code guess_language can give.
+LANGUAGES = frozenset(_FUNCTION_WORDS) | frozenset(_LETTERS) | {lang for lang, _ in _SCRIPTS}
 _NON_LATIN = re.compile(f"[{''.join(ranges for _, ranges in _SCRIPTS)}]")
 _SCRIPT_OF = [(lang, re.compile(f"[{ranges}]")) for lang, ranges in _SCRIPTS]
 
@@ -194,3 +196,36 @@ def guess_language(text: str) -> str | None:
         return leaders[0]
     preferred = [lang for lang in leaders if lang in _PREFERRED]
     return preferred[0] if len(preferred) == 1 else None
+
+
+# Words that acknowledge or thank and say nothing else, in the languages of the neutral
+# corpus. A message made only of them ("ok thanks", "merci !", "got it", "vielen Dank")
+# carries no topic: the conversation rule leaves it out (``is_acknowledgment``), so it
+# never moves a conversation, whatever its scores (they sat near the threshold, and one
+# CPU's arithmetic sent "ok thanks" after a medical question to support).
+ACKNOWLEDGMENT_WORDS = _word_list(
+    """
+    ok okay okey k kk alright all right fine good great cool nice perfect awesome excellent
+    wonderful super sure yes yep yeah yup got it understood noted clear cheers thanks thank
+    thx ty you so very much lot a many that's that s helps helped helpful appreciate
+    appreciated please oh ah i see
+    merci beaucoup bien d accord daccord dac parfait génial top compris entendu oui
+    ça marche vu nickel très c est bon cool svp stp
+    gracias muchas vale perfecto entendido sí bueno genial muy bien
+    danke dank vielen schön sehr gut alles klar verstanden ja perfekt prima
+    grazie mille perfetto capito sì va bene ottimo benissimo
+    obrigado obrigada muito certo entendi sim ótimo beleza
+    """
+)
+# Longer messages have room for a question of their own, even in these words.
+ACKNOWLEDGMENT_MAX_WORDS = 6
+
+
+def is_acknowledgment(text: str) -> bool:
+    """Whether text only acknowledges or thanks (or holds no word at all, like "👍")."""
+    words = _WORD.findall(text.lower())
+    if not words:
+        return len(text.strip()) <= 8
+    return len(words) <= ACKNOWLEDGMENT_MAX_WORDS and all(
+        word in ACKNOWLEDGMENT_WORDS for word in words
+    )

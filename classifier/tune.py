@@ -56,12 +56,12 @@ def guesses_for(
     clf: LabelClassifier | SequenceClassifier, rows: Sequence[tuple[str, str]]
 ) -> BestGuesses:
     """Classify rows once, with the classifier's threshold under every possible score."""
-    saved = clf.threshold
-    clf.threshold = -np.inf
+    saved = clf.thresholds
+    clf.thresholds = np.full_like(saved, -np.inf)
     try:
         predictions = clf.classify([text for text, _ in rows])
     finally:
-        clf.threshold = saved
+        clf.thresholds = saved
     return best_guesses(predictions, [label for _, label in rows], clf.fallback)
 
 

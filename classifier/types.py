@@ -16,6 +16,7 @@ class Label:
     name: str
     examples: tuple[str, ...]
     description: str | None = None
+    threshold: float | None = None  # None: calibrated (classifier.calibrate) or the default
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.strip():

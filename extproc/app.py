@@ -10,22 +10,18 @@ import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from extproc import headers as h
 from extproc.cache.service import ResponseCache
 from extproc.config import Config, insecure_backends, load_config
 from extproc.envoy_config import EnvoyResources, resources
 from extproc.errors import ConfigError
 from extproc.http_api import HttpApi
 from extproc.metrics import Metrics
-from extproc.request.runtime import Runtime, RuntimeHolder, build_runtime
-from extproc.rollout.analysis import Status, Verdict, analyze
-from extproc.rollout.canary import CanaryState, Phase, RolloutError, Rollouts, hold_met
-from extproc.rollout.envoy_stats import EnvoyRouteStats
-from extproc.rollout.envoy_stats import fetch as fetch_envoy_stats
+from extproc.request.runtime import Runtime, RuntimeHolder, build_runtime, check_reload
+from extproc.rollout.canary import CanaryState, RolloutError, Rollouts
+from extproc.rollout.controller import CanaryController
 from extproc.rollout.observe import TrafficStats
 from extproc.rollout.progress import progress
 from extproc.rollout.quality import Quality, Served
@@ -67,10 +63,10 @@ class Switchyard:
             self.store.share_requests(self.quality)
             self.quality.lookup = self._lookup_request
             self.quality.claim = self._claim_feedback
-        self.verdicts: dict[str, Verdict] = {}
-        self._envoy_stats: tuple[str, EnvoyRouteStats] | None = None
-        self._envoy_stats_ok = True
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.controller = CanaryController(
+            lambda: self.config, self.rollouts, self.store, self.traffic, self.clock
+        )
         self.rollouts.subscribe(self._on_rollout_change)
         runtime = build_runtime(config, self.rollouts, self.metrics)
         self.cache = ResponseCache(self.metrics.registry)
@@ -102,7 +98,7 @@ class Switchyard:
         self.metrics.record_rollout(route, old, new)
         # The analysis reads traffic from the step's start on: a verdict on the next
         # step comes from traffic served at that step.
-        self.verdicts.pop(route, None)
+        self.controller.forget(route)
 
     # -- config reload -------------------------------------------------------------
 
@@ -154,6 +150,8 @@ class Switchyard:
         resources as Envoy's own typed messages."""
         config = load_config(self.config_path)
         runtime = build_runtime(config, self.rollouts, self.metrics)
+        # A block label keeps what it blocked (unless the config says force).
+        check_reload(str(self.config_path), self.runtimes.current, runtime)
         served = resources(config)
         snapshot(served)  # a field Envoy's API does not have fails here
         self.cache.configure(config)
@@ -209,69 +207,6 @@ class Switchyard:
                 self._config_stamp = stamp
                 await self.reload()
 
-    # -- canary analysis -----------------------------------------------------------
-
-    async def analyze_once(self) -> None:
-        """One round of verdicts. In a fleet only the lease holder judges the fleet's
-        traffic and promotes; while the store is away every replica judges its own
-        traffic and may only roll back."""
-        cfg = self.config.analysis
-        deciding, alone = self.store.decides(), not self.store.available
-        for route, state in self.rollouts.states().items():
-            canary = self.rollouts.canary(route)
-            if canary is None or state.phase is Phase.WAITING:
-                continue
-            if not deciding and not alone:
-                self.verdicts.pop(route, None)
-                continue
-            since = max(self.clock() - cfg.window_s, state.step_started)
-            route_analysis = self.config.route(route).analysis
-            verdict = analyze(
-                await self.store.window(route, h.CANARY, since),
-                await self.store.window(route, h.STABLE, since),
-                cfg,
-                route_analysis.quality if route_analysis else None,
-            )
-            self.verdicts[route] = verdict
-            if not (canary.auto and state.phase is Phase.PROGRESSING):
-                continue
-            if verdict.status is Status.DEGRADED:
-                reason = f"{verdict.metric}: {verdict.describe()}"
-                await self.store.act(route, "rollback", reason, based_on=state.version)
-            elif verdict.status is Status.HEALTHY and deciding:
-                requests = await self.store.step_requests(route, state)
-                if hold_met(canary, state, self.clock(), requests):
-                    await self.store.act(
-                        route, "promote", "healthy and hold met", based_on=state.version
-                    )
-
-    async def _read_envoy_stats(self) -> None:
-        """analysis.source envoy: this second's deltas of the local Envoy's route statistics."""
-        admin = self.config.envoy.admin
-        if self._envoy_stats is None or self._envoy_stats[0] != admin:
-            self._envoy_stats = (admin, EnvoyRouteStats(partial(fetch_envoy_stats, admin)))
-        loop = asyncio.get_running_loop()
-        try:
-            deltas = await loop.run_in_executor(None, self._envoy_stats[1].deltas)
-        except OSError as exc:  # Envoy not up yet, or restarting: said once per outage
-            if self._envoy_stats_ok:
-                log.warning("analysis.source envoy: cannot read %s: %s", admin, exc)
-            self._envoy_stats_ok = False
-            return
-        self._envoy_stats_ok = True
-        for (route, cohort), summary in deltas.items():
-            self.traffic.add_summary(route, cohort, summary)
-
-    async def _analysis_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.analysis.interval_s)
-            try:
-                if self.config.analysis.source == "envoy":
-                    await self._read_envoy_stats()
-                await self.analyze_once()
-            except Exception:
-                log.exception("canary analysis failed; will retry")
-
     def act(self, route: str, action: str) -> CanaryState:
         """An operator action, from the HTTP thread: committed by the store on the loop."""
         assert self._loop is not None
@@ -315,7 +250,7 @@ class Switchyard:
         routes = {}
         now = self.clock()
         for route, state in self.rollouts.states().items():
-            verdict = self.verdicts.get(route)
+            verdict = self.controller.verdicts.get(route)
             canary = self.rollouts.canary(route)
             step_requests = self.rollouts.step_requests(route)
             routes[route] = {
@@ -434,7 +369,7 @@ class Switchyard:
         loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
         tasks = [
             asyncio.create_task(self._watch_config()),
-            asyncio.create_task(self._analysis_loop()),
+            asyncio.create_task(self.controller.run()),
         ]
         await stop.wait()
         # Report NOT_SERVING first, keep accepting streams while Envoy and the

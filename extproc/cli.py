@@ -82,6 +82,8 @@ def _warn_insecure(config: Config) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    if args.diff:
+        return _check_diff(args.diff[0], args.diff[1], args.prompts)
     source = args.values or args.config
     config = load_values_config(args.values) if args.values else _load(args.config)
     _warn_insecure(config)
@@ -98,7 +100,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         runtime = build_runtime(config, Rollouts(), Metrics())
         if runtime.threshold_note:
-            print(f"classifier: encoder {config.classifier.encoder}; {runtime.threshold_note}")
+            print(f"classifier: encoder {config.classifier.encoder}")
+            for line in runtime.threshold_note.splitlines():
+                print(f"  {line}")
     routes = ", ".join(route.name for route in config.routes) or "none"
     unchecked = (
         f"; {len(problems)} environment warning(s) above, which `check --env` refuses"
@@ -140,6 +144,45 @@ def cmd_keys(args: argparse.Namespace) -> int:
         print(f"add this line to the keys file: {line}", file=sys.stderr)
     # The key itself: shown this once, stored nowhere.
     print(key)
+    return 0
+
+
+def _read_prompts(path: str) -> list[str]:
+    """One prompt per line; a JSON object line gives its "text" (a JSONL eval set)."""
+    prompts = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            line = str(json.loads(line).get("text", ""))
+        if line:
+            prompts.append(line)
+    return prompts
+
+
+def _check_diff(old_path: str, new_path: str, prompts_path: str | None) -> int:
+    """What NEW changes for each label of OLD, and whether a reload would be refused."""
+    from classifier.changes import moves
+    from classifier.labels import LabelClassifier
+    from extproc.request.runtime import block_issues, load_label_classifier
+
+    old_config, new_config = _load(old_path), _load(new_path)
+    try:
+        prompts = _read_prompts(prompts_path) if prompts_path else []
+    except (OSError, ValueError, AttributeError) as exc:
+        print(f"switchyard: --prompts {prompts_path}: {exc}", file=sys.stderr)
+        return 2
+    old, new = load_label_classifier(old_config), load_label_classifier(new_config)
+    if not isinstance(old, LabelClassifier) or not isinstance(new, LabelClassifier):
+        print("switchyard: --diff compares example-based classifiers only", file=sys.stderr)
+        return 2
+    print(f"{old_path} -> {new_path}" + (f", {len(prompts)} prompts" if prompts else ""))
+    for change in moves(old, new, prompts):
+        print(f"  {change.explain()}")
+    issues = block_issues(old, new, new_config)
+    if issues:
+        print(ConfigError(new_path, issues), file=sys.stderr)
+        return 1
+    print(f"{new_path}: a reload from {old_path} would be accepted")
     return 0
 
 
@@ -199,7 +242,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
     _require_model(config, args.config)
     classifier = load_label_classifier(config)
     if args.explain:
-        print(f"encoder {config.classifier.encoder}; {classifier.explain_threshold()}")
+        print(f"encoder {config.classifier.encoder}")
+        for line in classifier.explain_threshold().splitlines():
+            print(f"  {line}")
     for prediction in classifier.classify(args.text):
         runner_up = (
             f"  (runner-up {prediction.runner_up} {prediction.runner_up_score:.3f})"
@@ -210,7 +255,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
         if args.explain:
             side = "<" if prediction.label == config.classifier.fallback else ">="
             asked = ", with the second opinion" if prediction.second_opinion else ""
-            why = f"  [best score {side} threshold {classifier.threshold:.3f}{asked}]"
+            best = prediction.runner_up if side == "<" else prediction.label
+            limit = classifier.thresholds[classifier.labels.index(best)] if best else 0.0
+            why = f"  [best score {side} {best}'s threshold {limit:.3f}{asked}]"
         print(f"{prediction.label} {prediction.score:.3f}{runner_up}{why}")
     return 0
 
@@ -246,7 +293,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     classifier = load_label_classifier(config)
     table = sweep(guesses_for(classifier, rows), fallback)
     chosen = choose(table, target_oos_recall=args.target_oos_recall, max_misroute=args.max_misroute)
-    print(f"{args.data}: {len(rows)} rows; now {classifier.explain_threshold()}")
+    print(f"{args.data}: {len(rows)} rows; thresholds now:")
+    for line in classifier.explain_threshold().splitlines():
+        print(f"  {line}")
     print(format_table(table, chosen))
     if chosen is None:
         print("no threshold meets the target on this dev set", file=sys.stderr)
@@ -469,6 +518,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="validate the config: part of a Helm values file instead of -c",
     )
+    p.add_argument(
+        "--diff",
+        nargs=2,
+        metavar=("OLD", "NEW"),
+        help="per label, what NEW changes from OLD (thresholds, decisions that move); "
+        "non-zero exit when a reload from OLD to NEW would be refused",
+    )
+    p.add_argument("--prompts", help="with --diff: a file of prompts (one a line, or JSONL)")
     p.set_defaults(func=cmd_check)
     p = with_config(
         sub.add_parser(

@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from classifier.text import LANGUAGES  # word lists only: loads no model
 from extproc.config_issues import explain, located, named_path, unknown
 from extproc.config_yaml import YamlDocument, read_yaml
 from extproc.errors import ConfigError, ConfigIssue
@@ -225,17 +226,24 @@ class ClassifierConfig(Model):
     encoder: Literal["minilm", "use", "minilm+use", "use+minilm-when-unsure"] = (
         "use+minilm-when-unsure"
     )
-    """Sentence encoder(s) inside `model` (docs/CLASSIFIER.md compares them): USE multilingual
-    v3 alone (16 languages, the fastest), all-MiniLM-L6-v2 alone (English), both for every
-    English prompt (`minilm+use`: the mean of their scores; other languages USE's alone), or
-    the default: USE for every prompt and MiniLM averaged in only for the English prompts
+    """Sentence encoder(s) inside `model` (docs/research/2026-classifier-log.md compares
+    them): USE multilingual v3 alone (16 languages, the fastest), all-MiniLM-L6-v2 alone
+    (English), both for every English prompt (`minilm+use`: the mean of their scores; other
+    languages USE's alone), or the default: USE for every prompt and MiniLM averaged in only
+    for the English prompts
     whose best two labels USE scores within 0.05 of each other (and that might be routed):
     most of the ensemble's gain on English intents and exam topics, with MiniLM's inference
     paid by 3-45 % of English prompts (our label sets) instead of all."""
     threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
-    """Score under which a prompt gets the fallback. Omitted: calibrated from the labels'
-    own examples when the model loads (`switchyard check --model` prints it and why)."""
+    """Score under which a prompt gets the fallback, for every label that sets no threshold
+    of its own. Omitted: each label's is calibrated from its own examples against the other
+    labels' and a neutral corpus when the model loads; a label with fewer than 6 examples
+    gets the threshold calibrated from all labels' examples pooled (`switchyard check
+    --model` prints each label's threshold and why)."""
     fallback: Name = "other"
+    warn_moved_percent: float = Field(default=10.0, ge=0, le=100)
+    """On a reload, a warning names each label whose examples change decision (each left
+    out of its label) in a larger share than this; every label gets an info line."""
     max_tokens: int = Field(default=128, ge=8, le=512)
     cache_size: int = Field(default=10_000, ge=0)
     max_batch: int = Field(default=16, ge=1, le=256)
@@ -249,6 +257,11 @@ class LabelConfig(Model):
     description: str | None = None
     examples: list[str] = Field(min_length=1)
     action: Literal["route", "block"] = "route"
+    threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
+    """This label's score threshold, over classifier.threshold and the calibration."""
+    force: bool = False
+    """For `action: block`: accept a config change that lowers the share of this label's
+    examples it still blocks (each left out of it). Without it such a reload is refused."""
 
 
 class PriceConfig(Model):
@@ -326,18 +339,34 @@ class HeaderMatch(Model):
 
 
 class MatchConfig(Model):
-    """Exactly one condition; a route's match is true when it holds."""
+    """Conditions on a request: the match holds when every condition given holds
+    (`{label: support, language: fr}`); `any_of` holds when one of its matches does."""
 
     label: list[Name] | None = None
     keywords: list[Annotated[str, Field(min_length=1)]] | None = None
     regex: str | None = None
     model: list[str] | None = None
     header: HeaderMatch | None = None
+    language: list[str] | None = None
+    """The language guessed from the user messages (the newest that gives one), as the
+    classifier guesses it: ISO codes such as en, fr, de. No model is needed (~20 µs)."""
+    any_of: list[MatchConfig] | None = Field(default=None, min_length=2)
 
-    @field_validator("label", "model", mode="before")
+    @field_validator("label", "model", "language", mode="before")
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: list[str] | None) -> list[str] | None:
+        unknown = [code for code in value or () if code not in LANGUAGES]
+        if unknown:
+            raise ValueError(
+                f"unknown language {', '.join(unknown)}; expected codes the language guess "
+                f"gives: {', '.join(sorted(LANGUAGES))}"
+            )
+        return value
 
     @field_validator("regex")
     @classmethod
@@ -350,14 +379,20 @@ class MatchConfig(Model):
         return value
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> MatchConfig:
-        present = [key for key, value in self if value is not None]
-        if len(present) != 1:
+    def _at_least_one(self) -> MatchConfig:
+        if all(value is None for _, value in self):
             raise ValueError(
-                "expected exactly one of label, keywords, regex, model, header"
-                f" (got {', '.join(present) or 'none'})"
+                "expected at least one of label, keywords, regex, model, header, language, any_of"
             )
         return self
+
+    def label_conditions(self, path: str) -> list[tuple[str, list[str]]]:
+        """Every label condition in this match and the ones nested in any_of, with its key
+        path (path is this match's)."""
+        found = [(f"{path}.label", self.label)] if self.label is not None else []
+        for i, alternative in enumerate(self.any_of or ()):
+            found += alternative.label_conditions(f"{path}.any_of[{i}]")
+        return found
 
 
 class WeightedBackend(Model):
@@ -814,13 +849,14 @@ def _cross_reference_issues(cfg: Config) -> list[ConfigIssue]:
                     "envoy.observe all or canaries, not off",
                 )
             )
-        if route.match and route.match.label:
-            for label in route.match.label:
+        for path, labels in (
+            route.match.label_conditions(f"routes[{r}].match") if route.match else ()
+        ):
+            for label in labels:
                 if label not in label_names | {cfg.classifier.fallback}:
                     issues.append(
                         ConfigIssue(
-                            f"routes[{r}].match.label",
-                            unknown("label", label, known_labels),
+                            path, unknown("label", label, known_labels)
                         )
                     )
         if route.canary:

@@ -87,6 +87,10 @@ BUFFER_FACTOR = 2
 body of unannounced length up to that size with its own 413; beyond it, Envoy's
 buffer limit answers with a plain 413."""
 NODE_CLUSTER = "switchyard"
+RETRY_CLUSTER = "_retry"
+"""The prefix of a canary-then-stable cluster: _retry.<route>.<canary>.<stable>."""
+FALLBACK_CLUSTER = "_fallback"
+"""The prefix of a backend-then-fallbacks cluster: _fallback.<route>.<backend>.<fallback>..."""
 FAIL_OPEN_ROUTE = "unrouted."
 """The stat prefix of the fail-open routes, before the backend's name."""
 
@@ -401,7 +405,7 @@ class Target:
         """The cluster Envoy forwards to: the backend's, or the one that tries them in turn."""
         if len(self.attempts) == 1:
             return self.backend
-        kind = "_retry" if self.retry_on is not None else "_fallback"
+        kind = RETRY_CLUSTER if self.retry_on is not None else FALLBACK_CLUSTER
         return ".".join((kind, self.route.name, *self.attempts))
 
 

@@ -7,11 +7,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from classifier.text import guess_language
 from extproc.errors import RequestError
 
 MAX_JSON_DEPTH = 64
 """Deeper nesting is refused. json.loads itself stops at the interpreter's recursion
 limit (RecursionError, refused the same way), so the check can run on its result."""
+LANGUAGE_CHARS = 2_048
+"""The language guess reads this much of a message: evidence enough, at a bounded cost."""
 MAX_TEXT_CHARS = 16_384
 """Per message: the classifier reads at most a few hundred tokens anyway."""
 
@@ -34,6 +37,16 @@ class ChatRequest:
     def text(self) -> str:
         # Joined once: every keyword and regex route searches it.
         return "\n".join(self.user_messages)
+
+    @cached_property
+    def language(self) -> str | None:
+        """The language of the newest user message that gives enough evidence ("ok" gives
+        none: a French conversation stays French), as the classifier guesses it."""
+        for message in reversed(self.user_messages):
+            language = guess_language(message[:LANGUAGE_CHARS])
+            if language is not None:
+                return language
+        return None
 
 
 def _bad(message: str) -> RequestError:

@@ -26,24 +26,42 @@ Matcher = Callable[[ChatRequest, Mapping[str, str], str | None], bool]
 
 
 def _compile_match(match: MatchConfig) -> Matcher:
+    """One matcher that holds when every condition of match holds."""
+    conditions = _compile_conditions(match)
+    if len(conditions) == 1:
+        return conditions[0]
+    return lambda chat, headers, label: all(c(chat, headers, label) for c in conditions)
+
+
+def _compile_conditions(match: MatchConfig) -> list[Matcher]:
+    conditions: list[Matcher] = []
     if match.label is not None:
         labels = frozenset(match.label)
-        return lambda chat, headers, label: label in labels
+        conditions.append(lambda chat, headers, label: label in labels)
+    if match.language is not None:
+        languages = frozenset(match.language)
+        conditions.append(lambda chat, headers, label: chat.language in languages)
     if match.keywords is not None:
         pattern = re.compile(
             r"(?<!\w)(?:" + "|".join(re.escape(k) for k in match.keywords) + r")(?!\w)",
             re.IGNORECASE,
         )
-        return lambda chat, headers, label: pattern.search(chat.text) is not None
+        conditions.append(lambda chat, headers, label: pattern.search(chat.text) is not None)
     if match.regex is not None:
         regex = re.compile(match.regex)
-        return lambda chat, headers, label: regex.search(chat.text) is not None
+        conditions.append(lambda chat, headers, label: regex.search(chat.text) is not None)
     if match.model is not None:
         models = frozenset(match.model)
-        return lambda chat, headers, label: chat.model in models
-    assert match.header is not None
-    name, value = match.header.name, match.header.value
-    return lambda chat, headers, label: headers.get(name) == value
+        conditions.append(lambda chat, headers, label: chat.model in models)
+    if match.header is not None:
+        name, value = match.header.name, match.header.value
+        conditions.append(lambda chat, headers, label: headers.get(name) == value)
+    if match.any_of is not None:
+        alternatives = [_compile_match(alternative) for alternative in match.any_of]
+        conditions.append(
+            lambda chat, headers, label: any(a(chat, headers, label) for a in alternatives)
+        )
+    return conditions
 
 
 @dataclass(frozen=True)
@@ -88,7 +106,7 @@ class Router:
             CompiledRoute(
                 route,
                 _compile_match(route.match) if route.match else None,
-                bool(route.match and route.match.label),
+                bool(route.match and route.match.label_conditions("")),
             )
             for route in config.routes
             if route.match is not None

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from extproc.config import Config
+from extproc.errors import ConfigError, ConfigIssue
 from extproc.metrics import Metrics
 from extproc.request.adapt import BackendAdapter, compile_adapters
 from extproc.request.classify import BatchingClassifier
@@ -38,7 +39,12 @@ def load_label_classifier(config: Config) -> LabelClassifier | SequenceClassifie
 
     spec = config.classifier
     labels = [
-        Label(name=label.name, examples=tuple(label.examples), description=label.description)
+        Label(
+            name=label.name,
+            examples=tuple(label.examples),
+            description=label.description,
+            threshold=label.threshold,
+        )
         for label in config.labels
     ]
     classifier = load_classifier(
@@ -50,7 +56,8 @@ def load_label_classifier(config: Config) -> LabelClassifier | SequenceClassifie
         threads=config.server.classify_threads,
         encoder=spec.encoder,
     )
-    log.info("classifier: encoder %s; %s", spec.encoder, classifier.explain_threshold())
+    for line in classifier.explain_threshold().splitlines():
+        log.info("classifier: encoder %s; %s", spec.encoder, line)
     return classifier
 
 
@@ -81,6 +88,57 @@ def build_runtime(config: Config, rollouts: Rollouts, metrics: Metrics) -> Runti
         adapters=compile_adapters(config),
         threshold_note=note,
     )
+
+
+def check_reload(source: str, old: Runtime, new: Runtime) -> None:
+    """Before new replaces old: raise ConfigError when new would block less of a block
+    label's own examples than old does (leave-one-out), unless that label says `force:
+    true`; else log what moves, one line per label, and warn when a label's examples move
+    more than classifier.warn_moved_percent."""
+    if old.classifier is None or new.classifier is None:
+        return
+    from classifier.changes import moves
+    from classifier.labels import LabelClassifier
+
+    before, after = old.classifier.classifier, new.classifier.classifier
+    if not isinstance(before, LabelClassifier) or not isinstance(after, LabelClassifier):
+        return
+    issues = block_issues(before, after, new.config)
+    if issues:
+        raise ConfigError(source, issues)
+    limit = new.config.classifier.warn_moved_percent
+    for change in moves(before, after):
+        if change.examples and 100 * change.examples_moved_share > limit:
+            log.warning(
+                "reload: more than %g %% of label %s's examples change decision: %s",
+                limit,
+                change.label,
+                change.explain(),
+            )
+        else:
+            log.info("reload: %s", change.explain())
+
+
+def block_issues(
+    before: LabelClassifier, after: LabelClassifier, config: Config
+) -> list[ConfigIssue]:
+    """One issue per block label of config (without force) whose leave-one-out recall is
+    lower in after than in before."""
+    from classifier.changes import weakened
+
+    blocks = {
+        label.name: index
+        for index, label in enumerate(config.labels)
+        if label.action == "block" and not label.force
+    }
+    return [
+        ConfigIssue(
+            f"labels[{blocks[change.label]}]",
+            f"{change.label} (action: block): {change.explain()}; a change that lets more of "
+            "what it blocks through is refused (set force: true on the label to accept it)",
+        )
+        for change in weakened(before, after, blocks)
+    ]
 
 
 class RuntimeHolder:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from extproc import headers as h
-from extproc.envoy_config import VIRTUAL_HOST
+from extproc.envoy_config import RETRY_CLUSTER, VIRTUAL_HOST
 from extproc.rollout.window import Summary, latency_bin
 
 _PREFIX = f"vhost.{VIRTUAL_HOST}.route."
@@ -32,9 +33,15 @@ ZERO_MS_AS_S = 0.0005
 """Envoy's 0 ms bucket, taken as half a millisecond (a log needs a positive latency)."""
 
 
+_RETRIES = f"cluster.{RETRY_CLUSTER}."
+"""A canary retried on stable (canary.retry_on_stable): its route's stats count stable's
+answer, so each retry Envoy made on the route's retry cluster is a canary failure."""
+
+
 def stats_url(admin: str) -> str:
     pattern = (
         r"^vhost\." + VIRTUAL_HOST + r"\.route\..*\.(canary|stable)\.upstream_rq_(total|5xx|time)$"
+        r"|^cluster\." + re.escape(RETRY_CLUSTER) + r"\..*\.upstream_rq_retry$"
     )
     query = urllib.parse.urlencode(
         {"format": "json", "filter": pattern, "histogram_buckets": "detailed"}
@@ -67,10 +74,22 @@ def _split(name: str) -> tuple[str, str, str] | None:
     return route, cohort, stat
 
 
+def _retried_route(name: str) -> str | None:
+    """The route of a retry cluster's retry counter (cluster._retry.<route>.<canary>.<stable>)."""
+    if not (name.startswith(_RETRIES) and name.endswith(".upstream_rq_retry")):
+        return None
+    return name[len(_RETRIES) :].split(".", 1)[0]
+
+
 def _counts(data: dict[str, object]) -> dict[tuple[str, str], _Counts]:
     out: dict[tuple[str, str], _Counts] = {}
+    retried: dict[str, float] = {}
     stats = data.get("stats")
     for item in stats if isinstance(stats, list) else []:
+        route = _retried_route(item.get("name", ""))
+        if route is not None and "value" in item:
+            retried[route] = retried.get(route, 0) + item["value"]
+            continue
         if "value" in item:
             parts = _split(item["name"])
             if parts is None:
@@ -88,6 +107,8 @@ def _counts(data: dict[str, object]) -> dict[tuple[str, str], _Counts]:
             for bucket in detail.get("totals", []):
                 key = (float(bucket["lower_bound"]), float(bucket["width"]))
                 counts.buckets[key] = counts.buckets.get(key, 0) + bucket["count"]
+    for route, count in retried.items():
+        out.setdefault((route, h.CANARY), _Counts()).errors += count
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from classifier.encoder import Encoder
 from classifier.evaluate import load_jsonl
 from classifier.labels import Label, LabelClassifier
 from extproc.cli import main
+from extproc.config import ClassifierConfig
 from tests.classifier.conftest import DATA, REPO
 
 SETS = DATA / "sets"
@@ -75,8 +77,8 @@ def test_two_labels_of_eight_examples_route_without_a_threshold(
         p == "other" for (_, label), p in zip(rows, predicted, strict=True) if label == "other"
     ]
     assert len(in_scope) == len(rejected) == 10
-    assert sum(in_scope) >= 9, (clf.threshold, predicted)
-    assert sum(rejected) >= 9, (clf.threshold, predicted)
+    assert sum(in_scope) >= 9, (clf.thresholds, predicted)
+    assert sum(rejected) >= 9, (clf.thresholds, predicted)
 
 
 def test_the_threshold_follows_the_label_set(encoder: Encoder, labels: list[Label]) -> None:
@@ -88,7 +90,7 @@ def test_the_threshold_follows_the_label_set(encoder: Encoder, labels: list[Labe
     topics = LabelClassifier(
         encoder, _labels(SETS / "pets_garden.yaml"), threshold=None, fallback="other"
     )
-    assert intents.threshold > topics.threshold + 0.1
+    assert np.median(intents.thresholds) > np.median(topics.thresholds) + 0.1
 
 
 def test_calibration_is_deterministic_and_an_explicit_threshold_wins(
@@ -96,11 +98,20 @@ def test_calibration_is_deterministic_and_an_explicit_threshold_wins(
 ) -> None:
     first = LabelClassifier(encoder, labels, threshold=None, fallback="other")
     again = LabelClassifier(Encoder(encoder.model_dir), labels, threshold=None, fallback="other")
-    assert first.threshold == again.threshold
-    assert first.calibration is not None and "calibrated" in first.explain_threshold()
+    np.testing.assert_array_equal(first.thresholds, again.thresholds)
+    lines = first.explain_threshold().splitlines()
+    assert len(lines) == len(labels) and all("calibrated from the examples" in x for x in lines)
     fixed = LabelClassifier(encoder, labels, threshold=0.3, fallback="other")
-    assert fixed.threshold == 0.3 and fixed.calibration is None
-    assert "set in the config" in fixed.explain_threshold()
+    assert (fixed.thresholds == 0.3).all() and first.simulation is not None
+    assert fixed.simulation is None and "set in the config" in fixed.explain_threshold()
+    # A label's own threshold wins over the config's and over the calibration.
+    own = [replace(labels[0], threshold=0.5), *labels[1:]]
+    for clf in (
+        LabelClassifier(encoder, own, threshold=0.3, fallback="other"),
+        LabelClassifier(encoder, own, threshold=None, fallback="other"),
+    ):
+        assert clf.thresholds[0] == 0.5
+        assert clf.explain_threshold().splitlines()[0].endswith("0.500 (set on the label)")
 
 
 def _config(tmp_path: Path, model_dir: Path, **classifier: object) -> Path:
@@ -128,9 +139,10 @@ def test_check_and_classify_explain_the_threshold(
     prompts = ["Quelle dose de paracétamol pour un enfant de 20 kg ?", "Write a haiku about rain"]
     assert main(["classify", "--explain", "-c", str(path), *prompts]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "calibrated" in lines[0]
-    assert lines[1].startswith("medical ") and ">= threshold" in lines[1]
-    assert lines[2].startswith("other ") and "< threshold" in lines[2]
+    assert lines[0] == f"encoder {ClassifierConfig().encoder}"
+    assert all("calibrated" in line for line in lines[1:8])
+    assert lines[-2].startswith("medical ") and ">= medical's threshold" in lines[-2]
+    assert lines[-1].startswith("other ") and "< " in lines[-1] and "'s threshold" in lines[-1]
     explicit = _config(tmp_path, model_dir, threshold=0.3)
     assert main(["check", "--model", "-c", str(explicit)]) == 0
     assert "threshold 0.300 (set in the config)" in capsys.readouterr().out

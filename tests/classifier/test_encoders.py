@@ -161,12 +161,12 @@ def test_a_second_opinion_scores_only_the_english_prompts_the_first_is_unsure_of
     )
     minilm_alone = LabelClassifier(encoder, labels, threshold=0.3, fallback="other")
     clf = _second_opinion_classifier(use_encoder, encoder, labels, threshold)
-    # Who is unsure is judged against USE's own calibrated threshold, whatever the config
-    # sets; calibrated, the final threshold comes from the scores the request path computes.
-    first_threshold = use_alone.threshold
+    # Who is unsure is judged against USE's own calibrated thresholds, whatever the config
+    # sets; calibrated, the final thresholds come from the scores the request path computes.
+    first_thresholds = use_alone.thresholds
     first = use_alone.scores(MIXED_PROMPTS)
     english = np.array([classifier.labels.guess_language(p) == "en" for p in MIXED_PROMPTS])
-    unsure = english & classifier.labels._unsure(first, first_threshold)
+    unsure = english & classifier.labels._unsure(first, first_thresholds)
     assert unsure.any() and not unsure.all() and not unsure[~english].any()
 
     seen = _record_encoded(encoder, monkeypatch)
@@ -179,12 +179,14 @@ def test_a_second_opinion_scores_only_the_english_prompts_the_first_is_unsure_of
     assert clf.classify_conversations([[p] for p in MIXED_PROMPTS])[1].score == pytest.approx(
         float(scores[1].max()), abs=1e-6
     )
+    sources = {t.source for t in clf.label_thresholds}
     if threshold is None:
-        assert clf.calibration is not None
+        assert sources == {"calibrated"}
         again = _second_opinion_classifier(use_encoder, encoder, labels, None)
-        assert again.threshold == clf.threshold  # a pure function of the examples
+        # A pure function of the examples.
+        np.testing.assert_array_equal(again.thresholds, clf.thresholds)
     else:
-        assert clf.threshold == threshold and clf.calibration is None
+        assert sources == {"config"} and (clf.thresholds == threshold).all()
 
 
 def test_the_english_second_opinion_never_reads_other_languages(
@@ -259,4 +261,4 @@ def test_reloads_share_the_loaded_encoders(model_dir: Path) -> None:
     first, again, other = load(64), load(64), load(32)
     assert first._members[0].encoder is again._members[0].encoder
     assert other._members[0].encoder is not first._members[0].encoder
-    assert first.threshold == again.threshold
+    np.testing.assert_array_equal(first.thresholds, again.thresholds)

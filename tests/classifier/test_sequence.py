@@ -83,7 +83,7 @@ def test_a_sequence_classifier_without_threshold_uses_probability_one_half(seq_d
     # Nothing to calibrate on (no examples): the model's own probabilities decide.
     labels = [Label(n, ()) for n in ("cooking", "coding", "support")]
     clf = load_classifier(seq_dir, labels, threshold=None, fallback="other", max_tokens=32)
-    assert clf.threshold == 0.5 and "probability" in clf.explain_threshold()
+    assert (clf.thresholds == 0.5).all() and "probability" in clf.explain_threshold()
 
 
 def test_probability_under_threshold_falls_back(seq_dir: Path) -> None:

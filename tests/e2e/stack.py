@@ -32,6 +32,8 @@ SWITCHYARD = str(BIN / "switchyard")
 def fake_backend_command(name: str, port: int, *extra: str) -> list[str]:
     """`switchyard fake-backend` for one backend, seeded so that runs repeat."""
     return [SWITCHYARD, "fake-backend", "--name", name, "--port", str(port), "--seed", "1", *extra]
+
+
 ENVOY = str(BIN / "envoy")
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / "build" / "model"

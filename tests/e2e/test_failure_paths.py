@@ -8,6 +8,7 @@ switchyard (or Envoy alone) sent the right body with the right key.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from pathlib import Path
@@ -68,6 +69,17 @@ def _envoy_env() -> dict[str, str]:
     return {f"KEY_{name.upper()}": key for name, (_, key) in STRICT.items()}
 
 
+def _strict_stack(
+    tmp_path: Path, config: dict[str, Any]
+) -> contextlib.AbstractContextManager[Stack]:
+    return running_stack(tmp_path, config, backend_args=_backend_args(), envoy_env=_envoy_env())
+
+
+FALLBACK_ROUTES = [
+    {"name": "general", "backends": [{"backend": "self"}], "fallbacks": [{"backend": "api"}]}
+]
+
+
 def test_with_switchyard_killed_every_request_reaches_a_backend_that_serves_it(
     tmp_path: Path,
 ) -> None:
@@ -81,9 +93,7 @@ def test_with_switchyard_killed_every_request_reaches_a_backend_that_serves_it(
     config = _strict_config(routes, "general")
     config["labels"] = LABELS
     config["classifier"] = {"model": str(MODEL_DIR)}
-    with running_stack(
-        tmp_path, config, backend_args=_backend_args(), envoy_env=_envoy_env()
-    ) as stack:
+    with _strict_stack(tmp_path, config) as stack:
         routed = stack.client.chat("What are the symptoms of a stroke?")
         assert (routed.status, routed.route, routed.backend) == (200, "clinical", "med")
 
@@ -129,9 +139,7 @@ def test_fail_open_under_load_while_switchyard_restarts_answers_every_request(
         }
     ]
     config = _strict_config(routes, "general")
-    with running_stack(
-        tmp_path, config, backend_args=_backend_args(), envoy_env=_envoy_env()
-    ) as stack:
+    with _strict_stack(tmp_path, config) as stack:
         with Load(stack, "hello", threads=4) as load:
             wait_until(lambda: len(load.sent) > 100, 30, "traffic")
             stack.stop_switchyard(signal.SIGKILL)
@@ -173,9 +181,7 @@ def test_a_failing_canary_is_retried_on_stable_and_no_client_sees_its_errors(
     config = _strict_config(
         _canary_route(), "general", analysis={"interval_s": 0.5, "window_s": 30}
     )
-    with running_stack(
-        tmp_path, config, backend_args=_backend_args(), envoy_env=_envoy_env()
-    ) as stack:
+    with _strict_stack(tmp_path, config) as stack:
         with Load(stack, "hello", threads=4) as load:
             wait_until(lambda: len(load.sent) > 200, 30, "traffic")
             stack.backends["med"].control(error_rate=error_rate, status=503)
@@ -203,13 +209,8 @@ def test_a_failing_canary_is_retried_on_stable_and_no_client_sees_its_errors(
 
 
 def test_a_saturated_primary_overflows_to_the_fallback_and_comes_back(tmp_path: Path) -> None:
-    routes = [
-        {"name": "general", "backends": [{"backend": "self"}], "fallbacks": [{"backend": "api"}]}
-    ]
-    config = _strict_config(routes, "general")
-    with running_stack(
-        tmp_path, config, backend_args=_backend_args(), envoy_env=_envoy_env()
-    ) as stack:
+    config = _strict_config(FALLBACK_ROUTES, "general")
+    with _strict_stack(tmp_path, config) as stack:
         stack.backends["self"].control(error_rate=1.0, status=429)
         replies = [stack.client.chat("hi", headers={"x-session-id": "s1"}) for _ in range(20)]
         assert [r.status for r in replies] == [200] * 20
@@ -227,13 +228,8 @@ def test_a_saturated_primary_overflows_to_the_fallback_and_comes_back(tmp_path: 
 
 
 def test_with_every_backend_down_the_client_gets_a_json_503(tmp_path: Path) -> None:
-    routes = [
-        {"name": "general", "backends": [{"backend": "self"}], "fallbacks": [{"backend": "api"}]}
-    ]
-    config = _strict_config(routes, "general")
-    with running_stack(
-        tmp_path, config, backend_args=_backend_args(), envoy_env=_envoy_env()
-    ) as stack:
+    config = _strict_config(FALLBACK_ROUTES, "general")
+    with _strict_stack(tmp_path, config) as stack:
         for backend in stack.backends.values():
             backend.process.kill()
             backend.process.wait()

@@ -42,8 +42,10 @@ def test_failing_canary_is_rolled_back_within_five_seconds(tmp_path: Path) -> No
         f"(of {len(load.since(broken_at))})"
     )
     assert took < 5.0
-    assert failed and all(s.backend == "med-v2" for s in failed)
-    assert len(failed) < 200
+    # canary.retry_on_stable: the canary's failures were answered by stable meanwhile.
+    assert not failed
+    shielded = [s for s in load.since(broken_at) if s.cohort == "canary" and s.status == 200]
+    assert any(s.backend == "med-v1" for s in shielded)
     after = [s for s in load.since(detected_at + 0.5)]
     assert after and all(s.status == 200 and s.cohort == "stable" for s in after)
     assert "rolled_back" in stack.log("switchyard") and "error_rate" in stack.log("switchyard")

@@ -27,7 +27,9 @@ def api() -> Iterator[tuple[str, list[tuple[str | None, str | None]]]]:
         raise AssertionError("not part of this test")
 
     address = f"127.0.0.1:{free_port()}"
-    server = HttpApi(address, Metrics(), unused, unused, unused, lambda: True, TOKEN, purge_cache=purge)  # type: ignore[arg-type]
+    server = HttpApi(
+        address, Metrics(), unused, unused, unused, lambda: True, TOKEN, purge_cache=purge
+    )  # type: ignore[arg-type]
     server.start()
     try:
         yield f"http://{address}", calls

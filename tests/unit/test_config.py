@@ -76,8 +76,30 @@ def test_a_good_config_loads_with_defaults_from_the_model() -> None:
             'routes "r1".canary.steps: expected strictly increasing percentages',
         ),
         (
-            lambda d: d["routes"][0].update(match={"keywords": ["x"], "regex": "y"}),
-            'routes "r1".match: expected exactly one of label, keywords, regex, model, header (got keywords, regex)',
+            lambda d: d["routes"][0].update(match={}),
+            'routes "r1".match: expected at least one of label, keywords, regex, model, header, '
+            "language, any_of",
+        ),
+        (
+            lambda d: d["routes"][0].update(match={"keywords": ["x"], "language": ["fr", "xx"]}),
+            'routes "r1".match.language: unknown language xx; expected codes the language guess '
+            "gives: ar, de, en",
+        ),
+        (
+            lambda d: d["routes"][0].update(match={"any_of": [{"keywords": ["x"]}]}),
+            'routes "r1".match.any_of: expected at least 2 entries',
+        ),
+        (
+            lambda d: d["routes"][0].update(
+                match={"any_of": [{"keywords": ["x"]}, {"regex": "y", "label": "medical"}]}
+            ),
+            'routes "r1".match.any_of[1].label: unknown label \'medical\'',
+        ),
+        (
+            lambda d: d["routes"][0].update(
+                match={"any_of": [{"keywords": ["x"]}, {"regex": "("}]}
+            ),
+            'routes "r1".match.any_of[1].regex: expected a Python regular expression',
         ),
         (
             lambda d: d["routes"][0].update(match={"regex": "("}),

@@ -116,3 +116,84 @@ def test_sticky_value_is_deterministic_and_spread() -> None:
     assert sticky_value("abc") == sticky_value("abc")
     shares = [sticky_value(f"k{i}") % 100 < 70 for i in range(10_000)]
     assert abs(sum(shares) / 10_000 - 0.7) < 0.02
+
+
+def _combined_router() -> Router:
+    config = parse_config(
+        {
+            "labels": [
+                {"name": "support", "examples": ["x"]},
+                {"name": "billing", "examples": ["y"]},
+            ],
+            "backends": [
+                {"name": n, "address": f"127.0.0.1:{i + 1}"} for i, n in enumerate("abcd")
+            ],
+            "routes": [
+                {
+                    "name": "support-fr",
+                    "match": {"label": "support", "language": ["fr", "de"]},
+                    "backends": [{"backend": "a"}],
+                },
+                {"name": "support", "match": {"label": "support"}, "backends": [{"backend": "b"}]},
+                {
+                    "name": "urgent",
+                    "match": {
+                        "any_of": [
+                            {"keywords": ["urgent"]},
+                            {"header": {"name": "x-tier", "value": "gold"}, "label": "billing"},
+                        ]
+                    },
+                    "backends": [{"backend": "c"}],
+                },
+                {"name": "d", "backends": [{"backend": "d"}]},
+            ],
+            "default_route": "d",
+        },
+        "test",
+    )
+    return Router(config, Rollouts())
+
+
+@pytest.mark.parametrize(
+    ("messages", "headers", "label", "route"),
+    [
+        (["Je n'arrive pas à me connecter à mon compte"], {}, "support", "support-fr"),
+        (["Ich kann mich nicht bei meinem Konto anmelden"], {}, "support", "support-fr"),
+        (["I cannot log in to my account"], {}, "support", "support"),
+        # "ok" gives no evidence: the conversation's French question decides.
+        (["Mon mot de passe ne marche plus", "ok"], {}, "support", "support-fr"),
+        # French but not support: the language alone does not match.
+        (["Quelle est la capitale du Pérou ?"], {}, "billing", "d"),
+        (["This is urgent, my invoice is wrong"], {}, "billing", "urgent"),
+        (["My invoice is wrong"], {"x-tier": "gold"}, "billing", "urgent"),
+        (["My invoice is wrong"], {"x-tier": "gold"}, "support", "support"),
+        (["My invoice is wrong"], {}, "billing", "d"),
+    ],
+)
+def test_a_match_holds_when_all_its_conditions_do_and_any_of_when_one_does(
+    messages: list[str], headers: dict[str, str], label: str, route: str
+) -> None:
+    decision = _combined_router().decide(chat(*messages), headers, label)
+    assert decision is not None and decision.route == route
+
+
+def test_language_alone_needs_no_classifier() -> None:
+    config = parse_config(
+        {
+            "backends": [
+                {"name": "a", "address": "127.0.0.1:1"},
+                {"name": "b", "address": "127.0.0.1:2"},
+            ],
+            "routes": [
+                {"name": "fr", "match": {"language": "fr"}, "backends": [{"backend": "a"}]},
+                {"name": "d", "backends": [{"backend": "b"}]},
+            ],
+            "default_route": "d",
+        },
+        "test",
+    )
+    router = Router(config, Rollouts())
+    assert not router.needs_label
+    decision = router.decide(chat("Bonjour, pouvez-vous m'aider ?"), {}, None)
+    assert decision is not None and decision.route == "fr"
+    assert _combined_router().needs_label
