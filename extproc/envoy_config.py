@@ -19,6 +19,9 @@ The request path the resources build, filter by filter:
    spoofed headers is routed as if it had none (which matters when switchyard is down
    and Envoy fails open), and hands switchyard the client's address (x-switchyard-client)
    for its session fingerprint; it also drops the x-envoy-* headers a client sent;
+   with auth, a Lua filter (lua/client_auth.lua) then checks the client's key against the
+   table the first-matched route carries, and marks a refused request for the
+   `unauthorized.*` routes' 401;
 2. the routing ext_proc filter sends request headers and the buffered body to
    switchyard, which picks the route, the cohort and the backend (x-switchyard-route /
    -cohort / -upstream), rewrites the body for that backend and clears the route cache;
