@@ -125,7 +125,8 @@ class ServerConfig(Model):
     (batches run one after another); more lowers the latency of long prompts on an idle
     machine."""
     chat_paths: list[Annotated[str, Field(pattern=r"^/")]] = ["/v1/chat/completions"]
-    """Path prefixes of chat requests; other paths pass through untouched."""
+    """Path prefixes of chat requests (POST). Envoy forwards no other path, except those
+    listed in `passthrough`; GET /v1/models it answers itself."""
 
     @field_validator("listen")
     @classmethod
