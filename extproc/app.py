@@ -77,7 +77,7 @@ class Switchyard:
         self._started_mapping = upstream_mapping(config)
         self.xds = XdsServer(snapshot(self._served))
         self.runtimes = RuntimeHolder(runtime, self._served.version)
-        self._config_stamp = _stamp(config_path)
+        self._config_stamp = self._stamps()
         self._reloading = asyncio.Lock()
         self._retiring: asyncio.Task[None] | None = None
         self.health = Health()
@@ -193,10 +193,16 @@ class Switchyard:
             if error is not None:
                 log.error("xds: retiring the previous config version: %s", error)
 
+    def _stamps(self) -> tuple[tuple[float, int] | None, ...]:
+        """The config file's, and the client keys file's (it is part of the config)."""
+        auth = self.config.auth
+        keys = () if auth is None else (_stamp(auth.keys_file),)
+        return (_stamp(self.config_path), *keys)
+
     async def _watch_config(self) -> None:
         while True:
             await asyncio.sleep(self.config.server.reload_interval_s)
-            stamp = _stamp(self.config_path)
+            stamp = self._stamps()
             if stamp != self._config_stamp:
                 self._config_stamp = stamp
                 await self.reload()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
+import secrets
 import sys
 import time
 import urllib.error
@@ -108,6 +110,40 @@ def cmd_check(args: argparse.Namespace) -> int:
         else ""
     )
     print(f"{source}: OK ({len(config.labels)} labels, routes: {routes}){unchecked}")
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from extproc.config import KEY_LINE, read_keys_file
+
+    key = "sy-" + secrets.token_urlsafe(32)
+    line = f"{args.name} {hashlib.sha256(key.encode()).hexdigest()}"
+    if KEY_LINE.match(line) is None:
+        print(
+            f"keys: {args.name!r}: expected a name of letters, digits, '.', '_' or '-'",
+            file=sys.stderr,
+        )
+        return 2
+    if args.file is not None:
+        path = Path(args.file)
+        try:
+            known = read_keys_file(path) if path.exists() else {}
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        if args.name in known.values():
+            print(f"keys: {path}: client {args.name!r} is already there", file=sys.stderr)
+            return 2
+        text = path.read_text() if path.exists() else ""
+        separator = "" if not text or text.endswith("\n") else "\n"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text + separator + line + "\n")
+        os.replace(tmp, path)  # whole: the watcher never reads half a file
+        print(f"added {args.name} to {path}", file=sys.stderr)
+    else:
+        print(f"add this line to the keys file: {line}", file=sys.stderr)
+    # The key itself: shown this once, stored nowhere.
+    print(key)
     return 0
 
 
@@ -504,6 +540,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="everything inline, no xDS (for envoy --mode validate; changes then need a restart)",
     )
     p.set_defaults(func=cmd_envoy)
+    p = sub.add_parser("keys", help="client keys for auth.keys_file")
+    keys = p.add_subparsers(dest="keys_command", required=True)
+    p = keys.add_parser("add", help="print a new client key once, and add its line")
+    p.add_argument("name", help="the client's name (metrics, sessions, the A/B report)")
+    p.add_argument("--file", help="append the line to this keys file (else print it)")
+    p.set_defaults(func=cmd_keys)
     p = sub.add_parser("fake-backend", help="run an OpenAI-compatible model simulator")
     p.add_argument("--name", required=True)
     p.add_argument("--port", type=int, required=True)

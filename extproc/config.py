@@ -11,6 +11,7 @@ the working directory: every command reads them the same way.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import itertools
 import os
@@ -38,7 +39,7 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 _HOST_PORT = re.compile(r"^(?P<host>[A-Za-z0-9_.\-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 _SESSION_SOURCE = re.compile(
-    r"^(header:[a-z0-9-]+|cookie:[A-Za-z0-9_.-]+|user|first_message|fingerprint)$"
+    r"^(header:[a-z0-9-]+|cookie:[A-Za-z0-9_.-]+|user|client|first_message|fingerprint)$"
 )
 _FINGERPRINT_PART = re.compile(r"^(header:[a-z0-9-]+|client_address|system_prompt|first_message)$")
 
@@ -124,7 +125,8 @@ class ServerConfig(Model):
     (batches run one after another); more lowers the latency of long prompts on an idle
     machine."""
     chat_paths: list[Annotated[str, Field(pattern=r"^/")]] = ["/v1/chat/completions"]
-    """Path prefixes of chat requests; other paths pass through untouched."""
+    """Path prefixes of chat requests (POST). Envoy forwards no other path, except those
+    listed in `passthrough`; GET /v1/models it answers itself."""
 
     @field_validator("listen")
     @classmethod
@@ -453,12 +455,14 @@ def _unique(values: list[str]) -> list[str]:
     return values
 
 
-_CACHE_PARTITION_SOURCE = re.compile(r"^(header:[a-z0-9-]+|cookie:[A-Za-z0-9_.-]+|user)$")
+_CACHE_PARTITION_SOURCE = re.compile(r"^(header:[a-z0-9-]+|cookie:[A-Za-z0-9_.-]+|user|client)$")
 
 
 def _cache_partition_source(source: str) -> str:
     if not _CACHE_PARTITION_SOURCE.match(source):
-        raise ValueError(f"{source!r}: expected header:<name> (lower case), cookie:<name> or user")
+        raise ValueError(
+            f"{source!r}: expected header:<name> (lower case), cookie:<name>, user or client"
+        )
     return source
 
 
@@ -516,7 +520,8 @@ class RouteConfig(Model):
 def _session_source(source: str) -> str:
     if not _SESSION_SOURCE.match(source):
         raise ValueError(
-            f"{source!r}: expected header:<name>, cookie:<name>, user, first_message or fingerprint"
+            f"{source!r}: expected header:<name>, cookie:<name>, user, client, first_message or "
+            "fingerprint"
         )
     return source
 
@@ -727,6 +732,39 @@ class QualityConfig(Model):
     about 250 bytes of memory."""
 
 
+class AuthConfig(Model):
+    """Client keys: every request needs one of them (Authorization: Bearer <key> or
+    x-api-key: <key>), checked by Envoy before any routing (docs/SECURITY.md)."""
+
+    keys_file: Path
+    """One client a line, `<name> <sha256 hex of its key>` (`switchyard keys add NAME`
+    makes one); `#` starts a comment. Relative to the config file; read again when it
+    changes, like the config itself."""
+    clients: dict[str, str] = {}
+    """Read from keys_file when the config loads (name by key digest); not written in the
+    YAML."""
+
+    @functools.cached_property
+    def names(self) -> frozenset[str]:
+        """The clients' names: the only values a client label takes in the metrics."""
+        return frozenset(self.clients.values())
+
+
+MODELS_PATH = "/v1/models"
+"""Answered by Envoy itself with the model names clients may use (extproc.envoy_config)."""
+
+
+class PassthroughConfig(Model):
+    """A path the gateway forwards untouched to one backend, with that backend's key: opened
+    on purpose, since every path not named here or in server.chat_paths gets a 404."""
+
+    path: Annotated[str, Field(pattern=r"^/[^?#]*[^/?#]$")]
+    """This path and everything below it (/v1/files covers /v1/files/abc), any method."""
+    backend: Name
+    """The one backend it goes to: never split by weight, so that requests such as
+    embeddings always reach the same model."""
+
+
 class Config(Model):
     server: ServerConfig = ServerConfig()
     envoy: EnvoyConfig = EnvoyConfig()
@@ -740,6 +778,11 @@ class Config(Model):
     analysis: AnalysisConfig = AnalysisConfig()
     quality: QualityConfig = QualityConfig()
     state: StateConfig = StateConfig()
+    auth: AuthConfig | None = None
+    """Client keys; without it anyone who reaches Envoy's listener spends the backends'
+    keys (switchyard check warns when a backend has a credential)."""
+    passthrough: list[PassthroughConfig] = []
+    """Paths besides the chat paths that Envoy forwards (see PassthroughConfig)."""
 
     def route(self, name: str) -> RouteConfig:
         return next(route for route in self.routes if route.name == name)
@@ -879,6 +922,39 @@ def _cross_reference_issues(cfg: Config) -> list[ConfigIssue]:
                         f"routes[{r}].match", "expected a match (only default_route has none)"
                     )
                 )
+    issues += _gateway_issues(cfg, backend_names)
+    return issues
+
+
+def _gateway_issues(cfg: Config, backend_names: set[str]) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    if cfg.auth is not None and not cfg.envoy.xds:
+        issues.append(
+            ConfigIssue(
+                "auth",
+                "expected envoy.xds true: the client key check runs in the routes switchyard "
+                "serves Envoy (with another controller's Envoy, authenticate clients there)",
+            )
+        )
+    taken = [*cfg.server.chat_paths, MODELS_PATH]
+    for p, passthrough in enumerate(cfg.passthrough):
+        if passthrough.backend not in backend_names:
+            issues.append(
+                ConfigIssue(
+                    f"passthrough[{p}].backend",
+                    f"unknown backend {passthrough.backend!r}; expected one of backends[].name: "
+                    f"{sorted(backend_names)}",
+                )
+            )
+        if passthrough.path in taken:
+            issues.append(
+                ConfigIssue(
+                    f"passthrough[{p}].path",
+                    f"{passthrough.path!r} is already served (a chat path, {MODELS_PATH} or an "
+                    "earlier passthrough): expected another path",
+                )
+            )
+        taken.append(passthrough.path)
     return issues
 
 
@@ -991,6 +1067,15 @@ def config_warnings(cfg: Config) -> list[ConfigIssue]:
             )
         elif _matches_everything(route.match, every_label):
             catch_all = route.name
+    spent = [backend.name for backend in cfg.backends if backend.credential is not None]
+    if spent and cfg.auth is None:
+        issues.append(
+            ConfigIssue(
+                "auth",
+                f"backends {', '.join(spent)} carry a credential and no client auth is "
+                "configured (auth.keys_file): whoever reaches Envoy's listener spends those keys",
+            )
+        )
     return issues
 
 
@@ -1075,7 +1160,7 @@ def load_config(path: Path | str) -> Config:
     path = Path(path)
     document = _read(path)
     cfg = parse_config(document.data, str(path), document)
-    return _resolve_paths(cfg, path.parent)
+    return _with_clients(_resolve_paths(cfg, path.parent), str(path))
 
 
 def load_values_config(path: Path | str) -> Config:
@@ -1091,7 +1176,55 @@ def load_values_config(path: Path | str) -> Config:
         {loc[1:]: line for loc, line in document.lines.items() if loc[:1] == ("config",)},
     )
     cfg = parse_config(part.data, source, part)
-    return _resolve_paths(cfg, path.parent)
+    return _with_clients(_resolve_paths(cfg, path.parent), source)
+
+
+def _with_clients(cfg: Config, source: str) -> Config:
+    """The config with auth.clients read from auth.keys_file (part of the config)."""
+    if cfg.auth is None:
+        return cfg
+    if cfg.auth.clients:
+        issue = ConfigIssue("auth.clients", "expected no clients here: they come from keys_file")
+        raise ConfigError(source, [issue])
+    auth = cfg.auth.model_copy(update={"clients": read_keys_file(cfg.auth.keys_file)})
+    return cfg.model_copy(update={"auth": auth})
+
+
+KEY_LINE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]{0,62})\s+(?P<digest>[0-9a-f]{64})$")
+
+
+def read_keys_file(path: Path) -> dict[str, str]:
+    """The clients in a keys file, by the SHA-256 hex digest of their key."""
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(source, [ConfigIssue("", f"cannot read file: {exc.strerror}")]) from None
+    clients: dict[str, str] = {}
+    issues: list[ConfigIssue] = []
+    names: set[str] = set()
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = KEY_LINE.match(line)
+        if match is None:
+            issues.append(
+                ConfigIssue(
+                    f"line {number}",
+                    "expected `<name> <sha256 hex of the key>` (64 lower-case hex digits)",
+                )
+            )
+            continue
+        name, digest = match["name"], match["digest"]
+        if name in names or digest in clients:
+            issues.append(ConfigIssue(f"line {number}", f"duplicate client or key ({name!r})"))
+            continue
+        names.add(name)
+        clients[digest] = name
+    if issues:
+        raise ConfigError(source, issues)
+    return clients
 
 
 def _resolve_paths(cfg: Config, base: Path) -> Config:
@@ -1112,6 +1245,9 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
     if envoy.processor_tls is not None:
         tls = resolved(envoy.processor_tls, "cert_file", "key_file", "ca_file")
         envoy = envoy.model_copy(update={"processor_tls": tls})
+    auth = cfg.auth
+    if auth is not None:
+        auth = resolved(auth, "keys_file")
     state = cfg.state
     if state.tls_ca_file is not None:
         state = resolved(state, "tls_ca_file")
@@ -1125,6 +1261,7 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
             "server": server,
             "envoy": envoy,
             "state": state,
+            "auth": auth,
             "backends": backends,
         }
     )

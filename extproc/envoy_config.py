@@ -18,19 +18,28 @@ The request path the resources build, filter by filter:
    drops client-sent switchyard headers and clears the route cache, so a request with
    spoofed headers is routed as if it had none (which matters when switchyard is down
    and Envoy fails open), and hands switchyard the client's address (x-switchyard-client)
-   for its session fingerprint;
+   for its session fingerprint; it also drops the x-envoy-* headers a client sent;
+   with auth, a Lua filter (lua/client_auth.lua) then checks the client's key against the
+   table the first-matched route carries, and marks a refused request for the
+   `unauthorized.*` routes' 401;
 2. the routing ext_proc filter sends request headers and the buffered body to
    switchyard, which picks the route, the cohort and the backend (x-switchyard-route /
    -cohort / -upstream), rewrites the body for that backend and clears the route cache;
-   a Lua filter (lua/stream_usage.lua) then removes from a stream the usage event
-   switchyard asked the backend for on the client's behalf;
+   a Lua filter (lua/decision.lua) keeps that decision in the stream's dynamic metadata
+   (the router removes switchyard's headers before any backend; the response headers
+   and a shadow copy read the decision from there), and one (lua/stream_usage.lua)
+   removes from a stream the usage event switchyard asked the backend for on the
+   client's behalf;
 3. the observing ext_proc filter (observability mode) shows switchyard each response
    without delaying it;
 4. the router: one route per (switchyard route, cohort, backend), matched on those three
    headers. Envoy computes no split of its own for a routed request: the backend is the
    one switchyard rewrote the body for, whatever version of the weights either holds.
-   Anything without them (switchyard down: fail-open) goes to the default route's
-   split. The route a chat request first matches tells switchyard which config version
+   A chat request without them (switchyard down: fail-open) goes to the default route's
+   split. Besides chat requests (POST on server.chat_paths) the gateway answers
+   GET /v1/models itself, forwards the operator's passthrough paths, and answers
+   everything else with a 404: no other path reaches a backend with its key. The route
+   a chat request first matches tells switchyard which config version
    Envoy matched it with (see _unrouted), so the two always decide with one version.
    A route with a shadow has a variant for the sessions switchyard marked with the
    shadow header: it forwards the same way and copies the request
@@ -53,7 +62,7 @@ from importlib import resources as package_files
 from typing import Any
 
 from extproc import headers as h
-from extproc.config import BackendConfig, Config, ProcessorTlsConfig, RouteConfig
+from extproc.config import MODELS_PATH, BackendConfig, Config, ProcessorTlsConfig, RouteConfig
 from extproc.errors import ConfigError, ConfigIssue
 from extproc.request.adapt import BackendAdapter
 from extproc.rollout.sampling import sampling
@@ -99,6 +108,16 @@ ROUTER_FILTER = {
     "name": "envoy.filters.http.router",
     "typed_config": {"@type": _TYPE + "filters.http.router.v3.Router"},
 }
+QUIET_ROUTER_FILTER = {
+    "name": "envoy.filters.http.router",
+    "typed_config": {
+        "@type": _TYPE + "filters.http.router.v3.Router",
+        # No x-envoy-* request header reaches a backend (x-envoy-original-host tells it
+        # the gateway's own name); the one response header switchyard reads comes from
+        # the route instead (UPSTREAM_TIME_HEADER).
+        "suppress_envoy_headers": True,
+    },
+}
 
 
 def _lua(name: str, **values: str) -> str:
@@ -128,7 +147,7 @@ def _hcm(stat_prefix: str, routes: str, filters: list[dict[str, Any]], **extra: 
                 "config_source": {"ads": {}, "resource_api_version": "V3"},
                 "route_config_name": routes,
             },
-            "http_filters": [*filters, ROUTER_FILTER],
+            "http_filters": [*filters, QUIET_ROUTER_FILTER],
         },
     }
 
@@ -325,6 +344,15 @@ def _header_match(name: str, value: str) -> dict[str, Any]:
     return {"name": name, "string_match": {"exact": value}}
 
 
+def _set_header(name: str, value: str) -> dict[str, Any]:
+    return {
+        "append": {
+            "header": {"key": name, "value": value},
+            "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+        }
+    }
+
+
 def _shadow_variant(stable: dict[str, Any], route: RouteConfig) -> dict[str, Any]:
     """The stable route for a shadowed session: forwards alike and copies the request."""
     variant = {**stable, "name": f"{stable['name']}.shadowed"}
@@ -336,7 +364,16 @@ def _shadow_variant(stable: dict[str, Any], route: RouteConfig) -> dict[str, Any
         **stable["route"],
         "request_mirror_policies": [
             # Every marked request: switchyard chose the sessions (by their hash).
-            {"cluster": SHADOW_LISTENER, "disable_shadow_host_suffix_append": True}
+            {
+                "cluster": SHADOW_LISTENER,
+                "disable_shadow_host_suffix_append": True,
+                # The router removed switchyard's headers from the request before copying
+                # it: the copy gets back what the shadow listener routes and rewrites on.
+                "request_headers_mutations": [
+                    _set_header(h.ROUTE, route.name),
+                    _set_header(h.SHADOW, _decided(h.SHADOW)),
+                ],
+            }
         ],
     }
     return variant
@@ -537,7 +574,8 @@ def _routed(config: Config) -> list[dict[str, Any]]:
 
 
 def _unrouted(config: Config, version: str) -> list[dict[str, Any]]:
-    """Requests switchyard has not routed yet (or at all: fail-open), then everything else.
+    """Chat requests switchyard has not routed yet (or at all: fail-open), then the few
+    other endpoints the gateway serves, then a 404 for everything else.
 
     A chat request matches these routes first, when it reaches the routing filter: their
     per-route config names the config version of the route table the request was matched
@@ -559,7 +597,10 @@ def _unrouted(config: Config, version: str) -> list[dict[str, Any]]:
         below = 0
         for index, (name, weight) in enumerate(split):
             below += weight
-            match: dict[str, Any] = {"prefix": prefix}
+            match: dict[str, Any] = {
+                "prefix": prefix,
+                "headers": [_header_match(":method", "POST")],
+            }
             if index < len(split) - 1:
                 match["runtime_fraction"] = {
                     "default_value": {
@@ -569,36 +610,104 @@ def _unrouted(config: Config, version: str) -> list[dict[str, Any]]:
                     "runtime_key": f"switchyard.fail_open.{index}",
                 }
             backend = config.backend(name)
-            routes.append(
-                {
-                    "name": f"unrouted{prefix}.{name}",
-                    "stat_prefix": f"{FAIL_OPEN_ROUTE}{name}",
-                    "match": match,
-                    **_to_backend(config, backend),
-                    "typed_per_filter_config": {
-                        ROUTING_FILTER: _stamped(version),
-                        FAIL_OPEN_FILTER: _fail_open_rewrite(backend),
-                        # Still this route after the routing filter: switchyard did not
-                        # route it, so there is no route or cohort to observe it for.
-                        OBSERVE_FILTER: DISABLED,
-                        STREAM_USAGE_FILTER: LUA_DISABLED,
-                    },
-                }
-            )
-    routes.append(
-        {
-            "name": "passthrough",
-            "stat_prefix": "passthrough",
-            "match": {"prefix": "/"},
-            **_split(config, default),
-            "typed_per_filter_config": {
-                ROUTING_FILTER: DISABLED,
-                FAIL_OPEN_FILTER: LUA_DISABLED,
-                OBSERVE_FILTER: DISABLED,
-                STREAM_USAGE_FILTER: LUA_DISABLED,
+            route = {
+                "name": f"unrouted{prefix}.{name}",
+                "stat_prefix": f"{FAIL_OPEN_ROUTE}{name}",
+                "match": match,
+                **_to_backend(config, backend),
+                "typed_per_filter_config": {
+                    ROUTING_FILTER: _stamped(version),
+                    FAIL_OPEN_FILTER: _fail_open_rewrite(backend),
+                    # Still this route after the routing filter: switchyard did not
+                    # route it, so there is no route or cohort to observe it for.
+                    OBSERVE_FILTER: DISABLED,
+                    STREAM_USAGE_FILTER: LUA_DISABLED,
+                },
+            }
+            routes.append(_with_clients(config, route))
+    return [*routes, *_gateway_routes(config)]
+
+
+_UNPROCESSED = {
+    ROUTING_FILTER: DISABLED,
+    FAIL_OPEN_FILTER: LUA_DISABLED,
+    OBSERVE_FILTER: DISABLED,
+    STREAM_USAGE_FILTER: LUA_DISABLED,
+}
+"""Neither switchyard's routing nor its observing: requests that are not chat completions."""
+
+
+def _answer(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    """A JSON answer from Envoy itself: no backend is asked."""
+    return {
+        "direct_response": {
+            "status": status,
+            "body": {"inline_string": json.dumps(body, separators=(",", ":"))},
+        },
+        "response_headers_to_add": [
+            {
+                "header": {"key": "content-type", "value": "application/json"},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
             },
+            {
+                "header": {"key": h.BACKEND, "value": "switchyard"},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            },
+        ],
+        "typed_per_filter_config": _UNPROCESSED,
+    }
+
+
+def model_names(config: Config) -> list[str]:
+    """What GET /v1/models lists: every model a route matches on, then the default route's
+    name, which stands for "let switchyard choose" (a model no route matches is routed by
+    the other conditions, and each backend gets its own model name in the body)."""
+    names = [model for route in config.routes if route.match for model in route.match.model or []]
+    if config.default_route is not None:
+        names.append(config.default_route)
+    return list(dict.fromkeys(names))
+
+
+def _gateway_routes(config: Config) -> list[dict[str, Any]]:
+    """GET /v1/models answered here, the operator's passthrough paths, and a 404 for the
+    rest: a path nobody opened never reaches a backend (with its provider key)."""
+    models = {
+        "object": "list",
+        "data": [
+            {"id": name, "object": "model", "created": 0, "owned_by": "switchyard"}
+            for name in model_names(config)
+        ],
+    }
+    routes = [
+        {
+            "name": "models",
+            "match": {"path": MODELS_PATH, "headers": [_header_match(":method", "GET")]},
+            **_answer(200, models),
         }
-    )
+    ]
+    for passthrough in config.passthrough:
+        forward = _to_backend(config, config.backend(passthrough.backend))
+        routes.append(
+            {
+                "name": f"passthrough{passthrough.path}",
+                "stat_prefix": "passthrough",
+                "match": {"path_separated_prefix": passthrough.path},
+                **forward,
+                "typed_per_filter_config": _UNPROCESSED,
+            }
+        )
+    routes = [_with_clients(config, route) for route in routes]
+    opened = [f"POST {path}" for path in config.server.chat_paths]
+    opened += [f"GET {MODELS_PATH}", *(p.path for p in config.passthrough)]
+    not_found = {
+        "error": {
+            "message": f"Unknown request URL. This gateway serves {', '.join(opened)}.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": "unknown_url",
+        }
+    }
+    routes.append({"name": "not_found", "match": {"prefix": "/"}, **_answer(404, not_found)})
     return routes
 
 
@@ -631,20 +740,43 @@ def _stamped(version: str) -> dict[str, Any]:
     }
 
 
+ENVOY_ADDED = (
+    "x-envoy-external-address",
+    "x-envoy-expected-rq-timeout-ms",
+    "x-envoy-original-host",
+    "x-envoy-attempt-count",
+)
+"""What Envoy itself adds to a request on its way to a backend (those a client sends are
+dropped by the request guard). A retry's attempt count, set again after these removals,
+is removed by the attempts' Lua once read (lua/attempts.lua)."""
+
+
+def _not_upstream(config: Config) -> list[str]:
+    """Request headers no backend receives: switchyard's, Envoy's, and the client's key
+    (a backend's own credential is added after this, and Authorization is removed per
+    backend, which may forward it: BackendConfig.forward_client_authorization)."""
+    return [config.force_cohort.token_header, h.CLIENT, *h.INTERNAL, *ENVOY_ADDED, "x-api-key"]
+
+
 def _ingress_routes(config: Config, version: str) -> dict[str, Any]:
     virtual_host: dict[str, Any] = {
         "name": VIRTUAL_HOST,
         "domains": ["*"],
-        "request_headers_to_remove": [config.force_cohort.token_header, h.CLIENT],
+        "request_headers_to_remove": _not_upstream(config),
         "response_headers_to_add": _response_headers(config),
-        "routes": [*_routed(config), *_unrouted(config, version)],
+        "routes": [*_unauthorized(config), *_routed(config), *_unrouted(config, version)],
     }
     if any(len(t.attempts) > 1 for route in config.routes for t in _targets(route)):
         # For the attempts' Lua (which backend an attempt is for) and for the observe
         # filter (an answer after a retry is counted apart).
         virtual_host["include_request_attempt_count"] = True
         virtual_host["include_attempt_count_in_response"] = True
-    return {"name": INGRESS_ROUTES, "virtual_hosts": [virtual_host]}
+    # A backend's own credential (a route's header) is added after the host's removals.
+    return {
+        "name": INGRESS_ROUTES,
+        "most_specific_header_mutations_wins": True,
+        "virtual_hosts": [virtual_host],
+    }
 
 
 def _shadow_routes(config: Config, version: str) -> dict[str, Any]:
@@ -655,15 +787,6 @@ def _shadow_routes(config: Config, version: str) -> dict[str, Any]:
             continue
         backend = config.backend(route.shadow.backend)
         headers = _backend_headers(backend)
-        # Set here too, so that a copy is never counted as stable (not even when the
-        # routing filter fails open or is skipped).
-        headers["request_headers_to_add"] = [
-            {
-                "header": {"key": h.COHORT, "value": h.SHADOW_COHORT},
-                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-            },
-            *headers.get("request_headers_to_add", []),
-        ]
         shadow_route: dict[str, Any] = {
             "name": f"{route.name}.shadow",
             "match": {"prefix": "/", "headers": [_header_match(h.ROUTE, route.name)]},
@@ -673,6 +796,15 @@ def _shadow_routes(config: Config, version: str) -> dict[str, Any]:
                 "timeout": f"{config.envoy.upstream_timeout_s}s",
             },
             **headers,
+            # For the observing filter, fixed here: a copy is never counted as stable, not
+            # even when the routing filter fails open or is skipped.
+            "response_headers_to_add": [
+                {
+                    "header": {"key": name, "value": value},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                }
+                for name, value in ((h.ROUTE, route.name), (h.COHORT, h.SHADOW_COHORT))
+            ],
         }
         involved = [backend, *(config.backend(w.backend) for w in route.backends)]
         if any(b.model or b.path_prefix or b.query for b in involved):
@@ -687,26 +819,24 @@ def _shadow_routes(config: Config, version: str) -> dict[str, Any]:
         "direct_response": {"status": 404},
         "typed_per_filter_config": {ROUTING_FILTER: DISABLED, OBSERVE_FILTER: DISABLED},
     }
-    reply_header = "%REQ({})%"
     virtual_host: dict[str, Any] = {
         "name": "shadow",
         "domains": ["*"],
+        "request_headers_to_remove": _not_upstream(config),
         "response_headers_to_add": [
-            {
-                "header": {"key": name, "value": reply_header.format(name)},
-                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-            }
-            for name in (h.ROUTE, h.COHORT)
-        ]
-        + [
             {
                 "header": {"key": h.BACKEND, "value": "%UPSTREAM_CLUSTER%"},
                 "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
-            }
+            },
+            UPSTREAM_TIME_HEADER,
         ],
     }
     virtual_host["routes"] = [*routes, unknown]
-    return {"name": SHADOW_ROUTES, "virtual_hosts": [virtual_host]}
+    return {
+        "name": SHADOW_ROUTES,
+        "most_specific_header_mutations_wins": True,
+        "virtual_hosts": [virtual_host],
+    }
 
 
 def observed_headers(config: Config) -> list[str]:
@@ -718,6 +848,8 @@ def observed_headers(config: Config) -> list[str]:
         names += ["content-type", h.CACHE, h.CACHE_FILL]  # extproc.cache fills
     if config.quality.score_header:
         names.append(config.quality.score_header)
+    if config.auth is not None:
+        names.append(h.AUTH_FAILURE)  # counted by reason
     return names
 
 
@@ -780,19 +912,123 @@ def _uses_cache(config: Config) -> bool:
     return any(route.cache.enabled for route in config.routes)
 
 
+CLIENT_AUTH_FILTER = "switchyard.client_auth"
+
+
+def _client_auth_filter(config: Config) -> list[dict[str, Any]]:
+    """With auth: the client key check, in Envoy (lua/client_auth.lua), so that it holds
+    while switchyard is down and costs no round trip; the keys come with the routes."""
+    if config.auth is None:
+        return []
+    return [_lua_filter(CLIENT_AUTH_FILTER, _client_auth_source(None))]
+
+
+def _client_auth_source(clients: dict[str, str] | None) -> str:
+    """The check's Lua, with the key table (digest to name; both checked by read_keys_file
+    to be safe in a Lua string) or nil: no check."""
+    table = "nil"
+    if clients is not None:
+        table = "{" + ", ".join(f'["{d}"] = "{n}"' for d, n in clients.items()) + "}"
+    return _lua(
+        "client_auth",
+        clients=table,
+        client_header=h.CLIENT_NAME,
+        reason_header=h.AUTH_FAILURE,
+    )
+
+
+def _with_clients(config: Config, route: dict[str, Any]) -> dict[str, Any]:
+    """A route a request first matches, with the client check's code and key table."""
+    if config.auth is None:
+        return route
+    check = {
+        "@type": _TYPE + "filters.http.lua.v3.LuaPerRoute",
+        "source_code": {"inline_string": _client_auth_source(config.auth.clients)},
+    }
+    return {
+        **route,
+        "typed_per_filter_config": {**route["typed_per_filter_config"], CLIENT_AUTH_FILTER: check},
+    }
+
+
+UNAUTHORIZED = {
+    "missing": "No API key provided: send Authorization: Bearer <key> (or x-api-key).",
+    "wrong": "Incorrect API key provided.",
+}
+
+
+def _unauthorized(config: Config) -> list[dict[str, Any]]:
+    """The 401s for the requests the client key check refused (first in the table: the
+    check marks them, whatever path they were for). The observing filter sees them, so
+    switchyard counts them by reason."""
+    if config.auth is None:
+        return []
+    routes = []
+    for reason, message in UNAUTHORIZED.items():
+        error = {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "invalid_api_key",
+            }
+        }
+        answer = _answer(401, error)
+        answer["response_headers_to_add"] += [
+            {"header": {"key": "www-authenticate", "value": "Bearer"}},
+            {"header": {"key": h.AUTH_FAILURE, "value": reason}},
+        ]
+        processing = {ROUTING_FILTER: DISABLED, STREAM_USAGE_FILTER: LUA_DISABLED}
+        answer["typed_per_filter_config"] = processing
+        match = {"prefix": "/", "headers": [_header_match(h.AUTH_FAILURE, reason)]}
+        routes.append({"name": f"unauthorized.{reason}", "match": match, **answer})
+    return routes
+
+
+DECISION_FILTER = "switchyard.decision"
+DECIDED = (h.ROUTE, h.COHORT, h.LABEL, h.CACHE, h.CACHE_FILL, h.SHADOW)
+"""Request headers switchyard sets whose values outlive the request headers (in the
+stream's dynamic metadata, under DECISION_FILTER): for the client's response and for
+a shadow copy."""
+
+
+def _decision_filter() -> dict[str, Any]:
+    kept = ", ".join(f'"{name}"' for name in DECIDED)
+    return _lua_filter(DECISION_FILTER, _lua("decision", kept=kept, namespace=DECISION_FILTER))
+
+
+def _decided(name: str) -> str:
+    """A header value that reads what switchyard set in the request header `name`."""
+    return f"%DYNAMIC_METADATA({DECISION_FILTER}:{name})%"
+
+
+UPSTREAM_TIME_HEADER = {
+    # What Envoy's router would say with its debug headers on: from the request's first
+    # byte sent to the response's first byte received, in milliseconds.
+    "header": {
+        "key": "x-envoy-upstream-service-time",
+        "value": "%COMMON_DURATION(US_TX_BEG:US_RX_BEG:ms)%",
+    },
+    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+}
+
+
 def _response_headers(config: Config) -> list[dict[str, Any]]:
-    """What Envoy's route adds to every response: switchyard's decision, copied from the
-    request headers switchyard set, Envoy's request id (already on the response the observing
+    """What Envoy's route adds to every response: switchyard's decision, as the decision
+    filter kept it from the request headers switchyard set (the router removes those
+    before the backend), Envoy's request id (already on the response the observing
     filter sees, which joins quality signals by it: the HCM adds it only after the filters),
     and the backend that answered."""
-    copied = [h.ROUTE, h.COHORT, h.LABEL, h.REQUEST_ID]
+    copied = [(name, _decided(name)) for name in (h.ROUTE, h.COHORT, h.LABEL)]
+    copied.append((h.REQUEST_ID, f"%REQ({h.REQUEST_ID})%"))
     added = [
         {
-            "header": {"key": name, "value": f"%REQ({name})%"},
+            "header": {"key": name, "value": value},
             "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
         }
-        for name in copied
+        for name, value in copied
     ]
+    added.append(UPSTREAM_TIME_HEADER)
     added.append(
         {
             # Absent only from answers switchyard gave itself, which say so.
@@ -804,12 +1040,12 @@ def _response_headers(config: Config) -> list[dict[str, Any]]:
         added += [
             {
                 # A hit (switchyard's own answer) already says so.
-                "header": {"key": h.CACHE, "value": f"%REQ({h.CACHE})%"},
+                "header": {"key": h.CACHE, "value": _decided(h.CACHE)},
                 "append_action": "ADD_IF_ABSENT",
             },
             {
                 # For the observing filter; the request guard's Lua removes it afterwards.
-                "header": {"key": h.CACHE_FILL, "value": f"%REQ({h.CACHE_FILL})%"},
+                "header": {"key": h.CACHE_FILL, "value": _decided(h.CACHE_FILL)},
                 "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
             },
         ]
@@ -857,9 +1093,11 @@ def resources(config: Config) -> EnvoyResources:
             )
             + (_lua("cache_fill", cache_fill_header=h.CACHE_FILL) if _uses_cache(config) else ""),
         ),
+        *_client_auth_filter(config),
         _routing_filter(config),
         # No script of its own: only the fail-open routes give it one.
         {"name": FAIL_OPEN_FILTER, "typed_config": {"@type": LUA_TYPE}},
+        _decision_filter(),
         _lua_filter(STREAM_USAGE_FILTER, _lua("stream_usage", header=h.STRIP_USAGE)),
     ]
     if config.envoy.observe != "off":

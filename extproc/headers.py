@@ -40,6 +40,15 @@ CACHE_FILL = "x-switchyard-cache-fill"
 response headers for the observing filter and removes it before the client."""
 
 
+CLIENT_NAME = "x-switchyard-client-name"
+"""Request only: the client's name from auth.keys_file, set by Envoy's key check (after the
+request guard dropped any a client sent); a session and partition source (`client`)."""
+
+AUTH_FAILURE = "x-switchyard-auth"
+"""Why Envoy's key check refused a request (missing or wrong): set on the request, where
+the 401 routes match it, and copied into their answer."""
+
+
 INTERNAL = (
     ROUTE,
     COHORT,
@@ -52,6 +61,8 @@ INTERNAL = (
     SHADOW,
     CACHE,
     CACHE_FILL,
+    CLIENT_NAME,
+    AUTH_FAILURE,
 )
 
 CONFIG_VERSION = "x-switchyard-config"

@@ -6,6 +6,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Summ
 
 from extproc.rollout.canary import CanaryState, Phase
 
+AUTH_REFUSALS = ("missing", "wrong")
+"""Why Envoy's client key check refuses a request (extproc/lua/client_auth.lua)."""
+
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -25,6 +28,21 @@ class Metrics:
             ["code"],
             registry=r,
         )
+        self.client_requests = Counter(
+            "switchyard_client_requests",
+            "Routed requests by client (auth.keys_file's names only), route and cohort.",
+            ["client", "route", "cohort"],
+            registry=r,
+        )
+        self.client_auth_refused = Counter(
+            "switchyard_client_auth_refused",
+            "Requests Envoy refused with a 401 for want of a known client key (auth), by"
+            " reason: missing or wrong; counted from the refusals the observing filter sees.",
+            ["reason"],
+            registry=r,
+        )
+        for reason in AUTH_REFUSALS:
+            self.client_auth_refused.labels(reason)
         self.processing_errors = Counter(
             "switchyard_processing_errors",
             "Unexpected errors while processing a request; the request went on unrouted.",

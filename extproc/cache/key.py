@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from extproc import headers as h
 from extproc.request.chat import ChatRequest
 
 NOT_KEYED = frozenset({"messages", "stream", "stream_options", "user"})
@@ -39,6 +40,9 @@ def partition_digest(source: str, value: str) -> str:
 def _source_value(source: str, headers: Mapping[str, str], chat: ChatRequest) -> str | None:
     if source == "user":
         return chat.user
+    if source == "client":
+        # The name Envoy's client key check found (auth.keys_file).
+        return headers.get(h.CLIENT_NAME) or None
     if source.startswith("header:"):
         return headers.get(source.removeprefix("header:")) or None
     name = source.removeprefix("cookie:")

@@ -1,8 +1,8 @@
 -- switchyard's request guard (extproc.envoy_config fills the {{...}} values).
 -- Answers an announced body over the limit with switchyard's JSON 413 before Envoy
 -- buffers it, drops client-sent switchyard headers and clears the route cache (so a
--- spoofed request is routed as if it had none, also when switchyard is down), and
--- hands switchyard the client's address for its session fingerprint.
+-- spoofed request is routed as if it had none, also when switchyard is down), drops
+-- the x-envoy-* headers a client sent, and hands switchyard the client's address for its session fingerprint.
 local internal = {{{internal}}}
 local chat_paths = {{{chat_paths}}}
 local max_body = {{max_body}}
@@ -34,6 +34,16 @@ function envoy_on_request(handle)
       headers:remove(name)
       found = true
     end
+  end
+  -- Envoy's own request headers are Envoy's to set: none a client sends goes further.
+  local envoys = {}
+  for name, _ in pairs(headers) do
+    if string.sub(name, 1, 8) == "x-envoy-" then
+      envoys[#envoys + 1] = name
+    end
+  end
+  for _, name in ipairs(envoys) do
+    headers:remove(name)
   end
   if found then
     handle:clearRouteCache()

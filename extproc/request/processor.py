@@ -170,6 +170,10 @@ class RoutingStream:
         if decision is None:
             return CONTINUE_BODY
         self.metrics.decisions.labels(decision.route, label or "", decision.cohort).inc()
+        client = self.headers.get(h.CLIENT_NAME)
+        auth = self.runtime.config.auth
+        if client and auth is not None and client in auth.names:  # bounded: the file's names
+            self.metrics.client_requests.labels(client, decision.route, decision.cohort).inc()
         if self.runtime.config.server.log_prompts and log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "routed request_id=%s route=%s cohort=%s label=%s prompt=%r",

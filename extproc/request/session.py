@@ -72,6 +72,9 @@ def session_key(
             value = _cookie(cookie_header, name) if cookie_header else None
         elif kind == "user":
             value = chat.user
+        elif kind == "client":
+            # The name Envoy's client key check found (auth.keys_file).
+            value = headers.get(h.CLIENT_NAME) or None
         elif kind == "first_message" and chat.user_messages:
             # The opening message identifies a conversation that carries no id:
             # it is resent, unchanged, with every later turn.

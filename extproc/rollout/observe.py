@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from extproc import headers as h
 from extproc.config import Config
-from extproc.metrics import Metrics
+from extproc.metrics import AUTH_REFUSALS, Metrics
 from extproc.request.processor import header_map
 from extproc.rollout.quality import ANSWER_HEAD_BYTES, Quality
 from extproc.rollout.sampling import weight
@@ -93,6 +93,11 @@ class TrafficStats:
         self._keep_s = 120.0
         self.observed_feeds_analysis = True
         """False with analysis.source envoy: the buckets come from add_summary instead."""
+
+    def refused(self, reason: str) -> None:
+        """A request Envoy refused for want of a known client key (a bounded reason)."""
+        if reason in AUTH_REFUSALS:
+            self._metrics.client_auth_refused.labels(reason).inc()
 
     def analyse_routes(self, routes: frozenset[str], keep_s: float) -> None:
         """Keeps per-second summaries only for these routes (those with a canary), `keep_s` long."""
@@ -281,6 +286,9 @@ class ObserveStream:
         if phase == "response_headers":
             headers = header_map(request.response_headers.headers)
             self._headers_at = time.perf_counter()
+            refused = headers.get(h.AUTH_FAILURE)
+            if refused is not None:
+                self._traffic.refused(refused)
             self._route = headers.get(h.ROUTE, "")
             self._cohort = headers.get(h.COHORT, "")
             self._backend = headers.get(h.BACKEND, "")

@@ -13,7 +13,9 @@ request without it; a stream carries usage only when stream_options.include_usag
 asks for it; with a certificate it speaks only HTTPS; `max_completion_tokens` (or the
 older `max_tokens`) cuts the answer to that many words with finish_reason "length", and
 a value that is not a positive integer gets OpenAI's 400. GET /received returns the
-Host, path and headers of the chat requests it got (the last RECEIVED_KEPT).
+method, Host, path and headers of the requests it got other than its own endpoints
+(/control, /stats, /received; the last RECEIVED_KEPT), and GET /stats counts them
+(`received`) besides the chat requests (`requests`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 MAX_BODY = 64 * 1024 * 1024
 REFUSAL = "I'm sorry, but I can't help with that request."
 RECEIVED_KEPT = 10_000
+OWN_PATHS = ("/control", "/stats", "/received")
 
 
 @dataclass
@@ -81,6 +84,7 @@ class FakeBackend:
         self.behaviour = behaviour
         self.strictness = strictness or Strictness()
         self.requests = 0
+        self.received_total = 0
         self.errors = 0
         self.received: collections.deque[dict[str, object]] = collections.deque(
             maxlen=RECEIVED_KEPT
@@ -114,9 +118,11 @@ class FakeBackend:
         body = await self._read_body(reader, headers)
         keep_alive = headers.get("connection", "").lower() != "close"
         is_chat = path.split("?")[0].endswith("/chat/completions") and method == "POST"
-        if is_chat:
+        if path not in OWN_PATHS:
+            self.received_total += 1
             self.received.append(
                 {
+                    "method": method,
                     "host": headers.get("host"),
                     "path": path,
                     "headers": headers,
@@ -164,6 +170,7 @@ class FakeBackend:
         return {
             "name": self.name,
             "requests": self.requests,
+            "received": self.received_total,
             "errors": self.errors,
             "latency_ms": self.behaviour.latency_ms,
             "error_rate": self.behaviour.error_rate,

@@ -85,10 +85,11 @@ def test_streamed_answers_pass_through(stack: Stack) -> None:
     assert b"data: [DONE]" in asked.body and b'"usage"' in asked.body
 
 
-def test_non_chat_paths_pass_through_untouched(stack: Stack) -> None:
+def test_the_model_list_comes_from_the_gateway_without_asking_anyone(stack: Stack) -> None:
     before = stack.envoy_stats().get("http.ingress.ext_proc.switchyard.streams_started", 0)
     reply = stack.client.request(b"", path="/v1/models", method="GET")
-    assert reply.status == 200 and reply.json["data"][0]["id"] == "cheap"
+    assert reply.status == 200 and reply.backend == "switchyard"
+    assert [model["id"] for model in reply.json["data"]] == ["gpt-premium", "general"]
     after = stack.envoy_stats().get("http.ingress.ext_proc.switchyard.streams_started", 0)
     assert after == before  # the processor was not even asked
 

@@ -214,3 +214,60 @@ def test_extension_policy_with_tls_needs_the_ca_the_gateway_checks(tmp_path: Pat
     result = template_result(write_values(tmp_path, "bad", values))
     assert result.returncode != 0
     assert "extProcTLS.caConfigMap: with extensionPolicy.enabled" in result.stderr
+
+
+ALICE = "alice " + "ab" * 32
+
+
+def test_client_keys_come_from_a_secret_mounted_as_a_directory(tmp_path: Path) -> None:
+    plain = render(FULL)
+    values = yaml.safe_load(FULL.read_text())
+    values["auth"] = {"enabled": True, "keys": [ALICE]}
+    docs = render(write_values(tmp_path, "auth", values))
+    cfg = yaml.safe_load(switchyard_yaml(docs))
+    (secret,) = [s for s in of_kind(docs, "Secret") if s["metadata"]["name"].endswith("keys")]
+    assert secret["stringData"]["clients.keys"].split() == ALICE.split()
+    volumes = {v["name"]: v for v in pod_spec(docs)["volumes"]}
+    assert volumes["client-keys"]["secret"]["secretName"] == secret["metadata"]["name"]
+    mounts = {m["name"]: m for m in container(docs, "switchyard")["volumeMounts"]}
+    assert "subPath" not in mounts["client-keys"]  # an edited Secret reaches the file
+    assert cfg["auth"] == {"keys_file": f"{mounts['client-keys']['mountPath']}/clients.keys"}
+    # The pre-install check reads the same lines (the chart's Secret is not there yet).
+    (job,) = of_kind(docs, "Job")
+    check_volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+    assert check_volumes["client-keys"]["configMap"]["items"][0]["path"] == "clients.keys"
+    # Who may reach which port is unchanged.
+    assert of_kind(docs, "NetworkPolicy") == of_kind(plain, "NetworkPolicy")
+
+    values["auth"] = {"enabled": True, "existingSecret": "team-keys", "key": "keys"}
+    docs = render(write_values(tmp_path, "existing", values))
+    assert not [s for s in of_kind(docs, "Secret") if s["metadata"]["name"].endswith("keys")]
+    volumes = {v["name"]: v for v in pod_spec(docs)["volumes"]}
+    assert volumes["client-keys"]["secret"]["secretName"] == "team-keys"
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda v: v.update(auth={"enabled": True}), "expected auth.existingSecret or auth.keys"),
+        (
+            lambda v: (
+                v.update(auth={"enabled": True, "keys": [ALICE]}),
+                v["config"].update(auth={"keys_file": "/x"}),
+            ),
+            "config.auth: set by the chart from auth",
+        ),
+    ],
+)
+def test_auth_mistakes_fail_naming_the_key(edit: Any, expected: str, tmp_path: Path) -> None:
+    values = yaml.safe_load(FULL.read_text())
+    edit(values)
+    result = template_result(write_values(tmp_path, "bad", values))
+    assert result.returncode != 0 and expected in result.stderr, result.stderr
+
+
+def test_auth_needs_the_envoy_switchyard_configures(tmp_path: Path) -> None:
+    values = yaml.safe_load(EXTPROC_ONLY.read_text())
+    values["auth"] = {"enabled": True, "keys": [ALICE]}
+    result = template_result(write_values(tmp_path, "bad", values))
+    assert result.returncode != 0 and "auth.enabled: only with mode: sidecar" in result.stderr

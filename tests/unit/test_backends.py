@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
@@ -317,3 +318,27 @@ def test_insecure_skip_verify_is_warned_about_loudly(tmp_path: Path) -> None:
     )
     assert rendered.returncode == 0, rendered.stderr
     assert "WARNING: backend api-a: insecure_skip_verify is set" in rendered.stderr
+
+
+def test_check_warns_when_a_backend_key_is_open_to_any_client(tmp_path: Path) -> None:
+    path = tmp_path / "switchyard.yaml"
+    data = config()
+    path.write_text(yaml.safe_dump(data))
+    switchyard = str(Path(sys.executable).parent / "switchyard")
+    env = {**os.environ, "API_A_KEY": KEY, "API_B_KEY": KEY}
+    run = [switchyard, "check", "-c", str(path)]
+    open_gateway = subprocess.run(run, capture_output=True, text=True, env=env)
+    assert "no client auth is configured" in open_gateway.stderr
+    assert "api-a" in open_gateway.stderr
+    keys = tmp_path / "clients.keys"
+    added = subprocess.run(
+        [switchyard, "keys", "add", "alice", "--file", str(keys)], capture_output=True, text=True
+    )
+    assert added.returncode == 0, added.stderr
+    key = added.stdout.strip()
+    assert keys.read_text() == f"alice {hashlib.sha256(key.encode()).hexdigest()}\n"
+    assert key not in keys.read_text()
+    path.write_text(yaml.safe_dump({**data, "auth": {"keys_file": "clients.keys"}}))
+    closed = subprocess.run(run, capture_output=True, text=True, env=env)
+    assert closed.returncode == 0, closed.stderr
+    assert "no client auth" not in closed.stderr

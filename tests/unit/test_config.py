@@ -3,8 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
-from extproc.config import load_config, parse_config
+from extproc.config import load_config, parse_config, read_keys_file
 from extproc.errors import ConfigError
 
 GOOD = {
@@ -45,6 +46,22 @@ def test_a_good_config_loads_with_defaults_from_the_model() -> None:
         (
             lambda d: d["routes"][0]["backends"].append({"backend": "ghost"}),
             "routes \"r1\".backends[1].backend: unknown backend 'ghost'; expected one of a, b",
+        ),
+        (
+            lambda d: d.update(passthrough=[{"path": "/v1/embeddings", "backend": "ghost"}]),
+            "passthrough[0].backend: unknown backend 'ghost'",
+        ),
+        (
+            lambda d: d.update(auth={"keys_file": "k"}, envoy={"xds": False}),
+            "auth: expected envoy.xds true",
+        ),
+        (
+            lambda d: d.update(passthrough=[{"path": "/v1/models", "backend": "a"}]),
+            "passthrough[0].path: '/v1/models' is already served",
+        ),
+        (
+            lambda d: d.update(passthrough=[{"path": "/v1/files/", "backend": "a"}]),
+            "passthrough[0].path: expected a path starting with /",
         ),
         (
             lambda d: d["routes"][1]["backends"][0].update(weight=-1),
@@ -105,7 +122,7 @@ def test_a_good_config_loads_with_defaults_from_the_model() -> None:
         (
             lambda d: d.update(session={"sources": ["user", "header:X-Session"]}),
             "session.sources[1]: 'header:X-Session': expected header:<name>, cookie:<name>,"
-            " user, first_message or fingerprint",
+            " user, client, first_message or fingerprint",
         ),
         (
             lambda d: d.update(session={"sources": ["user", "fingerprint", "user"]}),
@@ -227,6 +244,35 @@ def test_relative_tls_files_resolve_against_the_config_file(tmp_path: Path) -> N
     assert cfg.server.tls.cert_file == (tmp_path / "tls/tls.crt").resolve()
     assert cfg.server.tls.key_file == Path("/k")
     assert cfg.envoy.processor_tls.ca_file == (tmp_path / "ca.crt").resolve()
+
+
+def test_client_keys_come_from_the_keys_file_by_digest(tmp_path: Path) -> None:
+    digest = "ab" * 32
+    (tmp_path / "clients.keys").write_text(f"# ops\nalice {digest}  # laptop\n\n")
+    (tmp_path / "switchyard.yaml").write_text(
+        yaml.safe_dump({**GOOD, "auth": {"keys_file": "clients.keys"}})
+    )
+    cfg = load_config(tmp_path / "switchyard.yaml")
+    assert cfg.auth is not None
+    assert cfg.auth.keys_file == (tmp_path / "clients.keys").resolve()
+    assert cfg.auth.clients == {digest: "alice"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("alice sk-plaintext-key\n", "line 1: expected `<name> <sha256 hex of the key>`"),
+        (f"alice {'ab' * 32}\nalice {'cd' * 32}\n", "line 2: duplicate client or key"),
+        (f"alice {'AB' * 32}\n", "line 1: expected"),
+    ],
+)
+def test_a_bad_keys_file_names_the_file_and_line(tmp_path: Path, text: str, expected: str) -> None:
+    keys = tmp_path / "clients.keys"
+    keys.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        read_keys_file(keys)
+    assert str(keys) in str(info.value)
+    assert any(expected in str(issue) for issue in info.value.issues), info.value.issues
 
 
 def test_a_duplicated_key_is_refused_with_its_line(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Callable
@@ -8,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from extproc.config import Config, load_config
-from extproc.envoy_config import bootstrap, render
+from extproc.config import Config, PassthroughConfig, load_config
+from extproc.envoy_config import bootstrap, model_names, render
 
 REPO = Path(__file__).resolve().parents[2]
 ENVOY = str(Path(sys.executable).parent / "envoy")
@@ -57,10 +58,14 @@ def test_the_xds_bootstrap_holds_only_what_never_changes_with_a_reload() -> None
     assert not backends & set(clusters)
 
 
-def _route(bootstrap: dict, name: str) -> dict:
+def _routes(bootstrap: dict) -> list[dict]:
     hcm = bootstrap["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
-    routes = hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
-    return next(route for route in routes if route["name"] == name)
+    routes: list[dict] = hcm["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    return routes
+
+
+def _route(bootstrap: dict, name: str) -> dict:
+    return next(route for route in _routes(bootstrap) if route["name"] == name)
 
 
 def test_routes_forward_to_the_backend_switchyard_named() -> None:
@@ -76,8 +81,39 @@ def test_routes_forward_to_the_backend_switchyard_named() -> None:
     ]
     for backend in ("support-selfhosted", "support-api-a", "support-api-b"):
         assert _route(bootstrap, f"support.stable.{backend}")["route"]["cluster"] == backend
-    passthrough = _route(bootstrap, "passthrough")
-    assert passthrough["typed_per_filter_config"]["switchyard.route"]["disabled"] is True
+    unrouted = [r for r in _routes(bootstrap) if r["name"].startswith("unrouted/")]
+    assert unrouted
+    for route in unrouted:
+        assert route["match"]["headers"] == [{"name": ":method", "string_match": {"exact": "POST"}}]
+
+
+def test_only_known_endpoints_reach_a_backend() -> None:
+    config = load_config(REPO / "switchyard.yaml")
+    config = config.model_copy(
+        update={"passthrough": [PassthroughConfig(path="/v1/files", backend="support-api-a")]}
+    )
+    bootstrap = render(config)
+    models = _route(bootstrap, "models")
+    assert models["match"]["path"] == "/v1/models"
+    listed = json.loads(models["direct_response"]["body"]["inline_string"])
+    assert listed["object"] == "list"
+    assert [m["id"] for m in listed["data"]] == model_names(config)
+    assert config.default_route in model_names(config)
+    opened = _route(bootstrap, "passthrough/v1/files")
+    assert opened["match"] == {"path_separated_prefix": "/v1/files"}
+    assert opened["route"]["cluster"] == "support-api-a"
+    assert opened["typed_per_filter_config"]["switchyard.route"]["disabled"] is True
+    last = _route(bootstrap, "not_found")
+    assert last is _routes(bootstrap)[-1] and last["match"] == {"prefix": "/"}
+    assert last["direct_response"]["status"] == 404
+    error = json.loads(last["direct_response"]["body"]["inline_string"])["error"]
+    assert error["code"] == "unknown_url" and "/v1/files" in error["message"]
+    # Nothing but the named routes forwards anywhere.
+    forwarding = [r["name"] for r in _routes(bootstrap) if "route" in r]
+    assert all(
+        name.startswith(("unrouted/", "passthrough/")) or name.count(".") >= 2
+        for name in forwarding
+    )
 
 
 def test_client_address_comes_from_the_peer_or_trusted_hops_and_stays_inside() -> None:

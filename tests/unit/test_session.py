@@ -10,7 +10,8 @@ from collections import Counter
 import pytest
 
 from extproc import headers as h
-from extproc.config import SessionConfig
+from extproc.cache.key import partition
+from extproc.config import CacheConfig, SessionConfig
 from extproc.request.chat import ChatRequest, parse_chat
 from extproc.request.session import COHORT_BUCKETS, cohort_bucket, session_key
 
@@ -170,3 +171,16 @@ def test_five_percent_canary_stays_near_five_percent_without_session_ids() -> No
     old_keys = [session_key(old_sources, hd, c, fingerprint=[]) for hd, c in chats]
     old = canary_shares(old_keys, routes, 5)
     assert p95_deviation(old, 0.05) > 0.03, sorted(old)[-10:]
+
+
+def test_the_client_named_by_envoys_key_check_is_a_session_and_cache_source() -> None:
+    chat = parse_chat(body(("user", "hello")))
+    sources = ["header:x-session-id", "client", "fingerprint"]
+    named = {h.CLIENT_NAME: "alice", **CLIENT}
+    assert session_key(sources, named, chat, fingerprint=DEFAULT.fingerprint) == "alice"
+    anonymous = session_key(sources, CLIENT, chat, fingerprint=DEFAULT.fingerprint)
+    assert anonymous is not None and anonymous.startswith("fp:")
+    assert SessionConfig(sources=["client"]).sources == ["client"]
+    assert partition(["client"], named, chat) != partition(["client"], {h.CLIENT_NAME: "bob"}, chat)
+    assert partition(["client"], CLIENT, chat) is None  # no name: not cached
+    assert CacheConfig(partition_by=["client"]).partition_by == ["client"]

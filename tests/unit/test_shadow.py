@@ -148,9 +148,18 @@ def test_marked_sessions_take_a_variant_that_copies_to_the_internal_listener() -
         h.UPSTREAM,
         h.SHADOW,
     }
-    assert variant["route"]["request_mirror_policies"] == [
-        {"cluster": SHADOW_LISTENER, "disable_shadow_host_suffix_append": True}
-    ]
+    [mirror] = variant["route"]["request_mirror_policies"]
+    assert mirror["cluster"] == SHADOW_LISTENER and mirror["disable_shadow_host_suffix_append"]
+    # The router removed switchyard's headers before copying: the copy gets back the two
+    # the internal listener routes and rewrites on.
+    restored = {
+        m["append"]["header"]["key"]: m["append"]["header"]["value"]
+        for m in mirror["request_headers_mutations"]
+    }
+    assert restored == {
+        h.ROUTE: "chat",
+        h.SHADOW: f"%DYNAMIC_METADATA(switchyard.decision:{h.SHADOW})%",
+    }
     assert variant["route"]["cluster"] == stable["route"]["cluster"] == "v1"
     assert "request_mirror_policies" not in stable["route"]
     assert not any(name.startswith("plain.") and "shadowed" in name for name in names)
@@ -171,10 +180,11 @@ def test_the_internal_listener_rewrites_observes_and_forwards_to_the_shadow() ->
     assert route["route"]["cluster"] == "v2"
     assert route["route"]["host_rewrite_literal"] == "llm.internal"
     added = [add["header"] for add in route["request_headers_to_add"]]
-    assert added == [
-        {"key": h.COHORT, "value": h.SHADOW_COHORT},
-        {"key": "authorization", "value": "Bearer %ENVIRONMENT(V2_KEY)%"},
-    ]
+    assert added == [{"key": "authorization", "value": "Bearer %ENVIRONMENT(V2_KEY)%"}]
+    answered = {a["header"]["key"]: a["header"]["value"] for a in route["response_headers_to_add"]}
+    assert answered == {h.ROUTE: "chat", h.COHORT: h.SHADOW_COHORT}
+    vhost = hcm["route_config"]["virtual_hosts"][0]
+    assert {h.ROUTE, h.COHORT, h.SHADOW, "x-api-key"} <= set(vhost["request_headers_to_remove"])
     # v2 takes another model name: the copy goes through the routing filter, version named.
     assert route["typed_per_filter_config"]["switchyard.route"]["overrides"]
     assert _routes(listener)[-1]["direct_response"] == {"status": 404}
@@ -194,7 +204,9 @@ def test_a_copy_that_needs_no_rewrite_skips_switchyards_routing_filter() -> None
     listener = _listener(render(parse_config(data, "t")), SHADOW_LISTENER)
     route = next(r for r in _routes(listener) if r["name"] == "chat.shadow")
     assert route["typed_per_filter_config"] == {"switchyard.route": {**DISABLED}}
-    assert route["request_headers_to_add"][0]["header"]["value"] == h.SHADOW_COHORT
+    assert {h.COHORT: h.SHADOW_COHORT}.items() <= {
+        a["header"]["key"]: a["header"]["value"] for a in route["response_headers_to_add"]
+    }.items()
 
 
 def test_without_a_shadow_nothing_of_it_is_rendered() -> None:

@@ -9,7 +9,7 @@ import pytest
 from envoy.config.bootstrap.v3 import bootstrap_pb2
 from google.protobuf.json_format import ParseDict
 
-from extproc.config import load_config, parse_config
+from extproc.config import AuthConfig, PassthroughConfig, load_config, parse_config
 from extproc.envoy_config import bootstrap, config_version, render, resources
 from extproc.errors import ConfigError
 from extproc.request.runtime import Runtime, RuntimeHolder
@@ -38,7 +38,13 @@ def _variants() -> list[Any]:
     quiet = example.model_copy(
         update={"envoy": example.envoy.model_copy(update={"observe": "off", "stats_listen": None})}
     )
-    return [example, sampled, canaries, quiet, parse_config(SMALL, "small.yaml")]
+    gateway = example.model_copy(
+        update={
+            "auth": AuthConfig(keys_file=Path("clients.keys"), clients={"ab" * 32: "alice"}),
+            "passthrough": [PassthroughConfig(path="/v1/embeddings", backend="cheap")],
+        }
+    )
+    return [example, sampled, canaries, quiet, gateway, parse_config(SMALL, "small.yaml")]
 
 
 @pytest.mark.parametrize("config", _variants())

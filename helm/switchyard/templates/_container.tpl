@@ -76,4 +76,7 @@ volumeMounts:
   {{- if $tls }}
   - {name: tls, mountPath: {{ include "switchyard.tlsDir" $ }}, readOnly: true}
   {{- end }}
+  {{- if $.Values.auth.enabled }}
+  - {name: client-keys, mountPath: {{ include "switchyard.authDir" $ }}, readOnly: true}
+  {{- end }}
 {{- end -}}

@@ -43,6 +43,12 @@ app.kubernetes.io/component: {{ ternary "router" "ext-proc" (eq .Values.mode "si
 
 {{/* Paths inside the pod. */}}
 {{- define "switchyard.configDir" -}}/etc/switchyard{{- end -}}
+{{- define "switchyard.authDir" -}}/etc/switchyard-auth{{- end -}}
+
+{{/* The Secret holding the client keys file: the operator's, or the chart's own. */}}
+{{- define "switchyard.authSecret" -}}
+{{- .Values.auth.existingSecret | default (printf "%s-client-keys" (include "switchyard.fullname" .)) -}}
+{{- end -}}
 {{- define "switchyard.envoyDir" -}}/etc/envoy{{- end -}}
 {{- define "switchyard.socketDir" -}}/run/switchyard{{- end -}}
 {{- define "switchyard.tlsDir" -}}/etc/switchyard-tls{{- end -}}
@@ -115,6 +121,18 @@ disagree with them (envoy.xds in extproc/config.py). */ -}}
 {{- $_ := set $envoy "xds" false -}}
 {{- end -}}
 {{- $_ := set $cfg "envoy" $envoy -}}
+{{- if .Values.auth.enabled -}}
+{{- if not (include "switchyard.sidecar" .) -}}
+{{- fail "auth.enabled: only with mode: sidecar (the key check runs in the Envoy switchyard configures; in extproc-only mode your gateway authenticates clients)" -}}
+{{- end -}}
+{{- if hasKey $cfg "auth" -}}
+{{- fail "config.auth: set by the chart from auth; remove it from your values" -}}
+{{- end -}}
+{{- if and (not .Values.auth.existingSecret) (not .Values.auth.keys) -}}
+{{- fail "auth.enabled: expected auth.existingSecret or auth.keys (lines `<name> <sha256 hex>`, see switchyard keys add)" -}}
+{{- end -}}
+{{- $_ := set $cfg "auth" (dict "keys_file" (printf "%s/%s" (include "switchyard.authDir" .) .Values.auth.key)) -}}
+{{- end -}}
 {{- $_ := set $cfg "state" (include "switchyard.state" (dict "ctx" . "cfg" $cfg) | fromYaml) -}}
 {{- include "switchyard.checkReferences" $cfg -}}
 {{- toYaml $cfg -}}
