@@ -301,6 +301,7 @@ class Switchyard:
             "rollouts": self.status()["rollouts"],
             "shadows": compare(traffic, self.config),
             "cache": self.cache.snapshot(),
+            "clients": self.metrics.client_rows(),
         }
 
     def purge_cache(self, route: str | None, partition: str | None) -> int:

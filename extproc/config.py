@@ -409,6 +409,9 @@ class HoldConfig(Model):
 class AllowlistConfig(Model):
     sessions: list[str] = []
     users: list[str] = []
+    clients: list[str] = []
+    """Client names from auth.keys_file whose every request goes to the canary (a test
+    team's key, say)."""
 
 
 class CanaryConfig(Model):
@@ -936,6 +939,14 @@ def _gateway_issues(cfg: Config, backend_names: set[str]) -> list[ConfigIssue]:
                 "serves Envoy (with another controller's Envoy, authenticate clients there)",
             )
         )
+    for r, route in enumerate(cfg.routes):
+        if route.canary is not None and route.canary.allow.clients and cfg.auth is None:
+            issues.append(
+                ConfigIssue(
+                    f"routes[{r}].canary.allow.clients",
+                    "expected auth.keys_file: clients are known by their keys",
+                )
+            )
     taken = [*cfg.server.chat_paths, MODELS_PATH]
     for p, passthrough in enumerate(cfg.passthrough):
         if passthrough.backend not in backend_names:

@@ -198,3 +198,12 @@ class Metrics:
             self.rollbacks.labels(route, new.reason.split(":")[0] or "operator").inc()
         elif new.percent > old.percent:
             self.promotions.labels(route).inc()
+
+    def client_rows(self) -> list[dict[str, object]]:
+        """Requests by client, route and cohort (auth's clients), for the report."""
+        return [
+            {**sample.labels, "requests": int(sample.value)}
+            for family in self.client_requests.collect()
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        ]

@@ -126,6 +126,11 @@ class Router:
             for route in config.routes
             if route.canary
         }
+        self._allow_clients = {
+            route.name: frozenset(route.canary.allow.clients)
+            for route in config.routes
+            if route.canary
+        }
         self._shadow_percent = {
             route.name: route.shadow.percent for route in config.routes if route.shadow
         }
@@ -203,8 +208,11 @@ class Router:
             return forced
         if state.serving_percent <= 0:
             return h.STABLE
-        if (key is not None and key in self._allow_sessions[route]) or (
-            user is not None and user in self._allow_users[route]
+        client = headers.get(h.CLIENT_NAME)
+        if (
+            (key is not None and key in self._allow_sessions[route])
+            or (user is not None and user in self._allow_users[route])
+            or (client is not None and client in self._allow_clients[route])
         ):
             return h.CANARY
         if key is None:

@@ -158,6 +158,7 @@ def report_data(admin: str, switchyard: str) -> dict[str, Any]:
         "fail_open_by_backend": fail_open_by_backend,
         "processor_timeouts": timeouts,
         "cache": own.get("cache", []),
+        "clients": own.get("clients", []),
     }
 
 
@@ -210,6 +211,15 @@ def _cache_section(rows: list[dict[str, Any]]) -> list[str]:
     return ["Response cache (hit rate: of hits + misses; hits never reached a model and are"
             " not in the A/B rows)",
             _table(CACHE_COLUMNS, table), ""]  # fmt: skip
+
+
+def _client_section(rows: list[dict[str, Any]]) -> list[str]:
+    """Requests by client (auth.keys_file's names), route and cohort; nothing without auth."""
+    if not rows:
+        return []
+    ordered = sorted(rows, key=lambda r: (r["client"], r["route"], r["cohort"]))
+    table = [[r["client"], r["route"], r["cohort"], str(r["requests"])] for r in ordered]
+    return ["Requests by client", _table(["client", "route", "cohort", "requests"], table), ""]
 
 
 def build_report(admin: str, switchyard: str, *, as_json: bool = False) -> str:
@@ -270,6 +280,7 @@ def build_report(admin: str, switchyard: str, *, as_json: bool = False) -> str:
         + f"; processor timeouts: {timeouts}",
         "",
         *_cache_section(data.get("cache", [])),
+        *_client_section(data.get("clients", [])),
         "Canaries",
     ]
     if not rollouts:

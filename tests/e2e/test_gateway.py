@@ -267,3 +267,30 @@ def test_retried_attempts_carry_nothing_internal_either(tmp_path: Path) -> None:
             received = stack.backends[name].received()
             assert len(received) == 5, name
             assert not [_leaked(request) for request in received if _leaked(request)], name
+
+
+def test_a_client_named_in_a_canary_allowlist_always_gets_the_canary(tmp_path: Path) -> None:
+    keys = tmp_path / "clients.keys"
+    keys.write_text(_key_line("alice", ALICE_KEY) + _key_line("bob", BOB_KEY))
+    routes = [
+        {
+            "name": "chat",
+            "backends": [{"backend": "a"}],
+            "canary": {"backend": "b", "percent": 1, "allow": {"clients": ["alice"]}},
+        }
+    ]
+    config = make_config(["a", "b"], routes, "chat", auth={"keys_file": "clients.keys"})
+    with running_stack(tmp_path, config) as stack:
+        for client, key, cohort in [("alice", ALICE_KEY, "canary"), ("bob", BOB_KEY, "stable")]:
+            replies = [
+                _ask(stack, {"authorization": f"Bearer {key}", "x-session-id": f"{client}{i}"})
+                for i in range(20)
+            ]
+            assert {r.status for r in replies} == {200}
+            # bob's 20 sessions at 1 %: all stable but for a 1-in-5 chance of one canary.
+            share = sum(r.cohort == cohort for r in replies)
+            assert share == 20 if cohort == "canary" else share >= 19
+        # The A/B report sets each client's requests apart.
+        wait_until(lambda: "Requests by client" in stack.report(), 5, "the client rows")
+        rows = [line.split() for line in stack.report().splitlines()]
+        assert ["alice", "chat", "canary", "20"] in rows
