@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,7 +23,16 @@ ENVOY = str(Path(sys.executable).parent / "envoy")
 def test_committed_example_bootstrap_is_fresh(name: str, build: Callable[[Config], dict]) -> None:
     rendered = build(load_config(REPO / "switchyard.yaml"))
     committed = yaml.safe_load((REPO / "envoy" / name).read_text())
-    assert committed == rendered, f"envoy/{name} is stale: run make envoy-config"
+    assert _unversioned(committed) == _unversioned(rendered), (
+        f"envoy/{name} is stale: run make envoy-config"
+    )
+
+
+def _unversioned(rendered: object) -> object:
+    """The config version a route table names is a digest of the loaded config, whose paths
+    are resolved from the checkout's folder: equal configs in two checkouts differ there."""
+    text = yaml.safe_dump(rendered)
+    return yaml.safe_load(re.sub(r"value: [0-9a-f]{12}\n", "value: VERSION\n", text))
 
 
 @pytest.mark.parametrize("name", ["envoy.yaml", "envoy-static.yaml"])
