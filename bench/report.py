@@ -386,6 +386,7 @@ class Doc:
             )
         sections.append(self.observe_cost())
         sections.append(self.state_store_cost())
+        sections.append(self.failover_cost())
         return "\n\n".join(s for s in sections if s)
 
     def state_store_cost(self) -> str:
@@ -412,6 +413,48 @@ class Doc:
             "bookkeeping and is an upper bound on what Redis costs. Nothing on the request "
             "path waits for Redis.\n\n"
             + _table(["", "added p50 ms", "req/s", "switchyard CPU ms/request"], rows)
+        )
+
+    def failover_cost(self) -> str:
+        rows = []
+        for c in self.concurrencies:
+            base = self.row("rules", c)
+            for name, what in (("rules-retry", "canary retried on stable"),
+                               ("rules-fallback", "primary → fallback")):  # fmt: skip
+                run = self.row(name, c)
+                if base and run:
+                    rows.append(
+                        [
+                            f"c={c}",
+                            what,
+                            f"{run.p50_ms - base.p50_ms:+.2f}",
+                            f"{base.rps:.0f} → {run.rps:.0f}",
+                            f"{_n(base.cpu_ms_processor, 3)} → {_n(run.cpu_ms_processor, 3)}",
+                            f"{base.cpu_ms_envoy:.3f} → {run.cpu_ms_envoy:.3f}",
+                            str(run.non_2xx),
+                        ]
+                    )
+        if not rows:
+            return ""
+        return (
+            "### The cost of a retry and of a fallback (rules-only)\n\n"
+            "Every request's first backend refuses the connection (`rules-retry`: the canary "
+            "at 100 %, retried on stable; `rules-fallback`: the primary, answered by the "
+            "route's fallback): what a second attempt adds, Envoy's aggregate cluster and the "
+            "per-attempt Lua rewrite included. Non-2xx at higher concurrency are retries the "
+            "retry budget (`canary.retry_budget_percent`) refused.\n\n"
+            + _table(
+                [
+                    "",
+                    "second attempt",
+                    "added p50 ms",
+                    "req/s",
+                    "switchyard CPU ms/request",
+                    "Envoy CPU ms/request",
+                    "non-2xx",
+                ],
+                rows,
+            )
         )
 
     def observe_cost(self) -> str:
