@@ -202,6 +202,11 @@ def test_ext_proc_certificates_come_from_a_secret(tmp_path: Path) -> None:
     ],
 )
 def test_security_mistakes_fail_naming_the_key(edit: Any, expected: str, tmp_path: Path) -> None:
+    _fails_naming(edit, expected, tmp_path)
+
+
+def _fails_naming(edit: Any, expected: str, tmp_path: Path) -> None:
+    """The full values, edited, fail `helm template` with `expected` in the message."""
     values = yaml.safe_load(FULL.read_text())
     edit(values)
     result = template_result(write_values(tmp_path, "bad", values))
@@ -260,10 +265,7 @@ def test_client_keys_come_from_a_secret_mounted_as_a_directory(tmp_path: Path) -
     ],
 )
 def test_auth_mistakes_fail_naming_the_key(edit: Any, expected: str, tmp_path: Path) -> None:
-    values = yaml.safe_load(FULL.read_text())
-    edit(values)
-    result = template_result(write_values(tmp_path, "bad", values))
-    assert result.returncode != 0 and expected in result.stderr, result.stderr
+    _fails_naming(edit, expected, tmp_path)
 
 
 def test_auth_needs_the_envoy_switchyard_configures(tmp_path: Path) -> None:
