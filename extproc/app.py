@@ -79,6 +79,8 @@ class Switchyard:
         self.runtimes = RuntimeHolder(runtime, self._served.version)
         self._config_stamp = self._stamps()
         self._reloading = asyncio.Lock()
+        # The pending retirement of the previous config version (held: the loop keeps only
+        # weak references to tasks).
         self._retiring: asyncio.Task[None] | None = None
         self.health = Health()
 
