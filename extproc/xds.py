@@ -22,29 +22,21 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import grpc
-from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.listener.v3 import listener_pb2
-from envoy.config.route.v3 import route_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from extproc.envoy_config import EnvoyResources
-from extproc.envoy_config.typed import typed
+from extproc.envoy_config.typed import CLUSTERS, KIND, LISTENERS, ROUTES, typed_resources
 
 log = logging.getLogger("switchyard.xds")
 
-CLUSTERS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-LISTENERS = "type.googleapis.com/envoy.config.listener.v3.Listener"
-ROUTES = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 ORDER = (CLUSTERS, LISTENERS, ROUTES)
 """Make before break: what a resource refers to reaches Envoy first."""
 REMOVAL_ORDER = tuple(reversed(ORDER))
 """Break after: what refers to a resource leaves Envoy first."""
-KIND = {CLUSTERS: "clusters", LISTENERS: "listeners", ROUTES: "routes"}
 
 
 @dataclass(frozen=True)
@@ -60,17 +52,7 @@ class Snapshot:
 def snapshot(served: EnvoyResources) -> Snapshot:
     """Envoy's typed messages for `served`; a field Envoy's API does not have fails here,
     before anything reaches Envoy."""
-    parts: dict[str, tuple[type[Message], dict[str, dict[str, Any]]]] = {
-        CLUSTERS: (cluster_pb2.Cluster, served.clusters),
-        LISTENERS: (listener_pb2.Listener, served.listeners),
-        ROUTES: (route_pb2.RouteConfiguration, served.route_configs),
-    }
-    resources: dict[str, dict[str, Message]] = {}
-    for type_url, (message_class, items) in parts.items():
-        resources[type_url] = {}
-        for name, item in items.items():
-            where = f"{KIND[type_url]}.{name}"
-            resources[type_url][name] = typed(message_class, item, "envoy resources", where)
+    resources = typed_resources(served)
     return Snapshot(served.version, resources)
 
 

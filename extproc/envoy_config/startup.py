@@ -11,7 +11,7 @@ from extproc.envoy_config.clusters import static_clusters
 from extproc.envoy_config.listeners import inline_routes, stats_listener
 from extproc.envoy_config.names import NODE_CLUSTER, XDS_CLUSTER
 from extproc.envoy_config.served import resources
-from extproc.envoy_config.typed import checked_bootstrap
+from extproc.envoy_config.typed import checked_bootstrap, typed_resources
 
 
 def _static(config: Config) -> dict[str, Any]:
@@ -41,7 +41,8 @@ def _static(config: Config) -> dict[str, Any]:
 
 def bootstrap(config: Config) -> dict[str, Any]:
     """What `switchyard envoy` writes: Envoy's static part, the rest from switchyard (ADS)."""
-    resources(config)  # refuses what switchyard could not serve, before Envoy starts
+    # Refuses what switchyard could not serve (Envoy would reject it), before Envoy starts.
+    typed_resources(resources(config))
     # initial_fetch_timeout 0: Envoy is not ready (GET /ready) until switchyard has served it
     # a config, rather than live with no listener after 15 s.
     ads = {"ads": {}, "resource_api_version": "V3", "initial_fetch_timeout": "0s"}

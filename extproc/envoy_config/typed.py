@@ -8,10 +8,19 @@ import importlib
 from typing import Any, TypeVar
 
 from envoy.config.bootstrap.v3 import bootstrap_pb2
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
 from google.protobuf.json_format import ParseDict, ParseError
 from google.protobuf.message import Message
 
+from extproc.envoy_config.served import EnvoyResources
 from extproc.errors import ConfigError, ConfigIssue
+
+CLUSTERS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+LISTENERS = "type.googleapis.com/envoy.config.listener.v3.Listener"
+ROUTES = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+KIND = {CLUSTERS: "clusters", LISTENERS: "listeners", ROUTES: "routes"}
 
 _TYPED_CONFIGS = (
     "envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2",
@@ -47,3 +56,19 @@ def checked_bootstrap(rendered: dict[str, Any]) -> dict[str, Any]:
     # written YAML keeps it first.
     typed(bootstrap_pb2.Bootstrap, copy.deepcopy(rendered), "envoy bootstrap", "bootstrap")
     return rendered
+
+
+def typed_resources(served: EnvoyResources) -> dict[str, dict[str, Message]]:
+    """Envoy's messages for `served`, per type URL, per resource name."""
+    parts: dict[str, tuple[type[Message], dict[str, dict[str, Any]]]] = {
+        CLUSTERS: (cluster_pb2.Cluster, served.clusters),
+        LISTENERS: (listener_pb2.Listener, served.listeners),
+        ROUTES: (route_pb2.RouteConfiguration, served.route_configs),
+    }
+    messages: dict[str, dict[str, Message]] = {}
+    for type_url, (message_class, items) in parts.items():
+        messages[type_url] = {
+            name: typed(message_class, item, "envoy resources", f"{KIND[type_url]}.{name}")
+            for name, item in items.items()
+        }
+    return messages

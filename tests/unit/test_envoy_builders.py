@@ -20,10 +20,11 @@ from google.protobuf import any_pb2
 from google.protobuf.json_format import ParseDict, ParseError
 from google.protobuf.message import Message
 
+import extproc.envoy_config.filters
 import extproc.envoy_config.listeners
 from extproc.config import parse_config
+from extproc.envoy_config import bootstrap, render
 from extproc.envoy_config import builders as b
-from extproc.envoy_config import render
 from extproc.envoy_config.typed import typed
 from extproc.errors import ConfigError
 
@@ -146,18 +147,31 @@ def test_a_field_or_value_envoy_does_not_have_fails(
         typed(message, built, "what", "where")
 
 
+SMALL = {
+    "backends": [{"name": "a", "address": "127.0.0.1:1"}],
+    "routes": [{"name": "chat", "backends": [{"backend": "a"}]}],
+    "default_route": "chat",
+}
+
+
 def test_a_misspelled_field_fails_the_rendering_not_envoy(monkeypatch: pytest.MonkeyPatch) -> None:
     def misspelled(*, quiet: bool) -> dict[str, Any]:
         return {**b.router_filter(quiet=quiet), "typed_conifg": {}}
 
     monkeypatch.setattr(extproc.envoy_config.listeners, "router_filter", misspelled)
-    config = parse_config(
-        {
-            "backends": [{"name": "a", "address": "127.0.0.1:1"}],
-            "routes": [{"name": "chat", "backends": [{"backend": "a"}]}],
-            "default_route": "chat",
-        },
-        "small.yaml",
-    )
-    with pytest.raises(ConfigError, match="typed_conifg"):
-        render(config)
+    with pytest.raises(ConfigError, match=r"bootstrap: .*typed_conifg"):
+        render(parse_config(SMALL, "small.yaml"))
+
+
+def test_the_bootstrap_refuses_resources_envoy_would_reject(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bootstrap holds none of the served resources, yet `switchyard envoy` checks them:
+    Envoy would start, then reject every config switchyard serves it."""
+
+    def misspelled(**modes: str) -> dict[str, str]:
+        return {**b.processing_mode(**modes), "request_body_mod": "BUFFERED"}
+
+    monkeypatch.setattr(extproc.envoy_config.filters, "processing_mode", misspelled)
+    with pytest.raises(ConfigError, match=r"listeners\.ingress: .*request_body_mod"):
+        bootstrap(parse_config(SMALL, "small.yaml"))
