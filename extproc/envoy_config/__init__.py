@@ -40,7 +40,7 @@ The request path the resources build, filter by filter:
    GET /v1/models itself, forwards the operator's passthrough paths, and answers
    everything else with a 404: no other path reaches a backend with its key. The route
    a chat request first matches tells switchyard which config version
-   Envoy matched it with (see _unrouted), so the two always decide with one version.
+   Envoy matched it with (see routes._unrouted), so the two always decide with one version.
    A route with a shadow has a variant for the sessions switchyard marked with the
    shadow header: it forwards the same way and copies the request
    (request_mirror_policies) to an internal listener, where the same routing filter
