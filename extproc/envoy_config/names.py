@@ -1,8 +1,8 @@
 """The names switchyard gives Envoy's clusters, listeners, route tables and filters."""
 
-from extproc.envoy_stat_names import FAIL_OPEN_ROUTE, VIRTUAL_HOST
-
-__all__ = ["FAIL_OPEN_ROUTE", "VIRTUAL_HOST"]
+# Also read back from Envoy's stats by extproc.rollout, hence kept in a neutral module.
+from extproc.envoy_stat_names import FAIL_OPEN_ROUTE as FAIL_OPEN_ROUTE
+from extproc.envoy_stat_names import VIRTUAL_HOST as VIRTUAL_HOST
 
 EXT_PROC_CLUSTER = "_switchyard_ext_proc"
 OBSERVE_CLUSTER = "_switchyard_observe"
