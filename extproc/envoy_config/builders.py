@@ -1,8 +1,9 @@
 """Small pieces of Envoy's v3 API that the listeners, routes and clusters repeat.
 
 Each returns the dict form of one Envoy message (the form Envoy's YAML and protobuf's
-ParseDict read); tests/unit/test_envoy_builders.py parses each into that message, so a
-field Envoy's API does not have fails there.
+ParseDict read); tests/unit/test_envoy_builders.py parses each into that message, and
+everything rendered from them is parsed whole (extproc.envoy_config.typed), so a field
+Envoy's API does not have fails in a test, not in Envoy.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ def router_filter(*, quiet: bool) -> dict[str, Any]:
 
 
 def hcm(stat_prefix: str, filters: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
-    """A listener's HTTP connection manager (network filter), its HTTP filters then the
-    router; `fields` hold the rest (where its routes come from, edge settings)."""
+    """A listener's HTTP connection manager (network filter) with these HTTP filters, the
+    router last; `fields` hold the rest (where its routes come from, edge settings)."""
     config = {
         "@type": HCM_TYPE,
         "stat_prefix": stat_prefix,
