@@ -277,7 +277,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_tune(args: argparse.Namespace) -> int:
     from classifier.evaluate import load_jsonl
     from classifier.tune import choose, format_table, guesses_for, sweep
-    from extproc.config_edit import write_threshold
+    from extproc.config.edit import write_threshold
     from extproc.request.runtime import load_label_classifier
 
     config = _load(args.config)
