@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 
 from extproc.cache.store import Entry
 from extproc.config import StateConfig
+from extproc.errors import SwitchyardError
 from extproc.store.connect import redis_client
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ log = logging.getLogger("switchyard.cache")
 _ERRORS = (RedisError, OSError, asyncio.TimeoutError, ValueError, KeyError)
 
 
-class PurgeNotShared(RuntimeError):
+class PurgeNotShared(SwitchyardError, RuntimeError):
     """A purge that reached this replica's entries but not Redis."""
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from extproc.cli.common import load_or_exit
 from extproc.config import ServerConfig
+from extproc.errors import SwitchyardError
 
 
 def _admin_headers(token_env: str) -> dict[str, str]:
@@ -43,7 +44,7 @@ def _admin_target(args: argparse.Namespace) -> tuple[str, str]:
     return url, args.token_env or server.admin_token_env
 
 
-class AdminError(Exception):
+class AdminError(SwitchyardError):
     """The admin API refused or could not be reached; the message is printed."""
 
     def __init__(self, message: str, exit_code: int) -> None:
