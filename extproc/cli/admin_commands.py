@@ -18,7 +18,7 @@ import urllib.request
 from typing import Any
 
 from extproc.cli.common import load_or_exit
-from extproc.config import ServerConfig
+from extproc.config import EnvoyConfig, ServerConfig
 from extproc.errors import SwitchyardError
 
 
@@ -155,7 +155,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from extproc.rollout.report import ReportError, build_report, report_data
 
     config = load_or_exit(args.config) if args.config else None
-    admin = args.admin or (f"http://{config.envoy.admin}" if config else "http://127.0.0.1:9901")
+    admin = args.admin or f"http://{(config.envoy if config else EnvoyConfig()).admin}"
     switchyard = args.switchyard or _local_url(
         (config.server if config else ServerConfig()).metrics_listen
     )

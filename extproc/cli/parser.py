@@ -13,12 +13,13 @@ from extproc.cli.admin_commands import cmd_cache, cmd_report, cmd_rollout
 from extproc.cli.config_commands import cmd_check, cmd_envoy, cmd_keys
 from extproc.cli.model_commands import cmd_build_model, cmd_classify, cmd_eval, cmd_tune
 from extproc.cli.run_commands import cmd_demo, cmd_fake_backend, cmd_serve
-from extproc.config import ServerConfig
+from extproc.config import ClassifierConfig, EnvoyConfig, ServerConfig
 from extproc.errors import ConfigError
 from extproc.logs import configure_logging
 from extproc.rollout.canary import ACTIONS
 
 DEFAULT_CONFIG = "switchyard.yaml"
+SWITCHYARD_URL = f"http://{ServerConfig().metrics_listen}"
 log = logging.getLogger("switchyard")
 
 
@@ -100,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-key", help="the certificate's private key (PEM)")
     p.set_defaults(func=cmd_fake_backend)
     p = sub.add_parser("build-model", help="build the ONNX encoder from the packaged weights")
-    p.add_argument("--out", default="build/model")
+    p.add_argument("--out", default=str(ClassifierConfig().model))
     p.set_defaults(func=cmd_build_model)
     p = with_config(sub.add_parser("classify", help="print the label of each text"))
     p.add_argument("text", nargs="+")
@@ -129,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="read switchyard's address (server.metrics_listen) and the token's "
             "variable (server.admin_token_env) from this config",
         )
-        p.add_argument("--url", help="switchyard's HTTP URL (default http://127.0.0.1:9464)")
+        p.add_argument("--url", help=f"switchyard's HTTP URL (default {SWITCHYARD_URL})")
         p.add_argument(
             "--token-env",
             help="environment variable holding the admin token (default "
@@ -167,8 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--config",
         help="read Envoy's admin (envoy.admin) and switchyard's address from this config",
     )
-    p.add_argument("--admin", help="Envoy admin URL (default http://127.0.0.1:9901)")
-    p.add_argument("--switchyard", help="switchyard HTTP URL (default http://127.0.0.1:9464)")
+    p.add_argument("--admin", help=f"Envoy admin URL (default http://{EnvoyConfig().admin})")
+    p.add_argument("--switchyard", help=f"switchyard HTTP URL (default {SWITCHYARD_URL})")
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--html", type=Path, metavar="FILE", help="write one self-contained HTML page instead"
