@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, field_validator
 
 from extproc.config.fields import Model, Name, each_once
-from extproc.rollout.quality_checks import DEFAULT_REFUSAL_PATTERNS
 
 
 class HoldConfig(Model):
@@ -172,6 +171,24 @@ class AnalysisConfig(Model):
     switchyard observes, or Envoy's own per-route statistics, read from envoy.admin every
     interval_s (extproc.rollout.envoy_stats); with envoy, observing is needed only for
     tokens and cost, so envoy.observe_sample can be low or envoy.observe off."""
+
+
+DEFAULT_REFUSAL_PATTERNS = [
+    r"i(['\u2019]m| am) (so |very |really )?(sorry|afraid),? (but )?"
+    r"i (can(['\u2019]|no)?t|won['\u2019]t|am (unable|not able) to)",
+    r"^\W*i (can(['\u2019]|no)?t|won['\u2019]t|am (unable|not able) to) "
+    r"(help|assist|comply|provide|answer|do that)",
+    r"i must (decline|refuse)",
+    r"d[ée]sol[ée]e?,? (mais )?je ne (peux|pourrai|suis pas en mesure)",
+    r"^\W*je ne (peux|pourrai) pas (vous )?(aider|répondre|fournir|faire)",
+    r"je ne suis pas en mesure de (vous )?(aider|répondre|fournir)",
+    r"je dois (refuser|décliner)",
+]
+"""quality.refusal_patterns' default, kept with the model rather than beside
+extproc.rollout.quality that matches them: extproc.rollout imports the config, so the
+config importing them from there would tie the two packages in a cycle. Each starts
+with a literal: Python's re then skips to candidate places fast (a leading \\b or
+case-insensitive flag makes every pattern ~20x slower)."""
 
 
 def _patterns(patterns: list[str]) -> list[str]:

@@ -19,27 +19,9 @@ import enum
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import TYPE_CHECKING
 
+from extproc.config import QualityAnalysisConfig
 from extproc.rollout.window import Summary
-
-if TYPE_CHECKING:  # extproc.config imports DEFAULT_REFUSAL_PATTERNS from here
-    from extproc.config import QualityAnalysisConfig
-
-DEFAULT_REFUSAL_PATTERNS = [
-    r"i(['\u2019]m| am) (so |very |really )?(sorry|afraid),? (but )?"
-    r"i (can(['\u2019]|no)?t|won['\u2019]t|am (unable|not able) to)",
-    r"^\W*i (can(['\u2019]|no)?t|won['\u2019]t|am (unable|not able) to) "
-    r"(help|assist|comply|provide|answer|do that)",
-    r"i must (decline|refuse)",
-    r"d[ée]sol[ée]e?,? (mais )?je ne (peux|pourrai|suis pas en mesure)",
-    r"^\W*je ne (peux|pourrai) pas (vous )?(aider|répondre|fournir|faire)",
-    r"je ne suis pas en mesure de (vous )?(aider|répondre|fournir)",
-    r"je dois (refuser|décliner)",
-]
-"""The default of quality.refusal_patterns: what flags an answer `refusal`, the rate the
-refusal check compares. Each starts with a literal: Python's re then skips to candidate
-places fast (a leading \\b or case-insensitive flag makes every pattern ~20x slower)."""
 
 
 class CheckStatus(enum.StrEnum):
