@@ -20,7 +20,7 @@ from extproc.rollout.analysis import Status, Verdict, analyze
 from extproc.rollout.canary import Phase, Rollouts, hold_met
 from extproc.rollout.envoy_stats import EnvoyRouteStats
 from extproc.rollout.envoy_stats import fetch as fetch_envoy_stats
-from extproc.rollout.observe import TrafficStats
+from extproc.rollout.traffic import TrafficStats
 from extproc.store import RolloutStore
 
 log = logging.getLogger("switchyard.controller")

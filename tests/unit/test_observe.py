@@ -1,22 +1,7 @@
 from __future__ import annotations
 
-import json
-
 from extproc.metrics import Metrics
-from extproc.rollout.observe import TrafficStats, parse_usage
-
-
-def test_usage_from_a_json_answer_and_from_the_last_sse_event() -> None:
-    answer = json.dumps({"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 3}})
-    assert parse_usage(answer.encode()) == (12, 3)
-    sse = (
-        b'data: {"choices": [{"delta": {"content": "usage"}}]}\n\n'
-        b'data: {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 40, "total_tokens": 47}}\n\n'
-        b"data: [DONE]\n\n"
-    )
-    assert parse_usage(sse) == (7, 40)
-    assert parse_usage(b'{"usage": {"prompt_tokens": "x"}}') is None
-    assert parse_usage(b"no usage here") is None
+from extproc.rollout.traffic import TrafficStats
 
 
 def test_only_canary_routes_keep_an_analysis_window() -> None:
@@ -65,7 +50,7 @@ def test_time_to_first_byte_is_a_histogram_when_envoy_reports_it() -> None:
 
 def _observe(traffic: TrafficStats, headers: dict[str, str]) -> None:
     from extproc.config import parse_config
-    from extproc.rollout.observe import ObserveStream
+    from extproc.response.observe import ObserveStream
     from proto import core_pb2, ext_proc_pb2
 
     config = parse_config(

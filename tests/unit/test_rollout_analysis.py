@@ -9,7 +9,7 @@ from extproc.config import AnalysisConfig, parse_config
 from extproc.metrics import Metrics
 from extproc.rollout.analysis import Status, analyze
 from extproc.rollout.canary import Phase, RolloutError, Rollouts, hold_met
-from extproc.rollout.observe import TrafficStats
+from extproc.rollout.traffic import TrafficStats
 from extproc.rollout.window import Summary, summarize
 from extproc.store.clock import StoreClock
 from extproc.store.memory import MemoryStore
