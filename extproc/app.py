@@ -24,7 +24,7 @@ from extproc.rollout.canary import CanaryState, RolloutError, Rollouts
 from extproc.rollout.controller import CanaryController
 from extproc.rollout.progress import progress
 from extproc.rollout.quality import Quality, Served
-from extproc.rollout.shadow import compare
+from extproc.rollout.shadow_comparison import compare
 from extproc.rollout.traffic import TrafficStats
 from extproc.server import ExternalProcessor, Health, start_grpc_server
 from extproc.store import make_store

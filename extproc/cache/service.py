@@ -31,9 +31,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from extproc import headers as h
 from extproc.cache.answer import CachedAnswer, cacheable, render_json, render_sse
+from extproc.cache.entries import CacheEntries, Entry
 from extproc.cache.guard import disagreement, same_words
 from extproc.cache.key import RequestKey, partition_digest, request_key
-from extproc.cache.store import Entry, MemoryStore
 from extproc.cache.wording import canonical
 from extproc.config import CacheConfig, Config
 from extproc.config_issues import did_you_mean, unknown
@@ -98,7 +98,7 @@ class ResponseCache:
         clock: Callable[[], float] = time.time,
         replication: Replication | None = None,
     ) -> None:
-        self.store = MemoryStore(clock)
+        self.store = CacheEntries(clock)
         self._replication = replication
         self._clock = clock
         self._config: Config | None = None

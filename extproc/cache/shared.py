@@ -1,7 +1,7 @@
 """The cache shared by every replica through Redis (`state.store: redis`).
 
 Choice: Redis is never read on the request path. Each replica answers from its own
-copy (extproc.cache.store); Redis holds the fleet's entries (one key per entry,
+copy (extproc.cache.entries); Redis holds the fleet's entries (one key per entry,
 expiring with it) and carries every fill and purge to the other replicas by
 pub/sub. A starting replica loads the live entries, so a restart keeps the cache.
 
@@ -25,7 +25,7 @@ from typing import Protocol
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-from extproc.cache.store import Entry
+from extproc.cache.entries import Entry
 from extproc.config import StateConfig
 from extproc.store.connect import redis_client
 

@@ -57,18 +57,20 @@ class QualitySignals(Protocol):
     ) -> None: ...
 
 
-class PendingFill(Protocol):
+class OpenFill(Protocol):
+    """A cache fill waiting for this response (extproc.cache.service.PendingFill)."""
+
     @property
     def max_answer_bytes(self) -> int: ...
 
 
-Fill = TypeVar("Fill", bound=PendingFill)
+FillT = TypeVar("FillT", bound=OpenFill)
 
 
-class CacheFills(Protocol[Fill]):
-    def take_pending(self, token: str) -> Fill | None: ...
+class CacheFills(Protocol[FillT]):
+    def take_pending(self, token: str) -> FillT | None: ...
 
-    def offer(self, fill: Fill, status: int, response: ResponseReader) -> None: ...
+    def offer(self, fill: FillT, status: int, response: ResponseReader) -> None: ...
 
 
 class ObserveStream:
@@ -91,7 +93,7 @@ class ObserveStream:
         self._traffic = traffic
         self._quality = quality
         self._cache = cache
-        self._fill: PendingFill | None = None
+        self._fill: OpenFill | None = None
         self._response = ResponseReader()
         self._served_from_cache = False
         self._request_id = ""

@@ -13,10 +13,10 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from extproc.cache.answer import CachedAnswer, cacheable, render_json, render_sse
+from extproc.cache.entries import CacheEntries, Entry
 from extproc.cache.guard import disagreement
 from extproc.cache.key import request_key
 from extproc.cache.service import Replication, ResponseCache
-from extproc.cache.store import Entry, MemoryStore
 from extproc.config import parse_config
 from extproc.errors import ConfigError
 from extproc.request.chat import parse_chat
@@ -167,7 +167,7 @@ def _entry(exact: str, route: str = "r", partition: str = "p", expires: float = 
 
 def test_store_is_bounded_lru_with_ttl() -> None:
     now = [0.0]
-    store = MemoryStore(lambda: now[0])
+    store = CacheEntries(lambda: now[0])
     for name in "abc":
         store.put(_entry(name), max_entries=2)
     assert store.get("r", "a") is None and store.get("r", "b") is not None
@@ -179,7 +179,7 @@ def test_store_is_bounded_lru_with_ttl() -> None:
 
 
 def test_the_scope_index_finds_the_nearest_after_evictions() -> None:
-    store = MemoryStore(lambda: 0.0)
+    store = CacheEntries(lambda: 0.0)
     axes = np.eye(4, dtype=np.float32)
     for i in range(4):
         store.put(Entry(**{**_entry(f"e{i}").__dict__, "vector": axes[i]}), max_entries=3)
@@ -190,7 +190,7 @@ def test_the_scope_index_finds_the_nearest_after_evictions() -> None:
 
 
 def test_store_purges_by_route_and_partition() -> None:
-    store = MemoryStore(lambda: 0.0)
+    store = CacheEntries(lambda: 0.0)
     store.put(_entry("a", route="r1", partition="t1"), 10)
     store.put(_entry("b", route="r1", partition="t2"), 10)
     store.put(_entry("c", route="r2", partition="t1"), 10)

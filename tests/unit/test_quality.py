@@ -14,8 +14,9 @@ from extproc.errors import ConfigError
 from extproc.http_api import HttpApi
 from extproc.metrics import Metrics
 from extproc.response.reader import HEAD_BYTES, ResponseReader
-from extproc.rollout.analysis import Status, analyze
+from extproc.rollout.analysis import analyze
 from extproc.rollout.canary import CanaryState
+from extproc.rollout.outcome import Outcome
 from extproc.rollout.quality import (
     MAX_FEEDBACK_BYTES,
     FeedbackError,
@@ -25,7 +26,6 @@ from extproc.rollout.quality import (
     detect_flags,
     parse_feedback,
 )
-from extproc.rollout.quality_checks import CheckStatus
 from extproc.rollout.traffic import TrafficStats
 from extproc.rollout.window import Summary
 from tests.ports import free_port
@@ -222,25 +222,25 @@ def test_a_refusing_canary_is_degraded_on_the_refusal_rate_alone() -> None:
     rng = random.Random(1)
     cfg = AnalysisConfig()
     verdict = analyze(cohort(60, 0.5, [], rng), cohort(600, 0.0, [], rng), cfg)
-    assert verdict.status is Status.DEGRADED and verdict.metric == "quality.refusal"
+    assert verdict.status is Outcome.DEGRADED and verdict.metric == "quality.refusal"
     assert "refusal rate" in verdict.describe()
 
 
-def test_low_scores_degrade_and_too_few_scores_are_inconclusive() -> None:
+def test_low_scores_degrade_and_too_few_scores_are_not_enough_data() -> None:
     rng = random.Random(2)
     cfg = AnalysisConfig()
     low = [rng.uniform(0.1, 0.4) for _ in range(40)]
     high = [rng.uniform(0.7, 1.0) for _ in range(40)]
     verdict = analyze(cohort(100, 0, low, rng), cohort(100, 0, high, rng), cfg)
-    assert verdict.status is Status.DEGRADED and verdict.metric == "quality.score"
+    assert verdict.status is Outcome.DEGRADED and verdict.metric == "quality.score"
     verdict = analyze(cohort(100, 0, low[:10], rng), cohort(100, 0, high, rng), cfg)
-    assert verdict.status is Status.HEALTHY
+    assert verdict.status is Outcome.HEALTHY
     score = next(c for c in verdict.quality if c.name == "score")
-    assert score.status is CheckStatus.INCONCLUSIVE and "inconclusive" in verdict.describe()
+    assert score.status is Outcome.NOT_ENOUGH_DATA and "not enough data" in verdict.describe()
     # A route that checks only refusals ignores the scores.
     only_refusals = QualityAnalysisConfig(checks=["refusal"])
     verdict = analyze(cohort(100, 0, low, rng), cohort(100, 0, high, rng), cfg, only_refusals)
-    assert verdict.status is Status.HEALTHY
+    assert verdict.status is Outcome.HEALTHY
 
 
 def test_a_healthy_verdict_names_only_the_checks_that_saw_signals() -> None:
@@ -249,7 +249,7 @@ def test_a_healthy_verdict_names_only_the_checks_that_saw_signals() -> None:
     assert verdict.describe() == "healthy (n=50 canary / 50 stable)"
     verdict = analyze(cohort(50, 0.04, [0.5], rng), cohort(50, 0.02, [], rng), AnalysisConfig())
     text = verdict.describe()
-    assert "score: inconclusive, mean score 0.500 vs 0.000 (1/0 scored)" in text
+    assert "score: not enough data, mean score 0.500 vs 0.000 (1/0 scored)" in text
     assert "refusal rate" in text and "unsafe" not in text
 
 
@@ -259,8 +259,8 @@ def test_the_same_scores_on_both_sides_are_healthy() -> None:
     verdict = analyze(
         cohort(200, 0.05, scores, rng), cohort(200, 0.05, scores, rng), AnalysisConfig()
     )
-    assert verdict.status is Status.HEALTHY
-    assert all(c.status is CheckStatus.OK for c in verdict.quality)
+    assert verdict.status is Outcome.HEALTHY
+    assert all(c.status is Outcome.HEALTHY for c in verdict.quality)
 
 
 def test_quality_config_errors_name_the_key() -> None:
