@@ -206,6 +206,9 @@ def test_the_graph_sees_every_module_and_known_edges() -> None:
     graph, evidence = module_graph()
     assert "extproc.cache.service" in graph and "extproc.app" in graph
     assert "extproc.headers" in graph["extproc.cache.key"]
+    # Under `if TYPE_CHECKING:` (processor) and inside a method (app's shared cache).
+    assert "extproc.request.cache_lookup" in graph["extproc.request.processor"]
+    assert "extproc.cache.shared" in graph["extproc.app"]
     assert evidence["extproc.cache.key", "extproc.headers"].startswith("extproc/cache/key.py:")
     groups, _ = group_graph(graph, evidence)
     assert groups["extproc.cache"] >= {"extproc.headers", "extproc.config"}
