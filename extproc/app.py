@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from extproc.cache.service import ResponseCache
 from extproc.config import Config, insecure_backends, load_config
@@ -22,15 +22,18 @@ from extproc.metrics import Metrics
 from extproc.request.runtime import Runtime, RuntimeHolder, build_runtime, check_reload
 from extproc.rollout.canary import CanaryState, RolloutError, Rollouts
 from extproc.rollout.controller import CanaryController
-from extproc.rollout.observe import TrafficStats
 from extproc.rollout.progress import progress
 from extproc.rollout.quality import Quality, Served
-from extproc.rollout.shadow import compare
+from extproc.rollout.shadow_comparison import compare
+from extproc.rollout.traffic import TrafficStats
 from extproc.server import ExternalProcessor, Health, start_grpc_server
 from extproc.store import make_store
 from extproc.store.clock import StoreClock
 from extproc.upstream import upstream_mapping
 from extproc.xds import REMOVAL_ORDER, XdsServer, snapshot
+
+if TYPE_CHECKING:
+    from extproc.cache.shared import SharedCache
 
 log = logging.getLogger("switchyard")
 
@@ -69,7 +72,12 @@ class Switchyard:
         )
         self.rollouts.subscribe(self._on_rollout_change)
         runtime = build_runtime(config, self.rollouts, self.metrics)
-        self.cache = ResponseCache(self.metrics.registry)
+        self.shared_cache: SharedCache | None = None
+        if config.state.store == "redis":
+            from extproc.cache.shared import SharedCache
+
+            self.shared_cache = SharedCache(config.state, self.store.replica)
+        self.cache = ResponseCache(self.metrics.registry, replication=self.shared_cache)
         self.cache.configure(config)
         self._adopt_rollouts(config)
         # What Envoy is served (xDS); with envoy.xds false, what its routes were made for.
@@ -321,11 +329,8 @@ class Switchyard:
         # The fleet's state first: a replica serves what the fleet decided, not the
         # config's starting percent.
         await self.store.start()
-        if self.config.state.store == "redis":
-            from extproc.cache.shared import SharedCache
-
-            self.cache.shared = SharedCache(self.config.state, self.cache, self.store.replica)
-            await self.cache.shared.start()
+        if self.shared_cache is not None:
+            await self.shared_cache.start(self.cache)
         processor = ExternalProcessor(
             self.runtimes, self.metrics, self.traffic, self.quality, self.cache
         )
@@ -384,8 +389,8 @@ class Switchyard:
             task.cancel()
         await server.stop(grace=cfg.grace_s)
         await self.store.close()
-        if self.cache.shared is not None:
-            await self.cache.shared.close()
+        if self.shared_cache is not None:
+            await self.shared_cache.close()
         api.stop()
         log.info("stopped")
 

@@ -110,7 +110,7 @@ def observe_filter(config: Config) -> dict[str, Any]:
 
 
 def observed_headers(config: Config) -> list[str]:
-    """The response headers extproc.rollout.observe reads."""
+    """The response headers extproc.response.observe reads."""
     names = [":status", h.ROUTE, h.COHORT, h.BACKEND, "x-envoy-upstream-service-time"]
     names.append(h.REQUEST_ID)  # joins quality signals to the request
     names.append(h.ATTEMPT_COUNT)  # an answer after a retry or a fallback counts apart

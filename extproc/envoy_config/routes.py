@@ -30,7 +30,7 @@ from extproc.envoy_config.names import (
     STREAM_USAGE_FILTER,
     VIRTUAL_HOST,
 )
-from extproc.rollout.sampling import sampling
+from extproc.response.sampling import sampling
 from extproc.upstream import stable_split
 
 UPSTREAM_TIME_HEADER = header_value(
@@ -130,7 +130,7 @@ def _routed(config: Config) -> list[dict[str, Any]]:
             if quiet and config.envoy.observe == "canaries":
                 base["typed_per_filter_config"] = {OBSERVE_FILTER: DISABLED}
             elif sampling(config.envoy) and cohort == h.STABLE:
-                # Observed only when switchyard marks the request (extproc.rollout.sampling):
+                # Observed only when switchyard marks the request (extproc.response.sampling):
                 # each variant once more, with the observe filter on, ahead of it.
                 for variant in variants:
                     marked = header_match(h.OBSERVE, "1")

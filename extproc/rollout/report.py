@@ -17,8 +17,9 @@ import urllib.request
 from typing import Any
 
 from extproc.envoy_stat_names import FAIL_OPEN_ROUTE, VIRTUAL_HOST
+from extproc.errors import SwitchyardError
 from extproc.rollout.quality import FLAGS
-from extproc.rollout.shadow import shadow_lines
+from extproc.rollout.shadow_comparison import shadow_lines
 
 _ROUTE_TOTAL = re.compile(rf"^vhost\.{VIRTUAL_HOST}\.route\.(.+)\.upstream_rq_total$")
 _CLUSTER_TOTAL = re.compile(r"^cluster\.([^._][^.]*)\.upstream_rq_total$")
@@ -42,7 +43,7 @@ QUALITY_COLUMNS = ["route", "cohort", "backend", "answers", "scored", "mean scor
 ]
 
 
-class ReportError(Exception):
+class ReportError(SwitchyardError):
     """Envoy or switchyard could not be read."""
 
 
