@@ -44,6 +44,14 @@ class ChatRequest:
         return "\n".join(self.user_messages)
 
     @cached_property
+    def ascii_lower_text(self) -> str | None:
+        """The text lower-cased when it is all ASCII, else None. On ASCII text a keyword
+        matched with re.IGNORECASE is exactly a substring of this (a str.find, ~20 x faster
+        than the regex on a long prompt); other scripts fold in ways lower() does not."""
+        text = self.text
+        return text.lower() if text.isascii() else None
+
+    @cached_property
     def language(self) -> str | None:
         """The language of the newest user message that gives enough evidence ("ok" gives
         none: a French conversation stays French), as the classifier guesses it."""
