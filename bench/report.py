@@ -493,6 +493,7 @@ class Doc:
             for part, label in (
                 ("handler_us", "handlers"),
                 ("with_protobuf_us", "handlers + protobuf decode/encode"),
+                ("with_protobuf_cpu_us", "handlers + protobuf, CPU time"),
                 ("inference_us", "classifier alone (no handler)"),
             ):
                 if part in result:
