@@ -21,9 +21,9 @@ from contextlib import asynccontextmanager
 
 LARGE_BODY_BYTES = 65_536
 """A body above this takes a turn; one below counts as small traffic."""
-PACE = 10.0
-"""Pause after a large body, in multiples of the time it took (bench-heavy, one core:
-10 kept small requests' p50 at 2.0 x alone with four clients posting 900 KB, 30 at 1.1 x)."""
+PACE = 40.0
+"""Pause after a large body, in multiples of the time its turn took (the parse: about a
+tenth of what the body costs the core, Envoy's buffering and gRPC's framing included)."""
 SMALL_TRAFFIC_WINDOW_S = 1.0
 """Small requests seen within this long ago make large bodies pause."""
 

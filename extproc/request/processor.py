@@ -19,7 +19,7 @@ from extproc.logs import redact
 from extproc.metrics import Metrics
 from extproc.request.adapt import rewrite
 from extproc.request.admission import LARGE_BODY_BYTES, LargeBodyPacer
-from extproc.request.chat import parse_chat
+from extproc.request.chat import ChatRequest, parse_chat
 from extproc.request.runtime import Runtime
 from extproc.request.shadow import is_shadow_copy, shadow_rewrite
 from extproc.rollout.sampling import observe_response, sampling
@@ -159,13 +159,16 @@ class RoutingStream:
         if self.pacer is None or len(body) <= LARGE_BODY_BYTES:
             if self.pacer is not None:
                 self.pacer.small_request()
-            return await self._route_body(body)
-        max_wait_s = self.runtime.config.envoy.message_timeout_ms / 1000 * MAX_PACING_SHARE
-        async with self.pacer.turn(max_wait_s):
-            return await self._route_body(body)
+            chat = parse_chat(body)
+        else:
+            # The turn times the parse alone: it grows with the body as Envoy's and gRPC's
+            # work on it does, and a classifier's inference (a thread) is not the body's.
+            max_wait_s = self.runtime.config.envoy.message_timeout_ms / 1000 * MAX_PACING_SHARE
+            async with self.pacer.turn(max_wait_s):
+                chat = parse_chat(body)
+        return await self._route_chat(chat)
 
-    async def _route_body(self, body: bytes) -> ext_proc_pb2.ProcessingResponse:
-        chat = parse_chat(body)
+    async def _route_chat(self, chat: ChatRequest) -> ext_proc_pb2.ProcessingResponse:
         if is_shadow_copy(self.headers):
             return _body_changes(*shadow_rewrite(self.runtime, chat, self.headers))
         router = self.runtime.router
