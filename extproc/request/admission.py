@@ -42,10 +42,12 @@ class LargeBodyPacer:
         self._small_seen_at = self._clock()
 
     @asynccontextmanager
-    async def turn(self, max_wait_s: float) -> AsyncIterator[None]:
-        """Waits for the large bodies ahead and the pause after them, at most max_wait_s."""
+    async def turn(self, max_wait_s: float) -> AsyncIterator[float]:
+        """Waits for the large bodies ahead and the pause after them, at most max_wait_s;
+        gives the seconds waited."""
         clock = self._clock
-        deadline = clock() + max_wait_s
+        arrived = clock()
+        deadline = arrived + max_wait_s
         try:
             await asyncio.wait_for(self._lock.acquire(), max_wait_s)
         except TimeoutError:
@@ -58,7 +60,7 @@ class LargeBodyPacer:
             await asyncio.sleep(max(0.0, wait))
             started = clock()
             try:
-                yield
+                yield started - arrived
             finally:
                 if acquired:
                     ended = clock()

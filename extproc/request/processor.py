@@ -164,7 +164,8 @@ class RoutingStream:
             # The turn times the parse alone: it grows with the body as Envoy's and gRPC's
             # work on it does, and a classifier's inference (a thread) is not the body's.
             max_wait_s = self.runtime.config.envoy.message_timeout_ms / 1000 * MAX_PACING_SHARE
-            async with self.pacer.turn(max_wait_s):
+            async with self.pacer.turn(max_wait_s) as waited_s:
+                self.metrics.large_body_wait.observe(waited_s)
                 chat = parse_chat(body)
         return await self._route_chat(chat)
 

@@ -23,7 +23,8 @@ from tests.unit.test_processor import headers
 
 
 async def _hold(pacer: LargeBodyPacer, seconds: float, log: list[tuple[str, float]]) -> None:
-    async with pacer.turn(max_wait_s=10):
+    async with pacer.turn(max_wait_s=10) as waited:
+        assert waited >= 0
         log.append(("start", time.monotonic()))
         await asyncio.sleep(seconds)
         log.append(("end", time.monotonic()))
