@@ -628,10 +628,11 @@ class Doc:
             "in the prompt skips its regex, and a regex route reads at most 16 384 characters "
             "per message. Handing the body to a parse process would cost the event loop's "
             "process more than parsing it (measured: 1.2 ms of its CPU against 0.5 ms). "
-            "`make bench-heavy` measures what heavy clients do to small requests; what is left "
-            "there is Envoy's and gRPC's own work per large body on the same core. What would "
-            "close it: a second switchyard process for large bodies, chosen by Envoy from "
-            "content-length (see [`docs/CPU.md`](CPU.md), issue #34)."
+            "So that back-to-back large bodies do not keep the core from small requests, they "
+            "take turns, with a pause after each while small requests flow "
+            "(`extproc/request/admission.py`): `make bench-heavy` measures the small "
+            "requests' p50 beside them, and what the large ones pay in throughput "
+            "([`docs/CPU.md`](CPU.md), issue #34)."
         )
 
     def gap_observe(self) -> str:
