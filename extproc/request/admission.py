@@ -1,22 +1,22 @@
 """Large bodies take turns, so that they cost their own requests rather than everyone's.
 
-Parsing and matching a ~900 KB prompt holds the event loop for about a millisecond, and
-its gRPC frames and Envoy's buffering cost the same core more. Clients sending such
-bodies back to back kept the core busy and made every small request wait behind them
-(7 x their p50 in `make bench-heavy`). Here large bodies are handled one at a time, and
-while small requests are arriving each one is followed by a pause PACE times as long as
-it took, so large bodies get about 1 / (1 + PACE) of the loop and small requests the
-rest. Without small traffic there is no pause (a deployment of long prompts alone keeps
-its throughput), and no large body waits longer than the bound the caller gives (a share
-of Envoy's message timeout): past it the body goes ahead unpaced rather than let Envoy
-time out and fail open.
+A ~900 KB prompt costs the core several milliseconds (Envoy buffering it, gRPC framing
+it, the parse and the routes), a millisecond of it holding the event loop. Clients
+sending such bodies back to back kept the core busy and every small request waited at
+each of its hops (6-8 x its p50 in `make bench-heavy`). Here large bodies are parsed one
+at a time, and while small requests are arriving each parse is followed by a pause PACE
+times as long, so the large bodies' whole cost takes a bounded share of the core and
+their own latency pays for the rest. Without small traffic there is no pause (a
+deployment of long prompts alone keeps its throughput), and no large body waits longer
+than the bound the caller gives (a share of Envoy's message timeout): past it the body
+goes ahead unpaced rather than let Envoy time out and fail open.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 LARGE_BODY_BYTES = 65_536
@@ -31,9 +31,9 @@ SMALL_TRAFFIC_WINDOW_S = 1.0
 class LargeBodyPacer:
     """One per process: shared by every routing stream."""
 
-    def __init__(self, pace: float = PACE, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, pace: float = PACE) -> None:
         self._pace = pace
-        self._clock = clock
+        self._clock = time.monotonic
         self._lock = asyncio.Lock()
         self._open_at = 0.0
         self._small_seen_at = float("-inf")
