@@ -6,7 +6,8 @@ by `extproc.request.runtime.build_runtime` exactly as the server builds it. Case
 
 - rules: the rules-only config (keywords, regex, model, header routes);
 - rules-heavy: the same with bench/heavy_clients.py's ~900 KB prompt: how long one large
-  body holds the event loop (every other stream waits that long);
+  body holds the event loop (every other stream waits that long); its turn
+  (extproc.request.admission) is taken, without a pause: no small request is in flight;
 - semantic-hit: the label config, a prompt already in the classifier's cache;
 - semantic-miss: the label config, a new ~32-token prompt every time (the ONNX
   encoder runs), next to `inference`, the classifier called directly.
@@ -36,6 +37,7 @@ from bench import configs
 from bench.load import WORDS
 from extproc.config import parse_config
 from extproc.metrics import Metrics
+from extproc.request.admission import LargeBodyPacer
 from extproc.request.processor import RoutingStream
 from extproc.request.runtime import Runtime, build_runtime
 from extproc.rollout.canary import Rollouts
@@ -98,6 +100,7 @@ async def time_handlers(
     steadier number.
     """
     metrics = Metrics()
+    pacer = LargeBodyPacer()  # as the server gives each stream (large bodies take turns)
     parse = ext_proc_pb2.ProcessingRequest.FromString
     decoded = [(parse(h), parse(b)) for h, b in wire]
     samples: tuple[list[float], list[float], list[float]] = ([], [], [])
@@ -110,7 +113,7 @@ async def time_handlers(
             headers, body = parse(raw_headers), parse(raw_body)
         else:
             headers, body = decoded[i % len(decoded)]
-        stream = RoutingStream(runtime, metrics)
+        stream = RoutingStream(runtime, metrics, pacer=pacer)
         first = stream.on_request_headers(headers.request_headers)
         second = await stream.on_request_body(body.request_body)
         if with_protobuf:
