@@ -79,6 +79,19 @@ REPEATED_PROMPTS = [
 ]
 
 
+HEAVY_BYTES = 900_000
+_HEAVY_LINE = (
+    "Here is the next part of the log and the code that produced it; what goes wrong? "
+    'rows = [{"id": i, "tags": ["a", "b"]} for i in range(10)]  # see {x} and [y]\n'
+)
+
+
+def heavy_body(size: int = HEAVY_BYTES) -> bytes:
+    """A ~900 KB prompt of prose and code (brackets, quotes and newlines inside one string)."""
+    text = (_HEAVY_LINE * (size // len(_HEAVY_LINE) + 1))[:size]
+    return chat_body(text)
+
+
 def chat_body(prompt: str, user: str | None = None) -> bytes:
     """An OpenAI chat completion request as clients send it: a system and a user message
     (and the body's `user`, which the cache scenarios partition by)."""

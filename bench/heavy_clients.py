@@ -26,21 +26,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import configs, load
+from bench.configs import heavy_body
 from bench.load import WrkResult, parse_wrk, run_wrk, wrk_command
 from bench.procs import REPO, json_dump
 from bench.scenarios import start_stack
 from bench.stacks import Lab, Pinning, Stack
-
-HEAVY_BYTES = 900_000
-_HEAVY_LINE = (
-    "Here is the next part of the log and the code that produced it; what goes wrong? "
-    'rows = [{"id": i, "tags": ["a", "b"]} for i in range(10)]  # see {x} and [y]\n'
-)
-
-
-def heavy_body(size: int = HEAVY_BYTES) -> bytes:
-    text = (_HEAVY_LINE * (size // len(_HEAVY_LINE) + 1))[:size]
-    return configs.chat_body(text)
 
 
 def small_script(stack: str) -> str:

@@ -493,6 +493,7 @@ class Doc:
             for part, label in (
                 ("handler_us", "handlers"),
                 ("with_protobuf_us", "handlers + protobuf decode/encode"),
+                ("with_protobuf_cpu_us", "handlers + protobuf, CPU time"),
                 ("inference_us", "classifier alone (no handler)"),
             ):
                 if part in result:
@@ -502,7 +503,10 @@ class Doc:
             "## Handler micro-benchmark (`bench/handler_bench.py`)\n\n"
             "`RoutingStream.on_request_headers` + `on_request_body` on the messages Envoy sends "
             "for one chat request, runtime from `build_runtime`, no gRPC, no other load "
-            "(run after the stacks stopped, unpinned). A regression here is switchyard's own "
+            "(run after the stacks stopped, unpinned); `rules-heavy` is the rules-only config "
+            "on `make bench-heavy`'s ~900 KB prompt. CPU time is the process's (process_time), "
+            "which other processes on the machine do not inflate. A regression here is "
+            "switchyard's own "
             "Python; a regression only in the end-to-end numbers is gRPC, Envoy or the "
             f"machine.\n\n`{_rel(' '.join(handler['command'][1:]))}`\n\n"
             + _table(["case", "timed", "iterations", "p50 µs", "p99 µs", "mean µs"], rows)
@@ -554,6 +558,7 @@ class Doc:
             self.gap_observe(),
             self.gap_semantic_latency(),
             self.gap_saturation(),
+            self.gap_large_bodies(),
         ]
         bullets.append(
             "**What observe sampling, the analysis from Envoy's statistics and the large-body "
@@ -607,6 +612,27 @@ class Doc:
             "(headers, then body), each a hop through grpc.aio's event loop. What would cut it: "
             "`send_body_without_waiting_for_header_response: true` on the routing filter (the "
             "header answer stops delaying the body), and fewer Python layers per message."
+        )
+
+    def gap_large_bodies(self) -> str:
+        cases = (self.results.get("handler") or {}).get("cases", {})
+        small, heavy = cases.get("rules"), cases.get("rules-heavy")
+        if not small or not heavy or "with_protobuf_cpu_us" not in heavy:
+            return ""
+        heavy_ms = heavy["with_protobuf_cpu_us"]["p50"] / 1000
+        return (
+            f"**A ~900 KB prompt holds the event loop for {heavy_ms:.2f} ms of CPU** (the "
+            f"micro-benchmark's `rules-heavy`, against {small['with_protobuf_cpu_us']['p50']:.0f}"
+            " µs for the 28-token prompt): every other stream waits that long. Parsing is "
+            "msgspec's (json.loads took 4-5 x longer), a keyword route whose words are not even "
+            "in the prompt skips its regex, and a regex route reads at most 16 384 characters "
+            "per message. Handing the body to a parse process would cost the event loop's "
+            "process more than parsing it (measured: 1.2 ms of its CPU against 0.5 ms). "
+            "So that back-to-back large bodies do not keep the core from small requests, they "
+            "take turns, with a pause after each while small requests flow "
+            "(`extproc/request/admission.py`): `make bench-heavy` measures the small "
+            "requests' p50 beside them, and what the large ones pay in throughput "
+            "([`docs/CPU.md`](CPU.md), issue #34)."
         )
 
     def gap_observe(self) -> str:

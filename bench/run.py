@@ -105,7 +105,7 @@ def start_stacks(lab: Lab, selected: list[Scenario]) -> tuple[dict[str, Stack], 
 def run_handler_bench(quick: bool, semantic: bool) -> dict[str, Any]:
     command = [sys.executable, str(REPO / "bench" / "handler_bench.py"), "--json"]
     command += ["--quick"] if quick else []
-    command += [] if semantic else ["--cases", "rules"]
+    command += [] if semantic else ["--cases", "rules,rules-heavy"]
     done = subprocess.run(
         command, capture_output=True, text=True, cwd=REPO, timeout=600, check=False
     )

@@ -49,6 +49,12 @@ class Metrics:
             ["phase"],
             registry=r,
         )
+        self.large_body_wait = Histogram(
+            "switchyard_large_body_wait_seconds",
+            "How long a large request body waited for its turn (extproc.request.admission).",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.classification_seconds = Histogram(
             "switchyard_classification_seconds",
             "Time to classify one batch.",

@@ -21,6 +21,7 @@ from extproc.cache.service import ResponseCache
 from extproc.config import ServerTlsConfig
 from extproc.errors import RequestError
 from extproc.metrics import Metrics
+from extproc.request.admission import LargeBodyPacer
 from extproc.request.processor import (
     CONTINUE_BODY,
     CONTINUE_HEADERS,
@@ -57,6 +58,7 @@ class ExternalProcessor:
         self._traffic = traffic
         self._quality = quality
         self._cache = cache
+        self._pacer = LargeBodyPacer()
 
     async def Process(
         self,
@@ -78,7 +80,9 @@ class ExternalProcessor:
                 # One runtime for the whole stream: the config version Envoy matched the
                 # request with, even while a reload moves both to the next.
                 runtime = self._runtimes.for_version(_config_version(context))
-                routing = RoutingStream(runtime, self._metrics, cache=self._cache)
+                routing = RoutingStream(
+                    runtime, self._metrics, cache=self._cache, pacer=self._pacer
+                )
             yield await self._route(routing, request)
 
     async def _route(

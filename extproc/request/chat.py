@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+import msgspec
+
 from classifier.text import guess_language
 from extproc.errors import RequestError
 
@@ -17,6 +19,9 @@ LANGUAGE_CHARS = 2_048
 """The language guess reads this much of a message: evidence enough, at a bounded cost."""
 MAX_TEXT_CHARS = 16_384
 """Per message: the classifier reads at most a few hundred tokens anyway."""
+_FAST_JSON = msgspec.json.Decoder()
+"""About 5 x faster than json.loads on a large body, and what it accepts it reads the
+same (integers of any size included, which orjson turns into floats)."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,14 @@ class ChatRequest:
     def text(self) -> str:
         # Joined once: every keyword and regex route searches it.
         return "\n".join(self.user_messages)
+
+    @cached_property
+    def ascii_lower_text(self) -> str | None:
+        """The text lower-cased when it is all ASCII, else None. On ASCII text a keyword
+        matched with re.IGNORECASE is exactly a substring of this (a str.find, ~20 x faster
+        than the regex on a long prompt); other scripts fold in ways lower() does not."""
+        text = self.text
+        return text.lower() if text.isascii() else None
 
     @cached_property
     def language(self) -> str | None:
@@ -87,11 +100,24 @@ def _content_text(content: object, index: int) -> str:
     raise _bad(f"messages[{index}].content: expected a string or a list of parts")
 
 
+def _load_json(body: bytes) -> Any:
+    """The body's JSON value, exactly as json.loads reads it.
+
+    msgspec refuses some bodies json.loads accepts (NaN, lone surrogates, a BOM, numbers
+    past a double's range, UTF-16) and words its errors differently: anything it refuses
+    goes to json.loads, which gives the verdict and the error message.
+    """
+    try:
+        return _FAST_JSON.decode(body)
+    except (msgspec.MsgspecError, RecursionError):
+        return json.loads(body)
+
+
 def parse_chat(body: bytes) -> ChatRequest:
     """Parses a chat completion body; raises RequestError(400) with the reason."""
     too_deep = _bad(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        data = json.loads(body)
+        data = _load_json(body)
     except UnicodeDecodeError:
         raise _bad("body is not valid UTF-8") from None
     except json.JSONDecodeError as exc:

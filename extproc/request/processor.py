@@ -7,7 +7,6 @@ loop (extproc.server) does the I/O, the logging and the error mapping.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Mapping
@@ -19,7 +18,8 @@ from extproc.errors import RequestError
 from extproc.logs import redact
 from extproc.metrics import Metrics
 from extproc.request.adapt import rewrite
-from extproc.request.chat import parse_chat
+from extproc.request.admission import LARGE_BODY_BYTES, LargeBodyPacer
+from extproc.request.chat import ChatRequest, parse_chat
 from extproc.request.runtime import Runtime
 from extproc.request.shadow import is_shadow_copy, shadow_rewrite
 from extproc.response.sampling import observe_response, sampling
@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
 BodySendMode = processing_mode_pb2.ProcessingMode.BodySendMode
 log = logging.getLogger("switchyard.request")
-LARGE_BODY_BYTES = 65_536
-"""Above this, a body waits one turn of the event loop before it is parsed."""
+MAX_PACING_SHARE = 0.25
+"""A large body waits for its turn at most this share of Envoy's message timeout."""
 
 
 def set_headers(values: Mapping[str, str]) -> ext_proc_pb2.HeaderMutation:
@@ -102,6 +102,8 @@ class RoutingStream:
     headers: dict[str, str] = field(default_factory=dict)
     is_chat: bool = False
     cache: CacheLookup | None = None
+    pacer: LargeBodyPacer | None = None
+    """Large bodies take turns (extproc.request.admission); None handles each at once."""
 
     @property
     def request_id(self) -> str:
@@ -144,11 +146,20 @@ class RoutingStream:
                 "request_too_large",
                 f"request body is larger than {limit} bytes, the most this deployment accepts",
             )
-        if len(body) > LARGE_BODY_BYTES:
-            # Parsing holds the event loop for about a millisecond per 400 KB: let the
-            # streams that are ready (small requests, mostly) go first.
-            await asyncio.sleep(0)
-        chat = parse_chat(body)
+        if self.pacer is None or len(body) <= LARGE_BODY_BYTES:
+            if self.pacer is not None:
+                self.pacer.small_request()
+            chat = parse_chat(body)
+        else:
+            # The turn times the parse alone: it grows with the body as Envoy's and gRPC's
+            # work on it does, and a classifier's inference (a thread) is not the body's.
+            max_wait_s = self.runtime.config.envoy.message_timeout_ms / 1000 * MAX_PACING_SHARE
+            async with self.pacer.turn(max_wait_s) as waited_s:
+                self.metrics.large_body_wait.observe(waited_s)
+                chat = parse_chat(body)
+        return await self._route_chat(chat)
+
+    async def _route_chat(self, chat: ChatRequest) -> ext_proc_pb2.ProcessingResponse:
         if is_shadow_copy(self.headers):
             return _body_changes(*shadow_rewrite(self.runtime, chat, self.headers))
         router = self.runtime.router

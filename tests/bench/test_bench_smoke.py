@@ -64,6 +64,8 @@ def test_quick_run_is_well_formed(tmp_path: Path) -> None:
 
     handler = results["handler"]["cases"]["rules"]
     assert 0 < handler["handler_us"]["p50"] <= handler["with_protobuf_us"]["p99"]
+    heavy = results["handler"]["cases"]["rules-heavy"]
+    assert 0 < handler["with_protobuf_cpu_us"]["p50"] < heavy["with_protobuf_cpu_us"]["p50"]
 
     text = doc.read_text()
     for heading in ("## Targets", "## Machine", "## How it was run", "## Results", "## Raw runs"):

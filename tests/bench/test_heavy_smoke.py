@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.heavy_clients import HEAVY_BYTES, heavy_body
+from bench.configs import HEAVY_BYTES, heavy_body
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -191,3 +191,45 @@ def test_a_large_prompt_full_of_brackets_is_parsed_whole() -> None:
     text = "x = [{'a': [1, 2]}]\n" * 45_000  # ~900 KB, 180 000 brackets inside one string
     body = json.dumps({"model": "m", "messages": [{"role": "user", "content": text}]}).encode()
     assert parse_chat(body).user_messages == (text[:MAX_TEXT_CHARS],)
+
+
+def _json_outcome(load: object, body: bytes) -> tuple[str, str]:
+    try:
+        return "ok", repr(load(body))  # type: ignore[operator]
+    except RecursionError:
+        return "error", "RecursionError"
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        return "error", f"{type(error).__name__}: {error}"
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(alphabet=st.characters(codec=None), max_size=12),  # lone surrogates included
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        JSON_VALUES.map(
+            lambda value: json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        ),
+        JSON_VALUES.map(lambda value: json.dumps(value).encode()),
+        st.binary(max_size=60),
+        st.sampled_from(
+            [b"\xef\xbb\xbf{}", '{"a": 1}'.encode("utf-16"), b'["\\ud800"]', b"[1e400]", b"[NaN]"]
+        ),
+    )
+)
+def test_the_fast_parser_reads_every_body_as_json_loads_does(body: bytes) -> None:
+    from extproc.request.chat import _load_json
+
+    # Same value (repr tells 1 from 1.0 and keeps NaN comparable) or the same error.
+    assert _json_outcome(_load_json, body) == _json_outcome(json.loads, body)

@@ -3,6 +3,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from extproc import headers as h
 from extproc.config import parse_config
@@ -197,3 +199,31 @@ def test_language_alone_needs_no_classifier() -> None:
     decision = router.decide(chat("Bonjour, pouvez-vous m'aider ?"), {}, None)
     assert decision is not None and decision.route == "fr"
     assert _combined_router().needs_label
+
+
+# Letters whose case folds across scripts (Kelvin sign, long s, dotted I, sharp s, final
+# sigma) next to ASCII: where the str.find shortcut must step aside for the regex.
+_FOLDING = "aksiAKSI _-.\n\u212a\u017f\u0130\u0131\u00df\u1e9e\u03c2\u03a3\u00e9"
+
+
+@settings(max_examples=400, deadline=None)
+@example(keywords=["s"], messages=["\u017f"])  # long s: lower() keeps it, the regex folds it
+@example(keywords=["ask"], messages=["a TASK"])  # inside a word: found by find, not a match
+@example(keywords=["ask"], messages=["ASK me"])
+@given(
+    keywords=st.lists(st.text(alphabet=_FOLDING, min_size=1, max_size=4), min_size=1, max_size=3),
+    messages=st.lists(st.text(alphabet=_FOLDING, max_size=40), min_size=1, max_size=3),
+)
+def test_keyword_matches_are_those_of_the_whole_word_regex(
+    keywords: list[str], messages: list[str]
+) -> None:
+    import re
+
+    from extproc.request.routing import _keywords_matcher
+
+    regex = re.compile(
+        r"(?<!\w)(?:" + "|".join(re.escape(k) for k in keywords) + r")(?!\w)", re.IGNORECASE
+    )
+    request = chat(*messages)
+    expected = regex.search(request.text) is not None
+    assert _keywords_matcher(keywords)(request, {}, None) is expected
