@@ -17,7 +17,7 @@ from functools import partial
 from extproc import headers as h
 from extproc.config import Config
 from extproc.rollout.analysis import Status, Verdict, analyze
-from extproc.rollout.canary import Phase, Rollouts, hold_met
+from extproc.rollout.canary import CanaryState, Phase, Rollouts, hold_met
 from extproc.rollout.envoy_stats import EnvoyRouteStats
 from extproc.rollout.envoy_stats import fetch as fetch_envoy_stats
 from extproc.rollout.observe import TrafficStats
@@ -44,9 +44,21 @@ class CanaryController:
         """The last verdict per route, as this replica judged it."""
         self._envoy_stats: tuple[str, EnvoyRouteStats] | None = None
         self._envoy_stats_ok = True
+        rollouts.subscribe(self._on_rollout_change)
 
-    def forget(self, route: str) -> None:
-        """A new step (or phase) starts: the next verdict comes from its own traffic."""
+    def adopt(self, config: Config) -> None:
+        """A (re)loaded config's canaries: the store learns the new ones, the traffic
+        record keeps what the analysis of these routes reads."""
+        new_routes = self._rollouts.apply_config(config, self._store.starting_state)
+        self._store.rollouts_changed(new_routes)
+        self._traffic.analyse_routes(
+            frozenset(self._rollouts.states()), keep_s=2 * config.analysis.window_s
+        )
+        self._traffic.observed_feeds_analysis = config.analysis.source == "observed"
+
+    def _on_rollout_change(self, route: str, old: CanaryState | None, new: CanaryState) -> None:
+        # The analysis reads traffic from the step's start on: a verdict on the next
+        # step comes from traffic served at that step.
         self.verdicts.pop(route, None)
 
     async def run(self) -> None:

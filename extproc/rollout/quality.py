@@ -206,7 +206,13 @@ class Quality:
     posts feedback and reads)."""
 
     def __init__(
-        self, config: Config, metrics: Metrics, sink: SignalSink, clock: Callable[[], float]
+        self,
+        config: Config,
+        metrics: Metrics,
+        sink: SignalSink,
+        clock: Callable[[], float],
+        lookup: Callable[[str], Served | None] | None = None,
+        claim: Callable[[str, list[str]], set[str]] | None = None,
     ) -> None:
         self._metrics = metrics
         self._sink = sink
@@ -215,9 +221,9 @@ class Quality:
         self._recent = RecentRequests(config.quality.remember_s, config.quality.remember_max)
         self._totals: dict[tuple[str, str, str], QualityTotals] = {}
         self._unshared_ids: deque[tuple[str, Served]] | None = None
-        self.lookup: Callable[[str], Served | None] | None = None
+        self.lookup = lookup
         """In a fleet: where another replica's request went (extproc.store.redis_requests)."""
-        self.claim: Callable[[str, list[str]], set[str]] | None = None
+        self.claim = claim
         """In a fleet: of these feedback kinds for a request ("score", flag names), the ones
         no replica has counted yet; each replica's own record only knows its own posts."""
         self.configure(config)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from extproc.admin import LoopBridge
 from extproc.config import Config, parse_config
 from extproc.metrics import Metrics
 from extproc.rollout.canary import Phase, RolloutError, Rollouts, hold_met
@@ -373,15 +374,17 @@ def _wired(replicas: list[Replica], loop: asyncio.AbstractEventLoop) -> list[Qua
     config = fleet_config("redis://127.0.0.1:1/0")
     wired = []
     for replica in replicas:
-        quality = Quality(config, replica.metrics, replica.traffic.record_signal, replica.clock)
-        store = replica.store
-        store.share_requests(quality)
-        quality.lookup = lambda request_id, store=store: asyncio.run_coroutine_threadsafe(
-            store.lookup_request(request_id), loop
-        ).result(5)
-        quality.claim = lambda request_id, kinds, store=store: asyncio.run_coroutine_threadsafe(
-            store.claim_feedback(request_id, kinds), loop
-        ).result(5)
+        bridge = LoopBridge(replica.store)
+        bridge.attach(loop)
+        quality = Quality(
+            config,
+            replica.metrics,
+            replica.traffic.record_signal,
+            replica.clock,
+            lookup=bridge.lookup_request,
+            claim=bridge.claim_feedback,
+        )
+        replica.store.share_requests(quality)
         wired.append(quality)
     return wired
 
