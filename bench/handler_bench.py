@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import configs
 from bench.load import WORDS
 from extproc.config import parse_config
-from extproc.metrics import Metrics
+from extproc.request.metrics import RequestMetrics
 from extproc.request.processor import RoutingStream
 from extproc.request.runtime import Runtime, build_runtime
 from extproc.rollout.canary import Rollouts
@@ -81,7 +81,7 @@ def runtime_for(case: str) -> Runtime:
         data = configs.rules_config(ADDRESSES, backend, observe=True)
     else:
         data = configs.semantic_config(ADDRESSES, backend)
-    return build_runtime(parse_config(data, "bench"), Rollouts(), Metrics())
+    return build_runtime(parse_config(data, "bench"), Rollouts(), RequestMetrics())
 
 
 async def time_handlers(
@@ -92,7 +92,7 @@ async def time_handlers(
     The two are timed alternately, request by request, so a change in the machine's
     load touches both alike; `wire` (pre-encoded message pairs) is used in turn.
     """
-    metrics = Metrics()
+    metrics = RequestMetrics()
     parse = ext_proc_pb2.ProcessingRequest.FromString
     decoded = [(parse(h), parse(b)) for h, b in wire]
     samples: tuple[list[float], list[float]] = ([], [])

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from extproc.cache.service import ResponseCache
-from extproc.metrics import Metrics
 from extproc.reload import ConfigReloader
+from extproc.request.metrics import RequestMetrics
 from extproc.rollout.canary import CanaryState, RolloutError, Rollouts
 from extproc.rollout.controller import CanaryController
 from extproc.rollout.observe import TrafficStats
@@ -75,7 +75,7 @@ class Admin:
         traffic: TrafficStats,
         quality: Quality,
         cache: ResponseCache,
-        metrics: Metrics,
+        request_metrics: RequestMetrics,
         clock: Callable[[], float],
     ) -> None:
         self._bridge = bridge
@@ -86,7 +86,7 @@ class Admin:
         self._traffic = traffic
         self._quality = quality
         self._cache = cache
-        self._metrics = metrics
+        self._request_metrics = request_metrics
         self._clock = clock
 
     def act(self, route: str, action: str) -> CanaryState:
@@ -169,7 +169,7 @@ class Admin:
             "rollouts": self._rollout_rows(),
             "shadows": compare(traffic, self._reloader.config),
             "cache": self._cache.snapshot(),
-            "clients": self._metrics.client_rows(),
+            "clients": self._request_metrics.client_rows(),
         }
 
 

@@ -13,6 +13,7 @@ from extproc.config import Config, load_config
 from extproc.envoy_config import EnvoyResources, resources
 from extproc.errors import ConfigError
 from extproc.metrics import Metrics
+from extproc.request.metrics import RequestMetrics
 from extproc.request.runtime import Runtime, RuntimeHolder, build_runtime, check_reload
 from extproc.rollout.canary import Rollouts
 from extproc.upstream import upstream_mapping
@@ -37,6 +38,7 @@ class ConfigReloader:
         config: Config,
         rollouts: Rollouts,
         metrics: Metrics,
+        request_metrics: RequestMetrics,
         cache: ResponseCache,
         adopt: Callable[[Config], None],
     ) -> None:
@@ -44,6 +46,7 @@ class ConfigReloader:
         self.config_path = config_path
         self._rollouts = rollouts
         self._metrics = metrics
+        self._request_metrics = request_metrics
         self._cache = cache
         self._adopt = adopt
         # What Envoy is served (xDS); with envoy.xds false, what its routes were made for.
@@ -51,7 +54,7 @@ class ConfigReloader:
         self._started_mapping = upstream_mapping(config)
         self.xds = XdsServer(snapshot(self._served))
         self.runtimes = RuntimeHolder(
-            build_runtime(config, rollouts, metrics), self._served.version
+            build_runtime(config, rollouts, request_metrics), self._served.version
         )
         self._stamp = self._stamps()
         self._reloading = asyncio.Lock()
@@ -114,7 +117,7 @@ class ConfigReloader:
         """Everything that can fail, off the event loop: validation, the model, Envoy's
         resources as Envoy's own typed messages."""
         config = load_config(self.config_path)
-        runtime = build_runtime(config, self._rollouts, self._metrics)
+        runtime = build_runtime(config, self._rollouts, self._request_metrics)
         # A block label keeps what it blocked (unless the config says force).
         check_reload(str(self.config_path), self.runtimes.current, runtime)
         served = resources(config)

@@ -21,6 +21,7 @@ from extproc.cache.service import ResponseCache
 from extproc.config import ServerTlsConfig
 from extproc.errors import RequestError
 from extproc.metrics import Metrics
+from extproc.request.metrics import RequestMetrics
 from extproc.request.processor import (
     CONTINUE_BODY,
     CONTINUE_HEADERS,
@@ -47,12 +48,14 @@ class ExternalProcessor:
         self,
         runtimes: RuntimeHolder,
         metrics: Metrics,
+        request_metrics: RequestMetrics,
         traffic: TrafficStats,
         quality: Quality | None = None,
         cache: ResponseCache | None = None,
     ) -> None:
         self._runtimes = runtimes
         self._metrics = metrics
+        self._request_metrics = request_metrics
         self._traffic = traffic
         self._quality = quality
         self._cache = cache
@@ -77,7 +80,7 @@ class ExternalProcessor:
                 # One runtime for the whole stream: the config version Envoy matched the
                 # request with, even while a reload moves both to the next.
                 runtime = self._runtimes.for_version(_config_version(context))
-                routing = RoutingStream(runtime, self._metrics, cache=self._cache)
+                routing = RoutingStream(runtime, self._request_metrics, cache=self._cache)
             yield await self._route(routing, request)
 
     async def _route(

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING
 
 from extproc import headers as h
 from extproc.config import Config
-from extproc.metrics import AUTH_REFUSALS, Metrics
 from extproc.request.processor import header_map
+from extproc.rollout.metrics import AUTH_REFUSALS, RolloutMetrics
 from extproc.rollout.quality import ANSWER_HEAD_BYTES, Quality
 from extproc.rollout.sampling import weight
 from extproc.rollout.window import Summary
@@ -82,7 +82,7 @@ BucketKey = tuple[str, str, int]
 class TrafficStats:
     """Thread-safe: written by the gRPC loop, read by the analysis and the HTTP endpoints."""
 
-    def __init__(self, metrics: Metrics, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, metrics: RolloutMetrics, clock: Callable[[], float] = time.time) -> None:
         self._metrics = metrics
         self._clock = clock
         self._lock = threading.Lock()

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from extproc.config import Config
-from extproc.metrics import Metrics
+from extproc.rollout.metrics import RolloutMetrics
 from extproc.rollout.window import Summary
 
 ANSWER_HEAD_BYTES = 8192
@@ -208,7 +208,7 @@ class Quality:
     def __init__(
         self,
         config: Config,
-        metrics: Metrics,
+        metrics: RolloutMetrics,
         sink: SignalSink,
         clock: Callable[[], float],
         lookup: Callable[[str], Served | None] | None = None,

@@ -375,11 +375,11 @@ def _response_body(chunk: bytes, end: bool) -> Any:
 
 
 async def test_the_observer_fills_from_a_streamed_response_and_skips_hits() -> None:
-    from extproc.metrics import Metrics
+    from extproc.rollout.metrics import RolloutMetrics
     from extproc.rollout.observe import ObserveStream, TrafficStats
 
     cache = _cache()
-    traffic = TrafficStats(Metrics())
+    traffic = TrafficStats(RolloutMetrics())
     config = parse_config(CONFIG, "t.yaml")
     lookup = await _ask(cache, "How do I export my data?")
     answer = read_answer(200, "application/json", json.dumps(COMPLETE).encode())

@@ -15,6 +15,7 @@ from extproc.http_api import HttpApi
 from extproc.metrics import Metrics
 from extproc.rollout.analysis import Status, analyze
 from extproc.rollout.canary import CanaryState
+from extproc.rollout.metrics import RolloutMetrics
 from extproc.rollout.observe import TrafficStats
 from extproc.rollout.quality import (
     MAX_FEEDBACK_BYTES,
@@ -136,9 +137,9 @@ def test_malformed_feedback_is_refused_with_the_reason(body: bytes, message: str
 
 def make_quality(
     routes: frozenset[str] = frozenset({"clinical"}),
-) -> tuple[Quality, TrafficStats, Metrics, list[float]]:
+) -> tuple[Quality, TrafficStats, RolloutMetrics, list[float]]:
     clock = [1000.0]
-    metrics = Metrics()
+    metrics = RolloutMetrics()
     traffic = TrafficStats(metrics, clock=lambda: clock[0])
     traffic.analyse_routes(routes, keep_s=120)
     quality = Quality(Config(), metrics, traffic.record_signal, lambda: clock[0])

@@ -18,11 +18,12 @@ import redis.asyncio as aioredis
 
 from extproc.admin import LoopBridge
 from extproc.config import Config, parse_config
-from extproc.metrics import Metrics
 from extproc.rollout.canary import Phase, RolloutError, Rollouts, hold_met
+from extproc.rollout.metrics import RolloutMetrics
 from extproc.rollout.observe import TrafficStats
 from extproc.rollout.quality import Quality
 from extproc.store.clock import StoreClock
+from extproc.store.metrics import StoreMetrics
 from extproc.store.redis_store import RedisStore
 from tests.redis_server import RedisServer
 
@@ -67,11 +68,11 @@ def fleet_config(url: str, **state: Any) -> Config:
 class Replica:
     def __init__(self, config: Config, skew_s: float = 0.0) -> None:
         self.clock = StoreClock(lambda: time.time() + skew_s)
-        self.metrics = Metrics()
+        self.metrics = RolloutMetrics()
         self.rollouts = Rollouts()
         self.traffic = TrafficStats(self.metrics, clock=self.clock)
         self.store = RedisStore(
-            config.state, config.analysis, self.rollouts, self.traffic, self.metrics, self.clock
+            config.state, config.analysis, self.rollouts, self.traffic, StoreMetrics(), self.clock
         )
         self.store.rollouts_changed(self.rollouts.apply_config(config, self.store.starting_state))
         self.traffic.analyse_routes(frozenset({"r"}), keep_s=120)
