@@ -1,7 +1,7 @@
 """switchyard's Prometheus metrics: one registry per server, and the few metrics of the
 server itself. Each area declares its own beside its code, on that registry
-(extproc.request.metrics, extproc.rollout.metrics, extproc.store.metrics, and the cache's in
-extproc.cache.service)."""
+(extproc.request.metrics, extproc.rollout.metrics, extproc.store.metrics,
+extproc.cache.metrics)."""
 
 from __future__ import annotations
 

@@ -99,7 +99,7 @@ class SharedCache:
                 pipe.publish(self._channel, json.dumps({"from": self._replica, "fill": text}))
                 await pipe.execute()
         except _ERRORS as exc:
-            self._cache.fills.labels(entry.route, "shared_store_error").inc()
+            self._cache.metrics.fills.labels(entry.route, "shared_store_error").inc()
             log.debug("cache fill not shared: %s", exc)
 
     async def purge(self, route: str | None, digests: list[str] | None) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from extproc.cache.metrics import CacheMetrics
 from extproc.metrics import Metrics
 from extproc.request.metrics import RequestMetrics
 from extproc.rollout.metrics import RolloutMetrics
@@ -42,7 +43,7 @@ def test_promtool_accepts_the_rules() -> None:
 
 def test_switchyard_metrics_in_the_rules_exist() -> None:
     registry = Metrics().registry  # the server's, with every area's metrics on it
-    for area in (RequestMetrics, RolloutMetrics, StoreMetrics):
+    for area in (RequestMetrics, RolloutMetrics, StoreMetrics, CacheMetrics):
         area(registry)
     exported = {family.name for family in registry.collect()}
     named = set(re.findall(r"\b(switchyard_[a-z_]+)", _exprs()))
