@@ -102,7 +102,8 @@ class Switchyard:
     async def run(self) -> None:
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         cfg = self.config.server
-        self.bridge.attach(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        self.bridge.attach(loop)
         # The fleet's state first: a replica serves what the fleet decided, not the
         # config's starting percent.
         await self.store.start()
@@ -134,27 +135,7 @@ class Switchyard:
             purge_cache=self.admin.purge_cache,
         )
         api.start()
-        log.info(
-            "serving ext_proc on %s (%s), metrics on %s",
-            cfg.listen,
-            "mutual TLS" if cfg.tls else "plaintext",
-            cfg.metrics_listen,
-        )
-        if admin_token is None:
-            log.warning(
-                "$%s is unset or empty: POST /rollout on %s answers loopback clients only; set it "
-                "to accept the bearer token from anywhere",
-                cfg.admin_token_env,
-                cfg.metrics_listen,
-            )
-        else:
-            log.info("POST /rollout requires the bearer token from $%s", cfg.admin_token_env)
-        for name in insecure_backends(self.config):
-            log.warning(
-                "backend %s: insecure_skip_verify is set, its TLS certificate is NOT verified",
-                name,
-            )
-        loop = asyncio.get_running_loop()
+        self._announce(admin_token)
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -177,3 +158,27 @@ class Switchyard:
             await self.cache.shared.close()
         api.stop()
         log.info("stopped")
+
+    def _announce(self, admin_token: str | None) -> None:
+        """What is served where, and the settings an operator must not miss."""
+        cfg = self.config.server
+        log.info(
+            "serving ext_proc on %s (%s), metrics on %s",
+            cfg.listen,
+            "mutual TLS" if cfg.tls else "plaintext",
+            cfg.metrics_listen,
+        )
+        if admin_token is None:
+            log.warning(
+                "$%s is unset or empty: POST /rollout on %s answers loopback clients only; set it "
+                "to accept the bearer token from anywhere",
+                cfg.admin_token_env,
+                cfg.metrics_listen,
+            )
+        else:
+            log.info("POST /rollout requires the bearer token from $%s", cfg.admin_token_env)
+        for name in insecure_backends(self.config):
+            log.warning(
+                "backend %s: insecure_skip_verify is set, its TLS certificate is NOT verified",
+                name,
+            )
