@@ -20,7 +20,8 @@ import random
 from dataclasses import dataclass, replace
 
 from extproc.config import AnalysisConfig
-from extproc.rollout.analysis import Status, analyze
+from extproc.rollout.analysis import analyze
+from extproc.rollout.outcome import Outcome
 from extproc.rollout.window import Summary
 
 
@@ -85,7 +86,7 @@ def run(
                 for summary in per_second.values():
                     window[name].merge(summary)
             verdict = analyze(window["canary"], window["stable"], cfg)
-            if verdict.status is Status.DEGRADED and verdict.metric.startswith(counted):
+            if verdict.status is Outcome.DEGRADED and verdict.metric.startswith(counted):
                 return t - change_at
     return None
 

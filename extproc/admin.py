@@ -15,10 +15,10 @@ from extproc.reload import ConfigReloader
 from extproc.request.metrics import RequestMetrics
 from extproc.rollout.canary import CanaryState, RolloutError, Rollouts
 from extproc.rollout.controller import CanaryController
-from extproc.rollout.observe import TrafficStats
 from extproc.rollout.progress import progress
 from extproc.rollout.quality import Quality, Served
-from extproc.rollout.shadow import compare
+from extproc.rollout.shadow_comparison import compare
+from extproc.rollout.traffic import TrafficStats
 from extproc.store import RolloutStore
 
 OPERATOR_TIMEOUT_S = 10.0

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from extproc.admin import Admin, LoopBridge
 from extproc.cache.service import ResponseCache
@@ -19,12 +20,15 @@ from extproc.request.metrics import RequestMetrics
 from extproc.rollout.canary import Rollouts
 from extproc.rollout.controller import CanaryController
 from extproc.rollout.metrics import RolloutMetrics
-from extproc.rollout.observe import TrafficStats
 from extproc.rollout.quality import Quality
+from extproc.rollout.traffic import TrafficStats
 from extproc.server import ExternalProcessor, Health, start_grpc_server
 from extproc.store import make_store
 from extproc.store.clock import StoreClock
 from extproc.store.metrics import StoreMetrics
+
+if TYPE_CHECKING:
+    from extproc.cache.shared import SharedCache
 
 log = logging.getLogger("switchyard")
 
@@ -64,7 +68,12 @@ class Switchyard:
         self.controller = CanaryController(
             lambda: self.config, self.rollouts, self.store, self.traffic, self.clock
         )
-        self.cache = ResponseCache(registry)
+        self.shared_cache: SharedCache | None = None
+        if config.state.store == "redis":
+            from extproc.cache.shared import SharedCache
+
+            self.shared_cache = SharedCache(config.state, self.store.replica)
+        self.cache = ResponseCache(registry, replication=self.shared_cache)
         self.cache.configure(config)
         self.reloader = ConfigReloader(
             config_path,
@@ -107,11 +116,8 @@ class Switchyard:
         # The fleet's state first: a replica serves what the fleet decided, not the
         # config's starting percent.
         await self.store.start()
-        if self.config.state.store == "redis":
-            from extproc.cache.shared import SharedCache
-
-            self.cache.shared = SharedCache(self.config.state, self.cache, self.store.replica)
-            await self.cache.shared.start()
+        if self.shared_cache is not None:
+            await self.shared_cache.start(self.cache)
         processor = ExternalProcessor(
             self.reloader.runtimes,
             self.metrics,
@@ -154,8 +160,8 @@ class Switchyard:
             task.cancel()
         await server.stop(grace=cfg.grace_s)
         await self.store.close()
-        if self.cache.shared is not None:
-            await self.cache.shared.close()
+        if self.shared_cache is not None:
+            await self.shared_cache.close()
         api.stop()
         log.info("stopped")
 

@@ -65,7 +65,7 @@ from extproc import headers as h
 from extproc.config import MODELS_PATH, BackendConfig, Config, ProcessorTlsConfig, RouteConfig
 from extproc.errors import ConfigError, ConfigIssue
 from extproc.request.adapt import BackendAdapter
-from extproc.rollout.sampling import sampling
+from extproc.response.sampling import sampling
 from extproc.upstream import stable_split
 
 EXT_PROC_CLUSTER = "_switchyard_ext_proc"
@@ -557,7 +557,7 @@ def _routed(config: Config) -> list[dict[str, Any]]:
             if quiet and config.envoy.observe == "canaries":
                 base["typed_per_filter_config"] = {OBSERVE_FILTER: DISABLED}
             elif sampling(config.envoy) and cohort == h.STABLE:
-                # Observed only when switchyard marks the request (extproc.rollout.sampling):
+                # Observed only when switchyard marks the request (extproc.response.sampling):
                 # each variant once more, with the observe filter on, ahead of it.
                 for variant in variants:
                     marked = [*variant["match"]["headers"], _header_match(h.OBSERVE, "1")]
@@ -840,7 +840,7 @@ def _shadow_routes(config: Config, version: str) -> dict[str, Any]:
 
 
 def observed_headers(config: Config) -> list[str]:
-    """The response headers extproc.rollout.observe reads."""
+    """The response headers extproc.response.observe reads."""
     names = [":status", h.ROUTE, h.COHORT, h.BACKEND, "x-envoy-upstream-service-time"]
     names.append(h.REQUEST_ID)  # joins quality signals to the request
     names.append(h.ATTEMPT_COUNT)  # an answer after a retry or a fallback counts apart

@@ -1,8 +1,13 @@
 """The headers switchyard sets for Envoy's router; clients may never set them.
 
 The Envoy renderer strips every header named here from incoming requests, so
-one list keeps the two in step.
+one list keeps the two in step. header_map reads Envoy's header lists (both
+ext_proc streams receive them).
 """
+
+from __future__ import annotations
+
+from proto import core_pb2
 
 ROUTE = "x-switchyard-route"
 COHORT = "x-switchyard-cohort"
@@ -25,7 +30,7 @@ Envoy removes the usage event from the response (and this header before the back
 
 OBSERVE = "x-switchyard-observe"
 """Request only: show this response to switchyard (envoy.observe_sample below 1 picks the
-stable responses that are observed; extproc.rollout.sampling)."""
+stable responses that are observed; extproc.response.sampling)."""
 
 SHADOW = "x-switchyard-shadow"
 """Request only: this session's request is copied to the route's shadow backend. Its value is
@@ -89,3 +94,13 @@ ATTEMPT_COUNT = "x-envoy-attempt-count"
 
 SHADOW_COHORT = "shadow"
 """The cohort of the copies a shadow backend answers: observed, never shown to a client."""
+
+
+def header_map(headers: core_pb2.HeaderMap) -> dict[str, str]:
+    """Envoy's headers as a dict; Envoy sends lower-case names, values in raw_value."""
+    out: dict[str, str] = {}
+    for header in headers.headers:
+        value = header.raw_value.decode("utf-8", "replace") if header.raw_value else header.value
+        # Repeated headers (cookie, mostly) are joined the way HTTP allows.
+        out[header.key] = f"{out[header.key]}; {value}" if header.key in out else value
+    return out

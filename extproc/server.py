@@ -1,7 +1,7 @@
 """The gRPC server: Envoy's ext_proc streams and gRPC health.
 
 Each stream is a thin loop that dispatches Envoy's messages to one handler per
-phase (extproc.request.processor for routing, extproc.rollout.observe for responses seen in
+phase (extproc.request.processor for routing, extproc.response.observe for responses seen in
 observability mode). This is the one place where errors become answers:
 a RequestError becomes the client's JSON error, anything unexpected is logged
 and counted, and the request goes on unrouted, so switchyard never fails a
@@ -29,8 +29,9 @@ from extproc.request.processor import (
     immediate_response,
 )
 from extproc.request.runtime import RuntimeHolder
-from extproc.rollout.observe import ObserveStream, TrafficStats
+from extproc.response.observe import ObserveStream
 from extproc.rollout.quality import Quality
+from extproc.rollout.traffic import TrafficStats
 from extproc.xds import XdsServer
 from extproc.xds import add_to_server as add_xds_to_server
 from proto import ext_proc_pb2, health_pb2, health_pb2_grpc

@@ -1,9 +1,9 @@
-"""A cached answer: read from an observed response, served back as JSON or SSE.
+"""A cached answer: taken from an observed response, served back as JSON or SSE.
 
 Only a complete answer is kept: status 200, one choice whose finish_reason is
-"stop", text content, no tool or function call, and (for a stream) every event up
-to `[DONE]`. Anything else (an error, a truncated answer, a refusal to finish, a
-tool call) reads as None and is never cached.
+"stop", text content, usage, no tool or function call, and (for a stream) every
+event up to `[DONE]`. Anything else (an error, a truncated answer, a refusal to
+finish, a tool call) is never cached. extproc.response.reader reads the body.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from extproc.response.reader import Completion
 
 STREAM_PIECE_CHARS = 64
 """A replayed stream carries the answer in pieces of about this many characters."""
@@ -34,103 +36,22 @@ class CachedAnswer:
         return cls(**json.loads(text))
 
 
-def _complete_choice(choice: Any) -> str | None:
-    """The text of a finished, tool-free choice, else None."""
-    if not isinstance(choice, dict) or choice.get("finish_reason") != "stop":
+def cacheable(status: int, completion: Completion | None) -> CachedAnswer | None:
+    """The answer to keep, if this response is one complete answer."""
+    if status != 200 or completion is None or not completion.ended:
         return None
-    message = choice.get("message")
-    if not isinstance(message, dict) or message.get("tool_calls") or message.get("function_call"):
+    if completion.choices != 1 or completion.finish_reason != "stop" or completion.tool_calls:
         return None
-    content = message.get("content")
-    return content if isinstance(content, str) and content else None
-
-
-def _usage(usage: Any) -> tuple[int, int] | None:
-    if not isinstance(usage, dict):
+    if not completion.content or completion.usage is None:
         return None
-    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    if isinstance(prompt, int) and isinstance(completion, int):
-        return prompt, completion
-    return None
-
-
-def from_json_body(body: bytes) -> CachedAnswer | None:
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or data.get("object") != "chat.completion":
-        return None
-    choices = data.get("choices")
-    if not isinstance(choices, list) or len(choices) != 1:
-        return None
-    content = _complete_choice(choices[0])
-    usage = _usage(data.get("usage"))
-    if content is None or usage is None:
-        return None
-    return _answer(data, content, usage)
-
-
-def _answer(meta: dict[str, Any], content: str, usage: tuple[int, int]) -> CachedAnswer:
-    """The answer, with the id, model and creation time of the response (or first chunk)."""
     return CachedAnswer(
-        id=str(meta.get("id", "")),
-        model=str(meta.get("model", "")),
-        content=content,
-        prompt_tokens=usage[0],
-        completion_tokens=usage[1],
-        created=int(meta.get("created") or time.time()),
+        id=completion.id,
+        model=completion.model,
+        content=completion.content,
+        prompt_tokens=completion.usage.prompt_tokens,
+        completion_tokens=completion.usage.completion_tokens,
+        created=completion.created or int(time.time()),
     )
-
-
-def from_sse_body(body: bytes) -> CachedAnswer | None:
-    """A stream's events joined into one answer; None unless it ended with [DONE]
-    after a "stop" and carried its usage."""
-    pieces: list[str] = []
-    finish: str | None = None
-    usage: tuple[int, int] | None = None
-    first: dict[str, Any] | None = None
-    done = False
-    for event in body.replace(b"\r\n", b"\n").split(b"\n\n"):
-        for line in event.split(b"\n"):
-            if not line.startswith(b"data:"):
-                continue
-            data = line[5:].strip()
-            if data == b"[DONE]":
-                done = True
-                continue
-            try:
-                chunk = json.loads(data)
-            except ValueError:
-                return None
-            if not isinstance(chunk, dict):
-                return None
-            first = first or chunk
-            usage = _usage(chunk.get("usage")) or usage
-            for choice in chunk.get("choices") or []:
-                if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                    return None  # several choices: not one answer to replay
-                delta = choice.get("delta") or {}
-                if delta.get("tool_calls") or delta.get("function_call"):
-                    return None
-                if isinstance(delta.get("content"), str):
-                    pieces.append(delta["content"])
-                finish = choice.get("finish_reason") or finish
-    content = "".join(pieces)
-    if not done or finish != "stop" or usage is None or first is None or not content:
-        return None
-    return _answer(first, content, usage)
-
-
-def read_answer(status: int, content_type: str, body: bytes) -> CachedAnswer | None:
-    if status != 200:
-        return None
-    # Repeated content-type headers arrive joined ("text/plain; application/json").
-    if "text/event-stream" in content_type:
-        return from_sse_body(body)
-    if "application/json" in content_type:
-        return from_json_body(body)
-    return None
 
 
 def _usage_json(answer: CachedAnswer) -> dict[str, int]:

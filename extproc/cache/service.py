@@ -5,10 +5,10 @@ Reading (routing filter, extproc.request.processor): after the routing decision,
 is a dictionary read; a semantic candidate costs one embedding of the last user
 message, and only when the request's scope already holds entries.
 
-Filling (observing filter, extproc.rollout.observe): a miss or bypass that may be
+Filling (observing filter, extproc.response.observe): a miss or bypass that may be
 filled leaves a pending fill under a random token; the routing filter sends the
 token as a request header that Envoy's route copies into the response headers,
-where the observer finds it and hands the finished response to `fill`. Both
+where the observer finds it and hands the finished response to `offer`. Both
 filters reach this same process (Envoy's two clusters point at one processor);
 a token this process does not know (another replica behind a shared Service, or
 one expired) fills nothing.
@@ -24,29 +24,28 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 from prometheus_client import CollectorRegistry
 
 from extproc import headers as h
-from extproc.cache.answer import CachedAnswer, read_answer, render_json, render_sse
+from extproc.cache.answer import CachedAnswer, cacheable, render_json, render_sse
+from extproc.cache.entries import CacheEntries, Entry
 from extproc.cache.guard import disagreement, same_words
 from extproc.cache.key import RequestKey, partition_digest, request_key
 from extproc.cache.metrics import CacheMetrics
-from extproc.cache.store import Entry, MemoryStore
 from extproc.cache.wording import canonical
 from extproc.config import CacheConfig, Config
 from extproc.config_issues import did_you_mean, unknown
 from extproc.errors import PurgeRefused
+from extproc.request.cache_lookup import BYPASS, HIT, MISS, Lookup
 from extproc.request.chat import ChatRequest
-
-if TYPE_CHECKING:
-    from extproc.cache.shared import SharedCache
+from extproc.response.cost import cost, price_of
+from extproc.response.reader import ResponseReader, Usage
 
 log = logging.getLogger("switchyard.cache")
 
-HIT, MISS, BYPASS = "hit", "miss", "bypass"
 PENDING_KEPT = 10_000
 """Fills waiting for their response; the oldest are forgotten first, and any older than
 the upstream timeout (its response will never be observed)."""
@@ -62,14 +61,15 @@ class Embedder(Protocol):
     def encode(self, texts: list[str]) -> np.ndarray: ...
 
 
-@dataclass(frozen=True)
-class Lookup:
-    result: str
-    """hit, miss or bypass."""
-    body: bytes = b""
-    """On a hit: the response to send."""
-    content_type: str = ""
-    fill_token: str | None = None
+class Replication(Protocol):
+    """Carries this replica's fills and purges to the rest of the fleet
+    (extproc.cache.shared with `state.store: redis`)."""
+
+    async def publish(self, entry: Entry) -> bool:
+        """False when the fill could not be shared."""
+        ...
+
+    async def purge(self, route: str | None, digests: list[str] | None) -> int: ...
 
 
 @dataclass
@@ -79,6 +79,10 @@ class PendingFill:
     settings: CacheConfig
     vector: np.ndarray | None
     created: float = field(default_factory=time.monotonic)
+
+    @property
+    def max_answer_bytes(self) -> int:
+        return self.settings.max_answer_bytes
 
 
 def _no_cache(headers: Mapping[str, str]) -> tuple[bool, bool]:
@@ -93,9 +97,10 @@ class ResponseCache:
         self,
         registry: CollectorRegistry,
         clock: Callable[[], float] = time.time,
+        replication: Replication | None = None,
     ) -> None:
-        self.store = MemoryStore(clock)
-        self.shared: SharedCache | None = None
+        self.store = CacheEntries(clock)
+        self._replication = replication
         self._clock = clock
         self._config: Config | None = None
         self._embedder: Embedder | None = None
@@ -190,27 +195,16 @@ class ResponseCache:
         answer = entry.answer
         self.metrics.saved_tokens.labels(route, "prompt").inc(answer.prompt_tokens)
         self.metrics.saved_tokens.labels(route, "completion").inc(answer.completion_tokens)
-        cost = self._cost(backend, answer)
-        self.metrics.saved_cost.labels(route).inc(cost)
+        usage = Usage(answer.prompt_tokens, answer.completion_tokens)
+        saved = cost(price_of(self._config, backend), usage)
+        self.metrics.saved_cost.labels(route).inc(saved)
         totals = self._route_totals(route)
         totals["saved_prompt_tokens"] += answer.prompt_tokens
         totals["saved_completion_tokens"] += answer.completion_tokens
-        totals["saved_cost"] += cost
+        totals["saved_cost"] += saved
         if stream:
             return self._count(route, Lookup(HIT, render_sse(answer), "text/event-stream"))
         return self._count(route, Lookup(HIT, render_json(answer), "application/json"))
-
-    def _cost(self, backend: str, answer: CachedAnswer) -> float:
-        config = self._config
-        price = next(
-            (b.price for b in (config.backends if config else []) if b.name == backend), None
-        )
-        if price is None:
-            return 0.0
-        return (
-            answer.prompt_tokens * price.prompt_per_1m
-            + answer.completion_tokens * price.completion_per_1m
-        ) / 1e6
 
     def _route_totals(self, route: str) -> dict[str, float]:
         return self._totals.setdefault(
@@ -255,15 +249,12 @@ class ResponseCache:
             self.metrics.fills.labels("", "unknown_token").inc()
         return pending
 
-    def offer(
-        self, pending: PendingFill, status: int, content_type: str, body: bytes, size: int
-    ) -> None:
-        """A finished response for a pending fill (from the observer, on the event loop);
-        `size` is the whole body's, `body` empty when it was too large to keep."""
-        if size > pending.settings.max_answer_bytes:
+    def offer(self, pending: PendingFill, status: int, response: ResponseReader) -> None:
+        """A finished response for a pending fill (from the observer, on the event loop)."""
+        if response.size > pending.max_answer_bytes:
             self.metrics.fills.labels(pending.route, "too_large").inc()
             return
-        answer = read_answer(status, content_type, body)
+        answer = cacheable(status, response.completion)
         if answer is None:
             self.metrics.fills.labels(pending.route, "not_complete").inc()
             return
@@ -289,8 +280,8 @@ class ResponseCache:
         self.store.put(entry, settings.max_entries)
         self.metrics.fills.labels(pending.route, "stored").inc()
         self.metrics.entries.labels(pending.route).set(self.store.counts().get(pending.route, 0))
-        if self.shared is not None:
-            await self.shared.publish(entry)
+        if self._replication is not None and not await self._replication.publish(entry):
+            self.metrics.fills.labels(pending.route, "shared_store_error").inc()
 
     def adopt(self, entry: Entry) -> None:
         """An entry another replica filled (or Redis held at start)."""
@@ -339,8 +330,8 @@ class ResponseCache:
         self.check_purge(route, partition)
         digests = self.partition_digests(partition) if partition is not None else None
         removed = self.purge_local(route, digests)
-        if self.shared is not None:
-            removed = max(removed, await self.shared.purge(route, digests))
+        if self._replication is not None:
+            removed = max(removed, await self._replication.purge(route, digests))
         return removed
 
     def snapshot(self) -> list[dict[str, object]]:

@@ -1,7 +1,7 @@
 """The cache shared by every replica through Redis (`state.store: redis`).
 
 Choice: Redis is never read on the request path. Each replica answers from its own
-copy (extproc.cache.store); Redis holds the fleet's entries (one key per entry,
+copy (extproc.cache.entries); Redis holds the fleet's entries (one key per entry,
 expiring with it) and carries every fill and purge to the other replicas by
 pub/sub. A starting replica loads the live entries, so a restart keeps the cache.
 
@@ -20,17 +20,14 @@ import contextlib
 import json
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-from extproc.cache.store import Entry
+from extproc.cache.entries import Entry
 from extproc.config import StateConfig
 from extproc.store.connect import redis_client
-
-if TYPE_CHECKING:
-    from extproc.cache.service import ResponseCache
 
 log = logging.getLogger("switchyard.cache")
 _ERRORS = (RedisError, OSError, asyncio.TimeoutError, ValueError, KeyError)
@@ -40,10 +37,22 @@ class PurgeNotShared(RuntimeError):
     """A purge that reached this replica's entries but not Redis."""
 
 
+class LocalCopy(Protocol):
+    """This replica's cache, as the fleet's fills and purges reach it
+    (extproc.cache.service.ResponseCache)."""
+
+    def adopt(self, entry: Entry) -> None: ...
+
+    def purge_local(self, route: str | None, digests: list[str] | None) -> int: ...
+
+
 class SharedCache:
-    def __init__(self, config: StateConfig, cache: ResponseCache, replica: str) -> None:
+    """The cache's Replication (extproc.cache.service) through Redis; `start` hands it
+    the local copy that other replicas' fills and purges are applied to."""
+
+    def __init__(self, config: StateConfig, replica: str) -> None:
         self._redis: aioredis.Redis = redis_client(config)
-        self._cache = cache
+        self._local: LocalCopy | None = None
         self._replica = replica
         self._retry_s = config.sync_interval_s
         self._prefix = f"{config.key_prefix}:cache"
@@ -54,7 +63,8 @@ class SharedCache:
     def _key(self, entry: Entry) -> str:
         return f"{self._prefix}:{entry.route}:{entry.exact}"
 
-    async def start(self) -> None:
+    async def start(self, local: LocalCopy) -> None:
+        self._local = local
         self._task = asyncio.create_task(self._subscribe_loop())
 
     async def close(self) -> None:
@@ -83,14 +93,15 @@ class SharedCache:
             if text is None:
                 continue  # expired meanwhile
             try:
-                self._cache.adopt(Entry.from_json(str(text)))
+                self._adopt(Entry.from_json(str(text)))
             except (ValueError, KeyError, TypeError):
                 continue  # an entry written by another version: ignored, expires by itself
             adopted += 1
         return adopted
 
-    async def publish(self, entry: Entry) -> None:
-        """Stores a fill for the fleet (after the local store has it; off the request path)."""
+    async def publish(self, entry: Entry) -> bool:
+        """Stores a fill for the fleet (after the local store has it; off the request path);
+        False when Redis did not take it."""
         ttl_ms = max(1, int((entry.expires - time.time()) * 1000))
         text = entry.to_json()
         try:
@@ -99,8 +110,9 @@ class SharedCache:
                 pipe.publish(self._channel, json.dumps({"from": self._replica, "fill": text}))
                 await pipe.execute()
         except _ERRORS as exc:
-            self._cache.metrics.fills.labels(entry.route, "shared_store_error").inc()
             log.debug("cache fill not shared: %s", exc)
+            return False
+        return True
 
     async def purge(self, route: str | None, digests: list[str] | None) -> int:
         """Removes matching entries from Redis and tells every replica to do the same."""
@@ -133,10 +145,14 @@ class SharedCache:
         if event.get("from") == self._replica:
             return
         if "fill" in event:
-            self._cache.adopt(Entry.from_json(event["fill"]))
-        elif "purge" in event:
+            self._adopt(Entry.from_json(event["fill"]))
+        elif "purge" in event and self._local is not None:
             purge = event["purge"]
-            self._cache.purge_local(purge.get("route"), purge.get("digests"))
+            self._local.purge_local(purge.get("route"), purge.get("digests"))
+
+    def _adopt(self, entry: Entry) -> None:
+        if self._local is not None:
+            self._local.adopt(entry)
 
     async def _subscribe_loop(self) -> None:
         while not self._closing:

@@ -22,26 +22,16 @@ from extproc.request.chat import parse_chat
 from extproc.request.metrics import RequestMetrics
 from extproc.request.runtime import Runtime
 from extproc.request.shadow import is_shadow_copy, shadow_rewrite
-from extproc.rollout.sampling import observe_response, sampling
+from extproc.response.sampling import observe_response, sampling
 from proto import core_pb2, ext_proc_pb2, http_status_pb2, processing_mode_pb2
 
 if TYPE_CHECKING:
-    from extproc.cache.service import Lookup, ResponseCache
+    from extproc.request.cache_lookup import CacheLookup, Lookup
 
 BodySendMode = processing_mode_pb2.ProcessingMode.BodySendMode
 log = logging.getLogger("switchyard.request")
 LARGE_BODY_BYTES = 65_536
 """Above this, a body waits one turn of the event loop before it is parsed."""
-
-
-def header_map(headers: core_pb2.HeaderMap) -> dict[str, str]:
-    """Envoy's headers as a dict; Envoy sends lower-case names, values in raw_value."""
-    out: dict[str, str] = {}
-    for header in headers.headers:
-        value = header.raw_value.decode("utf-8", "replace") if header.raw_value else header.value
-        # Repeated headers (cookie, mostly) are joined the way HTTP allows.
-        out[header.key] = f"{out[header.key]}; {value}" if header.key in out else value
-    return out
 
 
 def set_headers(values: Mapping[str, str]) -> ext_proc_pb2.HeaderMutation:
@@ -111,7 +101,7 @@ class RoutingStream:
     metrics: RequestMetrics
     headers: dict[str, str] = field(default_factory=dict)
     is_chat: bool = False
-    cache: ResponseCache | None = None
+    cache: CacheLookup | None = None
 
     @property
     def request_id(self) -> str:
@@ -120,7 +110,7 @@ class RoutingStream:
     def on_request_headers(
         self, message: ext_proc_pb2.HttpHeaders
     ) -> ext_proc_pb2.ProcessingResponse:
-        self.headers = header_map(message.headers)
+        self.headers = h.header_map(message.headers)
         server = self.runtime.config.server
         # A shadow copy's path may carry the primary backend's prefix: the client's is kept.
         path = self.headers.get(h.SHADOW) or self.headers.get(":path", "")

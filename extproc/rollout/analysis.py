@@ -13,7 +13,7 @@ there is:
 Then the quality checks (extproc.rollout.quality_checks: mean score, flag rates), with
 the same statistics. Degraded needs the confidence level on any test and at least
 min_requests per cohort; otherwise healthy when both cohorts have min_requests, else not
-enough data. A quality check without enough signals is inconclusive: noted, never a
+enough data. A quality check without enough signals says not enough data: noted, never a
 rollback.
 The pure functions here take two window summaries (extproc.rollout.window: one
 replica's or the whole fleet's) and return a Verdict; the loop that acts on verdicts
@@ -22,13 +22,12 @@ is extproc.rollout.controller.
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass
 
 from extproc.config import AnalysisConfig, QualityAnalysisConfig
+from extproc.rollout.outcome import Outcome
 from extproc.rollout.quality_checks import (
-    CheckStatus,
     QualityCheck,
     check_quality,
     rate_excess_confidence,
@@ -37,15 +36,9 @@ from extproc.rollout.quality_checks import (
 from extproc.rollout.window import Summary
 
 
-class Status(enum.StrEnum):
-    HEALTHY = "healthy"
-    DEGRADED = "degraded"
-    NOT_ENOUGH_DATA = "not enough data"
-
-
 @dataclass(frozen=True)
 class Verdict:
-    status: Status
+    status: Outcome
     metric: str = ""
     canary_value: float = 0.0
     stable_value: float = 0.0
@@ -56,8 +49,8 @@ class Verdict:
 
     def describe(self) -> str:
         counts = f"n={self.canary_requests} canary / {self.stable_requests} stable"
-        if self.status is not Status.DEGRADED:
-            # Only the checks that saw signals: a route nobody scores is not "inconclusive" news.
+        if self.status is not Outcome.DEGRADED:
+            # Only the checks that saw signals: a route nobody scores is not "not enough data" news.
             quality = "".join(f"; {c.describe()}" for c in self.quality if c.has_signals)
             return f"{self.status} ({counts}){quality}"
         if self.metric.startswith("quality."):
@@ -102,11 +95,11 @@ def analyze(
     """quality: the route's quality checks (analysis.quality when None)."""
     nc, ns = canary.requests, stable.requests
     if nc < cfg.min_requests or ns < cfg.min_requests:
-        return Verdict(Status.NOT_ENOUGH_DATA, canary_requests=nc, stable_requests=ns)
+        return Verdict(Outcome.NOT_ENOUGH_DATA, canary_requests=nc, stable_requests=ns)
     confidence = error_rate_confidence(canary.errors, nc, stable.errors, ns, cfg)
     if confidence >= cfg.confidence:
         return Verdict(
-            Status.DEGRADED,
+            Outcome.DEGRADED,
             "error_rate",
             canary.errors / nc,
             stable.errors / ns,
@@ -117,7 +110,7 @@ def analyze(
     confidence = latency_confidence(canary, stable, cfg)
     if confidence >= cfg.confidence:
         return Verdict(
-            Status.DEGRADED,
+            Outcome.DEGRADED,
             "latency",
             (canary.median_latency() or 0.0) * 1000,
             (stable.median_latency() or 0.0) * 1000,
@@ -129,9 +122,9 @@ def analyze(
         check_quality(canary, stable, quality or cfg.quality, cfg.min_requests, cfg.confidence)
     )
     for check in checks:
-        if check.status is CheckStatus.DEGRADED:
+        if check.status is Outcome.DEGRADED:
             return Verdict(
-                Status.DEGRADED,
+                Outcome.DEGRADED,
                 f"quality.{check.name}",
                 check.canary_value,
                 check.stable_value,
@@ -140,4 +133,4 @@ def analyze(
                 ns,
                 checks,
             )
-    return Verdict(Status.HEALTHY, canary_requests=nc, stable_requests=ns, quality=checks)
+    return Verdict(Outcome.HEALTHY, canary_requests=nc, stable_requests=ns, quality=checks)

@@ -16,11 +16,12 @@ from functools import partial
 
 from extproc import headers as h
 from extproc.config import Config
-from extproc.rollout.analysis import Status, Verdict, analyze
+from extproc.rollout.analysis import Verdict, analyze
 from extproc.rollout.canary import CanaryState, Phase, Rollouts, hold_met
 from extproc.rollout.envoy_stats import EnvoyRouteStats
 from extproc.rollout.envoy_stats import fetch as fetch_envoy_stats
-from extproc.rollout.observe import TrafficStats
+from extproc.rollout.outcome import Outcome
+from extproc.rollout.traffic import TrafficStats
 from extproc.store import RolloutStore
 
 log = logging.getLogger("switchyard.controller")
@@ -94,10 +95,10 @@ class CanaryController:
             self.verdicts[route] = verdict
             if not (canary.auto and state.phase is Phase.PROGRESSING):
                 continue
-            if verdict.status is Status.DEGRADED:
+            if verdict.status is Outcome.DEGRADED:
                 reason = f"{verdict.metric}: {verdict.describe()}"
                 await self._store.act(route, "rollback", reason, based_on=state.version)
-            elif verdict.status is Status.HEALTHY and deciding:
+            elif verdict.status is Outcome.HEALTHY and deciding:
                 requests = await self._store.step_requests(route, state)
                 if hold_met(canary, state, self._clock(), requests):
                     await self._store.act(

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from extproc.config import AnalysisConfig, CanaryConfig
-from extproc.rollout.analysis import Status, Verdict
+from extproc.rollout.analysis import Verdict
 from extproc.rollout.canary import CanaryState, Phase, next_step
+from extproc.rollout.outcome import Outcome
 
 
 def _duration(seconds: float) -> str:
@@ -53,7 +54,7 @@ def _waiting_for(
         return "the next analysis round" if judged_here else "the fleet's leader, which judges it"
     window = min(analysis.window_s, max(elapsed, 1.0))
     rate = verdict.canary_requests / window
-    if verdict.status is Status.NOT_ENOUGH_DATA:
+    if verdict.status is Outcome.NOT_ENOUGH_DATA:
         missing = []
         more = analysis.min_requests - verdict.canary_requests
         if more > 0:
@@ -71,7 +72,7 @@ def _waiting_for(
         if stable_more > 0:
             missing.append(f"needs {stable_more} more stable requests in the window")
         return "; ".join(missing) or "enough requests: the next verdict"
-    if verdict.status is Status.DEGRADED:
+    if verdict.status is Outcome.DEGRADED:
         return "the rollback this verdict calls for"
     left_s = canary.hold.seconds - elapsed
     left_requests = canary.hold.requests - step_requests

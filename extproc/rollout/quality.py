@@ -31,63 +31,29 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from extproc.config import Config
+from extproc.response.reader import ResponseReader
 from extproc.rollout.metrics import RolloutMetrics
 from extproc.rollout.window import Summary
 
-ANSWER_HEAD_BYTES = 8192
-"""The start of each response kept to read the answer's text (refusals open an answer)."""
 REFUSAL_SCAN_CHARS = 400
 POSTED_FLAGS = ("unsafe", "refusal", "wrong")
 FLAGS = (*POSTED_FLAGS, "empty", "truncated")
 MAX_FEEDBACK_BYTES = 16_384
 MAX_REQUEST_ID_CHARS = 200
-_LENGTH = re.compile(rb'"finish_reason"\s*:\s*"length"')
-_CONTENT = re.compile(r'"content"\s*:\s*"([^"\\]*(?:\\.[^"\\]*)*)')
-_TOOL_CALL = re.compile(r'"tool_calls"\s*:\s*\[\s*\{')
 
 SignalSink = Callable[[str, str, int, Callable[[Summary], None]], None]
 """(route, cohort, second, change): applies a signal to that second's analysis bucket."""
 
 
-# -- reading the answer ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Answer:
-    text: str
-    """The answer's text as far as it was read (choices' content, deltas joined)."""
-    complete: bool
-    """The whole response was read: an empty text means an empty answer."""
-    tool_calls: bool
-
-
-def _decode(raw: str) -> str:
-    try:
-        return str(json.loads(f'"{raw}"'))
-    except ValueError:  # cut inside an escape at the end of the head
-        return raw
-
-
-def read_answer(head: bytes, complete: bool) -> Answer | None:
-    """The answer in a chat completion's first bytes (JSON or SSE); None if it is none.
-
-    Every "content" string in order: the message's in JSON, the deltas' in SSE (a quote
-    inside a JSON string is escaped, so the key cannot be faked by an answer's text).
-    Regular expressions with a literal start instead of a JSON parse: a 200-event
-    stream costs one scan, not 200 parses.
-    """
-    text = head.decode("utf-8", "ignore")
-    if '"choices"' not in text:
-        return None  # an error body, not an answer
-    content = _decode("".join(_CONTENT.findall(text)).rstrip("\\"))
-    return Answer(content, complete, _TOOL_CALL.search(text) is not None)
+# -- flagging the answer ----------------------------------------------------------------
 
 
 def detect_flags(
-    answer: Answer | None, tail: bytes, auto_flags: frozenset[str], refusals: list[re.Pattern[str]]
+    response: ResponseReader, auto_flags: frozenset[str], refusals: list[re.Pattern[str]]
 ) -> list[str]:
     """What switchyard flags itself in one 2xx response."""
     flags = []
+    answer = response.answer_head
     if answer is not None:
         blank = answer.complete and not answer.text.strip() and not answer.tool_calls
         if "empty" in auto_flags and blank:
@@ -95,7 +61,7 @@ def detect_flags(
         opening = answer.text[:REFUSAL_SCAN_CHARS].lower()
         if "refusal" in auto_flags and any(p.search(opening) for p in refusals):
             flags.append("refusal")
-    if "truncated" in auto_flags and _LENGTH.search(tail):
+    if "truncated" in auto_flags and response.cut_by_length:
         flags.append("truncated")
     return flags
 
@@ -264,9 +230,7 @@ class Quality:
         backend: str,
         status: int,
         score_header: str | None,
-        head: bytes,
-        complete: bool,
-        tail: bytes,
+        response: ResponseReader,
     ) -> None:
         """One observed response: remembers its id, applies the header score and the flags."""
         now = self._clock()
@@ -276,8 +240,7 @@ class Quality:
         flags: list[str] = []
         judged = 200 <= status < 300
         if judged and self._auto_flags:
-            answer = read_answer(head, complete)
-            flags = detect_flags(answer, tail, self._auto_flags, self._refusals)
+            flags = detect_flags(response, self._auto_flags, self._refusals)
         score = None
         if score_header is not None:
             score = parse_score(score_header)

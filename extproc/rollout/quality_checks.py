@@ -10,30 +10,25 @@ one-sided against a tolerated degradation at analysis.confidence:
   needs min_requests answered per cohort, and fewer than min_flags flags of that kind
   on the canary is never a verdict.
 
-A check without enough samples is inconclusive: never a rollback.
+A check without enough samples says not enough data (extproc.rollout.outcome): never a
+rollback.
 """
 
 from __future__ import annotations
 
-import enum
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
 
 from extproc.config import QualityAnalysisConfig
+from extproc.rollout.outcome import Outcome
 from extproc.rollout.window import Summary
-
-
-class CheckStatus(enum.StrEnum):
-    OK = "ok"
-    DEGRADED = "degraded"
-    INCONCLUSIVE = "inconclusive"
 
 
 @dataclass(frozen=True)
 class QualityCheck:
     name: str
-    status: CheckStatus
+    status: Outcome
     canary_value: float
     stable_value: float
     confidence: float
@@ -98,7 +93,7 @@ def check_quality(
             nc, ns = canary.scored, stable.scored
             values = (canary.score_mean, stable.score_mean)
             if nc < cfg.min_scores or ns < cfg.min_scores:
-                results.append(QualityCheck(name, CheckStatus.INCONCLUSIVE, *values, 0.0, nc, ns))
+                results.append(QualityCheck(name, Outcome.NOT_ENOUGH_DATA, *values, 0.0, nc, ns))
                 continue
             p = score_drop_confidence(canary, stable, cfg.score_margin)
         else:
@@ -106,12 +101,12 @@ def check_quality(
             hits_c, hits_s = canary.flags.get(name, 0), stable.flags.get(name, 0)
             values = (hits_c / nc if nc else 0.0, hits_s / ns if ns else 0.0)
             if nc < min_requests or ns < min_requests:
-                results.append(QualityCheck(name, CheckStatus.INCONCLUSIVE, *values, 0.0, nc, ns))
+                results.append(QualityCheck(name, Outcome.NOT_ENOUGH_DATA, *values, 0.0, nc, ns))
                 continue
             if hits_c < cfg.min_flags:
-                results.append(QualityCheck(name, CheckStatus.OK, *values, 0.0, nc, ns))
+                results.append(QualityCheck(name, Outcome.HEALTHY, *values, 0.0, nc, ns))
                 continue
             p = rate_excess_confidence(hits_c, nc, hits_s, ns, cfg.flag_margin, cfg.flag_floor)
-        status = CheckStatus.DEGRADED if p >= confidence else CheckStatus.OK
+        status = Outcome.DEGRADED if p >= confidence else Outcome.HEALTHY
         results.append(QualityCheck(name, status, *values, p, nc, ns))
     return results

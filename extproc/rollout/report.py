@@ -18,7 +18,7 @@ from typing import Any
 
 from extproc.envoy_config import FAIL_OPEN_ROUTE, VIRTUAL_HOST
 from extproc.rollout.quality import FLAGS
-from extproc.rollout.shadow import shadow_lines
+from extproc.rollout.shadow_comparison import shadow_lines
 
 _ROUTE_TOTAL = re.compile(rf"^vhost\.{VIRTUAL_HOST}\.route\.(.+)\.upstream_rq_total$")
 _CLUSTER_TOTAL = re.compile(r"^cluster\.([^._][^.]*)\.upstream_rq_total$")

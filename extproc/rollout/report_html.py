@@ -22,7 +22,7 @@ from typing import Any
 
 from extproc.rollout.quality import FLAGS
 from extproc.rollout.report import ReportError, requests_cell
-from extproc.rollout.shadow import shadow_html
+from extproc.rollout.shadow_comparison import shadow_html
 
 Points = list[tuple[float, float]]
 

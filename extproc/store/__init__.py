@@ -11,8 +11,8 @@ from typing import Protocol
 
 from extproc.config import CanaryConfig, Config
 from extproc.rollout.canary import CanaryState, Rollouts
-from extproc.rollout.observe import TrafficStats
 from extproc.rollout.quality import Quality, Served
+from extproc.rollout.traffic import TrafficStats
 from extproc.rollout.window import Summary
 from extproc.store.clock import StoreClock
 from extproc.store.metrics import StoreMetrics

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 from extproc.config import CanaryConfig
 from extproc.rollout.canary import CanaryState, Rollouts, initial_state, plan
-from extproc.rollout.observe import TrafficStats
 from extproc.rollout.quality import Quality, Served
+from extproc.rollout.traffic import TrafficStats
 from extproc.rollout.window import Summary
 from extproc.store.clock import StoreClock
 

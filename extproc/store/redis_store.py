@@ -51,8 +51,8 @@ from extproc.rollout.canary import (
     plan,
     waiting_state,
 )
-from extproc.rollout.observe import TrafficStats
 from extproc.rollout.quality import Quality, Served
+from extproc.rollout.traffic import TrafficStats
 from extproc.rollout.window import Summary
 from extproc.store.clock import StoreClock
 from extproc.store.connect import redis_client

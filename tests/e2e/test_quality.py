@@ -154,7 +154,7 @@ def test_same_scores_for_both_cohorts_do_not_roll_back_over_minutes(fresh: Stack
         rounds += 1
         time.sleep(1.0)
     assert rounds >= 20
-    assert "score: ok, mean score" in state["verdict"], state["verdict"]
+    assert "score: healthy, mean score" in state["verdict"], state["verdict"]
 
 
 def test_low_scores_posted_for_the_canary_roll_it_back(fresh: Stack) -> None:

@@ -12,14 +12,15 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
-from extproc.cache.answer import from_sse_body, read_answer, render_json, render_sse
+from extproc.cache.answer import CachedAnswer, cacheable, render_json, render_sse
+from extproc.cache.entries import CacheEntries, Entry
 from extproc.cache.guard import disagreement
 from extproc.cache.key import request_key
-from extproc.cache.service import ResponseCache
-from extproc.cache.store import Entry, MemoryStore
+from extproc.cache.service import Replication, ResponseCache
 from extproc.config import parse_config
 from extproc.errors import ConfigError
 from extproc.request.chat import parse_chat
+from extproc.response.reader import ResponseReader, completion, sse_completion
 
 PAIRS = yaml.safe_load((Path(__file__).parent / "data" / "cache_pairs.yaml").read_text())
 
@@ -119,7 +120,15 @@ def _with_choice(**changes: Any) -> bytes:
     return json.dumps({**COMPLETE, "choices": [choice]}).encode()
 
 
-def test_only_complete_answers_are_read() -> None:
+def read_answer(status: int, content_type: str, body: bytes) -> CachedAnswer | None:
+    return cacheable(status, completion(content_type, body))
+
+
+def from_sse_body(body: bytes) -> CachedAnswer | None:
+    return cacheable(200, sse_completion(body))
+
+
+def test_only_complete_answers_are_cached() -> None:
     assert read_answer(200, "application/json", json.dumps(COMPLETE).encode()) is not None
     joined = "text/plain; application/json"  # two content-type headers, as Envoy hands them
     assert read_answer(200, joined, json.dumps(COMPLETE).encode()) is not None
@@ -158,7 +167,7 @@ def _entry(exact: str, route: str = "r", partition: str = "p", expires: float = 
 
 def test_store_is_bounded_lru_with_ttl() -> None:
     now = [0.0]
-    store = MemoryStore(lambda: now[0])
+    store = CacheEntries(lambda: now[0])
     for name in "abc":
         store.put(_entry(name), max_entries=2)
     assert store.get("r", "a") is None and store.get("r", "b") is not None
@@ -170,7 +179,7 @@ def test_store_is_bounded_lru_with_ttl() -> None:
 
 
 def test_the_scope_index_finds_the_nearest_after_evictions() -> None:
-    store = MemoryStore(lambda: 0.0)
+    store = CacheEntries(lambda: 0.0)
     axes = np.eye(4, dtype=np.float32)
     for i in range(4):
         store.put(Entry(**{**_entry(f"e{i}").__dict__, "vector": axes[i]}), max_entries=3)
@@ -181,7 +190,7 @@ def test_the_scope_index_finds_the_nearest_after_evictions() -> None:
 
 
 def test_store_purges_by_route_and_partition() -> None:
-    store = MemoryStore(lambda: 0.0)
+    store = CacheEntries(lambda: 0.0)
     store.put(_entry("a", route="r1", partition="t1"), 10)
     store.put(_entry("b", route="r1", partition="t2"), 10)
     store.put(_entry("c", route="r2", partition="t1"), 10)
@@ -225,8 +234,8 @@ CONFIG = {
 }
 
 
-def _cache() -> ResponseCache:
-    cache = ResponseCache(CollectorRegistry())
+def _cache(replication: Replication | None = None) -> ResponseCache:
+    cache = ResponseCache(CollectorRegistry(), replication=replication)
     cache._embedder = FakeEmbedder()  # configure() would load the real model
     cache.configure(parse_config(CONFIG, "test.yaml"))
     return cache
@@ -248,7 +257,7 @@ async def _fill(cache: ResponseCache, token: str) -> None:
     pending = cache.take_pending(token)
     assert pending is not None
     body = json.dumps(COMPLETE).encode()
-    cache.offer(pending, 200, "application/json", body, len(body))
+    cache.offer(pending, 200, ResponseReader.of(body, "application/json"))
     await asyncio.sleep(0)  # the fill runs as a task
     await asyncio.gather(*cache._tasks)
 
@@ -283,14 +292,53 @@ async def test_canary_no_cache_and_other_routes() -> None:
     assert (await _ask(cache, "q?", {})).result == "bypass"  # no partition
 
 
+class FlakyFleet:
+    """A Replication whose store takes no fill and purges 7 entries."""
+
+    def __init__(self) -> None:
+        self.published: list[Entry] = []
+        self.purged: list[tuple[str | None, list[str] | None]] = []
+
+    async def publish(self, entry: Entry) -> bool:
+        self.published.append(entry)
+        return False
+
+    async def purge(self, route: str | None, digests: list[str] | None) -> int:
+        self.purged.append((route, digests))
+        return 7
+
+
+async def test_fills_and_purges_go_to_the_fleet_and_a_lost_fill_is_counted() -> None:
+    fleet = FlakyFleet()
+    cache = _cache(fleet)
+    first = await _ask(cache, "How do I turn on dark mode?")
+    await _fill(cache, first.fill_token)
+    assert [e.route for e in fleet.published] == ["r"]
+    assert cache.store.counts() == {"r": 1}  # this replica still answers from its copy
+    results = {
+        s.labels["result"]: s.value for s in cache.metrics.fills.collect()[0].samples if "_total" in s.name
+    }
+    assert results == {"stored": 1.0, "shared_store_error": 1.0}
+    assert await cache.purge("r", None) == 7
+    assert fleet.purged == [("r", None)] and not any(cache.store.counts().values())
+
+
 async def test_errors_and_oversized_answers_are_not_filled() -> None:
     cache = _cache()
     first = await _ask(cache, "q?")
     pending = cache.take_pending(first.fill_token)
     assert pending is not None
-    cache.offer(pending, 503, "application/json", b"{}", 2)
-    cache.offer(pending, 200, "application/json", b"", 10_000_000)
+    complete = json.dumps(COMPLETE).encode()
+    cache.offer(pending, 503, ResponseReader.of(complete, "application/json"))
+    limit = pending.max_answer_bytes
+    large = _with_choice(message={"role": "assistant", "content": "x" * limit})
+    cache.offer(pending, 200, ResponseReader.of(large, "application/json", keep_bytes=limit))
     assert cache.store.counts() == {}
+    fills = cache.metrics.fills.collect()[0].samples
+    assert {s.labels["result"]: s.value for s in fills if s.name.endswith("_total")} == {
+        "not_complete": 1.0,
+        "too_large": 1.0,
+    }
     assert cache.take_pending("unknown") is None
 
 
@@ -375,8 +423,9 @@ def _response_body(chunk: bytes, end: bool) -> Any:
 
 
 async def test_the_observer_fills_from_a_streamed_response_and_skips_hits() -> None:
+    from extproc.response.observe import ObserveStream
     from extproc.rollout.metrics import RolloutMetrics
-    from extproc.rollout.observe import ObserveStream, TrafficStats
+    from extproc.rollout.traffic import TrafficStats
 
     cache = _cache()
     traffic = TrafficStats(RolloutMetrics())

@@ -3,20 +3,7 @@ from __future__ import annotations
 import json
 
 from extproc.rollout.metrics import RolloutMetrics
-from extproc.rollout.observe import TrafficStats, parse_usage
-
-
-def test_usage_from_a_json_answer_and_from_the_last_sse_event() -> None:
-    answer = json.dumps({"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 3}})
-    assert parse_usage(answer.encode()) == (12, 3)
-    sse = (
-        b'data: {"choices": [{"delta": {"content": "usage"}}]}\n\n'
-        b'data: {"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 40, "total_tokens": 47}}\n\n'
-        b"data: [DONE]\n\n"
-    )
-    assert parse_usage(sse) == (7, 40)
-    assert parse_usage(b'{"usage": {"prompt_tokens": "x"}}') is None
-    assert parse_usage(b"no usage here") is None
+from extproc.rollout.traffic import TrafficStats
 
 
 def test_only_canary_routes_keep_an_analysis_window() -> None:
@@ -65,7 +52,7 @@ def test_time_to_first_byte_is_a_histogram_when_envoy_reports_it() -> None:
 
 def _observe(traffic: TrafficStats, headers: dict[str, str]) -> None:
     from extproc.config import parse_config
-    from extproc.rollout.observe import ObserveStream
+    from extproc.response.observe import ObserveStream
     from proto import core_pb2, ext_proc_pb2
 
     config = parse_config(
@@ -121,3 +108,61 @@ def test_a_retried_canary_counts_as_the_canarys_failure_and_its_answer_apart() -
     canary = traffic.window("chat", "canary", 0)
     assert (canary.requests, canary.errors) == (2, 1)
     assert traffic.window("chat", "stable", 0).requests == 0
+
+
+def test_a_streamed_answer_is_read_once_for_traffic_cost_and_quality() -> None:
+    from extproc.config import parse_config
+    from extproc.response.observe import ObserveStream
+    from extproc.rollout.quality import Quality
+    from proto import core_pb2, ext_proc_pb2
+
+    config = parse_config(
+        {
+            "backends": [
+                {
+                    "name": "v1",
+                    "address": "127.0.0.1:1",
+                    "price": {"prompt_per_1m": 1_000_000, "completion_per_1m": 2_000_000},
+                }
+            ],
+            "routes": [{"name": "chat", "backends": [{"backend": "v1"}]}],
+            "default_route": "chat",
+        },
+        "t.yaml",
+    )
+    metrics = RolloutMetrics()
+    traffic = TrafficStats(metrics)
+    quality = Quality(config, metrics, traffic.record_signal, lambda: 100.0)
+    headers = {
+        ":status": "200",
+        "content-type": "text/event-stream",
+        "x-switchyard-route": "chat",
+        "x-switchyard-cohort": "stable",
+        "x-switchyard-backend": "v1",
+        "x-request-id": "rid-1",
+    }
+    events = [
+        {"choices": [{"index": 0, "delta": {"content": "I'm sorry, "}}]},
+        {"choices": [{"index": 0, "delta": {"content": "I can't help with that."}}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 5}},
+    ]
+    chunks = [f"data: {json.dumps(e)}\n\n".encode() for e in events] + [b"data: [DONE]\n\n"]
+    stream = ObserveStream(config, traffic, quality)
+    header_map = core_pb2.HeaderMap(
+        headers=[core_pb2.HeaderValue(key=k, raw_value=v.encode()) for k, v in headers.items()]
+    )
+    stream.on_message(
+        ext_proc_pb2.ProcessingRequest(
+            response_headers=ext_proc_pb2.HttpHeaders(headers=header_map), observability_mode=True
+        )
+    )
+    for i, chunk in enumerate(chunks):
+        body = ext_proc_pb2.HttpBody(body=chunk, end_of_stream=i == len(chunks) - 1)
+        stream.on_message(
+            ext_proc_pb2.ProcessingRequest(response_body=body, observability_mode=True)
+        )
+    [row] = traffic.snapshot()
+    assert (row["prompt_tokens"], row["completion_tokens"], row["cost"]) == (3, 5, 13.0)
+    [signals] = quality.snapshot()
+    assert signals["judged"] == 1 and signals["flags"] == {"refusal": 1}

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from extproc.config import AnalysisConfig, CanaryConfig
-from extproc.rollout.analysis import Status, Verdict
+from extproc.rollout.analysis import Verdict
 from extproc.rollout.canary import CanaryState, Phase
+from extproc.rollout.outcome import Outcome
 from extproc.rollout.progress import progress
 
 CANARY = CanaryConfig.model_validate(
@@ -36,7 +37,7 @@ def status(
 
 def test_a_canary_filling_its_window_says_how_many_more_and_how_long() -> None:
     said = status(
-        Verdict(Status.NOT_ENOUGH_DATA, canary_requests=4, stable_requests=396), elapsed=30
+        Verdict(Outcome.NOT_ENOUGH_DATA, canary_requests=4, stable_requests=396), elapsed=30
     )
     assert said["waiting_for"] == (
         "needs 16 more canary requests in the window; at the window's rate (8/min): ~2 min"
@@ -46,7 +47,7 @@ def test_a_canary_filling_its_window_says_how_many_more_and_how_long() -> None:
 
 def test_a_canary_whose_window_can_never_fill_says_so_and_what_to_change() -> None:
     said = status(
-        Verdict(Status.NOT_ENOUGH_DATA, canary_requests=4, stable_requests=396), elapsed=600
+        Verdict(Outcome.NOT_ENOUGH_DATA, canary_requests=4, stable_requests=396), elapsed=600
     )
     waiting = str(said["waiting_for"])
     assert waiting.startswith("16 more canary requests in the window (4 of 20 in 60 s)")
@@ -55,7 +56,7 @@ def test_a_canary_whose_window_can_never_fill_says_so_and_what_to_change() -> No
 
 def test_a_healthy_canary_waits_for_its_hold() -> None:
     said = status(
-        Verdict(Status.HEALTHY, canary_requests=30, stable_requests=900),
+        Verdict(Outcome.HEALTHY, canary_requests=30, stable_requests=900),
         elapsed=60,
         step_requests=30,
     )
@@ -68,6 +69,8 @@ def test_a_healthy_canary_waits_for_its_hold() -> None:
 
 def test_a_rolled_back_canary_shows_the_verdict_that_rolled_it_back() -> None:
     cause = "error_rate: degraded: error rate 21.70% vs 1.00%, confidence 0.9999"
-    said = status(Verdict(Status.NOT_ENOUGH_DATA), elapsed=5, phase=Phase.ROLLED_BACK, reason=cause)
+    said = status(
+        Verdict(Outcome.NOT_ENOUGH_DATA), elapsed=5, phase=Phase.ROLLED_BACK, reason=cause
+    )
     assert said["verdict"] == f"rolled back: {cause}"
     assert "rollout reset clinical" in str(said["waiting_for"])

@@ -13,10 +13,11 @@ from extproc.config import AnalysisConfig, Config, QualityAnalysisConfig, parse_
 from extproc.errors import ConfigError
 from extproc.http_api import HttpApi
 from extproc.metrics import Metrics
-from extproc.rollout.analysis import Status, analyze
+from extproc.response.reader import HEAD_BYTES, ResponseReader
+from extproc.rollout.analysis import analyze
 from extproc.rollout.canary import CanaryState
 from extproc.rollout.metrics import RolloutMetrics
-from extproc.rollout.observe import TrafficStats
+from extproc.rollout.outcome import Outcome
 from extproc.rollout.quality import (
     MAX_FEEDBACK_BYTES,
     FeedbackError,
@@ -25,9 +26,8 @@ from extproc.rollout.quality import (
     Served,
     detect_flags,
     parse_feedback,
-    read_answer,
 )
-from extproc.rollout.quality_checks import CheckStatus
+from extproc.rollout.traffic import TrafficStats
 from extproc.rollout.window import Summary
 from tests.ports import free_port
 
@@ -37,7 +37,10 @@ PATTERNS = Config().quality.refusal_patterns
 def flags_of(body: bytes, complete: bool = True) -> list[str]:
     refusals = [re.compile(p) for p in PATTERNS]
     auto = frozenset({"empty", "refusal", "truncated"})
-    return detect_flags(read_answer(body, complete), body, auto, refusals)
+    response = ResponseReader.of(body)
+    if not complete:  # more followed, beyond the head
+        response.feed(b" " * HEAD_BYTES)
+    return detect_flags(response, auto, refusals)
 
 
 def completion(content: str | None, finish: str = "stop", **message: object) -> bytes:
@@ -100,9 +103,9 @@ def test_empty_and_truncated_answers() -> None:
 
 def test_a_long_answer_is_read_from_its_start() -> None:
     body = completion("I'm sorry, but I can't help with that. " + "x" * 20_000)
-    answer = read_answer(body[:8192], complete=False)
-    assert answer is not None and answer.text.startswith("I'm sorry")
-    assert flags_of(body[:8192], complete=False) == ["refusal"]
+    answer = ResponseReader.of(body).answer_head
+    assert answer is not None and answer.text.startswith("I'm sorry") and not answer.complete
+    assert flags_of(body) == ["refusal"]
 
 
 def test_recent_requests_are_forgotten_after_the_window_or_beyond_the_limit() -> None:
@@ -149,8 +152,10 @@ def make_quality(
 def test_signals_join_the_request_and_count_once_per_request() -> None:
     quality, traffic, metrics, clock = make_quality()
     refusal = completion("I'm sorry, but I can't help with that.")
-    quality.on_response("id-1", "clinical", "canary", "med-v2", 200, "0.25", refusal, True, refusal)
-    quality.on_response("id-2", "clinical", "stable", "med-v1", 200, None, b"{}", True, b"{}")
+    quality.on_response(
+        "id-1", "clinical", "canary", "med-v2", 200, "0.25", ResponseReader.of(refusal)
+    )
+    quality.on_response("id-2", "clinical", "stable", "med-v1", 200, None, ResponseReader.of(b"{}"))
     clock[0] += 5
     assert quality.feedback(b'{"request_id": "id-2", "score": 0.9, "flag": "unsafe"}')[0] == 200
     # The header's score came first and the refusal was seen: nothing new.
@@ -180,7 +185,7 @@ def test_signals_join_the_request_and_count_once_per_request() -> None:
 
 def test_late_feedback_is_unknown_and_signals_land_in_the_answers_second() -> None:
     quality, traffic, _, clock = make_quality()
-    quality.on_response("old", "clinical", "canary", "b", 200, None, b"", True, b"")
+    quality.on_response("old", "clinical", "canary", "b", 200, None, ResponseReader.of(b""))
     clock[0] += 60
     assert quality.feedback(b'{"request_id": "old", "flag": "wrong"}')[0] == 200
     assert traffic.window("clinical", "canary", 1000).flags == {"wrong": 1}
@@ -218,25 +223,25 @@ def test_a_refusing_canary_is_degraded_on_the_refusal_rate_alone() -> None:
     rng = random.Random(1)
     cfg = AnalysisConfig()
     verdict = analyze(cohort(60, 0.5, [], rng), cohort(600, 0.0, [], rng), cfg)
-    assert verdict.status is Status.DEGRADED and verdict.metric == "quality.refusal"
+    assert verdict.status is Outcome.DEGRADED and verdict.metric == "quality.refusal"
     assert "refusal rate" in verdict.describe()
 
 
-def test_low_scores_degrade_and_too_few_scores_are_inconclusive() -> None:
+def test_low_scores_degrade_and_too_few_scores_are_not_enough_data() -> None:
     rng = random.Random(2)
     cfg = AnalysisConfig()
     low = [rng.uniform(0.1, 0.4) for _ in range(40)]
     high = [rng.uniform(0.7, 1.0) for _ in range(40)]
     verdict = analyze(cohort(100, 0, low, rng), cohort(100, 0, high, rng), cfg)
-    assert verdict.status is Status.DEGRADED and verdict.metric == "quality.score"
+    assert verdict.status is Outcome.DEGRADED and verdict.metric == "quality.score"
     verdict = analyze(cohort(100, 0, low[:10], rng), cohort(100, 0, high, rng), cfg)
-    assert verdict.status is Status.HEALTHY
+    assert verdict.status is Outcome.HEALTHY
     score = next(c for c in verdict.quality if c.name == "score")
-    assert score.status is CheckStatus.INCONCLUSIVE and "inconclusive" in verdict.describe()
+    assert score.status is Outcome.NOT_ENOUGH_DATA and "not enough data" in verdict.describe()
     # A route that checks only refusals ignores the scores.
     only_refusals = QualityAnalysisConfig(checks=["refusal"])
     verdict = analyze(cohort(100, 0, low, rng), cohort(100, 0, high, rng), cfg, only_refusals)
-    assert verdict.status is Status.HEALTHY
+    assert verdict.status is Outcome.HEALTHY
 
 
 def test_a_healthy_verdict_names_only_the_checks_that_saw_signals() -> None:
@@ -245,7 +250,7 @@ def test_a_healthy_verdict_names_only_the_checks_that_saw_signals() -> None:
     assert verdict.describe() == "healthy (n=50 canary / 50 stable)"
     verdict = analyze(cohort(50, 0.04, [0.5], rng), cohort(50, 0.02, [], rng), AnalysisConfig())
     text = verdict.describe()
-    assert "score: inconclusive, mean score 0.500 vs 0.000 (1/0 scored)" in text
+    assert "score: not enough data, mean score 0.500 vs 0.000 (1/0 scored)" in text
     assert "refusal rate" in text and "unsafe" not in text
 
 
@@ -255,8 +260,8 @@ def test_the_same_scores_on_both_sides_are_healthy() -> None:
     verdict = analyze(
         cohort(200, 0.05, scores, rng), cohort(200, 0.05, scores, rng), AnalysisConfig()
     )
-    assert verdict.status is Status.HEALTHY
-    assert all(c.status is CheckStatus.OK for c in verdict.quality)
+    assert verdict.status is Outcome.HEALTHY
+    assert all(c.status is Outcome.HEALTHY for c in verdict.quality)
 
 
 def test_quality_config_errors_name_the_key() -> None:
@@ -277,7 +282,7 @@ def test_quality_config_errors_name_the_key() -> None:
 
 def test_feedback_over_http_needs_authorization_and_a_bounded_body() -> None:
     quality, *_ = make_quality()
-    quality.on_response("id-1", "clinical", "canary", "b", 200, None, b"", True, b"")
+    quality.on_response("id-1", "clinical", "canary", "b", 200, None, ResponseReader.of(b""))
     port = free_port()
     api = HttpApi(
         f"127.0.0.1:{port}",

@@ -18,10 +18,11 @@ import redis.asyncio as aioredis
 
 from extproc.admin import LoopBridge
 from extproc.config import Config, parse_config
+from extproc.response.reader import ResponseReader
 from extproc.rollout.canary import Phase, RolloutError, Rollouts, hold_met
 from extproc.rollout.metrics import RolloutMetrics
-from extproc.rollout.observe import TrafficStats
 from extproc.rollout.quality import Quality
+from extproc.rollout.traffic import TrafficStats
 from extproc.store.clock import StoreClock
 from extproc.store.metrics import StoreMetrics
 from extproc.store.redis_store import RedisStore
@@ -343,7 +344,9 @@ async def test_quality_signals_reach_the_fleets_window(replicas: list[Replica]) 
     refusal = b'{"choices": [{"message": {"content": "I am sorry, but I cannot help."}}]}'
     for n in range(4):
         first.traffic.record("r", "canary", "canary", 200, 0.05, None, None, 0.0)
-        quality.on_response(f"id{n}", "r", "canary", "canary", 200, "0.5", refusal, True, refusal)
+        quality.on_response(
+            f"id{n}", "r", "canary", "canary", 200, "0.5", ResponseReader.of(refusal)
+        )
     assert quality.feedback(b'{"request_id": "id0", "flag": "unsafe"}')[0] == 200
     since = first.clock() - 5
 
@@ -394,7 +397,7 @@ def _answered(replicas: list[Replica], request_id: str) -> list[Quality]:
     """The wired pair, after the first replica served (and observed) one canary answer."""
     wired = _wired(replicas, asyncio.get_running_loop())
     replicas[0].traffic.record("r", "canary", "canary", 200, 0.05, None, None, 0.0)
-    wired[0].on_response(request_id, "r", "canary", "canary", 200, None, b"{}", True, b"{}")
+    wired[0].on_response(request_id, "r", "canary", "canary", 200, None, ResponseReader.of(b"{}"))
     return wired
 
 
@@ -403,7 +406,7 @@ async def test_feedback_on_another_replica_finds_the_request(replicas: list[Repl
     served_here, asked_there = _wired(replicas, asyncio.get_running_loop())
     refusal = b'{"choices": [{"message": {"content": "I am sorry, but I cannot help."}}]}'
     first.traffic.record("r", "canary", "canary", 200, 0.05, None, None, 0.0)
-    served_here.on_response("fid-1", "r", "canary", "canary", 200, None, refusal, True, refusal)
+    served_here.on_response("fid-1", "r", "canary", "canary", 200, None, ResponseReader.of(refusal))
     deadline = time.monotonic() + 3
     while await second.store.lookup_request("fid-1") is None:
         assert time.monotonic() < deadline, "the request id never reached Redis"

@@ -6,10 +6,11 @@ from dataclasses import replace
 import pytest
 
 from extproc.config import AnalysisConfig, parse_config
-from extproc.rollout.analysis import Status, analyze
+from extproc.rollout.analysis import analyze
 from extproc.rollout.canary import Phase, RolloutError, Rollouts, hold_met
 from extproc.rollout.metrics import RolloutMetrics
-from extproc.rollout.observe import TrafficStats
+from extproc.rollout.outcome import Outcome
+from extproc.rollout.traffic import TrafficStats
 from extproc.rollout.window import Summary, summarize
 from extproc.store.clock import StoreClock
 from extproc.store.memory import MemoryStore
@@ -105,13 +106,13 @@ def samples(n: int, error_rate: float, latency: float, rng: random.Random) -> Su
 def test_total_failure_is_detected_from_few_requests() -> None:
     rng = random.Random(1)
     verdict = analyze(samples(20, 1.0, 0.05, rng), samples(400, 0.0, 0.05, rng), AnalysisConfig())
-    assert verdict.status is Status.DEGRADED and verdict.metric == "error_rate"
+    assert verdict.status is Outcome.DEGRADED and verdict.metric == "error_rate"
 
 
 def test_doubled_latency_is_detected() -> None:
     rng = random.Random(2)
     verdict = analyze(samples(40, 0, 0.1, rng), samples(800, 0, 0.05, rng), AnalysisConfig())
-    assert verdict.status is Status.DEGRADED and verdict.metric == "latency"
+    assert verdict.status is Outcome.DEGRADED and verdict.metric == "latency"
 
 
 def test_small_absolute_differences_are_not_a_verdict() -> None:
@@ -120,7 +121,7 @@ def test_small_absolute_differences_are_not_a_verdict() -> None:
     verdict = analyze(
         samples(100, 0.002, 0.05, rng), samples(2000, 0.001, 0.05, rng), AnalysisConfig()
     )
-    assert verdict.status is Status.HEALTHY
+    assert verdict.status is Outcome.HEALTHY
 
 
 def test_a_a_false_alarm_rate_is_low() -> None:
@@ -128,7 +129,7 @@ def test_a_a_false_alarm_rate_is_low() -> None:
     cfg = AnalysisConfig()
     alarms = sum(
         analyze(samples(60, 0.02, 0.05, rng), samples(1200, 0.02, 0.05, rng), cfg).status
-        is Status.DEGRADED
+        is Outcome.DEGRADED
         for _ in range(500)
     )
     assert alarms <= 3  # confidence 0.999 per test, two tests per check
@@ -138,5 +139,5 @@ def test_not_enough_data() -> None:
     rng = random.Random(5)
     assert (
         analyze(samples(5, 1, 0.05, rng), samples(500, 0, 0.05, rng), AnalysisConfig()).status
-        is Status.NOT_ENOUGH_DATA
+        is Outcome.NOT_ENOUGH_DATA
     )

@@ -11,10 +11,10 @@ import yaml
 from extproc import headers as h
 from extproc.config import load_config
 from extproc.envoy_config import OBSERVE_FILTER, render
+from extproc.response.sampling import observe_response, sampling, weight
 from extproc.rollout.metrics import RolloutMetrics
-from extproc.rollout.observe import TrafficStats
 from extproc.rollout.report import requests_cell
-from extproc.rollout.sampling import observe_response, sampling, weight
+from extproc.rollout.traffic import TrafficStats
 
 REPO = Path(__file__).resolve().parents[2]
 ENVOY = str(Path(sys.executable).parent / "envoy")

@@ -24,8 +24,14 @@ from extproc.request.runtime import Runtime
 from extproc.request.shadow import is_shadow_copy, shadow_rewrite
 from extproc.rollout.canary import Phase, RolloutError, Rollouts, initial_state, plan
 from extproc.rollout.metrics import RolloutMetrics
-from extproc.rollout.observe import TrafficStats
-from extproc.rollout.shadow import Side, compare, launch_refusal, shadow_html, shadow_lines
+from extproc.rollout.shadow_comparison import (
+    Side,
+    compare,
+    launch_refusal,
+    shadow_html,
+    shadow_lines,
+)
+from extproc.rollout.traffic import TrafficStats
 
 ENVOY = str(Path(sys.executable).parent / "envoy")
 

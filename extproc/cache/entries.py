@@ -124,7 +124,7 @@ class ScopeIndex:
         return [(float(similarities[i]), self.entries[self._rows[int(i)]]) for i in top]
 
 
-class MemoryStore:
+class CacheEntries:
     """Thread-safe: the gRPC loop reads and fills, the HTTP thread purges and counts."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
