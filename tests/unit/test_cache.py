@@ -316,7 +316,9 @@ async def test_fills_and_purges_go_to_the_fleet_and_a_lost_fill_is_counted() -> 
     assert [e.route for e in fleet.published] == ["r"]
     assert cache.store.counts() == {"r": 1}  # this replica still answers from its copy
     results = {
-        s.labels["result"]: s.value for s in cache.metrics.fills.collect()[0].samples if "_total" in s.name
+        s.labels["result"]: s.value
+        for s in cache.metrics.fills.collect()[0].samples
+        if "_total" in s.name
     }
     assert results == {"stored": 1.0, "shared_store_error": 1.0}
     assert await cache.purge("r", None) == 7
