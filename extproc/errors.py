@@ -3,8 +3,18 @@
 SwitchyardError
 ├── ConfigError          a config file is unreadable or invalid (names file and key path)
 ├── RequestError         a request switchyard must answer itself (bad body, too large, blocked)
-└── PurgeRefused         a cache purge naming a route or partition source the config lacks
+├── PurgeRefused         a cache purge naming a route or partition source the config lacks
+├── PurgeNotShared       a purge that emptied this replica but not Redis; also a
+│                        RuntimeError, like the store's other failures (extproc.cache.shared)
+├── RolloutError         an operator action that does not apply (extproc.rollout.canary)
+├── FeedbackError        a POST /feedback body that cannot be used; also a ValueError
+│                        (extproc.rollout.quality)
+├── ReportError          Envoy or switchyard could not be read (extproc.rollout.report)
+├── AdminError           the admin API refused or was unreachable (extproc.cli.admin_commands)
+└── InvalidLimit         the fake backend's answer to a bad token limit; also a ValueError
+                         (extproc.tools.fake_backend)
 
+The ones defined elsewhere live beside the one module that raises them.
 RequestError carries the HTTP status and a machine-readable code; the stream
 handler turns it into an ImmediateResponse in one place (extproc.server).
 """

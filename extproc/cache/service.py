@@ -37,7 +37,7 @@ from extproc.cache.key import RequestKey, partition_digest, request_key
 from extproc.cache.metrics import CacheMetrics
 from extproc.cache.wording import canonical
 from extproc.config import CacheConfig, Config
-from extproc.config_issues import did_you_mean, unknown
+from extproc.config.issues import did_you_mean, unknown
 from extproc.errors import PurgeRefused
 from extproc.request.cache_lookup import BYPASS, HIT, MISS, Lookup
 from extproc.request.chat import ChatRequest

@@ -27,13 +27,14 @@ from redis.exceptions import RedisError
 
 from extproc.cache.entries import Entry
 from extproc.config import StateConfig
+from extproc.errors import SwitchyardError
 from extproc.store.connect import redis_client
 
 log = logging.getLogger("switchyard.cache")
 _ERRORS = (RedisError, OSError, asyncio.TimeoutError, ValueError, KeyError)
 
 
-class PurgeNotShared(RuntimeError):
+class PurgeNotShared(SwitchyardError, RuntimeError):
     """A purge that reached this replica's entries but not Redis."""
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from extproc.config import CanaryConfig, Config
+from extproc.errors import SwitchyardError
 
 log = logging.getLogger("switchyard.rollout")
 
@@ -124,7 +125,7 @@ def plan(
     raise RolloutError(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
 
 
-class RolloutError(Exception):
+class RolloutError(SwitchyardError):
     """An operator action that does not apply (unknown route, no canary, store away)."""
 
 

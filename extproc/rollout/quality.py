@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from extproc.config import Config
+from extproc.errors import SwitchyardError
 from extproc.response.reader import ResponseReader
 from extproc.rollout.metrics import RolloutMetrics
 from extproc.rollout.window import Summary
@@ -117,7 +118,7 @@ class QualityTotals:
     flags: dict[str, int] = field(default_factory=dict)
 
 
-class FeedbackError(ValueError):
+class FeedbackError(SwitchyardError, ValueError):
     """A POST /feedback body that cannot be used; the message says why."""
 
 

@@ -17,6 +17,7 @@ import urllib.request
 from typing import Any
 
 from extproc.envoy_config import FAIL_OPEN_ROUTE, VIRTUAL_HOST
+from extproc.errors import SwitchyardError
 from extproc.rollout.quality import FLAGS
 from extproc.rollout.shadow_comparison import shadow_lines
 
@@ -42,7 +43,7 @@ QUALITY_COLUMNS = ["route", "cohort", "backend", "answers", "scored", "mean scor
 ]
 
 
-class ReportError(Exception):
+class ReportError(SwitchyardError):
     """Envoy or switchyard could not be read."""
 
 

@@ -30,6 +30,8 @@ import ssl
 import time
 from dataclasses import dataclass
 
+from extproc.errors import SwitchyardError
+
 MAX_BODY = 64 * 1024 * 1024
 REFUSAL = "I'm sorry, but I can't help with that request."
 RECEIVED_KEPT = 10_000
@@ -324,7 +326,7 @@ class FakeBackend:
         writer.write(b"0\r\n\r\n")
 
 
-class InvalidLimit(ValueError):
+class InvalidLimit(SwitchyardError, ValueError):
     def __init__(self, field: str, value: object) -> None:
         super().__init__(f"Invalid '{field}': expected an integer of at least 1, got {value!r}.")
         self.field = field

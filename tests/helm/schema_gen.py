@@ -1,4 +1,4 @@
-"""Keeps the `config` part of the chart's values.schema.json equal to extproc/config.py.
+"""Keeps the `config` part of the chart's values.schema.json equal to extproc/config/.
 
 The switchyard config model is the one source of truth: its JSON schema (pydantic's)
 is copied into the chart's values.schema.json under `$defs/switchyard.*`, so that

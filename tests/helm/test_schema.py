@@ -1,4 +1,4 @@
-"""values.schema.json's `config` part is extproc/config.py's model, kept in step."""
+"""values.schema.json's `config` part is extproc/config/'s model, kept in step."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from extproc.config_edit import set_threshold, write_threshold
+from extproc.config.edit import set_threshold, write_threshold
 from extproc.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

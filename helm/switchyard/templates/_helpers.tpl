@@ -117,7 +117,7 @@ check: keys the chart owns, and names that must refer to something.
 {{- $_ := set $envoy "stats_listen" (printf "0.0.0.0:%d" (int .Values.ports.stats)) -}}
 {{- else -}}
 {{- /* extproc-only: the gateway owns Envoy's routes; switchyard refuses reloads that would
-disagree with them (envoy.xds in extproc/config.py). */ -}}
+disagree with them (envoy.xds in extproc/config/server.py). */ -}}
 {{- $_ := set $envoy "xds" false -}}
 {{- end -}}
 {{- $_ := set $cfg "envoy" $envoy -}}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from extproc.config import parse_config
+from extproc.config.loading import parse_config
 from extproc.errors import ConfigError, ConfigIssue
 
 _TOP_KEY = re.compile(r"^(?P<key>[A-Za-z_][\w-]*)\s*:(?P<rest>.*)$")

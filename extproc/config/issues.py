@@ -17,7 +17,7 @@ from typing import Any, get_args
 from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
-from extproc.config_yaml import KeyPath, YamlDocument
+from extproc.config.yaml_document import KeyPath, YamlDocument
 from extproc.errors import ConfigIssue
 
 _PATTERNS = {

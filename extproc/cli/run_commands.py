@@ -1,0 +1,59 @@
+"""Commands that run something: serve, fake-backend, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from extproc.cli.common import load_or_exit, require_model
+from extproc.config import config_warnings
+
+log = logging.getLogger("switchyard")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from extproc.app import Switchyard
+
+    config = load_or_exit(args.config)
+    require_model(config, args.config)
+    for issue in config_warnings(config):
+        log.warning("config %s: %s", args.config, issue)
+    try:
+        app = Switchyard(Path(args.config), config)
+        asyncio.run(app.run())
+    except OSError as exc:
+        print(f"switchyard: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_fake_backend(args: argparse.Namespace) -> int:
+    from extproc.tools.fake_backend import Behaviour, Strictness, serve_fake_backend, server_tls
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        print("fake-backend: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    behaviour = Behaviour(latency_ms=args.latency_ms, error_rate=args.error_rate)
+    strictness = Strictness(
+        served_model=args.served_model, key=args.require_key, key_header=args.key_header
+    )
+    tls = server_tls(args.tls_cert, args.tls_key) if args.tls_cert else None
+    asyncio.run(
+        serve_fake_backend(
+            args.name, args.host, args.port, behaviour, args.seed, strictness=strictness, tls=tls
+        )
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    if args.fleet:
+        from extproc.tools.fleet_demo import run_fleet_demo
+
+        return run_fleet_demo(Path(args.config), load_or_exit(args.config))
+    from extproc.tools.demo import run_demo
+
+    return run_demo(Path(args.config), load_or_exit(args.config))
