@@ -13,18 +13,41 @@ import asyncio
 import logging
 from collections.abc import Callable
 from functools import partial
+from typing import Protocol
 
 from extproc import headers as h
-from extproc.config import Config
+from extproc.config import CanaryConfig, Config
 from extproc.rollout.analysis import Verdict, analyze
 from extproc.rollout.canary import CanaryState, Phase, Rollouts, hold_met
 from extproc.rollout.envoy_stats import EnvoyRouteStats
 from extproc.rollout.envoy_stats import fetch as fetch_envoy_stats
 from extproc.rollout.outcome import Outcome
 from extproc.rollout.traffic import TrafficStats
-from extproc.store import RolloutStore
+from extproc.rollout.window import Summary
 
 log = logging.getLogger("switchyard.controller")
+
+
+class DecidingStore(Protocol):
+    """What the loop asks of the rollout store (extproc.store.RolloutStore); named here so
+    that rollout/ does not import the store, which is built on rollout's own types."""
+
+    @property
+    def available(self) -> bool: ...
+
+    def decides(self) -> bool: ...
+
+    def starting_state(self, canary: CanaryConfig) -> CanaryState: ...
+
+    def rollouts_changed(self, new_routes: set[str]) -> None: ...
+
+    async def act(
+        self, route: str, action: str, reason: str, based_on: int | None = None
+    ) -> CanaryState: ...
+
+    async def window(self, route: str, cohort: str, since: float) -> Summary: ...
+
+    async def step_requests(self, route: str, state: CanaryState) -> int: ...
 
 
 class CanaryController:
@@ -32,7 +55,7 @@ class CanaryController:
         self,
         config: Callable[[], Config],
         rollouts: Rollouts,
-        store: RolloutStore,
+        store: DecidingStore,
         traffic: TrafficStats,
         clock: Callable[[], float],
     ) -> None:
