@@ -55,15 +55,25 @@ class _Member:
     languages: frozenset[str] | None  # the prompt languages it scores; None: all
     second_opinion: bool  # scores only the prompts the other encoders are unsure of
 
-    def rows(self, languages: Sequence[str | None], among: np.ndarray | None = None) -> np.ndarray:
+    def rows(
+        self,
+        languages: Sequence[str | None],
+        among: np.ndarray | None = None,
+        *,
+        first: bool | None = None,
+        swapped: frozenset[str] = frozenset(),
+    ) -> np.ndarray:
         """Indices of the texts (by guessed language, and among those marked if a mask is
-        given) that this encoder scores."""
+        given) that this encoder scores; with ``first``, only those it scores as the first
+        opinion (True) or as the second (False): in the ``swapped`` languages a
+        second-opinion encoder gives the first opinion and the others the second."""
         return np.array(
             [
                 i
                 for i, lang in enumerate(languages)
                 if (self.languages is None or lang in self.languages)
                 and (among is None or among[i])
+                and (first is None or first == (self.second_opinion == (lang in swapped)))
             ],
             int,
         )
@@ -102,6 +112,35 @@ def _unsure(scores: np.ndarray, first_thresholds: np.ndarray) -> np.ndarray:
     reach = first_thresholds[scores.argmax(axis=1)] - SECOND_OPINION_REACH
     result: np.ndarray = (best - top_two.min(axis=1) < SECOND_OPINION_MARGIN) & (best >= reach)
     return result
+
+
+def _leave_one_out_top1(member: _Member, rows: np.ndarray) -> float:
+    """Share of the examples at rows whose own label ranks first for this encoder alone
+    when each is left out of its label."""
+    scores, own = member.index.leave_one_out()
+    return float((scores[rows].argmax(axis=1) == own[rows]).mean())
+
+
+def _swapped_languages(
+    members: Sequence[_Member], example_languages: Sequence[str | None]
+) -> frozenset[str]:
+    """The languages in which a second-opinion encoder leads: those of its scope when, alone,
+    it ranks the configured examples of those languages (each left out of its label) first
+    more often than every first encoder does. Close English intents (BANKING77) are
+    MiniLM's strength and topic or exam subjects USE's; the examples say which a config
+    is (docs/research/2026-classifier-log.md, seventh round)."""
+    firsts = [m for m in members if not m.second_opinion]
+    swapped: set[str] = set()
+    for member in members:
+        if not member.second_opinion or member.languages is None:
+            continue
+        rows = member.rows(example_languages)
+        if not len(rows):
+            continue
+        top1 = _leave_one_out_top1(member, rows)
+        if all(top1 > _leave_one_out_top1(first, rows) for first in firsts):
+            swapped |= member.languages
+    return frozenset(swapped)
 
 
 # Scores the texts of rows for each (member, rows) job: [len(rows), n_labels] per job.
@@ -213,7 +252,9 @@ class LabelClassifier:
     the examples and the label score is the mean of theirs, over the encoders that read the
     prompt's language (an English-only encoder does not score French prompts). A
     second-opinion encoder joins that mean only for the prompts the others are unsure of
-    (``_unsure``), so most prompts cost the first encoders alone.
+    (``_unsure``), so most prompts cost the first encoders alone. In the languages where
+    the second-opinion encoder ranks the configured examples better (``_swapped_languages``)
+    the roles swap: it scores every such prompt and the others only the unsure ones.
     """
 
     def __init__(
@@ -293,6 +334,7 @@ class LabelClassifier:
         # thresholds, whatever thresholds the config sets: the scores do not depend on the
         # config's thresholds, so `switchyard tune` can sweep thresholds over them.
         self._first_thresholds: np.ndarray | None = None
+        self._swapped = _swapped_languages(self._members, langs[: len(texts)])
         self._example_languages = langs[: len(texts)]
         self._example_texts = texts
         self.simulation: Simulation | None = None
@@ -391,7 +433,7 @@ class LabelClassifier:
         jobs = [
             (m, rows)
             for m in self._members
-            if not m.second_opinion and len(rows := m.rows(languages))
+            if len(rows := m.rows(languages, first=True, swapped=self._swapped))
         ]
         parts = list(zip((rows for _, rows in jobs), score_jobs(jobs), strict=True))
         scores = _mean_over_members(n, parts, len(self._names))
@@ -402,7 +444,7 @@ class LabelClassifier:
         jobs = [
             (m, rows)
             for m in self._members
-            if m.second_opinion and len(rows := m.rows(languages, among=unsure))
+            if len(rows := m.rows(languages, among=unsure, first=False, swapped=self._swapped))
         ]
         if not jobs:
             return scores, asked
@@ -425,6 +467,12 @@ class LabelClassifier:
                 f"second opinion for prompts ({scope}) whose best two labels score within "
                 f"{SECOND_OPINION_MARGIN:.2f} of each other and the best at least ({reach})"
             )
+            if self._swapped:
+                swapped = ", ".join(sorted(self._swapped))
+                lines.append(
+                    f"prompts ({swapped}): the second-opinion encoder gives the first opinion "
+                    "and the others the second (alone, it ranks these examples better)"
+                )
         return "\n".join(lines)
 
     def _score(

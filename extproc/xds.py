@@ -17,53 +17,26 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import importlib
 import itertools
 import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import grpc
-from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.listener.v3 import listener_pb2
-from envoy.config.route.v3 import route_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.protobuf import any_pb2
-from google.protobuf.json_format import ParseDict, ParseError
 from google.protobuf.message import Message
 
 from extproc.envoy_config import EnvoyResources
-from extproc.errors import ConfigError, ConfigIssue
+from extproc.envoy_config.typed import CLUSTERS, KIND, LISTENERS, ROUTES, typed_resources
 
 log = logging.getLogger("switchyard.xds")
 
-CLUSTERS = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
-LISTENERS = "type.googleapis.com/envoy.config.listener.v3.Listener"
-ROUTES = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 ORDER = (CLUSTERS, LISTENERS, ROUTES)
 """Make before break: what a resource refers to reaches Envoy first."""
 REMOVAL_ORDER = tuple(reversed(ORDER))
 """Break after: what refers to a resource leaves Envoy first."""
-KIND = {CLUSTERS: "clusters", LISTENERS: "listeners", ROUTES: "routes"}
-
-_TYPED_CONFIGS = (
-    "envoy.extensions.filters.network.http_connection_manager.v3.http_connection_manager_pb2",
-    "envoy.extensions.filters.http.ext_proc.v3.ext_proc_pb2",
-    "envoy.extensions.filters.http.lua.v3.lua_pb2",
-    "envoy.extensions.filters.http.router.v3.router_pb2",
-    "envoy.extensions.transport_sockets.tls.v3.tls_pb2",
-    "envoy.extensions.upstreams.http.v3.http_protocol_options_pb2",
-    "envoy.extensions.bootstrap.internal_listener.v3.internal_listener_pb2",
-    "envoy.extensions.clusters.aggregate.v3.cluster_pb2",
-    "envoy.extensions.filters.http.upstream_codec.v3.upstream_codec_pb2",
-    "envoy.extensions.retry.priority.previous_priorities.v3.previous_priorities_config_pb2",
-)
-"""The modules whose messages the resources carry in typed_config: loading them registers
-the types, so that ParseDict can build the Any fields."""
-for _module in _TYPED_CONFIGS:
-    importlib.import_module(_module)
 
 
 @dataclass(frozen=True)
@@ -79,20 +52,7 @@ class Snapshot:
 def snapshot(served: EnvoyResources) -> Snapshot:
     """Envoy's typed messages for `served`; a field Envoy's API does not have fails here,
     before anything reaches Envoy."""
-    parts: dict[str, tuple[type[Message], dict[str, dict[str, Any]]]] = {
-        CLUSTERS: (cluster_pb2.Cluster, served.clusters),
-        LISTENERS: (listener_pb2.Listener, served.listeners),
-        ROUTES: (route_pb2.RouteConfiguration, served.route_configs),
-    }
-    resources: dict[str, dict[str, Message]] = {}
-    for type_url, (message_class, items) in parts.items():
-        resources[type_url] = {}
-        for name, item in items.items():
-            try:
-                resources[type_url][name] = ParseDict(item, message_class())
-            except ParseError as exc:
-                issue = ConfigIssue(f"{KIND[type_url]}.{name}", f"not a valid Envoy {exc}")
-                raise ConfigError("envoy resources", [issue]) from None
+    resources = typed_resources(served)
     return Snapshot(served.version, resources)
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from extproc import headers as h
-from extproc.envoy_config import VIRTUAL_HOST
+from extproc.envoy_stat_names import VIRTUAL_HOST
 from extproc.rollout.window import Summary, latency_bin
 
 _PREFIX = f"vhost.{VIRTUAL_HOST}.route."

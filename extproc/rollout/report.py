@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from extproc.envoy_config import FAIL_OPEN_ROUTE, VIRTUAL_HOST
+from extproc.envoy_stat_names import FAIL_OPEN_ROUTE, VIRTUAL_HOST
 from extproc.errors import SwitchyardError
 from extproc.rollout.quality import FLAGS
 from extproc.rollout.shadow_comparison import shadow_lines

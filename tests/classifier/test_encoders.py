@@ -262,3 +262,47 @@ def test_reloads_share_the_loaded_encoders(model_dir: Path) -> None:
     assert first._members[0].encoder is again._members[0].encoder
     assert other._members[0].encoder is not first._members[0].encoder
     np.testing.assert_array_equal(first.thresholds, again.thresholds)
+
+
+def test_where_minilm_ranks_the_examples_better_it_gives_the_first_opinion(
+    encoder: Encoder,
+    use_encoder: Encoder,
+    labels: list[Label],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Forty close banking intents: alone, MiniLM ranks their examples (each left out of its
+    label) first more often than USE does, so it scores every English prompt and USE only
+    the unsure ones; French prompts stay USE's alone. The example config's topics stay
+    USE-first."""
+    lead_line = "the second-opinion encoder gives the first opinion"
+    assert (
+        lead_line
+        not in _second_opinion_classifier(use_encoder, encoder, labels, 0.3).explain_threshold()
+    )
+    bank = _labels("bank40")
+    clf = _second_opinion_classifier(use_encoder, encoder, bank, 0.3)
+    assert f"prompts (en): {lead_line}" in clf.explain_threshold()
+    prompts = [
+        "My card still hasn't arrived after two weeks",
+        "Why was I charged a fee for a card payment?",
+        "Ma carte n'est toujours pas arrivée, que faire ?",
+    ]
+    minilm = LabelClassifier(encoder, bank, threshold=0.3, fallback="other").scores(prompts)
+    use = LabelClassifier(
+        use_encoder, bank, threshold=0.3, fallback="other", centroid_weights=[0.7]
+    ).scores(prompts)
+    for unsure in (False, True):
+        monkeypatch.setattr(
+            classifier.labels, "_unsure", lambda s, _t, u=unsure: np.full(len(s), u)
+        )
+        predictions = clf.classify(prompts)
+        seen_use = _record_encoded(use_encoder, monkeypatch)
+        seen_minilm = _record_encoded(encoder, monkeypatch)
+        scores = clf.scores(prompts)
+        monkeypatch.undo()
+        assert seen_minilm == prompts[:2]
+        assert sorted(seen_use) == sorted(prompts if unsure else prompts[2:])
+        assert [p.second_opinion for p in predictions] == [unsure, unsure, False]
+        english = (minilm[:2] + use[:2]) / 2 if unsure else minilm[:2]
+        np.testing.assert_allclose(scores[:2], english, atol=1e-6)
+        np.testing.assert_allclose(scores[2], use[2], atol=1e-6)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -234,3 +235,44 @@ def test_the_observe_filter_gets_only_the_response_headers_it_reads() -> None:
     )
     # Header routes and session sources reload without a new bootstrap: all headers go.
     assert "forward_rules" not in filters["switchyard.route"]
+
+
+def test_nothing_envoy_config_imports_imports_it_back() -> None:
+    """No cycle through envoy_config: the modules it loads (config, request.adapt,
+    response.sampling, ...) never import it, and rollout reads Envoy's stat names from
+    the neutral extproc.envoy_stat_names."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, extproc.envoy_config; "
+            "print('\\n'.join(m.__file__ for n, m in sys.modules.items() "
+            "if n.startswith('extproc.') and not n.startswith('extproc.envoy_config')))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.split()
+    assert any(path.endswith("sampling.py") for path in loaded)
+    back = [path for path in loaded if _imports_envoy_config(Path(path))]
+    assert back == []
+    readers = [
+        *(REPO / "extproc" / "rollout").glob("*.py"),
+        *(REPO / "extproc" / "response").glob("*.py"),
+    ]
+    assert [p.name for p in readers if _imports_envoy_config(p)] == []
+
+
+def _imports_envoy_config(path: Path) -> bool:
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+            "extproc.envoy_config"
+        ):
+            return True
+        if isinstance(node, ast.Import) and any(
+            a.name.startswith("extproc.envoy_config") for a in node.names
+        ):
+            return True
+    return False

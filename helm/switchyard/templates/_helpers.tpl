@@ -218,7 +218,7 @@ their own rollout state.
 
 {{/*
 The parts of the config that Envoy's bootstrap is rendered from (its static part: see
-extproc/envoy_config.py), or that switchyard reads only at start (server, state): a change
+extproc/envoy_config/startup.py), or that switchyard reads only at start (server, state): a change
 to them needs new pods. Everything else (labels, routes, backends, weights, canaries,
 shadows, caches, the classifier, the session) switchyard hot-reloads from the mounted
 ConfigMap and serves to Envoy over xDS, so it must not be part of this checksum.
