@@ -6,7 +6,7 @@ the cohort's median; each answer independently a refusal with the cohort's refus
 rate and, for a share of answers, scored from a normal around the cohort's mean
 score clipped to 0..1, the signal arriving at once) into per-second summaries;
 every `interval_s` the same analyze() the server runs looks at the last `window_s`
-seconds of them, exactly as extproc.app does.
+seconds of them, exactly as extproc.rollout.controller does.
 
     .venv/bin/python bench/canary_sim.py            # prints a markdown table
     .venv/bin/python bench/canary_sim.py --quality  # the quality checks' cases

@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import configs
 from bench.load import WORDS
 from extproc.config import parse_config
-from extproc.metrics import Metrics
 from extproc.request.admission import LargeBodyPacer
+from extproc.request.metrics import RequestMetrics
 from extproc.request.processor import RoutingStream
 from extproc.request.runtime import Runtime, build_runtime
 from extproc.rollout.canary import Rollouts
@@ -85,7 +85,7 @@ def runtime_for(case: str) -> Runtime:
         data = configs.rules_config(ADDRESSES, backend, observe=True)
     else:
         data = configs.semantic_config(ADDRESSES, backend)
-    return build_runtime(parse_config(data, "bench"), Rollouts(), Metrics())
+    return build_runtime(parse_config(data, "bench"), Rollouts(), RequestMetrics())
 
 
 async def time_handlers(
@@ -99,7 +99,7 @@ async def time_handlers(
     does not count the time other processes take the core: on a busy machine it is the
     steadier number.
     """
-    metrics = Metrics()
+    metrics = RequestMetrics()
     pacer = LargeBodyPacer()  # as the server gives each stream (large bodies take turns)
     parse = ext_proc_pb2.ProcessingRequest.FromString
     decoded = [(parse(h), parse(b)) for h, b in wire]

@@ -22,6 +22,7 @@ from extproc.config import ServerTlsConfig
 from extproc.errors import RequestError
 from extproc.metrics import Metrics
 from extproc.request.admission import LargeBodyPacer
+from extproc.request.metrics import RequestMetrics
 from extproc.request.processor import (
     CONTINUE_BODY,
     CONTINUE_HEADERS,
@@ -49,12 +50,14 @@ class ExternalProcessor:
         self,
         runtimes: RuntimeHolder,
         metrics: Metrics,
+        request_metrics: RequestMetrics,
         traffic: TrafficStats,
         quality: Quality | None = None,
         cache: ResponseCache | None = None,
     ) -> None:
         self._runtimes = runtimes
         self._metrics = metrics
+        self._request_metrics = request_metrics
         self._traffic = traffic
         self._quality = quality
         self._cache = cache
@@ -81,7 +84,7 @@ class ExternalProcessor:
                 # request with, even while a reload moves both to the next.
                 runtime = self._runtimes.for_version(_config_version(context))
                 routing = RoutingStream(
-                    runtime, self._metrics, cache=self._cache, pacer=self._pacer
+                    runtime, self._request_metrics, cache=self._cache, pacer=self._pacer
                 )
             yield await self._route(routing, request)
 

@@ -9,7 +9,7 @@ nonce and version (ACK), or rejects it with an error_detail (NACK) and keeps wha
 `publish` offers a new set to every connected Envoy, clusters first, then listeners, then
 routes (a route never names a cluster Envoy does not have yet), each type only once the
 previous one is acknowledged, and returns when all have acknowledged it, or with the reason
-when one rejected it or did not answer in time. extproc.app decides when the request path
+when one rejected it or did not answer in time. extproc.reload decides when the request path
 switches (only after an acknowledgment); this module knows nothing of the request path.
 """
 

@@ -27,13 +27,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry
 
 from extproc import headers as h
 from extproc.cache.answer import CachedAnswer, cacheable, render_json, render_sse
 from extproc.cache.entries import CacheEntries, Entry
 from extproc.cache.guard import disagreement, same_words
 from extproc.cache.key import RequestKey, partition_digest, request_key
+from extproc.cache.metrics import CacheMetrics
 from extproc.cache.wording import canonical
 from extproc.config import CacheConfig, Config
 from extproc.config.issues import did_you_mean, unknown
@@ -109,43 +110,7 @@ class ResponseCache:
         self._pending: OrderedDict[str, PendingFill] = OrderedDict()
         self._pending_max_age_s = float("inf")  # until configure()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.requests = Counter(
-            "switchyard_cache_requests",
-            "Chat requests on routes with a cache, by result (hit, miss, bypass).",
-            ["route", "result"],
-            registry=registry,
-        )
-        self.saved_tokens = Counter(
-            "switchyard_cache_saved_tokens",
-            "Tokens of the answers served from the cache (what their model calls would have"
-            " cost again), by kind (prompt, completion).",
-            ["route", "kind"],
-            registry=registry,
-        )
-        self.saved_cost = Counter(
-            "switchyard_cache_saved_cost",
-            "Cost of the model calls the cache saved, from the answering backend's price.",
-            ["route"],
-            registry=registry,
-        )
-        self.fills = Counter(
-            "switchyard_cache_fills",
-            "Responses offered to the cache, by result (stored, not_complete, too_large,"
-            " unknown_token).",
-            ["route", "result"],
-            registry=registry,
-        )
-        self.refused = Counter(
-            "switchyard_cache_guard_refusals",
-            "Semantic candidates the guard refused, by reason (negation, antonym, number,"
-            " unit, entity, comparative, time, role, direction, order).",
-            ["route", "reason"],
-            registry=registry,
-        )
-        self.entries = Gauge(
-            "switchyard_cache_entries", "Entries in this replica's cache.", ["route"],
-            registry=registry,
-        )  # fmt: skip
+        self.metrics = CacheMetrics(registry)
         self._totals: dict[str, dict[str, float]] = {}
 
     # -- configuration -----------------------------------------------------------------
@@ -223,16 +188,16 @@ class ResponseCache:
             if reason is None:
                 self.store.touch(route, entry.exact)
                 return entry
-            self.refused.labels(route, reason).inc()
+            self.metrics.refused.labels(route, reason).inc()
         return None
 
     def _hit(self, route: str, backend: str, entry: Entry, stream: bool) -> Lookup:
         answer = entry.answer
-        self.saved_tokens.labels(route, "prompt").inc(answer.prompt_tokens)
-        self.saved_tokens.labels(route, "completion").inc(answer.completion_tokens)
+        self.metrics.saved_tokens.labels(route, "prompt").inc(answer.prompt_tokens)
+        self.metrics.saved_tokens.labels(route, "completion").inc(answer.completion_tokens)
         usage = Usage(answer.prompt_tokens, answer.completion_tokens)
         saved = cost(price_of(self._config, backend), usage)
-        self.saved_cost.labels(route).inc(saved)
+        self.metrics.saved_cost.labels(route).inc(saved)
         totals = self._route_totals(route)
         totals["saved_prompt_tokens"] += answer.prompt_tokens
         totals["saved_completion_tokens"] += answer.completion_tokens
@@ -251,7 +216,7 @@ class ResponseCache:
         )
 
     def _count(self, route: str, lookup: Lookup) -> Lookup:
-        self.requests.labels(route, lookup.result).inc()
+        self.metrics.requests.labels(route, lookup.result).inc()
         self._route_totals(route)[lookup.result] += 1
         return lookup
 
@@ -281,17 +246,17 @@ class ResponseCache:
     def take_pending(self, token: str) -> PendingFill | None:
         pending = self._pending.pop(token, None)
         if pending is None:
-            self.fills.labels("", "unknown_token").inc()
+            self.metrics.fills.labels("", "unknown_token").inc()
         return pending
 
     def offer(self, pending: PendingFill, status: int, response: ResponseReader) -> None:
         """A finished response for a pending fill (from the observer, on the event loop)."""
         if response.size > pending.max_answer_bytes:
-            self.fills.labels(pending.route, "too_large").inc()
+            self.metrics.fills.labels(pending.route, "too_large").inc()
             return
         answer = cacheable(status, response.completion)
         if answer is None:
-            self.fills.labels(pending.route, "not_complete").inc()
+            self.metrics.fills.labels(pending.route, "not_complete").inc()
             return
         task = asyncio.get_running_loop().create_task(self._fill(pending, answer))
         self._tasks.add(task)  # the loop keeps tasks only weakly
@@ -313,10 +278,10 @@ class ResponseCache:
             vector=vector,
         )
         self.store.put(entry, settings.max_entries)
-        self.fills.labels(pending.route, "stored").inc()
-        self.entries.labels(pending.route).set(self.store.counts().get(pending.route, 0))
+        self.metrics.fills.labels(pending.route, "stored").inc()
+        self.metrics.entries.labels(pending.route).set(self.store.counts().get(pending.route, 0))
         if self._replication is not None and not await self._replication.publish(entry):
-            self.fills.labels(pending.route, "shared_store_error").inc()
+            self.metrics.fills.labels(pending.route, "shared_store_error").inc()
 
     def adopt(self, entry: Entry) -> None:
         """An entry another replica filled (or Redis held at start)."""
@@ -324,7 +289,7 @@ class ResponseCache:
         if settings is None or entry.expires <= self._clock():
             return
         self.store.put(entry, settings.max_entries)
-        self.entries.labels(entry.route).set(self.store.counts().get(entry.route, 0))
+        self.metrics.entries.labels(entry.route).set(self.store.counts().get(entry.route, 0))
 
     # -- operators ---------------------------------------------------------------------
 
@@ -341,9 +306,9 @@ class ResponseCache:
     def purge_local(self, route: str | None, digests: list[str] | None) -> int:
         removed = self.store.purge(route, digests)
         for name, count in self.store.counts().items():
-            self.entries.labels(name).set(count)
+            self.metrics.entries.labels(name).set(count)
         if route is not None and route not in self.store.counts():
-            self.entries.labels(route).set(0)
+            self.metrics.entries.labels(route).set(0)
         return removed
 
     def check_purge(self, route: str | None, partition: str | None) -> None:

@@ -36,11 +36,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     for issue in [*problems, *config_warnings(config)]:
         print(f"WARNING: {source}: {issue}", file=sys.stderr)
     if args.model:
-        from extproc.metrics import Metrics
+        from extproc.request.metrics import RequestMetrics
         from extproc.request.runtime import build_runtime
         from extproc.rollout.canary import Rollouts
 
-        runtime = build_runtime(config, Rollouts(), Metrics())
+        runtime = build_runtime(config, Rollouts(), RequestMetrics())
         if runtime.threshold_note:
             print(f"classifier: encoder {config.classifier.encoder}")
             for line in runtime.threshold_note.splitlines():

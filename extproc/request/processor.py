@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 from extproc import headers as h
 from extproc.errors import RequestError
 from extproc.logs import redact
-from extproc.metrics import Metrics
 from extproc.request.adapt import rewrite
 from extproc.request.admission import LARGE_BODY_BYTES, LargeBodyPacer
 from extproc.request.chat import ChatRequest, parse_chat
+from extproc.request.metrics import RequestMetrics
 from extproc.request.runtime import Runtime
 from extproc.request.shadow import is_shadow_copy, shadow_rewrite
 from extproc.response.sampling import observe_response, sampling
@@ -98,7 +98,7 @@ class RoutingStream:
     """What one request's stream carries from its headers to its body."""
 
     runtime: Runtime
-    metrics: Metrics
+    metrics: RequestMetrics
     headers: dict[str, str] = field(default_factory=dict)
     is_chat: bool = False
     cache: CacheLookup | None = None

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 from extproc.config import Config
 from extproc.errors import ConfigError, ConfigIssue
-from extproc.metrics import Metrics
 from extproc.request.adapt import BackendAdapter, compile_adapters
 from extproc.request.classify import BatchingClassifier
+from extproc.request.metrics import RequestMetrics
 from extproc.request.routing import Router
 from extproc.rollout.canary import Rollouts
 
@@ -61,7 +61,7 @@ def load_label_classifier(config: Config) -> LabelClassifier | SequenceClassifie
     return classifier
 
 
-def build_runtime(config: Config, rollouts: Rollouts, metrics: Metrics) -> Runtime:
+def build_runtime(config: Config, rollouts: Rollouts, metrics: RequestMetrics) -> Runtime:
     """Everything that can fail (model loading included) happens here, before any swap."""
     router = Router(config, rollouts)
     classifier = None

@@ -17,7 +17,7 @@ enough data. A quality check without enough signals says not enough data: noted,
 rollback.
 The pure functions here take two window summaries (extproc.rollout.window: one
 replica's or the whole fleet's) and return a Verdict; the loop that acts on verdicts
-is extproc.app.
+is extproc.rollout.controller.
 """
 
 from __future__ import annotations

@@ -13,18 +13,41 @@ import asyncio
 import logging
 from collections.abc import Callable
 from functools import partial
+from typing import Protocol
 
 from extproc import headers as h
-from extproc.config import Config
+from extproc.config import CanaryConfig, Config
 from extproc.rollout.analysis import Verdict, analyze
-from extproc.rollout.canary import Phase, Rollouts, hold_met
+from extproc.rollout.canary import CanaryState, Phase, Rollouts, hold_met
 from extproc.rollout.envoy_stats import EnvoyRouteStats
 from extproc.rollout.envoy_stats import fetch as fetch_envoy_stats
 from extproc.rollout.outcome import Outcome
 from extproc.rollout.traffic import TrafficStats
-from extproc.store import RolloutStore
+from extproc.rollout.window import Summary
 
 log = logging.getLogger("switchyard.controller")
+
+
+class DecidingStore(Protocol):
+    """What the loop asks of the rollout store (extproc.store.RolloutStore); named here so
+    that rollout/ does not import the store, which is built on rollout's own types."""
+
+    @property
+    def available(self) -> bool: ...
+
+    def decides(self) -> bool: ...
+
+    def starting_state(self, canary: CanaryConfig) -> CanaryState: ...
+
+    def rollouts_changed(self, new_routes: set[str]) -> None: ...
+
+    async def act(
+        self, route: str, action: str, reason: str, based_on: int | None = None
+    ) -> CanaryState: ...
+
+    async def window(self, route: str, cohort: str, since: float) -> Summary: ...
+
+    async def step_requests(self, route: str, state: CanaryState) -> int: ...
 
 
 class CanaryController:
@@ -32,7 +55,7 @@ class CanaryController:
         self,
         config: Callable[[], Config],
         rollouts: Rollouts,
-        store: RolloutStore,
+        store: DecidingStore,
         traffic: TrafficStats,
         clock: Callable[[], float],
     ) -> None:
@@ -45,9 +68,21 @@ class CanaryController:
         """The last verdict per route, as this replica judged it."""
         self._envoy_stats: tuple[str, EnvoyRouteStats] | None = None
         self._envoy_stats_ok = True
+        rollouts.subscribe(self._on_rollout_change)
 
-    def forget(self, route: str) -> None:
-        """A new step (or phase) starts: the next verdict comes from its own traffic."""
+    def adopt(self, config: Config) -> None:
+        """A (re)loaded config's canaries: the store learns the new ones, the traffic
+        record keeps what the analysis of these routes reads."""
+        new_routes = self._rollouts.apply_config(config, self._store.starting_state)
+        self._store.rollouts_changed(new_routes)
+        self._traffic.analyse_routes(
+            frozenset(self._rollouts.states()), keep_s=2 * config.analysis.window_s
+        )
+        self._traffic.observed_feeds_analysis = config.analysis.source == "observed"
+
+    def _on_rollout_change(self, route: str, old: CanaryState | None, new: CanaryState) -> None:
+        # The analysis reads traffic from the step's start on: a verdict on the next
+        # step comes from traffic served at that step.
         self.verdicts.pop(route, None)
 
     async def run(self) -> None:

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 
 from extproc.config import Config
 from extproc.errors import SwitchyardError
-from extproc.metrics import Metrics
 from extproc.response.reader import ResponseReader
+from extproc.rollout.metrics import RolloutMetrics
 from extproc.rollout.window import Summary
 
 REFUSAL_SCAN_CHARS = 400
@@ -173,7 +173,13 @@ class Quality:
     posts feedback and reads)."""
 
     def __init__(
-        self, config: Config, metrics: Metrics, sink: SignalSink, clock: Callable[[], float]
+        self,
+        config: Config,
+        metrics: RolloutMetrics,
+        sink: SignalSink,
+        clock: Callable[[], float],
+        lookup: Callable[[str], Served | None] | None = None,
+        claim: Callable[[str, list[str]], set[str]] | None = None,
     ) -> None:
         self._metrics = metrics
         self._sink = sink
@@ -182,9 +188,9 @@ class Quality:
         self._recent = RecentRequests(config.quality.remember_s, config.quality.remember_max)
         self._totals: dict[tuple[str, str, str], QualityTotals] = {}
         self._unshared_ids: deque[tuple[str, Served]] | None = None
-        self.lookup: Callable[[str], Served | None] | None = None
+        self.lookup = lookup
         """In a fleet: where another replica's request went (extproc.store.redis_requests)."""
-        self.claim: Callable[[str, list[str]], set[str]] | None = None
+        self.claim = claim
         """In a fleet: of these feedback kinds for a request ("score", flag names), the ones
         no replica has counted yet; each replica's own record only knows its own posts."""
         self.configure(config)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from extproc import headers as h
-from extproc.metrics import AUTH_REFUSALS, Metrics
+from extproc.rollout.metrics import AUTH_REFUSALS, RolloutMetrics
 from extproc.rollout.window import Summary
 
 LATENCIES_KEPT = 20_000
@@ -50,7 +50,7 @@ BucketKey = tuple[str, str, int]
 class TrafficStats:
     """Thread-safe: written by the gRPC loop, read by the analysis and the HTTP endpoints."""
 
-    def __init__(self, metrics: Metrics, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, metrics: RolloutMetrics, clock: Callable[[], float] = time.time) -> None:
         self._metrics = metrics
         self._clock = clock
         self._lock = threading.Lock()

@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Protocol
 
 from extproc.config import CanaryConfig, Config
-from extproc.metrics import Metrics
 from extproc.rollout.canary import CanaryState, Rollouts
 from extproc.rollout.quality import Quality, Served
 from extproc.rollout.traffic import TrafficStats
 from extproc.rollout.window import Summary
 from extproc.store.clock import StoreClock
+from extproc.store.metrics import StoreMetrics
 
 
 class RolloutStore(Protocol):
@@ -66,7 +66,11 @@ class RolloutStore(Protocol):
 
 
 def make_store(
-    config: Config, rollouts: Rollouts, traffic: TrafficStats, metrics: Metrics, clock: StoreClock
+    config: Config,
+    rollouts: Rollouts,
+    traffic: TrafficStats,
+    metrics: StoreMetrics,
+    clock: StoreClock,
 ) -> RolloutStore:
     from extproc.store.memory import MemoryStore
 

@@ -42,7 +42,6 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from extproc.config import AnalysisConfig, CanaryConfig, StateConfig
-from extproc.metrics import Metrics
 from extproc.rollout.canary import (
     CanaryState,
     Phase,
@@ -57,6 +56,7 @@ from extproc.rollout.traffic import TrafficStats
 from extproc.rollout.window import Summary
 from extproc.store.clock import StoreClock
 from extproc.store.connect import redis_client
+from extproc.store.metrics import StoreMetrics
 from extproc.store.redis_requests import SharedRequestIds
 
 log = logging.getLogger("switchyard.store")
@@ -130,7 +130,7 @@ class RedisStore:
         analysis: AnalysisConfig,
         rollouts: Rollouts,
         traffic: TrafficStats,
-        metrics: Metrics,
+        metrics: StoreMetrics,
         clock: StoreClock,
     ) -> None:
         self.replica = replica_id()

@@ -13,7 +13,11 @@ from pathlib import Path
 
 import yaml
 
+from extproc.cache.metrics import CacheMetrics
 from extproc.metrics import Metrics
+from extproc.request.metrics import RequestMetrics
+from extproc.rollout.metrics import RolloutMetrics
+from extproc.store.metrics import StoreMetrics
 from tests.helm.conftest import CHART, render, switchyard_yaml, tool
 from tests.ports import free_port
 
@@ -38,7 +42,10 @@ def test_promtool_accepts_the_rules() -> None:
 
 
 def test_switchyard_metrics_in_the_rules_exist() -> None:
-    exported = {family.name for family in Metrics().registry.collect()}
+    registry = Metrics().registry  # the server's, with every area's metrics on it
+    for area in (RequestMetrics, RolloutMetrics, StoreMetrics, CacheMetrics):
+        area(registry)
+    exported = {family.name for family in registry.collect()}
     named = set(re.findall(r"\b(switchyard_[a-z_]+)", _exprs()))
     assert named == {
         "switchyard_rollbacks_total",

@@ -17,9 +17,9 @@ from extproc import headers as h
 from extproc.config import environment_issues, parse_config
 from extproc.envoy_config import render
 from extproc.errors import ConfigError
-from extproc.metrics import Metrics
 from extproc.request.adapt import NO_REWRITE, BackendAdapter, rewrite
 from extproc.request.chat import parse_chat
+from extproc.request.metrics import RequestMetrics
 from extproc.request.processor import RoutingStream
 from extproc.request.runtime import build_runtime
 from extproc.rollout.canary import Rollouts, initial_state
@@ -210,7 +210,7 @@ def _mutation(cfg: dict, body: bytes, session: str) -> ext_proc_pb2.CommonRespon
     parsed = parse_config(cfg, "test")
     rollouts = Rollouts()
     rollouts.apply_config(parsed, lambda canary: initial_state(canary, 0.0))
-    metrics = Metrics()
+    metrics = RequestMetrics()
     stream = RoutingStream(build_runtime(parsed, rollouts, metrics), metrics)
     values = {
         ":method": "POST",

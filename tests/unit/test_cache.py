@@ -316,7 +316,9 @@ async def test_fills_and_purges_go_to_the_fleet_and_a_lost_fill_is_counted() -> 
     assert [e.route for e in fleet.published] == ["r"]
     assert cache.store.counts() == {"r": 1}  # this replica still answers from its copy
     results = {
-        s.labels["result"]: s.value for s in cache.fills.collect()[0].samples if "_total" in s.name
+        s.labels["result"]: s.value
+        for s in cache.metrics.fills.collect()[0].samples
+        if "_total" in s.name
     }
     assert results == {"stored": 1.0, "shared_store_error": 1.0}
     assert await cache.purge("r", None) == 7
@@ -334,7 +336,7 @@ async def test_errors_and_oversized_answers_are_not_filled() -> None:
     large = _with_choice(message={"role": "assistant", "content": "x" * limit})
     cache.offer(pending, 200, ResponseReader.of(large, "application/json", keep_bytes=limit))
     assert cache.store.counts() == {}
-    fills = cache.fills.collect()[0].samples
+    fills = cache.metrics.fills.collect()[0].samples
     assert {s.labels["result"]: s.value for s in fills if s.name.endswith("_total")} == {
         "not_complete": 1.0,
         "too_large": 1.0,
@@ -423,12 +425,12 @@ def _response_body(chunk: bytes, end: bool) -> Any:
 
 
 async def test_the_observer_fills_from_a_streamed_response_and_skips_hits() -> None:
-    from extproc.metrics import Metrics
     from extproc.response.observe import ObserveStream
+    from extproc.rollout.metrics import RolloutMetrics
     from extproc.rollout.traffic import TrafficStats
 
     cache = _cache()
-    traffic = TrafficStats(Metrics())
+    traffic = TrafficStats(RolloutMetrics())
     config = parse_config(CONFIG, "t.yaml")
     lookup = await _ask(cache, "How do I export my data?")
     answer = read_answer(200, "application/json", json.dumps(COMPLETE).encode())

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import json
 
-from extproc.metrics import Metrics
+from extproc.rollout.metrics import RolloutMetrics
 from extproc.rollout.traffic import TrafficStats
 
 
 def test_only_canary_routes_keep_an_analysis_window() -> None:
     clock = [0.0]
-    traffic = TrafficStats(Metrics(), clock=lambda: clock[0])
+    traffic = TrafficStats(RolloutMetrics(), clock=lambda: clock[0])
     traffic.analyse_routes(frozenset({"clinical"}), keep_s=1000)
     for i in range(100):
         clock[0] = float(i)
@@ -25,7 +25,7 @@ def test_only_canary_routes_keep_an_analysis_window() -> None:
 
 def test_old_buckets_are_dropped_and_unshared_ones_handed_over_once() -> None:
     clock = [0.0]
-    traffic = TrafficStats(Metrics(), clock=lambda: clock[0])
+    traffic = TrafficStats(RolloutMetrics(), clock=lambda: clock[0])
     traffic.analyse_routes(frozenset({"r"}), keep_s=10)
     traffic.share()
     for i in range(30):
@@ -39,7 +39,7 @@ def test_old_buckets_are_dropped_and_unshared_ones_handed_over_once() -> None:
 
 
 def test_time_to_first_byte_is_a_histogram_when_envoy_reports_it() -> None:
-    metrics = Metrics()
+    metrics = RolloutMetrics()
     traffic = TrafficStats(metrics)
     traffic.record("clinical", "canary", "b", 200, 0.3, 0.02, None, 0.0)
     traffic.record("clinical", "canary", "b", 200, 0.3, None, None, 0.0)  # no header: not counted
@@ -92,7 +92,7 @@ def _observe(traffic: TrafficStats, headers: dict[str, str]) -> None:
 
 
 def test_a_retried_canary_counts_as_the_canarys_failure_and_its_answer_apart() -> None:
-    traffic = TrafficStats(Metrics())
+    traffic = TrafficStats(RolloutMetrics())
     traffic.analyse_routes(frozenset({"chat"}), keep_s=1000)
     routed = {":status": "200", "x-switchyard-route": "chat"}
     _observe(traffic, {**routed, "x-switchyard-cohort": "canary", "x-switchyard-backend": "v2"})
@@ -130,7 +130,7 @@ def test_a_streamed_answer_is_read_once_for_traffic_cost_and_quality() -> None:
         },
         "t.yaml",
     )
-    metrics = Metrics()
+    metrics = RolloutMetrics()
     traffic = TrafficStats(metrics)
     quality = Quality(config, metrics, traffic.record_signal, lambda: 100.0)
     headers = {

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from extproc.config import parse_config
 from extproc.errors import RequestError
-from extproc.metrics import Metrics
+from extproc.request.metrics import RequestMetrics
 from extproc.request.processor import RoutingStream
 from extproc.request.runtime import build_runtime
 from extproc.rollout.canary import Rollouts, initial_state
@@ -38,7 +38,7 @@ CONFIG = parse_config(
 def stream() -> RoutingStream:
     rollouts = Rollouts()
     rollouts.apply_config(CONFIG, lambda canary: initial_state(canary, 0.0))
-    metrics = Metrics()
+    metrics = RequestMetrics()
     return RoutingStream(build_runtime(CONFIG, rollouts, metrics), metrics)
 
 

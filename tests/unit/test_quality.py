@@ -16,6 +16,7 @@ from extproc.metrics import Metrics
 from extproc.response.reader import HEAD_BYTES, ResponseReader
 from extproc.rollout.analysis import analyze
 from extproc.rollout.canary import CanaryState
+from extproc.rollout.metrics import RolloutMetrics
 from extproc.rollout.outcome import Outcome
 from extproc.rollout.quality import (
     MAX_FEEDBACK_BYTES,
@@ -139,9 +140,9 @@ def test_malformed_feedback_is_refused_with_the_reason(body: bytes, message: str
 
 def make_quality(
     routes: frozenset[str] = frozenset({"clinical"}),
-) -> tuple[Quality, TrafficStats, Metrics, list[float]]:
+) -> tuple[Quality, TrafficStats, RolloutMetrics, list[float]]:
     clock = [1000.0]
-    metrics = Metrics()
+    metrics = RolloutMetrics()
     traffic = TrafficStats(metrics, clock=lambda: clock[0])
     traffic.analyse_routes(routes, keep_s=120)
     quality = Quality(Config(), metrics, traffic.record_signal, lambda: clock[0])

@@ -16,13 +16,15 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from extproc.admin import LoopBridge
 from extproc.config import Config, parse_config
-from extproc.metrics import Metrics
 from extproc.response.reader import ResponseReader
 from extproc.rollout.canary import Phase, RolloutError, Rollouts, hold_met
+from extproc.rollout.metrics import RolloutMetrics
 from extproc.rollout.quality import Quality
 from extproc.rollout.traffic import TrafficStats
 from extproc.store.clock import StoreClock
+from extproc.store.metrics import StoreMetrics
 from extproc.store.redis_store import RedisStore
 from tests.redis_server import RedisServer
 
@@ -67,11 +69,11 @@ def fleet_config(url: str, **state: Any) -> Config:
 class Replica:
     def __init__(self, config: Config, skew_s: float = 0.0) -> None:
         self.clock = StoreClock(lambda: time.time() + skew_s)
-        self.metrics = Metrics()
+        self.metrics = RolloutMetrics()
         self.rollouts = Rollouts()
         self.traffic = TrafficStats(self.metrics, clock=self.clock)
         self.store = RedisStore(
-            config.state, config.analysis, self.rollouts, self.traffic, self.metrics, self.clock
+            config.state, config.analysis, self.rollouts, self.traffic, StoreMetrics(), self.clock
         )
         self.store.rollouts_changed(self.rollouts.apply_config(config, self.store.starting_state))
         self.traffic.analyse_routes(frozenset({"r"}), keep_s=120)
@@ -376,15 +378,17 @@ def _wired(replicas: list[Replica], loop: asyncio.AbstractEventLoop) -> list[Qua
     config = fleet_config("redis://127.0.0.1:1/0")
     wired = []
     for replica in replicas:
-        quality = Quality(config, replica.metrics, replica.traffic.record_signal, replica.clock)
-        store = replica.store
-        store.share_requests(quality)
-        quality.lookup = lambda request_id, store=store: asyncio.run_coroutine_threadsafe(
-            store.lookup_request(request_id), loop
-        ).result(5)
-        quality.claim = lambda request_id, kinds, store=store: asyncio.run_coroutine_threadsafe(
-            store.claim_feedback(request_id, kinds), loop
-        ).result(5)
+        bridge = LoopBridge(replica.store)
+        bridge.attach(loop)
+        quality = Quality(
+            config,
+            replica.metrics,
+            replica.traffic.record_signal,
+            replica.clock,
+            lookup=bridge.lookup_request,
+            claim=bridge.claim_feedback,
+        )
+        replica.store.share_requests(quality)
         wired.append(quality)
     return wired
 

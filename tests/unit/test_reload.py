@@ -50,7 +50,7 @@ async def test_a_change_the_gateways_routes_would_not_follow_is_refused(tmp_path
         {"backend": "b", "weight": 70},
     ]
     path.write_text(yaml.safe_dump(changed))
-    assert await app.reload() is False
+    assert await app.reloader.reload() is False
     assert _reloads(app, "refused_external_envoy") == 1
     assert app.config.routes[0].backends[0].weight == 70  # the running config stays
 
@@ -60,7 +60,7 @@ async def test_a_change_that_keeps_every_request_where_it_goes_reloads(tmp_path:
     changed = copy.deepcopy(CONFIG)
     changed["routes"][0]["match"] = {"keywords": ["hello", "bonjour"]}
     path.write_text(yaml.safe_dump(changed))
-    assert await app.reload() is True
+    assert await app.reloader.reload() is True
     assert _reloads(app, "success") == 1
     assert app.config.routes[0].match is not None
     assert app.config.routes[0].match.keywords == ["hello", "bonjour"]

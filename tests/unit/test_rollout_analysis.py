@@ -6,9 +6,9 @@ from dataclasses import replace
 import pytest
 
 from extproc.config import AnalysisConfig, parse_config
-from extproc.metrics import Metrics
 from extproc.rollout.analysis import analyze
 from extproc.rollout.canary import Phase, RolloutError, Rollouts, hold_met
+from extproc.rollout.metrics import RolloutMetrics
 from extproc.rollout.outcome import Outcome
 from extproc.rollout.traffic import TrafficStats
 from extproc.rollout.window import Summary, summarize
@@ -50,7 +50,7 @@ def config(**canary: object):
 
 def memory_store(clock: Clock) -> tuple[Rollouts, MemoryStore]:
     rollouts = Rollouts()
-    store = MemoryStore(rollouts, TrafficStats(Metrics(), clock=clock), clock)
+    store = MemoryStore(rollouts, TrafficStats(RolloutMetrics(), clock=clock), clock)
     store.rollouts_changed(rollouts.apply_config(config(), store.starting_state))
     return rollouts, store
 

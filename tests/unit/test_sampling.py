@@ -11,8 +11,8 @@ import yaml
 from extproc import headers as h
 from extproc.config import load_config
 from extproc.envoy_config import OBSERVE_FILTER, render
-from extproc.metrics import Metrics
 from extproc.response.sampling import observe_response, sampling, weight
+from extproc.rollout.metrics import RolloutMetrics
 from extproc.rollout.report import requests_cell
 from extproc.rollout.traffic import TrafficStats
 
@@ -65,7 +65,7 @@ def test_stable_routes_observe_only_marked_requests_and_envoy_accepts_it(tmp_pat
 
 
 def test_sampled_totals_are_scaled_and_labelled_estimates() -> None:
-    metrics = Metrics()
+    metrics = RolloutMetrics()
     traffic = TrafficStats(metrics)
     for i in range(10):
         traffic.record("r", "stable", "b", 500 if i < 2 else 200, 0.01, None, (10, 5), 0.5, 4.0)

@@ -17,13 +17,13 @@ from extproc import headers as h
 from extproc.config import Config, parse_config
 from extproc.envoy_config import DISABLED, SHADOW_LISTENER, render
 from extproc.errors import ConfigError
-from extproc.metrics import Metrics
 from extproc.request.adapt import compile_adapters
 from extproc.request.chat import parse_chat
 from extproc.request.routing import Router
 from extproc.request.runtime import Runtime
 from extproc.request.shadow import is_shadow_copy, shadow_rewrite
 from extproc.rollout.canary import Phase, RolloutError, Rollouts, initial_state, plan
+from extproc.rollout.metrics import RolloutMetrics
 from extproc.rollout.shadow_comparison import (
     Side,
     compare,
@@ -328,7 +328,7 @@ def test_the_copy_is_rewritten_for_the_shadow_from_the_clients_path() -> None:
 
 
 def test_shadow_answers_never_enter_the_analysis_window() -> None:
-    traffic = TrafficStats(Metrics(), clock=lambda: 10.0)
+    traffic = TrafficStats(RolloutMetrics(), clock=lambda: 10.0)
     traffic.analyse_routes(frozenset({"chat"}), keep_s=100)
     traffic.record("chat", h.SHADOW_COHORT, "v2", 500, 0.01, None, None, 0.0)
     traffic.record("chat", h.STABLE, "v1", 200, 0.01, None, None, 0.0)
@@ -355,7 +355,7 @@ def test_launch_gate_wants_enough_answers_and_margins_kept() -> None:
 
 def test_report_puts_the_shadow_beside_the_primary() -> None:
     config = parse_config(SHADOWED, "t")
-    traffic = TrafficStats(Metrics())
+    traffic = TrafficStats(RolloutMetrics())
     for _ in range(30):
         traffic.record("chat", h.STABLE, "v1", 200, 0.010, None, (10, 2), 0.0)
         traffic.record("chat", h.SHADOW_COHORT, "v2", 503, 0.020, None, None, 0.0)
