@@ -13,7 +13,7 @@ import time
 import pytest
 
 from extproc.config import parse_config
-from extproc.metrics import Metrics
+from extproc.request.metrics import RequestMetrics
 from extproc.request.admission import LARGE_BODY_BYTES, LargeBodyPacer
 from extproc.request.processor import RoutingStream
 from extproc.request.runtime import build_runtime
@@ -112,7 +112,7 @@ def test_a_paced_large_body_is_routed_as_an_unpaced_one_and_small_ones_count_as_
         },
         "test",
     )
-    metrics = Metrics()
+    metrics = RequestMetrics()
     runtime = build_runtime(config, Rollouts(), metrics)
     large = _body(LARGE_BODY_BYTES + 1, "a refund please")
 
