@@ -13,8 +13,8 @@ import time
 import pytest
 
 from extproc.config import parse_config
-from extproc.request.metrics import RequestMetrics
 from extproc.request.admission import LARGE_BODY_BYTES, LargeBodyPacer
+from extproc.request.metrics import RequestMetrics
 from extproc.request.processor import RoutingStream
 from extproc.request.runtime import build_runtime
 from extproc.rollout.canary import Rollouts
