@@ -36,6 +36,7 @@ import os
 import secrets
 import time
 from dataclasses import replace
+from importlib import resources as package_files
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -66,25 +67,12 @@ STEP_COUNT_TTL_S = 7 * 86_400
 LOOKUP_ATTEMPTS = 3
 """Reads of a request id for POST /feedback: now, and after one and two flush intervals."""
 
-_COMPARE_AND_SET = """
-local current = redis.call('HGET', KEYS[1], 'version') or ''
-if current ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 4))
-redis.call('PUBLISH', ARGV[2], ARGV[3])
-return 1
-"""
-
-_HOLD_LEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
-return 0
-"""
-
 _STORE_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+
+
+def _script(name: str) -> str:
+    """A Redis script shipped beside this module (extproc/store/lua/)."""
+    return (package_files.files("extproc.store") / "lua" / f"{name}.lua").read_text()
 
 
 def replica_id() -> str:
@@ -141,8 +129,8 @@ class RedisStore:
         self._traffic = traffic
         self._metrics = metrics
         self._redis: aioredis.Redis = redis_client(config)
-        self._cas = self._redis.register_script(_COMPARE_AND_SET)
-        self._lease = self._redis.register_script(_HOLD_LEASE)
+        self._cas = self._redis.register_script(_script("compare_and_set"))
+        self._lease = self._redis.register_script(_script("hold_lease"))
         prefix = config.key_prefix
         self._channel = f"{prefix}:events"
         self._leader_key = f"{prefix}:leader"
