@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -61,6 +62,10 @@ FAQ = [
     ("Comment annuler mon abonnement ?", "Comment puis-je annuler mon abonnement ?"),
 ]  # fmt: skip
 """(question, rewording): the demo's cached support questions."""
+
+SESSION_SENDERS = 4
+"""Threads sending the sessions of step 2: Envoy, switchyard and the backends are separate
+processes, so requests in flight side by side keep every core busy."""
 
 
 def _say(text: str = "") -> None:
@@ -271,6 +276,22 @@ class Demo(LocalProcesses):
         response = conn.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
 
+    def two_turns(self, port: int, prompt: str, sessions: range) -> list[tuple[str, str]]:
+        """For each session, the backends that answered its two turns (one connection)."""
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        answered = []
+        try:
+            for session in sessions:
+                backends = []
+                for _ in range(2):
+                    headers = {"x-session-id": f"demo-{session}"}
+                    _, reply_headers, _ = self.chat(conn, prompt, {}, headers)
+                    backends.append(reply_headers.get("x-switchyard-backend", "?"))
+                answered.append((backends[0], backends[1]))
+        finally:
+            conn.close()
+        return answered
+
     def run_cache_step(self, conn: http.client.HTTPConnection) -> None:
         _say("\n== 2b. A support FAQ asked again (and reworded): the route's cache answers ==")
         headers = {"x-tenant-id": "demo", "x-session-id": "demo-faq"}
@@ -310,18 +331,17 @@ class Demo(LocalProcesses):
             "My knee is swollen after running, what should I do?",
             "I cannot find the invoice for my last payment in my account",
         ):
-            counts: Counter[str] = Counter()
-            moved = 0
-            for session in range(400):
-                first = second = ""
-                for turn in range(2):
-                    _, reply_headers, _ = self.chat(
-                        conn, prompt, {}, {"x-session-id": f"demo-{session}"}
+            slices = [range(n, 400, SESSION_SENDERS) for n in range(SESSION_SENDERS)]
+            with ThreadPoolExecutor(SESSION_SENDERS) as pool:
+                turns = [
+                    pair
+                    for part in pool.map(
+                        self.two_turns, [port] * len(slices), [prompt] * len(slices), slices
                     )
-                    backend = reply_headers.get("x-switchyard-backend", "?")
-                    first, second = (backend, second) if turn == 0 else (first, backend)
-                moved += first != second
-                counts[first] += 1
+                    for pair in part
+                ]
+            counts = Counter(first for first, _ in turns)
+            moved = sum(first != second for first, second in turns)
             shares = ", ".join(f"{name} {n / 4:.1f}%" for name, n in counts.most_common())
             _say(f"{prompt[:50]!r}: {shares}; sessions that changed backend: {moved}")
 
