@@ -85,11 +85,18 @@ def running_fleet(
             if stacks:
                 stack.backends = stacks[0].backends  # one set of model backends for all
             else:
-                stack.start_backends()
+                stack.launch_backends()
             stacks.append(stack)
+        # Every replica's processes start side by side; the Envoys once their switchyard
+        # answers (their routes come from it).
         for stack in stacks:
-            stack.start_switchyard()
-            stack.start_envoy()
+            stack.launch_switchyard()
+        stacks[0].wait_backends()
+        for stack in stacks:
+            stack.wait_switchyard()
+            stack.launch_envoy()
+        for stack in stacks:
+            stack.wait_envoy()
         yield Fleet(redis, stacks)
     finally:
         for stack in stacks:

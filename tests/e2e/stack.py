@@ -224,6 +224,11 @@ class Stack:
         os.replace(tmp, self.config_path)  # atomic: the watcher never reads half a file
 
     def start_backends(self) -> None:
+        self.launch_backends()
+        self.wait_backends()
+
+    def launch_backends(self) -> None:
+        """Starts the fake backends without waiting for them (see `wait_backends`)."""
         for backend in self.config.get("backends", []):
             port = int(backend["address"].rsplit(":", 1)[1])
             extra = self.backend_args.get(backend["name"], [])
@@ -236,6 +241,8 @@ class Stack:
             self.backends[backend["name"]] = Backend(
                 backend["name"], port, process, tls="--tls-cert" in extra
             )
+
+    def wait_backends(self) -> None:
         for backend in self.backends.values():
             wait_until(
                 lambda b=backend: http_get(b.port, "/stats", tls=b.tls)[0] == 200,
@@ -244,6 +251,11 @@ class Stack:
             )
 
     def start_switchyard(self, timeout: float = 60) -> None:
+        self.launch_switchyard()
+        self.wait_switchyard(timeout)
+
+    def launch_switchyard(self) -> None:
+        """Starts switchyard without waiting for it (see `wait_switchyard`)."""
         with open(self.workdir / "switchyard.log", "ab") as log:
             self.switchyard = subprocess.Popen(
                 [SWITCHYARD, *self.serve_args, "serve", "-c", str(self.config_path)],
@@ -251,6 +263,8 @@ class Stack:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **self.env},
             )
+
+    def wait_switchyard(self, timeout: float = 60) -> None:
         wait_until(self._switchyard_up, timeout, "switchyard /healthz")
 
     def _switchyard_up(self) -> bool:
@@ -261,6 +275,11 @@ class Stack:
 
     def start_envoy(self, edit: Callable[[dict[str, Any]], None] | None = None) -> None:
         """Renders Envoy's bootstrap with `switchyard envoy` (a test may edit it) and starts Envoy."""
+        self.launch_envoy(edit)
+        self.wait_envoy()
+
+    def launch_envoy(self, edit: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """Renders the bootstrap and starts Envoy without waiting (see `wait_envoy`)."""
         bootstrap = self.workdir / "envoy.yaml"
         subprocess.run(
             [SWITCHYARD, "envoy", "-c", str(self.config_path), "-o", str(bootstrap)], check=True
@@ -285,6 +304,8 @@ class Stack:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **self.envoy_env},
             )
+
+    def wait_envoy(self) -> None:
         wait_until(lambda: http_get(self.admin_port, "/ready")[0] == 200, 30, "envoy /ready")
 
     def stop_switchyard(self, sig: int = signal.SIGKILL) -> None:
@@ -367,7 +388,9 @@ def make_config(
             "metrics_listen": f"127.0.0.1:{free_port()}",
             "reload_interval_s": 0.5,
             "drain_s": 0.5,
-            "grace_s": 10,
+            # A SIGTERM'd switchyard waits out the whole grace: Envoy's config stream (ADS)
+            # never ends by itself. Requests in flight finish well within 2 s.
+            "grace_s": 2,
         },
         "envoy": {
             "listen": f"127.0.0.1:{free_port()}",
@@ -406,8 +429,12 @@ def running_stack(
     )
     try:
         stack.write_config()
-        stack.start_backends()
-        stack.start_switchyard()
+        # Backends and switchyard start side by side (switchyard needs no backend to
+        # start); Envoy last, as it takes its routes from switchyard.
+        stack.launch_backends()
+        stack.launch_switchyard()
+        stack.wait_backends()
+        stack.wait_switchyard()
         stack.start_envoy()
         yield stack
     finally:
