@@ -18,7 +18,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from extproc.config import BackendConfig, Config
 from extproc.envoy_config import bootstrap as render_bootstrap
 from extproc.rollout.report import build_report, report_data
 from extproc.rollout.report_html import prometheus_history, render_html
+from extproc.tools.ports import free_port
 
 PROMPTS: list[tuple[str, dict[str, object], dict[str, str]]] = [
     ("I have a fever and a stiff neck since last night, should I worry?", {}, {}),
@@ -234,9 +234,7 @@ class Demo(LocalProcesses):
             ],
         }
         (self.workdir / "prometheus.yml").write_text(yaml.safe_dump(scrape))
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
+        port = free_port()
         self._start(
             "prometheus",
             [

@@ -9,11 +9,11 @@ again to show that it stays rolled back, and shuts everything down.
 
 from __future__ import annotations
 
+import copy
 import http.client
 import json
 import shutil
 import signal
-import socket
 import sys
 import threading
 import time
@@ -32,14 +32,9 @@ from extproc.tools.demo import (
     _wait,
     run_show,
 )
+from extproc.tools.ports import free_port
 
 REPLICAS = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _post(port: int, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
@@ -55,21 +50,26 @@ def _post(port: int, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
 class FleetDemo(LocalProcesses):
     def __init__(self, config_path: Path, config: Config) -> None:
         super().__init__("switchyard-fleet-demo-")
-        self.config = config
-        self.redis_port = _free_port()
-        self.route = next(route for route in config.routes if route.canary)
-        self.replicas = [self._replica_config(config_path, i) for i in range(REPLICAS)]
+        self.redis_port = free_port()
+        # The config's backends on free ports too: the fleet demo runs beside anything
+        # that holds the config's own ports (`switchyard demo`, a stack left running).
+        self.data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        self.data["classifier"]["model"] = str(config.classifier.model)
+        for backend in self.data["backends"]:
+            backend["address"] = f"127.0.0.1:{free_port()}"
+        self.config = parse_config(self.data, str(config_path))
+        self.route = next(route for route in self.config.routes if route.canary)
+        self.replicas = [self._replica_config(i) for i in range(REPLICAS)]
 
-    def _replica_config(self, config_path: Path, index: int) -> Config:
-        data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-        data["classifier"]["model"] = str(self.config.classifier.model)
+    def _replica_config(self, index: int) -> Config:
+        data = copy.deepcopy(self.data)
         data["server"].update(
-            listen=f"127.0.0.1:{_free_port()}", metrics_listen=f"127.0.0.1:{_free_port()}"
+            listen=f"127.0.0.1:{free_port()}", metrics_listen=f"127.0.0.1:{free_port()}"
         )
         data["envoy"].update(
-            listen=f"127.0.0.1:{_free_port()}",
-            admin=f"127.0.0.1:{_free_port()}",
-            stats_listen=f"127.0.0.1:{_free_port()}",
+            listen=f"127.0.0.1:{free_port()}",
+            admin=f"127.0.0.1:{free_port()}",
+            stats_listen=f"127.0.0.1:{free_port()}",
         )
         data["state"] = {
             "store": "redis",
@@ -83,8 +83,14 @@ class FleetDemo(LocalProcesses):
         return parse_config(data, str(path))
 
     def _start_switchyard(self, index: int) -> None:
+        self._launch_switchyard(index)
+        self._wait_switchyard(index)
+
+    def _launch_switchyard(self, index: int) -> None:
         config_file = self.workdir / f"replica-{index}.yaml"
         self._start(f"switchyard-{index}", [*SWITCHYARD_CMD, "serve", "-c", str(config_file)])
+
+    def _wait_switchyard(self, index: int) -> None:
         metrics = _port(self.replicas[index].server.metrics_listen)
         _wait(lambda: _get(metrics, "/healthz")[0] == 200, 60, f"switchyard {index}")
 
@@ -108,9 +114,12 @@ class FleetDemo(LocalProcesses):
                 str(self.workdir),
             ],
         )
+        # The replicas load their encoders side by side, while the backends start.
+        for index in range(REPLICAS):
+            self._launch_switchyard(index)
         keys = self.start_fake_backends(self.config, lambda backend: 20)
         for index, replica in enumerate(self.replicas):
-            self._start_switchyard(index)
+            self._wait_switchyard(index)
             self.start_envoy(f"envoy-{index}", replica, keys)
 
     def status(self, index: int) -> dict[str, Any]:
