@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import secrets
 import shutil
 import subprocess
@@ -34,7 +33,14 @@ from extproc.config import BackendConfig, Config
 from extproc.envoy_config import bootstrap as render_bootstrap
 from extproc.rollout.report import build_report, report_data
 from extproc.rollout.report_html import prometheus_history, render_html
-from extproc.tools.ports import free_port
+from extproc.tools.devstack import (
+    ProcessExited,
+    free_port,
+    http_get,
+    http_post,
+    launch,
+    wait_until,
+)
 
 PROMPTS: list[tuple[str, dict[str, object], dict[str, str]]] = [
     ("I have a fever and a stiff neck since last night, should I worry?", {}, {}),
@@ -72,38 +78,6 @@ def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out waiting for {what}")
-
-
-def _get(port: int, path: str) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
-def _post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("POST", path, body=body, headers={"content-type": "application/json"})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
 def _port(address: str) -> int:
     return int(address.rsplit(":", 1)[1])
 
@@ -132,10 +106,7 @@ class LocalProcesses:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def _start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
-        with open(self.workdir / f"{name}.log", "ab") as log:
-            self.processes[name] = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-            )
+        self.processes[name] = launch(name, args, self.workdir, env)
 
     def start_fake_backends(
         self, config: Config, latency_ms: Callable[[BackendConfig], int]
@@ -160,8 +131,8 @@ class LocalProcesses:
             )
         for backend in config.backends:
             port = _port(backend.address)
-            _wait(
-                lambda port=port: _get(port, "/stats")[0] == 200,  # type: ignore[misc]
+            wait_until(
+                lambda port=port: http_get(port, "/stats")[0] == 200,  # type: ignore[misc]
                 20,
                 f"backend {backend.name}",
             )
@@ -176,8 +147,8 @@ class LocalProcesses:
         command = [envoy, "-c", str(bootstrap), "--disable-hot-restart", "--log-level", "warn"]
         self._start(name, [*command, "--concurrency", "1"], env=keys)
         admin = _port(config.envoy.admin)
-        _wait(
-            lambda: self.processes[name].poll() is None and _get(admin, "/ready")[0] == 200,
+        wait_until(
+            lambda: self.processes[name].poll() is None and http_get(admin, "/ready")[0] == 200,
             30,
             name,
         )
@@ -210,8 +181,8 @@ class Demo(LocalProcesses):
         )
         self._start("switchyard", [*SWITCHYARD_CMD, "serve", "-c", str(self.config_path)])
         metrics = _port(self.config.server.metrics_listen)
-        _wait(
-            lambda: self._alive("switchyard") and _get(metrics, "/healthz")[0] == 200,
+        wait_until(
+            lambda: self._alive("switchyard") and http_get(metrics, "/healthz")[0] == 200,
             60,
             "switchyard",
         )
@@ -244,15 +215,17 @@ class Demo(LocalProcesses):
                 f"--web.listen-address=127.0.0.1:{port}",
             ],
         )
-        _wait(
-            lambda: self._alive("prometheus") and _get(port, "/-/ready")[0] == 200, 30, "prometheus"
+        wait_until(
+            lambda: self._alive("prometheus") and http_get(port, "/-/ready")[0] == 200,
+            30,
+            "prometheus",
         )
         self.prometheus_url = f"http://127.0.0.1:{port}"
 
     def _alive(self, name: str) -> bool:
         if self.processes[name].poll() is not None:
             log = (self.workdir / f"{name}.log").read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"{name} exited early:\n{log}")
+            raise ProcessExited(f"{name} exited early:\n{log}")
         return True
 
     def chat(
@@ -362,7 +335,7 @@ class Demo(LocalProcesses):
             status, reply_headers, _ = self.chat(conn, prompt, {}, {})
             _say(f"{status} -> {reply_headers.get('x-switchyard-backend')}: {prompt[:60]}")
         conn.close()
-        stats = json.loads(_get(_port(self.config.envoy.admin), "/stats?format=json")[1])
+        stats = json.loads(http_get(_port(self.config.envoy.admin), "/stats?format=json")[1])
         wanted = (
             "streams_started",
             "failure_mode_allowed",
@@ -397,14 +370,14 @@ class Demo(LocalProcesses):
             f"\n== 2c. {route.canary.backend} starts refusing, status 200 and latency unchanged =="
         )
         backend_port = _port(self.config.backend(route.canary.backend).address)
-        status, _ = _post(backend_port, "/control", b'{"refusal_rate": 1.0}')
+        status, _ = http_post(backend_port, "/control", b'{"refusal_rate": 1.0}')
         assert status == 200
         metrics = _port(self.config.server.metrics_listen)
         prompt = PROMPTS[0][0]
         for session in range(2000):
             self.chat(conn, prompt, {}, {"x-session-id": f"refusing-{session}"})
             if session % 20 == 19:
-                state = json.loads(_get(metrics, f"/rollout/{route.name}")[1])
+                state = json.loads(http_get(metrics, f"/rollout/{route.name}")[1])
                 rollout = state["rollouts"][route.name]
                 if rollout["phase"] == "rolled_back":
                     _say(f"rolled back after {session + 1} sessions: {rollout['reason']}")

@@ -23,28 +23,10 @@ from typing import Any
 import yaml
 
 from extproc.config import Config, parse_config
-from extproc.tools.demo import (
-    SWITCHYARD_CMD,
-    LocalProcesses,
-    _get,
-    _port,
-    _say,
-    _wait,
-    run_show,
-)
-from extproc.tools.ports import free_port
+from extproc.tools.demo import SWITCHYARD_CMD, LocalProcesses, _port, _say, run_show
+from extproc.tools.devstack import free_port, http_get, http_post, wait_until
 
 REPLICAS = 2
-
-
-def _post(port: int, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("POST", path, body=json.dumps(body))
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 class FleetDemo(LocalProcesses):
@@ -92,7 +74,7 @@ class FleetDemo(LocalProcesses):
 
     def _wait_switchyard(self, index: int) -> None:
         metrics = _port(self.replicas[index].server.metrics_listen)
-        _wait(lambda: _get(metrics, "/healthz")[0] == 200, 60, f"switchyard {index}")
+        wait_until(lambda: http_get(metrics, "/healthz")[0] == 200, 60, f"switchyard {index}")
 
     def start(self) -> None:
         redis_server = shutil.which("redis-server")
@@ -124,7 +106,7 @@ class FleetDemo(LocalProcesses):
 
     def status(self, index: int) -> dict[str, Any]:
         metrics = _port(self.replicas[index].server.metrics_listen)
-        return dict(json.loads(_get(metrics, "/rollout")[1]))
+        return dict(json.loads(http_get(metrics, "/rollout")[1]))
 
     def show_status(self) -> None:
         for index in range(REPLICAS):
@@ -193,13 +175,13 @@ class FleetDemo(LocalProcesses):
                 f"{canary} on the canary"
             )
             _say(f"== 3. The canary backend {route.canary.backend} starts failing every request")
-            _post(
+            http_post(
                 _port(self.config.backend(route.canary.backend).address),
                 "/control",
-                {"error_rate": 1.0},
+                b'{"error_rate": 1.0}',
             )
             broken = time.monotonic()
-            _wait(
+            wait_until(
                 lambda: all(
                     self.status(i)["rollouts"][route.name]["phase"] == "rolled_back"
                     for i in range(REPLICAS)

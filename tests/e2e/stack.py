@@ -11,7 +11,6 @@ import http.client
 import json
 import os
 import signal
-import ssl
 import subprocess
 import sys
 import threading
@@ -23,7 +22,14 @@ from typing import Any
 
 import yaml
 
-from tests.ports import free_port
+from extproc.tools.devstack import (
+    ProcessExited,
+    free_port,
+    http_get,
+    http_post,
+    launch,
+    wait_until,
+)
 
 BIN = Path(sys.executable).parent
 SWITCHYARD = str(BIN / "switchyard")
@@ -37,46 +43,6 @@ def fake_backend_command(name: str, port: int, *extra: str) -> list[str]:
 ENVOY = str(BIN / "envoy")
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / "build" / "model"
-
-
-def wait_until(check: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except Exception as exc:  # not up yet
-            last = exc
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
-
-
-def http_get(port: int, path: str, timeout: float = 5.0, tls: bool = False) -> tuple[int, bytes]:
-    conn = (
-        http.client.HTTPSConnection(
-            "127.0.0.1", port, timeout=timeout, context=ssl._create_unverified_context()
-        )
-        if tls
-        else http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    )
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
-def http_post(port: int, path: str, body: bytes = b"", timeout: float = 5.0) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("POST", path, body=body)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 @dataclass
@@ -165,6 +131,9 @@ class Backend:
     process: subprocess.Popen[bytes]
     tls: bool = False
 
+    def answers(self) -> bool:
+        return http_get(self.port, "/stats", tls=self.tls)[0] == 200
+
     def control(self, **behaviour: float) -> None:
         status, _ = http_post(self.port, "/control", json.dumps(behaviour).encode())
         assert status == 200
@@ -232,23 +201,18 @@ class Stack:
         for backend in self.config.get("backends", []):
             port = int(backend["address"].rsplit(":", 1)[1])
             extra = self.backend_args.get(backend["name"], [])
-            with open(self.workdir / f"backend-{backend['name']}.log", "wb") as log:
-                process = subprocess.Popen(
-                    fake_backend_command(backend["name"], port, *extra),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
+            process = launch(
+                f"backend-{backend['name']}",
+                fake_backend_command(backend["name"], port, *extra),
+                self.workdir,
+            )
             self.backends[backend["name"]] = Backend(
                 backend["name"], port, process, tls="--tls-cert" in extra
             )
 
     def wait_backends(self) -> None:
         for backend in self.backends.values():
-            wait_until(
-                lambda b=backend: http_get(b.port, "/stats", tls=b.tls)[0] == 200,
-                15,
-                f"backend {backend.name}",
-            )
+            wait_until(backend.answers, 15, f"backend {backend.name}")
 
     def start_switchyard(self, timeout: float = 60) -> None:
         self.launch_switchyard()
@@ -256,13 +220,12 @@ class Stack:
 
     def launch_switchyard(self) -> None:
         """Starts switchyard without waiting for it (see `wait_switchyard`)."""
-        with open(self.workdir / "switchyard.log", "ab") as log:
-            self.switchyard = subprocess.Popen(
-                [SWITCHYARD, *self.serve_args, "serve", "-c", str(self.config_path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **self.env},
-            )
+        self.switchyard = launch(
+            "switchyard",
+            [SWITCHYARD, *self.serve_args, "serve", "-c", str(self.config_path)],
+            self.workdir,
+            self.env,
+        )
 
     def wait_switchyard(self, timeout: float = 60) -> None:
         wait_until(self._switchyard_up, timeout, "switchyard /healthz")
@@ -270,7 +233,7 @@ class Stack:
     def _switchyard_up(self) -> bool:
         assert self.switchyard is not None
         if self.switchyard.poll() is not None:
-            raise RuntimeError(f"switchyard exited: {self.log('switchyard')[-2000:]}")
+            raise ProcessExited(f"switchyard exited: {self.log('switchyard')[-2000:]}")
         return http_get(self.metrics_port, "/healthz")[0] == 200
 
     def start_envoy(self, edit: Callable[[dict[str, Any]], None] | None = None) -> None:
@@ -288,22 +251,8 @@ class Stack:
             rendered = yaml.safe_load(bootstrap.read_text())
             edit(rendered)
             bootstrap.write_text(yaml.safe_dump(rendered))
-        with open(self.workdir / "envoy.log", "ab") as log:
-            self.envoy = subprocess.Popen(
-                [
-                    ENVOY,
-                    "-c",
-                    str(bootstrap),
-                    "--disable-hot-restart",
-                    "--log-level",
-                    "warn",
-                    "--concurrency",
-                    "1",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **self.envoy_env},
-            )
+        command = [ENVOY, "-c", str(bootstrap), "--disable-hot-restart", "--log-level", "warn"]
+        self.envoy = launch("envoy", [*command, "--concurrency", "1"], self.workdir, self.envoy_env)
 
     def wait_envoy(self) -> None:
         wait_until(lambda: http_get(self.admin_port, "/ready")[0] == 200, 30, "envoy /ready")
