@@ -1,12 +1,14 @@
 """What every local stack needs, whoever starts it (`switchyard demo`, the end-to-end
 tests, the benchmarks): free ports from one allocator, processes that log to a work
-folder, waits bound to a condition, and plain HTTP calls to 127.0.0.1."""
+folder, waits bound to a condition, plain HTTP calls to 127.0.0.1, and a redis-server."""
 
 from __future__ import annotations
 
 import http.client
 import os
 import random
+import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -118,3 +120,55 @@ def http_post(port: int, path: str, body: bytes = b"", timeout: float = 5.0) -> 
         return response.status, response.read()
     finally:
         conn.close()
+
+
+class RedisServer:
+    """A redis-server on a free port of 127.0.0.1, without persistence (the fleet's state
+    store for the fleet demo and the tests)."""
+
+    def __init__(
+        self, workdir: Path, password: str | None = None, tls: tuple[Path, Path] | None = None
+    ) -> None:
+        """tls: (certificate, key) to serve TLS only (rediss://)."""
+        self.workdir = workdir
+        self.port = free_port()
+        self.password = password
+        self.tls = tls
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (make system-deps installs it)")
+        ports = ["--port", str(self.port)]
+        if self.tls:
+            ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file",
+                     str(self.tls[0]), "--tls-key-file", str(self.tls[1]),
+                     "--tls-auth-clients", "no"]  # fmt: skip
+        args = [binary, *ports, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        args += ["--dir", str(self.workdir)]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.process = launch(f"redis-{self.port}", args, self.workdir)
+        wait_until(self._answers, 10, "redis-server to answer PING")
+
+    def _answers(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise ProcessExited(f"redis-server exited with {self.process.returncode}")
+        with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+            if self.tls:
+                return True  # listening; the TLS handshake is the client's business
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+
+    def stop(self, sig: int = signal.SIGKILL) -> None:
+        """Stops it (by default as a crash would: SIGKILL, nothing saved)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=10)
+        self.process = None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import http.client
 import json
-import shutil
 import signal
 import sys
 import threading
@@ -24,7 +23,7 @@ import yaml
 
 from extproc.config import Config, parse_config
 from extproc.tools.demo import SWITCHYARD_CMD, LocalProcesses, _port, _say, run_show
-from extproc.tools.devstack import free_port, http_get, http_post, wait_until
+from extproc.tools.devstack import RedisServer, free_port, http_get, http_post, wait_until
 
 REPLICAS = 2
 
@@ -32,7 +31,7 @@ REPLICAS = 2
 class FleetDemo(LocalProcesses):
     def __init__(self, config_path: Path, config: Config) -> None:
         super().__init__("switchyard-fleet-demo-")
-        self.redis_port = free_port()
+        self.redis = RedisServer(self.workdir)
         # The config's backends on free ports too: the fleet demo runs beside anything
         # that holds the config's own ports (`switchyard demo`, a stack left running).
         self.data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
@@ -55,7 +54,7 @@ class FleetDemo(LocalProcesses):
         )
         data["state"] = {
             "store": "redis",
-            "redis_url": f"redis://127.0.0.1:{self.redis_port}/0",
+            "redis_url": self.redis.url,
             "sync_interval_s": 0.5,
             "lease_ttl_s": 2.0,
         }
@@ -77,25 +76,7 @@ class FleetDemo(LocalProcesses):
         wait_until(lambda: http_get(metrics, "/healthz")[0] == 200, 60, f"switchyard {index}")
 
     def start(self) -> None:
-        redis_server = shutil.which("redis-server")
-        if redis_server is None:
-            raise RuntimeError("redis-server is not installed (make system-deps installs it)")
-        self._start(
-            "redis",
-            [
-                redis_server,
-                "--port",
-                str(self.redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-        )
+        self.redis.start()
         # The replicas load their encoders side by side, while the backends start.
         for index in range(REPLICAS):
             self._launch_switchyard(index)
@@ -211,6 +192,7 @@ class FleetDemo(LocalProcesses):
 
     def stop(self) -> None:
         self.stop_all()
+        self.redis.stop(signal.SIGTERM)
         _say(f"\nAll processes stopped. Logs and configs: {self.workdir}")
 
 
