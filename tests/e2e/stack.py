@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from extproc.config import load_config
+from extproc.envoy_config import bootstrap as render_bootstrap
 from extproc.tools.devstack import (
     ProcessExited,
     free_port,
@@ -237,20 +239,19 @@ class Stack:
         return http_get(self.metrics_port, "/healthz")[0] == 200
 
     def start_envoy(self, edit: Callable[[dict[str, Any]], None] | None = None) -> None:
-        """Renders Envoy's bootstrap with `switchyard envoy` (a test may edit it) and starts Envoy."""
+        """Renders Envoy's bootstrap as `switchyard envoy` does (a test may edit it) and starts Envoy."""
         self.launch_envoy(edit)
         self.wait_envoy()
 
     def launch_envoy(self, edit: Callable[[dict[str, Any]], None] | None = None) -> None:
         """Renders the bootstrap and starts Envoy without waiting (see `wait_envoy`)."""
         bootstrap = self.workdir / "envoy.yaml"
-        subprocess.run(
-            [SWITCHYARD, "envoy", "-c", str(self.config_path), "-o", str(bootstrap)], check=True
-        )
+        # Rendered here rather than by a `switchyard envoy` process: one interpreter start
+        # less per stack (tests/unit/test_backends.py runs the command itself).
+        rendered = render_bootstrap(load_config(self.config_path))
         if edit is not None:
-            rendered = yaml.safe_load(bootstrap.read_text())
             edit(rendered)
-            bootstrap.write_text(yaml.safe_dump(rendered))
+        bootstrap.write_text(yaml.safe_dump(rendered, sort_keys=False))
         command = [ENVOY, "-c", str(bootstrap), "--disable-hot-restart", "--log-level", "warn"]
         self.envoy = launch("envoy", [*command, "--concurrency", "1"], self.workdir, self.envoy_env)
 
