@@ -133,7 +133,7 @@ class LocalProcesses:
             port = _port(backend.address)
             wait_until(
                 lambda port=port: http_get(port, "/stats")[0] == 200,  # type: ignore[misc]
-                20,
+                60,
                 f"backend {backend.name}",
             )
         return keys

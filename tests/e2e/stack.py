@@ -213,8 +213,10 @@ class Stack:
             )
 
     def wait_backends(self) -> None:
+        # As long as switchyard may take: they start side by side, and on a busy machine
+        # a dozen interpreters starting at once took over 15 s.
         for backend in self.backends.values():
-            wait_until(backend.answers, 15, f"backend {backend.name}")
+            wait_until(backend.answers, 60, f"backend {backend.name}")
 
     def start_switchyard(self, timeout: float = 60) -> None:
         self.launch_switchyard()
