@@ -87,13 +87,15 @@ def running_fleet(
             else:
                 stack.launch_backends()
             stacks.append(stack)
-        # Every replica's processes start side by side; the Envoys once their switchyard
-        # answers (their routes come from it).
+        # The backends start beside the first switchyard. The switchyards start one after
+        # another, so that the first replica takes the lead (tests count on it: with
+        # replica 1 leading, scores posted to it for replica 0's answers went unjudged).
+        # The Envoys start side by side, once their switchyard answers.
         for stack in stacks:
             stack.launch_switchyard()
+            stack.wait_switchyard()
         stacks[0].wait_backends()
         for stack in stacks:
-            stack.wait_switchyard()
             stack.launch_envoy()
         for stack in stacks:
             stack.wait_envoy()
