@@ -88,9 +88,8 @@ def running_fleet(
                 stack.launch_backends()
             stacks.append(stack)
         # The backends start beside the first switchyard. The switchyards start one after
-        # another, so that the first replica takes the lead (tests count on it: with
-        # replica 1 leading, scores posted to it for replica 0's answers went unjudged).
-        # The Envoys start side by side, once their switchyard answers.
+        # another, so that the first replica always takes the lead, as it did before;
+        # the Envoys start side by side, once their switchyard answers.
         for stack in stacks:
             stack.launch_switchyard()
             stack.wait_switchyard()
