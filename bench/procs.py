@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# The same process helpers the end-to-end tests use.
-from tests.e2e.stack import http_get, wait_until
+from extproc.tools.devstack import http_get, launch, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -42,16 +41,8 @@ class Proc:
     def start(
         cls, name: str, command: list[str], workdir: Path, env: dict[str, str] | None = None
     ) -> Proc:
-        log = workdir / f"{name}.log"
-        with open(log, "ab") as out:
-            process = subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-                env={**os.environ, **(env or {})},
-            )
-        return cls(name, command, process, log)
+        process = launch(name, command, workdir, env, cwd=REPO)
+        return cls(name, command, process, workdir / f"{name}.log")
 
     @property
     def pid(self) -> int:

@@ -21,7 +21,7 @@ import yaml
 from bench import envoy_bootstrap
 from bench.configs import RULES_PROMPT, RULES_ROUTE, Addresses, chat_body
 from bench.procs import ENVOY, REPO, SWITCHYARD, Proc, taskset, wait_http
-from tests.e2e.stack import free_port, wait_until
+from extproc.tools.devstack import free_port, wait_until
 
 
 @dataclass(frozen=True)

@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -34,6 +33,14 @@ from extproc.config import BackendConfig, Config
 from extproc.envoy_config import bootstrap as render_bootstrap
 from extproc.rollout.report import build_report, report_data
 from extproc.rollout.report_html import prometheus_history, render_html
+from extproc.tools.devstack import (
+    ProcessExited,
+    free_port,
+    http_get,
+    http_post,
+    launch,
+    wait_until,
+)
 
 PROMPTS: list[tuple[str, dict[str, object], dict[str, str]]] = [
     ("I have a fever and a stiff neck since last night, should I worry?", {}, {}),
@@ -62,41 +69,13 @@ FAQ = [
 ]  # fmt: skip
 """(question, rewording): the demo's cached support questions."""
 
+SESSION_SENDERS = 4
+"""Threads sending the sessions of step 2: Envoy, switchyard and the backends are separate
+processes, so requests in flight side by side keep every core busy."""
+
 
 def _say(text: str = "") -> None:
     print(text, flush=True)
-
-
-def _wait(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"timed out waiting for {what}")
-
-
-def _get(port: int, path: str) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
-def _post(port: int, path: str, body: bytes) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("POST", path, body=body, headers={"content-type": "application/json"})
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 def _port(address: str) -> int:
@@ -127,10 +106,7 @@ class LocalProcesses:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def _start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
-        with open(self.workdir / f"{name}.log", "ab") as log:
-            self.processes[name] = subprocess.Popen(
-                args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-            )
+        self.processes[name] = launch(name, args, self.workdir, env)
 
     def start_fake_backends(
         self, config: Config, latency_ms: Callable[[BackendConfig], int]
@@ -155,9 +131,9 @@ class LocalProcesses:
             )
         for backend in config.backends:
             port = _port(backend.address)
-            _wait(
-                lambda port=port: _get(port, "/stats")[0] == 200,  # type: ignore[misc]
-                20,
+            wait_until(
+                lambda port=port: http_get(port, "/stats")[0] == 200,  # type: ignore[misc]
+                60,
                 f"backend {backend.name}",
             )
         return keys
@@ -171,8 +147,8 @@ class LocalProcesses:
         command = [envoy, "-c", str(bootstrap), "--disable-hot-restart", "--log-level", "warn"]
         self._start(name, [*command, "--concurrency", "1"], env=keys)
         admin = _port(config.envoy.admin)
-        _wait(
-            lambda: self.processes[name].poll() is None and _get(admin, "/ready")[0] == 200,
+        wait_until(
+            lambda: self.processes[name].poll() is None and http_get(admin, "/ready")[0] == 200,
             30,
             name,
         )
@@ -205,8 +181,8 @@ class Demo(LocalProcesses):
         )
         self._start("switchyard", [*SWITCHYARD_CMD, "serve", "-c", str(self.config_path)])
         metrics = _port(self.config.server.metrics_listen)
-        _wait(
-            lambda: self._alive("switchyard") and _get(metrics, "/healthz")[0] == 200,
+        wait_until(
+            lambda: self._alive("switchyard") and http_get(metrics, "/healthz")[0] == 200,
             60,
             "switchyard",
         )
@@ -229,9 +205,7 @@ class Demo(LocalProcesses):
             ],
         }
         (self.workdir / "prometheus.yml").write_text(yaml.safe_dump(scrape))
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
+        port = free_port()
         self._start(
             "prometheus",
             [
@@ -241,15 +215,17 @@ class Demo(LocalProcesses):
                 f"--web.listen-address=127.0.0.1:{port}",
             ],
         )
-        _wait(
-            lambda: self._alive("prometheus") and _get(port, "/-/ready")[0] == 200, 30, "prometheus"
+        wait_until(
+            lambda: self._alive("prometheus") and http_get(port, "/-/ready")[0] == 200,
+            30,
+            "prometheus",
         )
         self.prometheus_url = f"http://127.0.0.1:{port}"
 
     def _alive(self, name: str) -> bool:
         if self.processes[name].poll() is not None:
             log = (self.workdir / f"{name}.log").read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"{name} exited early:\n{log}")
+            raise ProcessExited(f"{name} exited early:\n{log}")
         return True
 
     def chat(
@@ -270,6 +246,22 @@ class Demo(LocalProcesses):
         )
         response = conn.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+
+    def two_turns(self, port: int, prompt: str, sessions: range) -> list[tuple[str, str]]:
+        """For each session, the backends that answered its two turns (one connection)."""
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        answered = []
+        try:
+            for session in sessions:
+                backends = []
+                for _ in range(2):
+                    headers = {"x-session-id": f"demo-{session}"}
+                    _, reply_headers, _ = self.chat(conn, prompt, {}, headers)
+                    backends.append(reply_headers.get("x-switchyard-backend", "?"))
+                answered.append((backends[0], backends[1]))
+        finally:
+            conn.close()
+        return answered
 
     def run_cache_step(self, conn: http.client.HTTPConnection) -> None:
         _say("\n== 2b. A support FAQ asked again (and reworded): the route's cache answers ==")
@@ -310,18 +302,17 @@ class Demo(LocalProcesses):
             "My knee is swollen after running, what should I do?",
             "I cannot find the invoice for my last payment in my account",
         ):
-            counts: Counter[str] = Counter()
-            moved = 0
-            for session in range(400):
-                first = second = ""
-                for turn in range(2):
-                    _, reply_headers, _ = self.chat(
-                        conn, prompt, {}, {"x-session-id": f"demo-{session}"}
+            slices = [range(n, 400, SESSION_SENDERS) for n in range(SESSION_SENDERS)]
+            with ThreadPoolExecutor(SESSION_SENDERS) as pool:
+                turns = [
+                    pair
+                    for part in pool.map(
+                        self.two_turns, [port] * len(slices), [prompt] * len(slices), slices
                     )
-                    backend = reply_headers.get("x-switchyard-backend", "?")
-                    first, second = (backend, second) if turn == 0 else (first, backend)
-                moved += first != second
-                counts[first] += 1
+                    for pair in part
+                ]
+            counts = Counter(first for first, _ in turns)
+            moved = sum(first != second for first, second in turns)
             shares = ", ".join(f"{name} {n / 4:.1f}%" for name, n in counts.most_common())
             _say(f"{prompt[:50]!r}: {shares}; sessions that changed backend: {moved}")
 
@@ -344,7 +335,7 @@ class Demo(LocalProcesses):
             status, reply_headers, _ = self.chat(conn, prompt, {}, {})
             _say(f"{status} -> {reply_headers.get('x-switchyard-backend')}: {prompt[:60]}")
         conn.close()
-        stats = json.loads(_get(_port(self.config.envoy.admin), "/stats?format=json")[1])
+        stats = json.loads(http_get(_port(self.config.envoy.admin), "/stats?format=json")[1])
         wanted = (
             "streams_started",
             "failure_mode_allowed",
@@ -379,14 +370,14 @@ class Demo(LocalProcesses):
             f"\n== 2c. {route.canary.backend} starts refusing, status 200 and latency unchanged =="
         )
         backend_port = _port(self.config.backend(route.canary.backend).address)
-        status, _ = _post(backend_port, "/control", b'{"refusal_rate": 1.0}')
+        status, _ = http_post(backend_port, "/control", b'{"refusal_rate": 1.0}')
         assert status == 200
         metrics = _port(self.config.server.metrics_listen)
         prompt = PROMPTS[0][0]
         for session in range(2000):
             self.chat(conn, prompt, {}, {"x-session-id": f"refusing-{session}"})
             if session % 20 == 19:
-                state = json.loads(_get(metrics, f"/rollout/{route.name}")[1])
+                state = json.loads(http_get(metrics, f"/rollout/{route.name}")[1])
                 rollout = state["rollouts"][route.name]
                 if rollout["phase"] == "rolled_back":
                     _say(f"rolled back after {session + 1} sessions: {rollout['reason']}")

@@ -9,11 +9,10 @@ again to show that it stays rolled back, and shuts everything down.
 
 from __future__ import annotations
 
+import copy
 import http.client
 import json
-import shutil
 import signal
-import socket
 import sys
 import threading
 import time
@@ -23,57 +22,39 @@ from typing import Any
 import yaml
 
 from extproc.config import Config, parse_config
-from extproc.tools.demo import (
-    SWITCHYARD_CMD,
-    LocalProcesses,
-    _get,
-    _port,
-    _say,
-    _wait,
-    run_show,
-)
+from extproc.tools.demo import SWITCHYARD_CMD, LocalProcesses, _port, _say, run_show
+from extproc.tools.devstack import RedisServer, free_port, http_get, http_post, wait_until
 
 REPLICAS = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _post(port: int, path: str, body: dict[str, Any]) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("POST", path, body=json.dumps(body))
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 class FleetDemo(LocalProcesses):
     def __init__(self, config_path: Path, config: Config) -> None:
         super().__init__("switchyard-fleet-demo-")
-        self.config = config
-        self.redis_port = _free_port()
-        self.route = next(route for route in config.routes if route.canary)
-        self.replicas = [self._replica_config(config_path, i) for i in range(REPLICAS)]
+        self.redis = RedisServer(self.workdir)
+        # The config's backends on free ports too: the fleet demo runs beside anything
+        # that holds the config's own ports (`switchyard demo`, a stack left running).
+        self.data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        self.data["classifier"]["model"] = str(config.classifier.model)
+        for backend in self.data["backends"]:
+            backend["address"] = f"127.0.0.1:{free_port()}"
+        self.config = parse_config(self.data, str(config_path))
+        self.route = next(route for route in self.config.routes if route.canary)
+        self.replicas = [self._replica_config(i) for i in range(REPLICAS)]
 
-    def _replica_config(self, config_path: Path, index: int) -> Config:
-        data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-        data["classifier"]["model"] = str(self.config.classifier.model)
+    def _replica_config(self, index: int) -> Config:
+        data = copy.deepcopy(self.data)
         data["server"].update(
-            listen=f"127.0.0.1:{_free_port()}", metrics_listen=f"127.0.0.1:{_free_port()}"
+            listen=f"127.0.0.1:{free_port()}", metrics_listen=f"127.0.0.1:{free_port()}"
         )
         data["envoy"].update(
-            listen=f"127.0.0.1:{_free_port()}",
-            admin=f"127.0.0.1:{_free_port()}",
-            stats_listen=f"127.0.0.1:{_free_port()}",
+            listen=f"127.0.0.1:{free_port()}",
+            admin=f"127.0.0.1:{free_port()}",
+            stats_listen=f"127.0.0.1:{free_port()}",
         )
         data["state"] = {
             "store": "redis",
-            "redis_url": f"redis://127.0.0.1:{self.redis_port}/0",
+            "redis_url": self.redis.url,
             "sync_interval_s": 0.5,
             "lease_ttl_s": 2.0,
         }
@@ -83,39 +64,30 @@ class FleetDemo(LocalProcesses):
         return parse_config(data, str(path))
 
     def _start_switchyard(self, index: int) -> None:
+        self._launch_switchyard(index)
+        self._wait_switchyard(index)
+
+    def _launch_switchyard(self, index: int) -> None:
         config_file = self.workdir / f"replica-{index}.yaml"
         self._start(f"switchyard-{index}", [*SWITCHYARD_CMD, "serve", "-c", str(config_file)])
+
+    def _wait_switchyard(self, index: int) -> None:
         metrics = _port(self.replicas[index].server.metrics_listen)
-        _wait(lambda: _get(metrics, "/healthz")[0] == 200, 60, f"switchyard {index}")
+        wait_until(lambda: http_get(metrics, "/healthz")[0] == 200, 60, f"switchyard {index}")
 
     def start(self) -> None:
-        redis_server = shutil.which("redis-server")
-        if redis_server is None:
-            raise RuntimeError("redis-server is not installed (make system-deps installs it)")
-        self._start(
-            "redis",
-            [
-                redis_server,
-                "--port",
-                str(self.redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-        )
+        self.redis.start()
+        # The replicas load their encoders side by side, while the backends start.
+        for index in range(REPLICAS):
+            self._launch_switchyard(index)
         keys = self.start_fake_backends(self.config, lambda backend: 20)
         for index, replica in enumerate(self.replicas):
-            self._start_switchyard(index)
+            self._wait_switchyard(index)
             self.start_envoy(f"envoy-{index}", replica, keys)
 
     def status(self, index: int) -> dict[str, Any]:
         metrics = _port(self.replicas[index].server.metrics_listen)
-        return dict(json.loads(_get(metrics, "/rollout")[1]))
+        return dict(json.loads(http_get(metrics, "/rollout")[1]))
 
     def show_status(self) -> None:
         for index in range(REPLICAS):
@@ -184,13 +156,13 @@ class FleetDemo(LocalProcesses):
                 f"{canary} on the canary"
             )
             _say(f"== 3. The canary backend {route.canary.backend} starts failing every request")
-            _post(
+            http_post(
                 _port(self.config.backend(route.canary.backend).address),
                 "/control",
-                {"error_rate": 1.0},
+                b'{"error_rate": 1.0}',
             )
             broken = time.monotonic()
-            _wait(
+            wait_until(
                 lambda: all(
                     self.status(i)["rollouts"][route.name]["phase"] == "rolled_back"
                     for i in range(REPLICAS)
@@ -220,6 +192,7 @@ class FleetDemo(LocalProcesses):
 
     def stop(self) -> None:
         self.stop_all()
+        self.redis.stop(signal.SIGTERM)
         _say(f"\nAll processes stopped. Logs and configs: {self.workdir}")
 
 

@@ -85,11 +85,19 @@ def running_fleet(
             if stacks:
                 stack.backends = stacks[0].backends  # one set of model backends for all
             else:
-                stack.start_backends()
+                stack.launch_backends()
             stacks.append(stack)
+        # The backends start beside the first switchyard. The switchyards start one after
+        # another, so that the first replica always takes the lead, as it did before;
+        # the Envoys start side by side, once their switchyard answers.
         for stack in stacks:
-            stack.start_switchyard()
-            stack.start_envoy()
+            stack.launch_switchyard()
+            stack.wait_switchyard()
+        stacks[0].wait_backends()
+        for stack in stacks:
+            stack.launch_envoy()
+        for stack in stacks:
+            stack.wait_envoy()
         yield Fleet(redis, stacks)
     finally:
         for stack in stacks:

@@ -11,7 +11,6 @@ import http.client
 import json
 import os
 import signal
-import ssl
 import subprocess
 import sys
 import threading
@@ -23,7 +22,16 @@ from typing import Any
 
 import yaml
 
-from tests.ports import free_port
+from extproc.config import load_config
+from extproc.envoy_config import bootstrap as render_bootstrap
+from extproc.tools.devstack import (
+    ProcessExited,
+    free_port,
+    http_get,
+    http_post,
+    launch,
+    wait_until,
+)
 
 BIN = Path(sys.executable).parent
 SWITCHYARD = str(BIN / "switchyard")
@@ -37,46 +45,6 @@ def fake_backend_command(name: str, port: int, *extra: str) -> list[str]:
 ENVOY = str(BIN / "envoy")
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / "build" / "model"
-
-
-def wait_until(check: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except Exception as exc:  # not up yet
-            last = exc
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
-
-
-def http_get(port: int, path: str, timeout: float = 5.0, tls: bool = False) -> tuple[int, bytes]:
-    conn = (
-        http.client.HTTPSConnection(
-            "127.0.0.1", port, timeout=timeout, context=ssl._create_unverified_context()
-        )
-        if tls
-        else http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    )
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
-
-
-def http_post(port: int, path: str, body: bytes = b"", timeout: float = 5.0) -> tuple[int, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("POST", path, body=body)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 @dataclass
@@ -165,6 +133,9 @@ class Backend:
     process: subprocess.Popen[bytes]
     tls: bool = False
 
+    def answers(self) -> bool:
+        return http_get(self.port, "/stats", tls=self.tls)[0] == 200
+
     def control(self, **behaviour: float) -> None:
         status, _ = http_post(self.port, "/control", json.dumps(behaviour).encode())
         assert status == 200
@@ -224,67 +195,69 @@ class Stack:
         os.replace(tmp, self.config_path)  # atomic: the watcher never reads half a file
 
     def start_backends(self) -> None:
+        self.launch_backends()
+        self.wait_backends()
+
+    def launch_backends(self) -> None:
+        """Starts the fake backends without waiting for them (see `wait_backends`)."""
         for backend in self.config.get("backends", []):
             port = int(backend["address"].rsplit(":", 1)[1])
             extra = self.backend_args.get(backend["name"], [])
-            with open(self.workdir / f"backend-{backend['name']}.log", "wb") as log:
-                process = subprocess.Popen(
-                    fake_backend_command(backend["name"], port, *extra),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
+            process = launch(
+                f"backend-{backend['name']}",
+                fake_backend_command(backend["name"], port, *extra),
+                self.workdir,
+            )
             self.backends[backend["name"]] = Backend(
                 backend["name"], port, process, tls="--tls-cert" in extra
             )
+
+    def wait_backends(self) -> None:
+        # As long as switchyard may take: they start side by side, and on a busy machine
+        # a dozen interpreters starting at once took over 15 s.
         for backend in self.backends.values():
-            wait_until(
-                lambda b=backend: http_get(b.port, "/stats", tls=b.tls)[0] == 200,
-                15,
-                f"backend {backend.name}",
-            )
+            wait_until(backend.answers, 60, f"backend {backend.name}")
 
     def start_switchyard(self, timeout: float = 60) -> None:
-        with open(self.workdir / "switchyard.log", "ab") as log:
-            self.switchyard = subprocess.Popen(
-                [SWITCHYARD, *self.serve_args, "serve", "-c", str(self.config_path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **self.env},
-            )
+        self.launch_switchyard()
+        self.wait_switchyard(timeout)
+
+    def launch_switchyard(self) -> None:
+        """Starts switchyard without waiting for it (see `wait_switchyard`)."""
+        self.switchyard = launch(
+            "switchyard",
+            [SWITCHYARD, *self.serve_args, "serve", "-c", str(self.config_path)],
+            self.workdir,
+            self.env,
+        )
+
+    def wait_switchyard(self, timeout: float = 60) -> None:
         wait_until(self._switchyard_up, timeout, "switchyard /healthz")
 
     def _switchyard_up(self) -> bool:
         assert self.switchyard is not None
         if self.switchyard.poll() is not None:
-            raise RuntimeError(f"switchyard exited: {self.log('switchyard')[-2000:]}")
+            raise ProcessExited(f"switchyard exited: {self.log('switchyard')[-2000:]}")
         return http_get(self.metrics_port, "/healthz")[0] == 200
 
     def start_envoy(self, edit: Callable[[dict[str, Any]], None] | None = None) -> None:
-        """Renders Envoy's bootstrap with `switchyard envoy` (a test may edit it) and starts Envoy."""
+        """Renders Envoy's bootstrap as `switchyard envoy` does (a test may edit it) and starts Envoy."""
+        self.launch_envoy(edit)
+        self.wait_envoy()
+
+    def launch_envoy(self, edit: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """Renders the bootstrap and starts Envoy without waiting (see `wait_envoy`)."""
         bootstrap = self.workdir / "envoy.yaml"
-        subprocess.run(
-            [SWITCHYARD, "envoy", "-c", str(self.config_path), "-o", str(bootstrap)], check=True
-        )
+        # Rendered here rather than by a `switchyard envoy` process: one interpreter start
+        # less per stack (tests/unit/test_backends.py runs the command itself).
+        rendered = render_bootstrap(load_config(self.config_path))
         if edit is not None:
-            rendered = yaml.safe_load(bootstrap.read_text())
             edit(rendered)
-            bootstrap.write_text(yaml.safe_dump(rendered))
-        with open(self.workdir / "envoy.log", "ab") as log:
-            self.envoy = subprocess.Popen(
-                [
-                    ENVOY,
-                    "-c",
-                    str(bootstrap),
-                    "--disable-hot-restart",
-                    "--log-level",
-                    "warn",
-                    "--concurrency",
-                    "1",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **self.envoy_env},
-            )
+        bootstrap.write_text(yaml.safe_dump(rendered, sort_keys=False))
+        command = [ENVOY, "-c", str(bootstrap), "--disable-hot-restart", "--log-level", "warn"]
+        self.envoy = launch("envoy", [*command, "--concurrency", "1"], self.workdir, self.envoy_env)
+
+    def wait_envoy(self) -> None:
         wait_until(lambda: http_get(self.admin_port, "/ready")[0] == 200, 30, "envoy /ready")
 
     def stop_switchyard(self, sig: int = signal.SIGKILL) -> None:
@@ -340,9 +313,16 @@ class Stack:
     def close(self) -> None:
         for client in self._all_clients:
             client.close()
-        for process in [self.envoy, self.switchyard, *(b.process for b in self.backends.values())]:
+        # switchyard and the backends are killed: their graceful stops (switchyard's drain,
+        # then each interpreter's exit) cost ~1.5 s per stack, and the tests of a graceful
+        # stop send SIGTERM themselves. Every log line is already in its file (Python's
+        # logging flushes each record).
+        python = [self.switchyard, *(b.process for b in self.backends.values())]
+        for process in python:
             if process is not None and process.poll() is None:
-                process.terminate()
+                process.kill()
+        if self.envoy is not None and self.envoy.poll() is None:
+            self.envoy.terminate()
         for process in [self.envoy, self.switchyard, *(b.process for b in self.backends.values())]:
             if process is not None:
                 try:
@@ -367,7 +347,9 @@ def make_config(
             "metrics_listen": f"127.0.0.1:{free_port()}",
             "reload_interval_s": 0.5,
             "drain_s": 0.5,
-            "grace_s": 10,
+            # A SIGTERM'd switchyard waits out the whole grace: Envoy's config stream (ADS)
+            # never ends by itself. Requests in flight finish well within 2 s.
+            "grace_s": 2,
         },
         "envoy": {
             "listen": f"127.0.0.1:{free_port()}",
@@ -406,8 +388,12 @@ def running_stack(
     )
     try:
         stack.write_config()
-        stack.start_backends()
-        stack.start_switchyard()
+        # Backends and switchyard start side by side (switchyard needs no backend to
+        # start); Envoy last, as it takes its routes from switchyard.
+        stack.launch_backends()
+        stack.launch_switchyard()
+        stack.wait_backends()
+        stack.wait_switchyard()
         stack.start_envoy()
         yield stack
     finally:

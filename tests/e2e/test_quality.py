@@ -7,6 +7,7 @@ starts from an operator reset, which opens a fresh analysis window.
 from __future__ import annotations
 
 import json
+import math
 import random
 import signal
 import socket
@@ -14,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +209,10 @@ def test_fleet_feedback_on_another_replica_rolls_the_canary_back(tmp_path: Path)
     config = canary_config(percent=50, steps=[50, 100], hold={"seconds": 3600, "requests": 10**6})
     with running_fleet(tmp_path, config, replicas=2) as fleet:
         served_by, asked = fleet.replicas
+        # The analysis counts from the whole second after the step started: a fleet up
+        # within that second would send the whole batch before its window opens.
+        started = datetime.fromisoformat(fleet.rollout(0, "clinical")["step_started"])
+        wait_until(lambda: time.time() >= math.ceil(started.timestamp()), 5, "the window to open")
         # Posted right away: an id not in Redis yet (the serving replica flushes every
         # 0.25 s) is read again after a flush.
         replies = send(served_by, 120)

@@ -34,7 +34,7 @@ def test_failing_canary_is_rolled_back_within_five_seconds(tmp_path: Path) -> No
         broken_at = time.monotonic()
         wait_until(lambda: rollout(stack)["phase"] == "rolled_back", 30, "the rollback")
         detected_at = time.monotonic()
-        time.sleep(2)
+        wait_until(lambda: len(load.since(detected_at + 0.5)) >= 60, 20, "traffic after it")
     took = detected_at - broken_at
     failed = [s for s in load.since(broken_at) if s.status >= 500]
     print(
@@ -55,8 +55,9 @@ def test_doubled_latency_is_rolled_back_within_a_minute(tmp_path: Path) -> None:
     with running_stack(tmp_path, canary_config()) as stack:
         for backend in stack.backends.values():
             backend.control(latency_ms=50)
-        with Load(stack, "symptom: rash", threads=12):
-            time.sleep(3)
+        with Load(stack, "symptom: rash", threads=12) as load:
+            # Both cohorts' latency measured before the canary slows down.
+            wait_until(lambda: sum(s.cohort == "canary" for s in load.sent) >= 40, 30, "traffic")
             assert rollout(stack)["phase"] == "progressing"
             stack.backends["med-v2"].control(latency_ms=100)
             slowed_at = time.monotonic()
@@ -154,7 +155,20 @@ def test_observe_canaries_only_watches_routes_with_a_canary(tmp_path: Path) -> N
             for prompt in ("symptom: cough", "hello"):
                 reply = stack.client.chat(prompt, headers={"x-session-id": f"s{session}"})
                 assert reply.status == 200
-        time.sleep(1.0)
+        # Observed after their replies: wait for the 40 clinical ones (sent interleaved
+        # with the general ones, so a general one observed would be counted by then).
+        wait_until(
+            lambda: (
+                sum(
+                    row["requests"]
+                    for row in stack.switchyard_stats()["traffic"]
+                    if row["route"] == "clinical"
+                )
+                == 40
+            ),
+            10,
+            "the clinical replies observed",
+        )
         routes = {row["route"] for row in stack.switchyard_stats()["traffic"]}
         streams = stack.envoy_stats()["http.ingress.ext_proc.observe.streams_started"]
     assert routes == {"clinical"}
