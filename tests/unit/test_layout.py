@@ -58,7 +58,7 @@ def test_every_module_a_subpackage_row_names_exists() -> None:
         f"{path}{name}"
         for path, what in rows.items()
         if path.startswith("extproc/") and path.endswith("/") and path != "extproc/"
-        for name in re.findall(r"`([^`]+\.py)`", what)
+        for name in re.findall(r"`([^`/]+\.py)`", what)
         if not (ROOT / path / name).exists()
     ]
     assert not stale, f"README's layout table names modules that do not exist: {stale}"
