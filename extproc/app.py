@@ -158,7 +158,12 @@ class Switchyard:
         await asyncio.sleep(cfg.drain_s)
         for task in tasks:
             task.cancel()
-        await server.stop(grace=cfg.grace_s)
+        # Stop taking new streams, then end the config streams: the routing streams in
+        # flight get the grace period, Envoy's ADS streams (which never end) do not.
+        stopping = asyncio.create_task(server.stop(grace=cfg.grace_s))
+        await asyncio.sleep(0)
+        self.reloader.xds.close()
+        await stopping
         await self.store.close()
         if self.shared_cache is not None:
             await self.shared_cache.close()

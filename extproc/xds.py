@@ -114,6 +114,12 @@ class XdsServer(ads_pb2_grpc.AggregatedDiscoveryServiceServicer):
     def connected(self) -> int:
         return len(self._streams)
 
+    def close(self) -> None:
+        """Ends every Envoy's stream: an ADS stream never ends by itself, so a stopping
+        server would otherwise wait out its whole grace period for it."""
+        for stream in self._streams:
+            stream.outbox.put_nowait(None)
+
     async def StreamAggregatedResources(
         self,
         request_iterator: AsyncIterator[discovery_pb2.DiscoveryRequest],

@@ -347,8 +347,7 @@ def make_config(
             "metrics_listen": f"127.0.0.1:{free_port()}",
             "reload_interval_s": 0.5,
             "drain_s": 0.5,
-            # A SIGTERM'd switchyard waits out the whole grace: Envoy's config stream (ADS)
-            # never ends by itself. Requests in flight finish well within 2 s.
+            # Requests in flight finish well within 2 s.
             "grace_s": 2,
         },
         "envoy": {

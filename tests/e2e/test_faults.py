@@ -116,7 +116,9 @@ def test_fail_closed_when_configured(tmp_path: Path) -> None:
 
 
 def test_sigterm_lets_in_flight_and_draining_requests_finish(tmp_path: Path) -> None:
-    cfg = config(server={"drain_s": 2.0})
+    # A long grace: Envoy's config stream (ADS) never ends by itself, and must not hold the
+    # stop for all of it; the requests in flight finish in milliseconds.
+    cfg = config(server={"drain_s": 2.0, "grace_s": 30})
     with running_stack(tmp_path, cfg) as stack:
         with Load(stack, "symptom: cough", threads=4) as load:
             time.sleep(1)
@@ -129,6 +131,7 @@ def test_sigterm_lets_in_flight_and_draining_requests_finish(tmp_path: Path) -> 
                 "http.ingress.ext_proc.switchyard.failure_mode_allowed"
             ]
             assert stack.switchyard.wait(timeout=20) == 0
+            assert time.monotonic() - signalled < 2.0 + 8, "the stop waited out the grace"
             time.sleep(0.5)
         statuses = Counter(s.status for s in load.sent)
         assert set(statuses) == {200}, statuses  # nothing failed, before, during or after
