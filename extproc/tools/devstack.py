@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
+\nfrom extproc.errors import SwitchyardError
 
 T = TypeVar("T")
 
@@ -54,7 +55,7 @@ def free_port() -> int:
     raise RuntimeError(f"no free port between {_LOW} and {_HIGH}")
 
 
-class ProcessExited(RuntimeError):
+class ProcessExited(SwitchyardError, RuntimeError):
     """A process a wait depends on is gone: waiting longer cannot help."""
 
 
