@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
-\nfrom extproc.errors import SwitchyardError
+
+from extproc.errors import SwitchyardError
 
 T = TypeVar("T")
 
