@@ -283,6 +283,14 @@ class Stack:
     def switchyard_stats(self) -> dict[str, Any]:
         return json.loads(http_get(self.metrics_port, "/stats")[1])
 
+    def observed_requests(self, **match: str) -> int:
+        """Requests in switchyard's A/B numbers whose row has every given value (route=...)."""
+        return sum(
+            row["requests"]
+            for row in self.switchyard_stats()["traffic"]
+            if all(row[key] == value for key, value in match.items())
+        )
+
     def report(self, *args: str) -> str:
         """`switchyard report` against this stack; its output."""
         result = subprocess.run(

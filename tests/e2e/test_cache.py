@@ -154,14 +154,7 @@ def test_the_canary_is_never_served_from_the_cache(stack: Stack) -> None:
     again = ask(stack, "Where do I download my tax forms?", headers=CANARY)
     assert again.backend == "llm-v2"  # and the canary's answer filled nothing either
     wait_until(
-        lambda: (
-            sum(
-                r["requests"]
-                for r in stack.switchyard_stats()["traffic"]
-                if r["cohort"] == "canary"
-            )
-            == 2
-        ),
+        lambda: stack.observed_requests(cohort="canary") == 2,
         10,
         "both canary answers in the A/B numbers",
     )

@@ -158,14 +158,7 @@ def test_observe_canaries_only_watches_routes_with_a_canary(tmp_path: Path) -> N
         # Observed after their replies: wait for the 40 clinical ones (sent interleaved
         # with the general ones, so a general one observed would be counted by then).
         wait_until(
-            lambda: (
-                sum(
-                    row["requests"]
-                    for row in stack.switchyard_stats()["traffic"]
-                    if row["route"] == "clinical"
-                )
-                == 40
-            ),
+            lambda: stack.observed_requests(route="clinical") == 40,
             10,
             "the clinical replies observed",
         )
