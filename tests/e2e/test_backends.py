@@ -341,6 +341,12 @@ def test_tls_provider_verified_against_its_ca_and_its_name(tmp_path: Path) -> No
 
         config["backends"][0]["tls_ca_file"] = str(certs / "ca.pem")
         stack.write_config(config)
+        # The restarted Envoy takes its clusters from switchyard: wait until it serves the CA.
+        wait_until(
+            lambda: 'switchyard_config_reloads_total{result="success"} 1.0' in stack.metrics_text(),
+            10,
+            "switchyard to load the CA",
+        )
         restart_envoy(stack)
         accepted = stack.client.chat("hello", headers={"x-session-id": "a"})
         assert accepted.status == 200, accepted.body
