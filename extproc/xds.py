@@ -29,7 +29,7 @@ from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from extproc.envoy_config import EnvoyResources
-from extproc.envoy_config.typed import CLUSTERS, KIND, LISTENERS, ROUTES, typed_resources
+from extproc.envoy_config.typed import CLUSTERS, KIND, LISTENERS, ROUTES
 
 log = logging.getLogger("switchyard.xds")
 
@@ -50,10 +50,9 @@ class Snapshot:
 
 
 def snapshot(served: EnvoyResources) -> Snapshot:
-    """Envoy's typed messages for `served`; a field Envoy's API does not have fails here,
-    before anything reaches Envoy."""
-    resources = typed_resources(served)
-    return Snapshot(served.version, resources)
+    """What Envoy gets for `served`: its messages as they are (built as Envoy's own
+    messages, so a field Envoy's API does not have already failed in building them)."""
+    return Snapshot(served.version, served.by_type())
 
 
 def _payload(snap: Snapshot, type_url: str, names: tuple[str, ...]) -> tuple[str, list[Message]]:

@@ -10,8 +10,6 @@ import secrets
 import sys
 from pathlib import Path
 
-import yaml
-
 from extproc.cli.common import load_or_exit, warn_insecure
 from extproc.config import (
     KEY_LINE,
@@ -127,17 +125,16 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_envoy(args: argparse.Namespace) -> int:
-    from extproc.envoy_config import bootstrap as xds_bootstrap
-    from extproc.envoy_config import render
+    from extproc.envoy_config import ads_bootstrap, static_bootstrap, yaml_text
 
     config = load_or_exit(args.config)
     warn_insecure(config)
     try:
-        bootstrap = render(config) if args.static else xds_bootstrap(config)
+        bootstrap = static_bootstrap(config) if args.static else ads_bootstrap(config)
     except ConfigError as exc:
         print(ConfigError(args.config, exc.issues), file=sys.stderr)
         return 2
-    text = yaml.safe_dump(bootstrap, sort_keys=False, width=120)
+    text = yaml_text(bootstrap)
     if args.output:
         Path(args.output).write_text(text)
     else:

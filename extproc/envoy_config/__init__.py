@@ -1,15 +1,21 @@
 """Envoy's configuration, built from the same Config the server runs.
 
-A pure function of the Config: no environment reads, no defaults of its own. Two views
-of one set of resources:
+A pure function of the Config: no environment reads, no defaults of its own. Everything
+is built as Envoy's own messages (the xds-protos classes of Envoy's v3 API), so a field
+Envoy's API does not have, or an enum label it does not know, fails where the message is
+made, in a unit test, not when Envoy loads it. Two views of one set of resources:
 
-- `resources(config)`: what changes with the config (the listeners, their routes, the
-  backends' clusters). switchyard serves these to Envoy over xDS (extproc.xds), so a
-  saved change reaches Envoy without a restart, switched together with the request path.
-- `bootstrap(config)`: what `switchyard envoy` writes, the static part Envoy starts with:
-  admin, the clusters that reach switchyard (ext_proc, observe, xDS), the stats listener,
-  and where the rest comes from (ADS on switchyard). `render(config)` is the same with
-  the resources inlined, for `envoy --mode validate` and for an Envoy run without xDS.
+- `resources(config)`: what changes with the config (the Listener, RouteConfiguration and
+  Cluster messages). switchyard serves these to Envoy over xDS (extproc.xds) as they are,
+  so a saved change reaches Envoy without a restart, switched together with the request
+  path.
+- `ads_bootstrap(config)`: the Bootstrap message `switchyard envoy` writes, the static part
+  Envoy starts with: admin, the clusters that reach switchyard (ext_proc, observe, xDS),
+  the stats listener, and where the rest comes from (ADS on switchyard).
+  `static_bootstrap(config)` is the same with the resources inlined, for
+  `envoy --mode validate` and for an Envoy run without xDS. A Bootstrap becomes YAML in
+  one place (typed.yaml_form, typed.yaml_text); `bootstrap(config)` and `render(config)`
+  are the two in that form.
 
 The request path the resources build, filter by filter:
 
@@ -54,8 +60,9 @@ probes, and answers everything else with 404.
 Modules, by job: builders (the small pieces of Envoy's API repeated everywhere), names,
 lua (the scripts), filters, forwarding (targets and route actions), routes (the route
 tables), gateway (models, passthrough, 404, 401), clusters, listeners, served
-(`resources`, its version), startup (`bootstrap`, `render`) and typed (every rendered
-bootstrap parsed as Envoy's own message, xds-protos, before anyone uses it).
+(`resources`, its version), startup (the Bootstrap messages) and typed (the xDS type
+URLs, a message that refuses a value turned into a ConfigError naming the resource, and
+the YAML form).
 """
 
 from extproc.envoy_config.builders import DISABLED
@@ -69,7 +76,8 @@ from extproc.envoy_config.names import (
     VIRTUAL_HOST,
 )
 from extproc.envoy_config.served import EnvoyResources, config_version, resources
-from extproc.envoy_config.startup import bootstrap, render
+from extproc.envoy_config.startup import ads_bootstrap, bootstrap, render, static_bootstrap
+from extproc.envoy_config.typed import yaml_form, yaml_text
 
 __all__ = [
     "DISABLED",
@@ -79,10 +87,14 @@ __all__ = [
     "SHADOW_LISTENER",
     "VIRTUAL_HOST",
     "EnvoyResources",
+    "ads_bootstrap",
     "bootstrap",
     "config_version",
     "model_names",
     "observed_headers",
     "render",
     "resources",
+    "static_bootstrap",
+    "yaml_form",
+    "yaml_text",
 ]

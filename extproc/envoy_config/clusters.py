@@ -7,15 +7,26 @@ import ipaddress
 import json
 from typing import Any
 
+from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2
+from envoy.extensions.clusters.aggregate.v3 import cluster_pb2 as aggregate_pb2
+from envoy.extensions.filters.http.upstream_codec.v3 import upstream_codec_pb2
+from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
+from envoy.type.v3 import percent_pb2
+
 from extproc import headers as h
 from extproc.config import BackendConfig, Config, ProcessorTlsConfig
 from extproc.envoy_config.builders import (
-    TYPE,
+    HttpFilter,
     circuit_breaker,
     endpoint_address,
+    exact,
     http_protocol_options,
     load_assignment,
     lua_filter,
+    packed,
+    seconds,
+    uint32,
 )
 from extproc.envoy_config.forwarding import Target
 from extproc.envoy_config.lua import lua, lua_table
@@ -29,7 +40,7 @@ from extproc.envoy_config.names import (
 from extproc.request.adapt import BackendAdapter
 
 _TLS_SOCKET = "envoy.transport_sockets.tls"
-_UPSTREAM_TLS = TYPE + "transport_sockets.tls.v3.UpstreamTlsContext"
+Cluster = cluster_pb2.Cluster
 
 
 def is_ip(host: str) -> bool:
@@ -40,52 +51,55 @@ def is_ip(host: str) -> bool:
     return True
 
 
-def _one_endpoint(name: str, address: str) -> dict[str, Any]:
+def _one_endpoint(name: str, address: str) -> Any:
     return load_assignment(name, endpoint_address(address))
 
 
-def _processor_tls(tls: ProcessorTlsConfig) -> dict[str, Any]:
-    return {
-        "name": _TLS_SOCKET,
-        "typed_config": {
-            "@type": _UPSTREAM_TLS,
-            "sni": tls.server_name,
-            "common_tls_context": {
-                "alpn_protocols": ["h2"],
-                "tls_certificates": [
-                    {
-                        "certificate_chain": {"filename": str(tls.cert_file)},
-                        "private_key": {"filename": str(tls.key_file)},
-                    }
-                ],
-                "validation_context": {
-                    "trusted_ca": {"filename": str(tls.ca_file)},
-                    "match_typed_subject_alt_names": [
-                        {"san_type": "DNS", "matcher": {"exact": tls.server_name}}
-                    ],
-                },
-            },
-        },
-    }
+def _file(path: object) -> Any:
+    return base_pb2.DataSource(filename=str(path))
 
 
-def _processor_cluster(name: str, address: str, tls: ProcessorTlsConfig | None) -> dict[str, Any]:
-    cluster: dict[str, Any] = {
-        "name": name,
-        "type": "STATIC",
-        "connect_timeout": "0.25s",
-        "typed_extension_protocol_options": http_protocol_options("http2_protocol_options"),
+def _validation(ca_file: object, san_type: str, name: str) -> Any:
+    """Trust: a chain to this CA that names this host."""
+    san = common_pb2.SubjectAltNameMatcher(san_type=san_type, matcher=exact(name))
+    return common_pb2.CertificateValidationContext(
+        trusted_ca=_file(ca_file), match_typed_subject_alt_names=[san]
+    )
+
+
+def _tls_socket(context: Any) -> Any:
+    return base_pb2.TransportSocket(name=_TLS_SOCKET, typed_config=packed(context))
+
+
+def _processor_tls(tls: ProcessorTlsConfig) -> Any:
+    certificate = common_pb2.TlsCertificate(
+        certificate_chain=_file(tls.cert_file), private_key=_file(tls.key_file)
+    )
+    common = tls_pb2.CommonTlsContext(
+        alpn_protocols=["h2"],
+        tls_certificates=[certificate],
+        validation_context=_validation(tls.ca_file, "DNS", tls.server_name),
+    )
+    return _tls_socket(tls_pb2.UpstreamTlsContext(sni=tls.server_name, common_tls_context=common))
+
+
+def _processor_cluster(name: str, address: str, tls: ProcessorTlsConfig | None) -> Any:
+    cluster = Cluster(
+        name=name,
+        type="STATIC",
+        connect_timeout=seconds(0.25),
+        typed_extension_protocol_options=http_protocol_options(http2=True),
         # One gRPC stream per request: the default 1024 concurrent requests
         # would make Envoy fail open under load rather than wait.
-        "circuit_breakers": circuit_breaker(max_requests=100_000, max_pending_requests=100_000),
-        "load_assignment": _one_endpoint(name, address),
-    }
+        circuit_breakers=circuit_breaker(max_requests=100_000, max_pending_requests=100_000),
+        load_assignment=_one_endpoint(name, address),
+    )
     if tls is not None:
-        cluster["transport_socket"] = _processor_tls(tls)
+        cluster.transport_socket.CopyFrom(_processor_tls(tls))
     return cluster
 
 
-def static_clusters(config: Config) -> list[dict[str, Any]]:
+def static_clusters(config: Config) -> list[Any]:
     """The clusters Envoy starts with: switchyard's (routing, observing, xDS) and the admin's."""
     tls = config.envoy.processor_tls
     address = config.processor_address
@@ -98,56 +112,51 @@ def static_clusters(config: Config) -> list[dict[str, Any]]:
     ]
     if config.envoy.stats_listen is not None:
         clusters.append(
-            {
-                "name": ADMIN_CLUSTER,
-                "type": "STATIC",
-                "connect_timeout": "0.25s",
-                "load_assignment": _one_endpoint(ADMIN_CLUSTER, config.envoy.admin),
-            }
+            Cluster(
+                name=ADMIN_CLUSTER,
+                type="STATIC",
+                connect_timeout=seconds(0.25),
+                load_assignment=_one_endpoint(ADMIN_CLUSTER, config.envoy.admin),
+            )
         )
     return clusters
 
 
-def _tls_socket(config: Config, backend: BackendConfig) -> dict[str, Any]:
-    context: dict[str, Any] = {"@type": _UPSTREAM_TLS, "sni": backend.host.strip("[]")}
+def _backend_tls(config: Config, backend: BackendConfig) -> Any:
+    host = backend.host.strip("[]")
+    context = tls_pb2.UpstreamTlsContext(sni=host)
     if not backend.insecure_skip_verify:
         # The chain must lead to a trusted CA *and* name this host: a trusted CA
         # alone would accept any site's valid certificate.
-        context["common_tls_context"] = {
-            "validation_context": {
-                "trusted_ca": {"filename": str(backend.tls_ca_file or config.envoy.ca_bundle)},
-                "match_typed_subject_alt_names": [
-                    {
-                        "san_type": "IP_ADDRESS" if is_ip(backend.host) else "DNS",
-                        "matcher": {"exact": backend.host.strip("[]")},
-                    }
-                ],
-            }
-        }
-    return {"name": _TLS_SOCKET, "typed_config": context}
+        ca_file = backend.tls_ca_file or config.envoy.ca_bundle
+        san_type = "IP_ADDRESS" if is_ip(backend.host) else "DNS"
+        context.common_tls_context.CopyFrom(
+            tls_pb2.CommonTlsContext(validation_context=_validation(ca_file, san_type, host))
+        )
+    return _tls_socket(context)
 
 
-def backend_cluster(config: Config, backend: BackendConfig) -> dict[str, Any]:
+def backend_cluster(config: Config, backend: BackendConfig) -> Any:
     host = backend.host
-    cluster: dict[str, Any] = {
-        "name": backend.name,
-        "type": "STATIC" if is_ip(host) else "STRICT_DNS",
-        "connect_timeout": "1s",
-        "load_assignment": _one_endpoint(backend.name, backend.address),
+    cluster = Cluster(
+        name=backend.name,
+        type="STATIC" if is_ip(host) else "STRICT_DNS",
+        connect_timeout=seconds(1),
+        load_assignment=_one_endpoint(backend.name, backend.address),
         # No outlier ejection: where a backend is tried after another (a canary retried
         # on stable, fallbacks) each attempt must reach the backend its place names,
         # and an ejected backend would shift the first attempt onto the next one.
-        "circuit_breakers": circuit_breaker(max_requests=10_000, max_pending_requests=10_000),
-    }
+        circuit_breakers=circuit_breaker(max_requests=10_000, max_pending_requests=10_000),
+    )
     if not is_ip(host):
         # Most networks that reach a hosted API do so over IPv4.
-        cluster["dns_lookup_family"] = "V4_PREFERRED"
+        cluster.dns_lookup_family = Cluster.DnsLookupFamily.Value("V4_PREFERRED")
     if backend.tls:
-        cluster["transport_socket"] = _tls_socket(config, backend)
+        cluster.transport_socket.CopyFrom(_backend_tls(config, backend))
     return cluster
 
 
-def attempts_cluster(config: Config, target: Target) -> dict[str, Any]:
+def attempts_cluster(config: Config, target: Target) -> Any:
     """Tries the target's backends in turn (Envoy's aggregate cluster): its upstream Lua
     rewrites each attempt for its backend (lua/attempts.lua)."""
     first = _attempt_fields(config.backend(target.backend))
@@ -161,35 +170,36 @@ def attempts_cluster(config: Config, target: Target) -> dict[str, Any]:
         next=rows,
         backend_header=h.BACKEND,
     )
-    limits: dict[str, Any] = {"max_requests": 10_000, "max_pending_requests": 10_000}
     if target.retry_on is not None and target.route.canary is not None:
-        limits["retry_budget"] = {
-            "budget_percent": {"value": target.route.canary.retry_budget_percent},
-            "min_retry_concurrency": 5,
-        }
+        budget = circuit_breaker_pb2.CircuitBreakers.Thresholds.RetryBudget(
+            budget_percent=percent_pb2.Percent(value=target.route.canary.retry_budget_percent),
+            min_retry_concurrency=uint32(5),
+        )
+        limits = circuit_breaker(
+            max_requests=10_000, max_pending_requests=10_000, retry_budget=budget
+        )
     else:
-        limits["max_retries"] = 10_000
-    upstream_codec = {
-        "name": "envoy.filters.http.upstream_codec",
-        "typed_config": {"@type": TYPE + "filters.http.upstream_codec.v3.UpstreamCodec"},
-    }
-    return {
-        "name": target.cluster,
-        "connect_timeout": "1s",
-        "lb_policy": "CLUSTER_PROVIDED",
-        "cluster_type": {
-            "name": "envoy.clusters.aggregate",
-            "typed_config": {
-                "@type": TYPE + "clusters.aggregate.v3.ClusterConfig",
-                "clusters": list(target.attempts),
-            },
-        },
-        "circuit_breakers": circuit_breaker(**limits),
-        "typed_extension_protocol_options": http_protocol_options(
-            "http_protocol_options",
+        limits = circuit_breaker(
+            max_requests=10_000, max_pending_requests=10_000, max_retries=10_000
+        )
+    upstream_codec = HttpFilter(
+        name="envoy.filters.http.upstream_codec",
+        typed_config=packed(upstream_codec_pb2.UpstreamCodec()),
+    )
+    aggregate = aggregate_pb2.ClusterConfig(clusters=target.attempts)
+    return Cluster(
+        name=target.cluster,
+        connect_timeout=seconds(1),
+        lb_policy="CLUSTER_PROVIDED",
+        cluster_type=Cluster.CustomClusterType(
+            name="envoy.clusters.aggregate", typed_config=packed(aggregate)
+        ),
+        circuit_breakers=limits,
+        typed_extension_protocol_options=http_protocol_options(
+            http2=False,
             http_filters=[lua_filter("switchyard.attempts", source), upstream_codec],
         ),
-    }
+    )
 
 
 def _attempt_fields(backend: BackendConfig) -> dict[str, str]:
@@ -208,11 +218,15 @@ def _attempt_fields(backend: BackendConfig) -> dict[str, str]:
     }
 
 
-def shadow_cluster() -> dict[str, Any]:
+def shadow_cluster() -> Any:
     """The cluster that reaches the shadow listener, inside Envoy."""
-    internal = {"envoy_internal_address": {"server_listener_name": SHADOW_LISTENER}}
-    return {
-        "name": SHADOW_LISTENER,
-        "connect_timeout": "0.25s",
-        "load_assignment": load_assignment(SHADOW_LISTENER, internal),
-    }
+    internal = address_pb2.Address(
+        envoy_internal_address=address_pb2.EnvoyInternalAddress(
+            server_listener_name=SHADOW_LISTENER
+        )
+    )
+    return Cluster(
+        name=SHADOW_LISTENER,
+        connect_timeout=seconds(0.25),
+        load_assignment=load_assignment(SHADOW_LISTENER, internal),
+    )

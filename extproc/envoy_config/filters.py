@@ -6,14 +6,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from envoy.extensions.filters.http.ext_proc.v3 import ext_proc_pb2
+from envoy.type.matcher.v3 import string_pb2
+
 from extproc import headers as h
 from extproc.config import BackendConfig, Config
 from extproc.envoy_config.builders import (
+    exact,
     ext_proc_filter,
     ext_proc_metadata,
     lua_filter,
     lua_per_route,
     processing_mode,
+    seconds,
 )
 from extproc.envoy_config.lua import lua, lua_list, lua_string
 from extproc.envoy_config.names import (
@@ -38,7 +43,7 @@ def uses_cache(config: Config) -> bool:
     return any(route.cache.enabled for route in config.routes)
 
 
-def ingress_filters(config: Config) -> list[dict[str, Any]]:
+def ingress_filters(config: Config) -> list[Any]:
     """The ingress listener's filters, in order, before the router."""
     guard = lua(
         "request_guard",
@@ -64,7 +69,7 @@ def ingress_filters(config: Config) -> list[dict[str, Any]]:
     return filters
 
 
-def routing_filter(config: Config) -> dict[str, Any]:
+def routing_filter(config: Config) -> Any:
     mode = processing_mode(
         request_headers="SEND",
         response_headers="SKIP",
@@ -76,7 +81,7 @@ def routing_filter(config: Config) -> dict[str, Any]:
         EXT_PROC_CLUSTER,
         mode,
         failure_mode_allow=config.envoy.failure_mode_allow,
-        message_timeout=f"{config.envoy.message_timeout_ms / 1000}s",
+        message_timeout=seconds(config.envoy.message_timeout_ms / 1000),
         allow_mode_override=True,
         # The body follows the headers at once: one round trip instead of two.
         send_body_without_waiting_for_header_response=True,
@@ -86,7 +91,7 @@ def routing_filter(config: Config) -> dict[str, Any]:
     )
 
 
-def observe_filter(config: Config) -> dict[str, Any]:
+def observe_filter(config: Config) -> Any:
     # Everything switchyard needs is in the response: one message fewer.
     mode = processing_mode(
         request_headers="SKIP",
@@ -99,14 +104,18 @@ def observe_filter(config: Config) -> dict[str, Any]:
         OBSERVE_CLUSTER,
         mode,
         observability_mode=True,
-        deferred_close_timeout=f"{config.envoy.observe_close_timeout_ms / 1000}s",
+        deferred_close_timeout=seconds(config.envoy.observe_close_timeout_ms / 1000),
         failure_mode_allow=True,
         # Fewer bytes per gRPC message for Envoy to encode and switchyard to parse.
-        forward_rules={
-            "allowed_headers": {"patterns": [{"exact": name} for name in observed_headers(config)]}
-        },
+        forward_rules=_forwarded(observed_headers(config)),
         stat_prefix="observe",
     )
+
+
+def _forwarded(names: list[str]) -> Any:
+    """An ext_proc filter's forward_rules: only these headers go to switchyard."""
+    allowed = string_pb2.ListStringMatcher(patterns=[exact(name) for name in names])
+    return ext_proc_pb2.HeaderForwardingRules(allowed_headers=allowed)
 
 
 def observed_headers(config: Config) -> list[str]:
@@ -123,12 +132,12 @@ def observed_headers(config: Config) -> list[str]:
     return names
 
 
-def stamped(version: str) -> dict[str, Any]:
+def stamped(version: str) -> Any:
     """The routing filter's per-route config, told which config version this route table is."""
     return ext_proc_metadata({h.CONFIG_VERSION: version})
 
 
-def _decision_filter() -> dict[str, Any]:
+def _decision_filter() -> Any:
     source = lua("decision", kept=lua_list(DECIDED), namespace=DECISION_FILTER)
     return lua_filter(DECISION_FILTER, source)
 
@@ -138,7 +147,7 @@ def decided(name: str) -> str:
     return f"%DYNAMIC_METADATA({DECISION_FILTER}:{name})%"
 
 
-def fail_open_rewrite(backend: BackendConfig) -> dict[str, Any]:
+def fail_open_rewrite(backend: BackendConfig) -> Any:
     """The fail-open filter's script for one backend (lua/fail_open.lua)."""
     adapter = BackendAdapter.from_config(backend)
     source = lua("json_body") + lua(
@@ -150,7 +159,7 @@ def fail_open_rewrite(backend: BackendConfig) -> dict[str, Any]:
     return lua_per_route(source)
 
 
-def _client_auth_filter(config: Config) -> list[dict[str, Any]]:
+def _client_auth_filter(config: Config) -> list[Any]:
     """With auth: the client key check, in Envoy (lua/client_auth.lua), so that it holds
     while switchyard is down and costs no round trip; the keys come with the routes."""
     if config.auth is None:

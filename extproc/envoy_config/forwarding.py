@@ -6,11 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from envoy.config.route.v3 import route_components_pb2
+from envoy.extensions.retry.priority.previous_priorities.v3 import (
+    previous_priorities_config_pb2,
+)
+
 from extproc import headers as h
 from extproc.config import BackendConfig, Config, RouteConfig
-from extproc.envoy_config.builders import TYPE, header_value
+from extproc.envoy_config.builders import Route, header_value, packed, seconds, uint32
 from extproc.envoy_config.names import FALLBACK_CLUSTER, RETRY_CLUSTER
 from extproc.upstream import stable_split
+
+RetryPolicy = route_components_pb2.RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -58,10 +65,11 @@ def targets(route: RouteConfig) -> list[Target]:
     return found + [Target(route, h.STABLE, backend, None) for backend in stable]
 
 
-def backend_headers(backend: BackendConfig) -> dict[str, Any]:
-    """What Envoy changes in every request to this backend, whichever route sent it."""
+def backend_headers(backend: BackendConfig) -> Any:
+    """What Envoy changes in every request to this backend, whichever route sent it (a
+    partial Route, merged into the routes that reach it)."""
     remove = [] if backend.forward_client_authorization else ["authorization"]
-    out: dict[str, Any] = {}
+    out = Route()
     if backend.credential is not None:
         credential = backend.credential
         if credential.header not in remove:
@@ -70,60 +78,63 @@ def backend_headers(backend: BackendConfig) -> dict[str, Any]:
         # config file, and the admin config_dump, only ever hold the variable's name.
         prefix = credential.prefix.replace("%", "%%")
         key = f"{prefix}%ENVIRONMENT({credential.env})%"
-        out["request_headers_to_add"] = [header_value(credential.header, key)]
-    if remove:
-        out["request_headers_to_remove"] = remove
+        out.request_headers_to_add.append(header_value(credential.header, key))
+    out.request_headers_to_remove.extend(remove)
     return out
 
 
-def _retry_policy(config: Config) -> dict[str, Any]:
+def _retry_policy(config: Config) -> Any:
     # Only failures where the request never reached a model: LLM calls are neither
     # idempotent nor cheap.
-    return {
-        "retry_on": "connect-failure,refused-stream,reset-before-request",
-        "num_retries": config.envoy.retries,
-    }
+    return RetryPolicy(
+        retry_on="connect-failure,refused-stream,reset-before-request",
+        num_retries=uint32(config.envoy.retries),
+    )
 
 
-def to_backend(config: Config, backend: BackendConfig) -> dict[str, Any]:
-    """A route's forwarding to one backend, with that backend's Host and headers."""
-    action = {
-        "cluster": backend.name,
-        "host_rewrite_literal": backend.host_header,
-        "timeout": f"{config.envoy.upstream_timeout_s}s",
-        "retry_policy": _retry_policy(config),
-    }
-    return {"route": action, **backend_headers(backend)}
+def to_backend(config: Config, backend: BackendConfig) -> Any:
+    """A route's forwarding to one backend, with that backend's Host and headers (a partial
+    Route)."""
+    action = route_components_pb2.RouteAction(
+        cluster=backend.name,
+        host_rewrite_literal=backend.host_header,
+        timeout=seconds(config.envoy.upstream_timeout_s),
+        retry_policy=_retry_policy(config),
+    )
+    forwarded = Route(route=action)
+    forwarded.MergeFrom(backend_headers(backend))
+    return forwarded
 
 
-def forward(config: Config, target: Target) -> dict[str, Any]:
+def forward(config: Config, target: Target) -> Any:
     """The target's route action: its first backend's Host and key, and when there are
     several attempts, their cluster and a retry policy that moves each to the next."""
     forwarded = to_backend(config, config.backend(target.backend))
     if len(target.attempts) == 1:
         return forwarded
-    forwarded["route"]["cluster"] = target.cluster
+    forwarded.route.cluster = target.cluster
     if target.retry_on is not None:
         # Failures of the canary itself, not the client's mistakes (4xx).
-        retry: dict[str, Any] = {"retry_on": "5xx,reset,connect-failure,refused-stream"}
+        retry = RetryPolicy(retry_on="5xx,reset,connect-failure,refused-stream")
     else:
         codes = [code for code in target.route.fallback_on if isinstance(code, int)]
         conditions = ["retriable-status-codes"] if codes else []
         if "connect" in target.route.fallback_on:
             conditions.append("connect-failure,refused-stream,reset")
-        retry = {"retry_on": ",".join(conditions), "retriable_status_codes": codes}
-    forwarded["route"]["retry_policy"] = {
-        **retry,
-        "num_retries": len(target.attempts) - 1,
-        # The next attempt is another backend: no reason to wait Envoy's default 25 ms.
-        "retry_back_off": {"base_interval": "0.001s", "max_interval": "0.005s"},
-        # Each retry goes to the next backend (the next priority of the aggregate cluster).
-        "retry_priority": {
-            "name": "envoy.retry_priorities.previous_priorities",
-            "typed_config": {
-                "@type": TYPE + "retry.priority.previous_priorities.v3.PreviousPrioritiesConfig",
-                "update_frequency": 1,
-            },
-        },
-    }
+        retry = RetryPolicy(retry_on=",".join(conditions), retriable_status_codes=codes)
+    # Each retry goes to the next backend (the next priority of the aggregate cluster).
+    priority = previous_priorities_config_pb2.PreviousPrioritiesConfig(update_frequency=1)
+    retry.MergeFrom(
+        RetryPolicy(
+            num_retries=uint32(len(target.attempts) - 1),
+            # The next attempt is another backend: no reason to wait Envoy's default 25 ms.
+            retry_back_off=RetryPolicy.RetryBackOff(
+                base_interval=seconds(0.001), max_interval=seconds(0.005)
+            ),
+            retry_priority=RetryPolicy.RetryPriority(
+                name="envoy.retry_priorities.previous_priorities", typed_config=packed(priority)
+            ),
+        )
+    )
+    forwarded.route.retry_policy.CopyFrom(retry)
     return forwarded

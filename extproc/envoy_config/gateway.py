@@ -6,14 +6,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from envoy.config.route.v3 import route_components_pb2
+
 from extproc import headers as h
 from extproc.config import MODELS_PATH, Config
 from extproc.envoy_config.builders import (
     DISABLED,
     LUA_DISABLED,
+    Route,
+    data_source,
     header_match,
     header_value,
     lua_per_route,
+    make_route,
 )
 from extproc.envoy_config.filters import client_auth_source
 from extproc.envoy_config.forwarding import to_backend
@@ -39,19 +44,22 @@ UNAUTHORIZED = {
 }
 
 
-def _answer(status: int, body: dict[str, Any]) -> dict[str, Any]:
-    """A JSON answer from Envoy itself: no backend is asked."""
-    return {
-        "direct_response": {
-            "status": status,
-            "body": {"inline_string": json.dumps(body, separators=(",", ":"))},
-        },
-        "response_headers_to_add": [
+def _answer(status: int, body: dict[str, Any]) -> Any:
+    """A JSON answer from Envoy itself: no backend is asked (a partial Route)."""
+    return Route(
+        direct_response=route_components_pb2.DirectResponseAction(
+            status=status, body=data_source(json.dumps(body, separators=(",", ":")))
+        ),
+        response_headers_to_add=[
             header_value("content-type", "application/json"),
             header_value(h.BACKEND, "switchyard"),
         ],
-        "typed_per_filter_config": UNPROCESSED,
-    }
+        typed_per_filter_config=UNPROCESSED,
+    )
+
+
+def _match(**fields: Any) -> Any:
+    return route_components_pb2.RouteMatch(**fields)
 
 
 def model_names(config: Config) -> list[str]:
@@ -64,7 +72,7 @@ def model_names(config: Config) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def gateway_routes(config: Config) -> list[dict[str, Any]]:
+def gateway_routes(config: Config) -> list[Any]:
     """GET /v1/models answered here, the operator's passthrough paths, and a 404 for the
     rest: a path nobody opened never reaches a backend (with its provider key)."""
     models = {
@@ -74,24 +82,19 @@ def gateway_routes(config: Config) -> list[dict[str, Any]]:
             for name in model_names(config)
         ],
     }
-    routes = [
-        {
-            "name": "models",
-            "match": {"path": MODELS_PATH, "headers": [header_match(":method", "GET")]},
-            **_answer(200, models),
-        }
-    ]
+    get = [header_match(":method", "GET")]
+    routes = [make_route("models", _match(path=MODELS_PATH, headers=get), _answer(200, models))]
     for passthrough in config.passthrough:
         routes.append(
-            {
-                "name": f"passthrough{passthrough.path}",
-                "stat_prefix": "passthrough",
-                "match": {"path_separated_prefix": passthrough.path},
-                **to_backend(config, config.backend(passthrough.backend)),
-                "typed_per_filter_config": UNPROCESSED,
-            }
+            make_route(
+                f"passthrough{passthrough.path}",
+                _match(path_separated_prefix=passthrough.path),
+                to_backend(config, config.backend(passthrough.backend)),
+                stat_prefix="passthrough",
+                typed_per_filter_config=UNPROCESSED,
+            )
         )
-    routes = [with_clients(config, route) for route in routes]
+    routes = [with_clients(config, passed) for passed in routes]
     opened = [f"POST {path}" for path in config.server.chat_paths]
     opened += [f"GET {MODELS_PATH}", *(p.path for p in config.passthrough)]
     not_found = {
@@ -102,22 +105,19 @@ def gateway_routes(config: Config) -> list[dict[str, Any]]:
             "code": "unknown_url",
         }
     }
-    routes.append({"name": "not_found", "match": {"prefix": "/"}, **_answer(404, not_found)})
+    routes.append(make_route("not_found", _match(prefix="/"), _answer(404, not_found)))
     return routes
 
 
-def with_clients(config: Config, route: dict[str, Any]) -> dict[str, Any]:
+def with_clients(config: Config, first: Any) -> Any:
     """A route a request first matches, with the client check's code and key table."""
-    if config.auth is None:
-        return route
-    check = lua_per_route(client_auth_source(config.auth.clients))
-    return {
-        **route,
-        "typed_per_filter_config": {**route["typed_per_filter_config"], CLIENT_AUTH_FILTER: check},
-    }
+    if config.auth is not None:
+        check = lua_per_route(client_auth_source(config.auth.clients))
+        first.typed_per_filter_config[CLIENT_AUTH_FILTER].CopyFrom(check)
+    return first
 
 
-def unauthorized(config: Config) -> list[dict[str, Any]]:
+def unauthorized(config: Config) -> list[Any]:
     """The 401s for the requests the client key check refused (first in the table: the
     check marks them, whatever path they were for). The observing filter sees them, so
     switchyard counts them by reason."""
@@ -134,14 +134,15 @@ def unauthorized(config: Config) -> list[dict[str, Any]]:
             }
         }
         answer = _answer(401, error)
-        answer["response_headers_to_add"] += [
-            header_value("www-authenticate", "Bearer", action=None),
-            header_value(h.AUTH_FAILURE, reason, action=None),
-        ]
-        answer["typed_per_filter_config"] = {
-            ROUTING_FILTER: DISABLED,
-            STREAM_USAGE_FILTER: LUA_DISABLED,
-        }
-        match = {"prefix": "/", "headers": [header_match(h.AUTH_FAILURE, reason)]}
-        routes.append({"name": f"unauthorized.{reason}", "match": match, **answer})
+        answer.response_headers_to_add.extend(
+            [
+                header_value("www-authenticate", "Bearer", action=None),
+                header_value(h.AUTH_FAILURE, reason, action=None),
+            ]
+        )
+        answer.ClearField("typed_per_filter_config")
+        answer.typed_per_filter_config[ROUTING_FILTER].CopyFrom(DISABLED)
+        answer.typed_per_filter_config[STREAM_USAGE_FILTER].CopyFrom(LUA_DISABLED)
+        match = _match(prefix="/", headers=[header_match(h.AUTH_FAILURE, reason)])
+        routes.append(make_route(f"unauthorized.{reason}", match, answer))
     return routes

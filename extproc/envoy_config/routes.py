@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from envoy.config.core.v3 import base_pb2 as core_base_pb2
+from envoy.config.route.v3 import route_components_pb2, route_pb2
+from envoy.type.v3 import percent_pb2
+
 from extproc import headers as h
 from extproc.config import Config, RouteConfig
 from extproc.envoy_config.builders import (
@@ -14,7 +18,9 @@ from extproc.envoy_config.builders import (
     header_mutation,
     header_present,
     header_value,
+    make_route,
     route_variant,
+    seconds,
 )
 from extproc.envoy_config.filters import decided, fail_open_rewrite, stamped, uses_cache
 from extproc.envoy_config.forwarding import backend_headers, forward, targets, to_backend
@@ -58,7 +64,7 @@ def _not_upstream(config: Config) -> list[str]:
     return [config.force_cohort.token_header, h.CLIENT, *h.INTERNAL, *ENVOY_ADDED, "x-api-key"]
 
 
-def _response_headers(config: Config) -> list[dict[str, Any]]:
+def _response_headers(config: Config) -> list[Any]:
     """What Envoy's route adds to every response: switchyard's decision, as the decision
     filter kept it from the request headers switchyard set (the router removes those
     before the backend), Envoy's request id (already on the response the observing
@@ -80,31 +86,31 @@ def _response_headers(config: Config) -> list[dict[str, Any]]:
     return added
 
 
-def _shadow_variant(stable: dict[str, Any], route: RouteConfig) -> dict[str, Any]:
+def _shadow_variant(stable: Any, route: RouteConfig) -> Any:
     """The stable route for a shadowed session: forwards alike and copies the request."""
     variant = route_variant(stable, "shadowed", header_present(h.SHADOW))
-    variant["route"] = {
-        **stable["route"],
-        "request_mirror_policies": [
-            # Every marked request: switchyard chose the sessions (by their hash).
-            {
-                "cluster": SHADOW_LISTENER,
-                "disable_shadow_host_suffix_append": True,
-                # The router removed switchyard's headers from the request before copying
-                # it: the copy gets back what the shadow listener routes and rewrites on.
-                "request_headers_mutations": [
-                    header_mutation(h.ROUTE, route.name),
-                    header_mutation(h.SHADOW, decided(h.SHADOW)),
-                ],
-            }
+    # Every marked request: switchyard chose the sessions (by their hash).
+    mirror = route_components_pb2.RouteAction.RequestMirrorPolicy(
+        cluster=SHADOW_LISTENER,
+        disable_shadow_host_suffix_append=True,
+        # The router removed switchyard's headers from the request before copying
+        # it: the copy gets back what the shadow listener routes and rewrites on.
+        request_headers_mutations=[
+            header_mutation(h.ROUTE, route.name),
+            header_mutation(h.SHADOW, decided(h.SHADOW)),
         ],
-    }
+    )
+    variant.route.request_mirror_policies.append(mirror)
     return variant
 
 
-def _routed(config: Config) -> list[dict[str, Any]]:
+def _match(prefix: str, headers: list[Any], **fields: Any) -> Any:
+    return route_components_pb2.RouteMatch(prefix=prefix, headers=headers, **fields)
+
+
+def _routed(config: Config) -> list[Any]:
     """One route per (switchyard route, cohort, backend), each with its variants."""
-    routed: list[dict[str, Any]] = []
+    routed: list[Any] = []
     for route in config.routes:
         # A cache fills from observed responses (extproc.cache): its route stays observed.
         quiet = route.canary is None and route.shadow is None and not route.cache.enabled
@@ -117,30 +123,30 @@ def _routed(config: Config) -> list[dict[str, Any]]:
             ]
             if target.retry_on is not None:
                 headers.append(header_match(h.RETRY_ON, target.retry_on))
-            base: dict[str, Any] = {
-                "name": target.name,
-                "stat_prefix": f"{route.name}.{cohort}",
-                "match": {"prefix": "/", "headers": headers},
-                **forward(config, target),
-            }
+            base = make_route(
+                target.name,
+                _match("/", headers),
+                forward(config, target),
+                stat_prefix=f"{route.name}.{cohort}",
+            )
             # A shadowed session's request matches first: it forwards alike and is copied.
             shadowed = route.shadow is not None and cohort == h.STABLE
             variants = [_shadow_variant(base, route), base] if shadowed else [base]
-            observed: list[dict[str, Any]] = []
+            observed: list[Any] = []
             if quiet and config.envoy.observe == "canaries":
-                base["typed_per_filter_config"] = {OBSERVE_FILTER: DISABLED}
+                base.typed_per_filter_config[OBSERVE_FILTER].CopyFrom(DISABLED)
             elif sampling(config.envoy) and cohort == h.STABLE:
                 # Observed only when switchyard marks the request (extproc.response.sampling):
                 # each variant once more, with the observe filter on, ahead of it.
                 for variant in variants:
                     marked = header_match(h.OBSERVE, "1")
                     observed.append(route_variant(variant, "observed", marked))
-                    variant["typed_per_filter_config"] = {OBSERVE_FILTER: DISABLED}
+                    variant.typed_per_filter_config[OBSERVE_FILTER].CopyFrom(DISABLED)
             routed += [*observed, *variants]
     return routed
 
 
-def _unrouted(config: Config, version: str) -> list[dict[str, Any]]:
+def _unrouted(config: Config, version: str) -> list[Any]:
     """Chat requests switchyard has not routed yet (or at all: fail-open), then the few
     other endpoints the gateway serves, then a 404 for everything else.
 
@@ -164,25 +170,23 @@ def _unrouted(config: Config, version: str) -> list[dict[str, Any]]:
         below = 0
         for index, (name, weight) in enumerate(split):
             below += weight
-            match: dict[str, Any] = {
-                "prefix": prefix,
-                "headers": [header_match(":method", "POST")],
-            }
+            match = _match(prefix, [header_match(":method", "POST")])
             if index < len(split) - 1:
-                match["runtime_fraction"] = {
-                    "default_value": {
-                        "numerator": below * 1_000_000 // total,
-                        "denominator": "MILLION",
-                    },
-                    "runtime_key": f"switchyard.fail_open.{index}",
-                }
+                share = percent_pb2.FractionalPercent(
+                    numerator=below * 1_000_000 // total, denominator="MILLION"
+                )
+                match.runtime_fraction.CopyFrom(
+                    core_base_pb2.RuntimeFractionalPercent(
+                        default_value=share, runtime_key=f"switchyard.fail_open.{index}"
+                    )
+                )
             backend = config.backend(name)
-            route = {
-                "name": f"unrouted{prefix}.{name}",
-                "stat_prefix": f"{FAIL_OPEN_ROUTE}{name}",
-                "match": match,
-                **to_backend(config, backend),
-                "typed_per_filter_config": {
+            route = make_route(
+                f"unrouted{prefix}.{name}",
+                match,
+                to_backend(config, backend),
+                stat_prefix=f"{FAIL_OPEN_ROUTE}{name}",
+                typed_per_filter_config={
                     ROUTING_FILTER: stamped(version),
                     FAIL_OPEN_FILTER: fail_open_rewrite(backend),
                     # Still this route after the routing filter: switchyard did not
@@ -190,80 +194,79 @@ def _unrouted(config: Config, version: str) -> list[dict[str, Any]]:
                     OBSERVE_FILTER: DISABLED,
                     STREAM_USAGE_FILTER: LUA_DISABLED,
                 },
-            }
+            )
             routes.append(with_clients(config, route))
     return [*routes, *gateway_routes(config)]
 
 
-def ingress_routes(config: Config, version: str) -> dict[str, Any]:
-    virtual_host: dict[str, Any] = {
-        "name": VIRTUAL_HOST,
-        "domains": ["*"],
-        "request_headers_to_remove": _not_upstream(config),
-        "response_headers_to_add": _response_headers(config),
-        "routes": [*unauthorized(config), *_routed(config), *_unrouted(config, version)],
-    }
+def _table(name: str, virtual_host: Any) -> Any:
+    # A backend's own credential (a route's header) is added after the host's removals.
+    return route_pb2.RouteConfiguration(
+        name=name, most_specific_header_mutations_wins=True, virtual_hosts=[virtual_host]
+    )
+
+
+def ingress_routes(config: Config, version: str) -> Any:
+    virtual_host = route_components_pb2.VirtualHost(
+        name=VIRTUAL_HOST,
+        domains=["*"],
+        request_headers_to_remove=_not_upstream(config),
+        response_headers_to_add=_response_headers(config),
+        routes=[*unauthorized(config), *_routed(config), *_unrouted(config, version)],
+    )
     if any(len(t.attempts) > 1 for route in config.routes for t in targets(route)):
         # For the attempts' Lua (which backend an attempt is for) and for the observe
         # filter (an answer after a retry is counted apart).
-        virtual_host["include_request_attempt_count"] = True
-        virtual_host["include_attempt_count_in_response"] = True
-    # A backend's own credential (a route's header) is added after the host's removals.
-    return {
-        "name": INGRESS_ROUTES,
-        "most_specific_header_mutations_wins": True,
-        "virtual_hosts": [virtual_host],
-    }
+        virtual_host.include_request_attempt_count = True
+        virtual_host.include_attempt_count_in_response = True
+    return _table(INGRESS_ROUTES, virtual_host)
 
 
-def shadow_routes(config: Config, version: str) -> dict[str, Any]:
+def shadow_routes(config: Config, version: str) -> Any:
     """The internal listener's routes: each shadowed route's copies to its shadow backend."""
     routes = []
     for route in config.routes:
         if route.shadow is None:
             continue
         backend = config.backend(route.shadow.backend)
-        shadow_route: dict[str, Any] = {
-            "name": f"{route.name}.shadow",
-            "match": {"prefix": "/", "headers": [header_match(h.ROUTE, route.name)]},
-            "route": {
-                "cluster": backend.name,
-                "host_rewrite_literal": backend.host_header,
-                "timeout": f"{config.envoy.upstream_timeout_s}s",
-            },
-            **backend_headers(backend),
+        action = route_components_pb2.RouteAction(
+            cluster=backend.name,
+            host_rewrite_literal=backend.host_header,
+            timeout=seconds(config.envoy.upstream_timeout_s),
+        )
+        shadow_route = make_route(
+            f"{route.name}.shadow",
+            _match("/", [header_match(h.ROUTE, route.name)]),
+            backend_headers(backend),
+            route=action,
             # For the observing filter, fixed here: a copy is never counted as stable, not
             # even when the routing filter fails open or is skipped.
-            "response_headers_to_add": [
+            response_headers_to_add=[
                 header_value(h.ROUTE, route.name),
                 header_value(h.COHORT, h.SHADOW_COHORT),
             ],
-        }
+        )
         involved = [backend, *(config.backend(w.backend) for w in route.backends)]
         if any(b.model or b.path_prefix or b.query for b in involved):
-            shadow_route["typed_per_filter_config"] = {ROUTING_FILTER: stamped(version)}
+            shadow_route.typed_per_filter_config[ROUTING_FILTER].CopyFrom(stamped(version))
         else:
             # The copy is already what the shadow expects: no stream to switchyard for it.
-            shadow_route["typed_per_filter_config"] = {ROUTING_FILTER: DISABLED}
+            shadow_route.typed_per_filter_config[ROUTING_FILTER].CopyFrom(DISABLED)
         routes.append(shadow_route)
-    unknown = {
-        "name": "unknown",
-        "match": {"prefix": "/"},
-        "direct_response": {"status": 404},
-        "typed_per_filter_config": {ROUTING_FILTER: DISABLED, OBSERVE_FILTER: DISABLED},
-    }
-    virtual_host = {
-        "name": "shadow",
-        "domains": ["*"],
-        "request_headers_to_remove": _not_upstream(config),
-        "response_headers_to_add": [
+    unknown = make_route(
+        "unknown",
+        _match("/", []),
+        direct_response=route_components_pb2.DirectResponseAction(status=404),
+        typed_per_filter_config={ROUTING_FILTER: DISABLED, OBSERVE_FILTER: DISABLED},
+    )
+    virtual_host = route_components_pb2.VirtualHost(
+        name="shadow",
+        domains=["*"],
+        request_headers_to_remove=_not_upstream(config),
+        response_headers_to_add=[
             header_value(h.BACKEND, "%UPSTREAM_CLUSTER%"),
             UPSTREAM_TIME_HEADER,
         ],
-        "routes": [*routes, unknown],
-    }
-    return {
-        "name": SHADOW_ROUTES,
-        "most_specific_header_mutations_wins": True,
-        "virtual_hosts": [virtual_host],
-    }
+        routes=[*routes, unknown],
+    )
+    return _table(SHADOW_ROUTES, virtual_host)

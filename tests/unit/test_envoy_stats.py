@@ -71,7 +71,7 @@ def test_envoy_merges_histograms_every_analysis_interval(tmp_path: Path) -> None
     assert "stats_flush_interval" not in render(config)
     analysis = config.analysis.model_copy(update={"source": "envoy", "interval_s": 0.5})
     bootstrap = render(config.model_copy(update={"analysis": analysis}))
-    assert bootstrap["stats_flush_interval"] == "0.5s"
+    assert bootstrap["stats_flush_interval"] == "0.500s"
     path = tmp_path / "envoy.yaml"
     path.write_text(yaml.safe_dump(bootstrap))
     done = subprocess.run(

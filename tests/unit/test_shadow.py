@@ -15,7 +15,7 @@ import yaml
 
 from extproc import headers as h
 from extproc.config import Config, parse_config
-from extproc.envoy_config import DISABLED, SHADOW_LISTENER, render
+from extproc.envoy_config import DISABLED, SHADOW_LISTENER, render, yaml_form
 from extproc.errors import ConfigError
 from extproc.request.adapt import compile_adapters
 from extproc.request.chat import parse_chat
@@ -209,7 +209,7 @@ def test_a_copy_that_needs_no_rewrite_skips_switchyards_routing_filter() -> None
     del data["routes"][0]["canary"]
     listener = _listener(render(parse_config(data, "t")), SHADOW_LISTENER)
     route = next(r for r in _routes(listener) if r["name"] == "chat.shadow")
-    assert route["typed_per_filter_config"] == {"switchyard.route": {**DISABLED}}
+    assert route["typed_per_filter_config"] == {"switchyard.route": yaml_form(DISABLED)}
     assert {h.COHORT: h.SHADOW_COHORT}.items() <= {
         a["header"]["key"]: a["header"]["value"] for a in route["response_headers_to_add"]
     }.items()

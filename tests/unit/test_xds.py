@@ -7,10 +7,20 @@ from typing import Any
 
 import pytest
 from envoy.config.bootstrap.v3 import bootstrap_pb2
+from envoy.extensions.filters.http.ext_proc.v3 import ext_proc_pb2
 from google.protobuf.json_format import ParseDict
 
+import extproc.envoy_config.clusters
 from extproc.config import AuthConfig, PassthroughConfig, load_config, parse_config
-from extproc.envoy_config import bootstrap, config_version, render, resources
+from extproc.envoy_config import (
+    ads_bootstrap,
+    bootstrap,
+    config_version,
+    render,
+    resources,
+    static_bootstrap,
+    yaml_form,
+)
 from extproc.errors import ConfigError
 from extproc.request.runtime import Runtime, RuntimeHolder
 from extproc.xds import CLUSTERS, LISTENERS, ROUTES, snapshot
@@ -51,28 +61,59 @@ def _variants() -> list[Any]:
 def test_every_rendered_variant_is_made_of_envoys_own_messages(config: Any) -> None:
     snap = snapshot(resources(config))
     assert snap.resources[CLUSTERS] and snap.resources[LISTENERS] and snap.resources[ROUTES]
-    # The bootstrap and the static rendering, through Envoy's Bootstrap message.
-    for rendered in (bootstrap(config), render(config)):
-        ParseDict(rendered, bootstrap_pb2.Bootstrap())
+    # The YAML Envoy reads is Envoy's Bootstrap message again, field for field (an Any's
+    # bytes may order a map differently, so compared in the form that unpacks them).
+    for rendered, message in ((bootstrap, ads_bootstrap), (render, static_bootstrap)):
+        parsed = ParseDict(rendered(config), bootstrap_pb2.Bootstrap())
+        assert yaml_form(parsed) == yaml_form(message(config)) == rendered(config)
 
 
-def test_a_field_envoy_does_not_have_fails_before_envoy_sees_it() -> None:
-    served = resources(parse_config(SMALL, "small.yaml"))
-    served.clusters["a"]["conect_timeout"] = "1s"
-    with pytest.raises(ConfigError, match=r"clusters\.a: .*conect_timeout"):
-        snapshot(served)
+def test_the_yaml_keeps_what_envoy_reads_differently_when_absent() -> None:
+    """Set fields at their default still say something: an empty message chooses a oneof
+    (ads: {}), a wrapper at 0 differs from unset (num_retries: Envoy's default is 1)."""
+    config = parse_config(SMALL, "small.yaml")
+    no_retries = config.model_copy(update={"envoy": config.envoy.model_copy(update={"retries": 0})})
+    rendered = bootstrap(no_retries)
+    lds = rendered["dynamic_resources"]["lds_config"]
+    assert lds == {"ads": {}, "initial_fetch_timeout": "0s", "resource_api_version": "V3"}
+    assert rendered["layered_runtime"]["layers"][0] == {"name": "static", "static_layer": {}}
+    static = render(no_retries)
+    routes = static["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+    table = routes["typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    assert table[0]["route"]["retry_policy"]["num_retries"] == 0
+
+
+def test_a_field_envoy_does_not_have_fails_before_envoy_sees_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cluster = extproc.envoy_config.clusters.Cluster
+
+    def misspelled(**fields: Any) -> Any:
+        return cluster(**fields, conect_timeout=fields["connect_timeout"])
+
+    monkeypatch.setattr(extproc.envoy_config.clusters, "Cluster", misspelled)
+    with pytest.raises(ConfigError, match=r"clusters\.a: not a valid Envoy.*conect_timeout"):
+        resources(parse_config(SMALL, "small.yaml"))
+
+
+def test_a_config_value_out_of_a_fields_range_is_a_config_error() -> None:
+    """The config model bounds what it can; a message refuses the rest, naming the resource."""
+    config = parse_config(SMALL, "small.yaml")
+    huge = config.model_copy(
+        update={"server": config.server.model_copy(update={"max_body_bytes": 2**40})}
+    )
+    with pytest.raises(ConfigError, match=r"listeners\.ingress: not a valid Envoy message"):
+        resources(huge)
 
 
 def test_each_route_table_names_its_config_version_for_the_routing_filter() -> None:
     config = parse_config(SMALL, "small.yaml")
     table = resources(config).route_configs["switchyard"]
-    unrouted = next(
-        r for r in table["virtual_hosts"][0]["routes"] if r["name"].startswith("unrouted/")
-    )
-    overrides = unrouted["typed_per_filter_config"]["switchyard.route"]["overrides"]
-    assert overrides["grpc_initial_metadata"] == [
-        {"key": "x-switchyard-config", "value": config_version(config)}
-    ]
+    unrouted = next(r for r in table.virtual_hosts[0].routes if r.name.startswith("unrouted/"))
+    per_route = ext_proc_pb2.ExtProcPerRoute()
+    assert unrouted.typed_per_filter_config["switchyard.route"].Unpack(per_route)
+    metadata = per_route.overrides.grpc_initial_metadata
+    assert [(m.key, m.value) for m in metadata] == [("x-switchyard-config", config_version(config))]
 
 
 def test_a_new_version_keeps_the_clusters_only_the_previous_one_names() -> None:
