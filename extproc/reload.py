@@ -120,8 +120,7 @@ class ConfigReloader:
         runtime = build_runtime(config, self._rollouts, self._request_metrics)
         # A block label keeps what it blocked (unless the config says force).
         check_reload(str(self.config_path), self.runtimes.current, runtime)
-        served = resources(config)
-        snapshot(served)  # a field Envoy's API does not have fails here
+        served = resources(config)  # a value Envoy's messages refuse fails here
         self._cache.configure(config)
         return config, runtime, served
 
