@@ -54,7 +54,31 @@ def _variants() -> list[Any]:
             "passthrough": [PassthroughConfig(path="/v1/embeddings", backend="cheap")],
         }
     )
-    return [example, sampled, canaries, quiet, gateway, parse_config(SMALL, "small.yaml")]
+    hosted = {
+        **SMALL,
+        "backends": [
+            {"name": "a", "address": "api.example.com:443", "tls": True, "model": "m-a"},
+            {"name": "b", "address": "10.0.0.2:443", "tls": True, "insecure_skip_verify": True},
+            {"name": "c", "address": "[::1]:8080"},
+        ],
+        "routes": [
+            {
+                "name": "chat",
+                "backends": [{"backend": "a"}],
+                "fallbacks": [{"backend": "b"}, {"backend": "c"}],
+                "canary": {"backend": "b", "percent": 5, "retry_on_stable": True},
+            }
+        ],
+    }
+    return [
+        example,
+        sampled,
+        canaries,
+        quiet,
+        gateway,
+        parse_config(SMALL, "small.yaml"),
+        parse_config(hosted, "hosted.yaml"),
+    ]
 
 
 @pytest.mark.parametrize("config", _variants())
