@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -135,9 +136,17 @@ def quality_row(stack: Stack, cohort: str) -> dict[str, Any]:
 
 def scores_posted(stack: Stack, replies: list[Reply], score: Any) -> None:
     for reply in replies:
-        request_id = reply.headers["x-request-id"]
-        status, _ = post_feedback(stack, {"request_id": request_id, "score": score(reply)})
+        payload = {"request_id": reply.headers["x-request-id"], "score": score(reply)}
+        # switchyard learns a request id when its response's observe stream ends, which
+        # trails the reply the client got: on a loaded machine the last ids take a moment.
+        status = wait_until(partial(_posted, stack, payload), 10, "the request id known")
         assert status == 200
+
+
+def _posted(stack: Stack, payload: dict[str, Any]) -> int | None:
+    """The status of a feedback post, None while its request id is unknown (404)."""
+    status, _ = post_feedback(stack, payload)
+    return None if status == 404 else status
 
 
 @pytest.mark.long
