@@ -108,10 +108,14 @@ class EnvoyConfig(Model):
     switchyard's CPU per request is observing), or none (no A/B numbers, no automatic
     rollback, no cache)."""
     observe_close_timeout_ms: int = Field(default=500, ge=100, le=5000)
-    observe_sample: float = Field(default=1.0, gt=0, le=1)
-    """The share of stable responses observed (every canary response is): below 1, the
-    A/B totals, tokens and cost of stable are estimates scaled from the sample (labelled
-    so in the report), and the analysis compares the canary with stable's sample."""
+    observe_sample: float = Field(default=0.1, gt=0, le=1)
+    """The share of stable responses observed (every canary response is, and every one a
+    cache fill needs): below 1, the A/B totals, tokens and cost of stable are estimates
+    scaled from the sample (labelled so in the report; Envoy's own counts stay exact), and
+    the analysis compares the canary with stable's sample. 0.1 by default: observing costs
+    about half of switchyard's CPU per request, and a tenth of stable's responses still
+    outnumbers the canary's at every step below 50 % (docs/BENCHMARKS.md shows the trade).
+    1 observes every response (exact switchyard totals, feedback on every request)."""
     trusted_proxy_hops: int = Field(default=0, ge=0, le=10)
     """How many proxies in front of Envoy append to x-forwarded-for (a cloud load balancer:
     1). Envoy takes the client's address that many entries from the right of that header;

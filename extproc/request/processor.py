@@ -204,7 +204,9 @@ class RoutingStream:
                     headers[h.CACHE_FILL] = lookup.fill_token
         envoy = self.runtime.config.envoy
         fill = h.CACHE_FILL in headers  # the cache needs this answer's body
-        if sampling(envoy) and observe_response(envoy, decision.cohort, needs_body=fill):
+        if sampling(envoy) and observe_response(
+            envoy, decision.cohort, self.headers.get(h.REQUEST_ID, ""), needs_body=fill
+        ):
             headers[h.OBSERVE] = "1"
         body_mutation = None
         if changes.body is not None:

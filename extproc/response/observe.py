@@ -174,17 +174,19 @@ class ObserveStream:
         usage = response.usage
         spent = cost(price_of(self._config, backend), usage) if usage is not None else 0.0
         cohort = self._answering_cohort(latency)
-        self._traffic.record(
-            self._route,
-            cohort,
-            backend,
-            self._status,
-            latency,
-            self._ttfb,
-            usage,
-            spent,
-            weight(self._config.envoy, self._cohort),
-        )
+        stands_for = weight(self._config.envoy, self._cohort, self._request_id)
+        if stands_for:
+            self._traffic.record(
+                self._route,
+                cohort,
+                backend,
+                self._status,
+                latency,
+                self._ttfb,
+                usage,
+                spent,
+                stands_for,
+            )
         if self._quality is not None:
             self._quality.on_response(
                 self._request_id, self._route, cohort, backend, self._status, self._score, response

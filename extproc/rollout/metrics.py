@@ -107,7 +107,8 @@ class RolloutMetrics(MetricGroup):
             "switchyard_feedback",
             "Quality signals received (POST /feedback, score header) by result: accepted,"
             " duplicate (that request already had it), unknown_id (never seen here or"
-            " forgotten), invalid.",
+            " forgotten), unsampled (a stable response outside envoy.observe_sample),"
+            " invalid.",
             ["source", "result"],
             registry=r,
         )

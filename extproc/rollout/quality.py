@@ -11,8 +11,11 @@ The observing filter sees each response with its x-request-id (Envoy's route add
 to the response); RecentRequests remembers, for quality.remember_s and at most
 quality.remember_max ids, where that request went, so a later signal joins it. A signal
 for an id not remembered is counted (switchyard_feedback{result="unknown_id"}) and
-answered 404: nothing else changes. Each request holds one score (the first) and each
-flag once, whatever the sources.
+answered 404: nothing else changes. With envoy.observe_sample below 1, most stable responses
+are never observed: feedback for an id outside the sample (extproc.response.sampling) is
+answered 202 and counted as "unsampled", so a client posting feedback for every answer sees
+no error; the score is not counted, as the response it judges is not in the A/B totals.
+Each request holds one score (the first) and each flag once, whatever the sources.
 
 Signals go two places: totals per route/cohort/backend for the report and /metrics,
 and the analysis window's per-second Summary of the second the request was answered in
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 from extproc.config import Config
 from extproc.errors import SwitchyardError
 from extproc.response.reader import ResponseReader
+from extproc.response.sampling import in_sample, sampling
 from extproc.rollout.metrics import RolloutMetrics
 from extproc.rollout.window import Summary
 
@@ -199,6 +203,7 @@ class Quality:
         """Adopts a (re)loaded config's signal settings."""
         cfg = config.quality
         self.score_header = cfg.score_header
+        self._sample = config.envoy.observe_sample if sampling(config.envoy) else None
         self._auto_flags = frozenset(cfg.auto_flags)
         self._refusals = [re.compile(p) for p in cfg.refusal_patterns]
         with self._lock:
@@ -277,6 +282,15 @@ class Quality:
             if served is not None:
                 with self._lock:
                     self._recent.remember(feedback.request_id, served, now)
+        sampled_out = self._sample is not None and not in_sample(feedback.request_id, self._sample)
+        if served is None and sampled_out:
+            self._metrics.feedback.labels("post", "unsampled").inc()
+            return 202, {
+                "request_id": feedback.request_id,
+                "result": "unsampled",
+                "detail": "not counted: this id is outside envoy.observe_sample's share "
+                "of stable responses, which are not observed or compared",
+            }
         if served is None:
             self._metrics.feedback.labels("post", "unknown_id").inc()
             return 404, {

@@ -339,6 +339,11 @@ class Stack:
                     process.kill()
 
 
+OBSERVE_ALL = {"observe_sample": 1}
+"""envoy settings for a test that counts every stable response (tokens, feedback, exact
+totals); the product's default observes a tenth of stable's (extproc.response.sampling)."""
+
+
 def make_config(
     backends: list[str],
     routes: list[dict[str, Any]],

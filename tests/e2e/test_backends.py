@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.stack import (
+    OBSERVE_ALL,
     SWITCHYARD,
     Stack,
     free_port,
@@ -365,7 +366,8 @@ def test_tls_provider_verified_against_its_ca_and_its_name(tmp_path: Path) -> No
 
 @pytest.fixture(scope="module")
 def stream_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    config = make_config(["llm"], [{"name": "chat", "backends": [{"backend": "llm"}]}], "chat")
+    chat = [{"name": "chat", "backends": [{"backend": "llm"}]}]
+    config = make_config(["llm"], chat, "chat", envoy=OBSERVE_ALL)  # counts every answer
     config["backends"][0].update(
         model="llama", price={"prompt_per_1m": 1_000_000, "completion_per_1m": 2_000_000}
     )

@@ -20,6 +20,7 @@ from tests.e2e.cache_workload import questions, workload
 from tests.e2e.fleet import Fleet, running_fleet
 from tests.e2e.stack import (
     MODEL_DIR,
+    OBSERVE_ALL,
     Reply,
     Stack,
     http_post,
@@ -43,7 +44,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             "cache": {"enabled": True, "partition_by": ["header:x-tenant-id"]},
         }
     ]
-    config = make_config(["llm", "llm-v2"], routes, "support")
+    # Every answer in the A/B totals: they are compared with what the backend served.
+    config = make_config(["llm", "llm-v2"], routes, "support", envoy=OBSERVE_ALL)
     config["classifier"] = {"model": str(MODEL_DIR)}  # the cache's encoder; no labels
     config["backends"][0]["price"] = {"prompt_per_1m": 1.0, "completion_per_1m": 2.0}
     workdir = tmp_path_factory.mktemp("cache")

@@ -25,6 +25,7 @@ import yaml
 
 from tests.e2e.stack import (
     MODEL_DIR,
+    OBSERVE_ALL,
     Client,
     Load,
     Stack,
@@ -53,6 +54,7 @@ GRAFANA_VARIABLES = {
 
 def _config() -> dict[str, Any]:
     config = canary_config(hold={"seconds": 1, "requests": 5})
+    config["envoy"].update(OBSERVE_ALL)  # feedback on every answer: each panel gets data
     # A route by label: switchyard runs the classifier only when one needs it.
     billing = {"name": "billing", "match": {"label": "billing"}, "backends": [{"backend": "cheap"}]}
     config["routes"].insert(1, billing)

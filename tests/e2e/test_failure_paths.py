@@ -16,7 +16,16 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.stack import MODEL_DIR, Load, Stack, http_get, make_config, running_stack, wait_until
+from tests.e2e.stack import (
+    MODEL_DIR,
+    OBSERVE_ALL,
+    Load,
+    Stack,
+    http_get,
+    make_config,
+    running_stack,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -209,7 +218,7 @@ def test_a_failing_canary_is_retried_on_stable_and_no_client_sees_its_errors(
 
 
 def test_a_saturated_primary_overflows_to_the_fallback_and_comes_back(tmp_path: Path) -> None:
-    config = _strict_config(FALLBACK_ROUTES, "general")
+    config = _strict_config(FALLBACK_ROUTES, "general", envoy=OBSERVE_ALL)  # exact counts
     with _strict_stack(tmp_path, config) as stack:
         stack.backends["self"].control(error_rate=1.0, status=429)
         replies = [stack.client.chat("hi", headers={"x-session-id": "s1"}) for _ in range(20)]

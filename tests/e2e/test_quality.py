@@ -24,6 +24,7 @@ import pytest
 
 from tests.e2e.fleet import running_fleet
 from tests.e2e.stack import (
+    OBSERVE_ALL,
     SWITCHYARD,
     Client,
     Load,
@@ -41,6 +42,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     config = canary_config(percent=50, steps=[50, 100], hold={"seconds": 3600, "requests": 10**6})
+    config["envoy"].update(OBSERVE_ALL)  # feedback for every stable answer counts
     with running_stack(tmp_path_factory.mktemp("quality"), config) as running:
         yield running
 
@@ -216,6 +218,7 @@ def test_a_refusing_canary_is_rolled_back_on_refusals_alone(fresh: Stack) -> Non
 
 def test_fleet_feedback_on_another_replica_rolls_the_canary_back(tmp_path: Path) -> None:
     config = canary_config(percent=50, steps=[50, 100], hold={"seconds": 3600, "requests": 10**6})
+    config["envoy"].update(OBSERVE_ALL)  # feedback for every stable answer counts
     with running_fleet(tmp_path, config, replicas=2) as fleet:
         served_by, asked = fleet.replicas
         # The analysis counts from the whole second after the step started: a fleet up

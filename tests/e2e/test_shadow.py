@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 
 from extproc.request.session import cohort_bucket
-from tests.e2e.stack import SWITCHYARD, Stack, make_config, running_stack, wait_until
+from tests.e2e.stack import (
+    OBSERVE_ALL,
+    SWITCHYARD,
+    Stack,
+    make_config,
+    running_stack,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -56,6 +63,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "chat",
         server={"admin_token_env": "SY_SHADOW_TOKEN"},
         analysis={"min_requests": 20},
+        envoy=OBSERVE_ALL,  # the tests wait for stable's copies and replies to be observed
     )
     # The shadow serves another model name, strictly: a copy not rewritten for it fails.
     config["backends"][1]["model"] = "v2-model"

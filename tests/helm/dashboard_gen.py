@@ -281,7 +281,8 @@ def _rows() -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
             ],
             unit="reqps",
             description="Signals per second: accepted, duplicate (already counted, on any "
-            "replica), unknown_id (not served by this fleet, or too old), invalid.",
+            "replica), unknown_id (not served by this fleet, or too old), unsampled (a stable "
+            "answer outside envoy.observe_sample), invalid.",
         ),
     ]
     cache = [

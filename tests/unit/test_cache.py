@@ -396,12 +396,19 @@ def test_envoy_carries_the_cache_headers_only_for_configs_with_a_cache() -> None
 def test_observing_only_canaries_still_observes_a_cached_route() -> None:
     from extproc.envoy_config import OBSERVE_FILTER, render
 
-    config = {**CONFIG, "envoy": {"observe": "canaries"}}
-    listener = render(parse_config(config, "t.yaml"))["static_resources"]["listeners"][0]
-    manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
-    routes = {r["name"]: r for r in manager["route_config"]["virtual_hosts"][0]["routes"]}
-    assert OBSERVE_FILTER not in routes["r.stable.b"].get("typed_per_filter_config", {})
-    assert OBSERVE_FILTER in routes["plain.stable.b"]["typed_per_filter_config"]
+    def routes(envoy: dict[str, object]) -> dict[str, dict]:  # type: ignore[type-arg]
+        config = parse_config({**CONFIG, "envoy": envoy}, "t.yaml")
+        listener = render(config)["static_resources"]["listeners"][0]
+        manager = listener["filter_chains"][0]["filters"][0]["typed_config"]
+        return {r["name"]: r for r in manager["route_config"]["virtual_hosts"][0]["routes"]}
+
+    every = routes({"observe": "canaries", "observe_sample": 1})
+    assert OBSERVE_FILTER not in every["r.stable.b"].get("typed_per_filter_config", {})
+    assert OBSERVE_FILTER in every["plain.stable.b"]["typed_per_filter_config"]
+    # Sampled (the default): a fill marks its request, which takes the observed variant.
+    sampled = routes({"observe": "canaries"})
+    assert OBSERVE_FILTER not in sampled["r.stable.b.observed"].get("typed_per_filter_config", {})
+    assert OBSERVE_FILTER in sampled["plain.stable.b"]["typed_per_filter_config"]
 
 
 def _response_headers(values: dict[str, str]) -> Any:
@@ -431,7 +438,8 @@ async def test_the_observer_fills_from_a_streamed_response_and_skips_hits() -> N
 
     cache = _cache()
     traffic = TrafficStats(RolloutMetrics())
-    config = parse_config(CONFIG, "t.yaml")
+    # Every stable response in the A/B totals, so that the count below is exact.
+    config = parse_config({**CONFIG, "envoy": {"observe_sample": 1}}, "t.yaml")
     lookup = await _ask(cache, "How do I export my data?")
     answer = read_answer(200, "application/json", json.dumps(COMPLETE).encode())
     assert answer is not None

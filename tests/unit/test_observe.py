@@ -71,6 +71,7 @@ def _observe(traffic: TrafficStats, headers: dict[str, str]) -> None:
                 }
             ],
             "default_route": "chat",
+            "envoy": {"observe_sample": 1},  # exact totals: every stable response counts
         },
         "t.yaml",
     )
@@ -127,6 +128,7 @@ def test_a_streamed_answer_is_read_once_for_traffic_cost_and_quality() -> None:
             ],
             "routes": [{"name": "chat", "backends": [{"backend": "v1"}]}],
             "default_route": "chat",
+            "envoy": {"observe_sample": 1},  # exact totals: every stable response counts
         },
         "t.yaml",
     )

@@ -14,6 +14,7 @@ from extproc.errors import ConfigError
 from extproc.http_api import HttpApi
 from extproc.metrics import Metrics
 from extproc.response.reader import HEAD_BYTES, ResponseReader
+from extproc.response.sampling import in_sample
 from extproc.rollout.analysis import analyze
 from extproc.rollout.canary import CanaryState
 from extproc.rollout.metrics import RolloutMetrics
@@ -139,14 +140,30 @@ def test_malformed_feedback_is_refused_with_the_reason(body: bytes, message: str
 
 
 def make_quality(
-    routes: frozenset[str] = frozenset({"clinical"}),
+    routes: frozenset[str] = frozenset({"clinical"}), observe_sample: float = 1.0
 ) -> tuple[Quality, TrafficStats, RolloutMetrics, list[float]]:
     clock = [1000.0]
     metrics = RolloutMetrics()
     traffic = TrafficStats(metrics, clock=lambda: clock[0])
     traffic.analyse_routes(routes, keep_s=120)
-    quality = Quality(Config(), metrics, traffic.record_signal, lambda: clock[0])
+    config = Config.model_validate({"envoy": {"observe_sample": observe_sample}})
+    quality = Quality(config, metrics, traffic.record_signal, lambda: clock[0])
     return quality, traffic, metrics, clock
+
+
+def test_feedback_outside_the_stable_sample_is_accepted_and_not_counted() -> None:
+    quality, traffic, metrics, _ = make_quality(observe_sample=0.1)
+    ids = [f"req-{i}" for i in range(200)]
+    outside = next(i for i in ids if not in_sample(i, 0.1))
+    inside = next(i for i in ids if in_sample(i, 0.1))
+    status, answer = quality.feedback(json.dumps({"request_id": outside, "score": 0.2}).encode())
+    assert (status, answer["result"]) == (202, "unsampled")
+    # An id the sample should have shown, but nobody remembers, is still unknown.
+    assert quality.feedback(json.dumps({"request_id": inside, "score": 0.2}).encode())[0] == 404
+    assert traffic.window("clinical", "stable", 1000).scored == 0
+    sample = metrics.registry.get_sample_value
+    assert sample("switchyard_feedback_total", {"source": "post", "result": "unsampled"}) == 1
+    assert sample("switchyard_feedback_total", {"source": "post", "result": "unknown_id"}) == 1
 
 
 def test_signals_join_the_request_and_count_once_per_request() -> None:

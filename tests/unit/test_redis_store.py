@@ -49,6 +49,9 @@ def fleet_config(url: str, **state: Any) -> Config:
                 }
             ],
             "default_route": "r",
+            # Every response observed: feedback for an unknown id is then "unknown" (404),
+            # never "unsampled".
+            "envoy": {"observe_sample": 1},
             "state": {
                 "store": "redis",
                 "redis_url": url,

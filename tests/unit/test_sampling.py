@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import yaml
@@ -11,7 +13,7 @@ import yaml
 from extproc import headers as h
 from extproc.config import load_config
 from extproc.envoy_config import OBSERVE_FILTER, render
-from extproc.response.sampling import observe_response, sampling, weight
+from extproc.response.sampling import in_sample, observe_response, sampling, weight
 from extproc.rollout.metrics import RolloutMetrics
 from extproc.rollout.report import requests_cell
 from extproc.rollout.traffic import TrafficStats
@@ -26,15 +28,41 @@ def _config(sample: float, observe: str = "all"):  # type: ignore[no-untyped-def
     return config.model_copy(update={"envoy": envoy})
 
 
+def _ids(count: int) -> list[str]:
+    return [str(uuid.UUID(int=random.Random(7).getrandbits(128) + i)) for i in range(count)]
+
+
 def test_every_canary_and_every_body_a_feature_needs_a_share_of_the_rest() -> None:
     envoy = _config(0.25).envoy
     assert sampling(envoy) and not sampling(_config(1.0).envoy)
     assert not sampling(_config(0.25, observe="off").envoy)
-    assert observe_response(envoy, h.CANARY, draw=lambda: 0.99)
-    assert observe_response(envoy, h.STABLE, needs_body=True, draw=lambda: 0.99)
-    assert observe_response(envoy, h.STABLE, draw=lambda: 0.2)
-    assert not observe_response(envoy, h.STABLE, draw=lambda: 0.3)
-    assert weight(envoy, h.STABLE) == 4.0 and weight(envoy, h.CANARY) == 1.0
+    ids = _ids(4000)
+    outside = next(i for i in ids if not in_sample(i, 0.25))
+    assert observe_response(envoy, h.CANARY, outside)
+    assert observe_response(envoy, h.STABLE, outside, needs_body=True)
+    assert not observe_response(envoy, h.STABLE, outside)
+    share = sum(observe_response(envoy, h.STABLE, i) for i in ids) / len(ids)
+    assert 0.22 < share < 0.28
+
+
+def test_the_sample_is_decided_by_the_request_id_so_every_process_agrees() -> None:
+    ids = _ids(2000)
+    first = [in_sample(i, 0.1) for i in ids]
+    assert first == [in_sample(i, 0.1) for i in ids]  # same id, same answer, any process
+    assert 150 < sum(first) < 250
+    # A larger share keeps every request a smaller one had: raising the share adds requests.
+    assert all(in_sample(i, 0.5) for i, taken in zip(ids, first, strict=True) if taken)
+
+
+def test_weight_scales_sampled_stable_responses_and_drops_body_only_ones() -> None:
+    envoy = _config(0.25).envoy
+    ids = _ids(200)
+    inside = next(i for i in ids if in_sample(i, 0.25))
+    outside = next(i for i in ids if not in_sample(i, 0.25))
+    assert weight(envoy, h.STABLE, inside) == 4.0
+    assert weight(envoy, h.STABLE, outside) == 0.0  # observed for a cache fill only
+    assert weight(envoy, h.CANARY, outside) == 1.0
+    assert weight(_config(1.0).envoy, h.STABLE, outside) == 1.0
 
 
 def _routes(bootstrap: dict) -> dict[str, dict]:
@@ -54,7 +82,9 @@ def test_stable_routes_observe_only_marked_requests_and_envoy_accepts_it(tmp_pat
     assert OBSERVE_FILTER not in observed.get("typed_per_filter_config", {})
     assert stable["typed_per_filter_config"][OBSERVE_FILTER]["disabled"] is True
     assert observed["route"] == stable["route"]
-    assert OBSERVE_FILTER not in routes["clinical.canary.clinical-v2.clinical-v1"].get("typed_per_filter_config", {})
+    assert OBSERVE_FILTER not in routes["clinical.canary.clinical-v2.clinical-v1"].get(
+        "typed_per_filter_config", {}
+    )
     assert not any(name.endswith(".observed") for name in _routes(render(_config(1.0))))
     path = tmp_path / "envoy.yaml"
     path.write_text(yaml.safe_dump(bootstrap))
