@@ -156,6 +156,21 @@ def _added_within_inference(
     )
 
 
+def _throughput_at_least(name: str, row: Row | None, limit: float) -> Target:
+    """Requests/s over the ceiling's; the verdict takes the lower of the measured ratio and
+    the one from CPU per request (which a neighbour on the machine moves less)."""
+    ratio = row.ratio if row else None
+    cpu_ratio = row.cpu_ratio if row else None
+    lowest = None if ratio is None or cpu_ratio is None else min(ratio, cpu_ratio)
+    return Target(
+        name,
+        f">= {limit:g} x ceiling",
+        f"{_fmt(ratio, ' x')} measured, {_fmt(cpu_ratio, ' x')} from CPU per request",
+        None if lowest is None else lowest >= limit,
+        _margin(lowest, limit, "x"),
+    )
+
+
 def _margin(high: float | None, low: float | None, unit: str, digits: int = 2) -> str:
     """How far `low` is under `high` (the limit of an upper bound, or the measured value)."""
     if high is None or low is None:
@@ -171,20 +186,15 @@ def check_targets(results: Record, rows: dict[tuple[str, int], Row]) -> list[Tar
     concurrencies = results["settings"]["concurrencies"]
     top = max(concurrencies)
 
-    rules_top = rows.get(("rules", 64))
-    ratio = rules_top.ratio if rules_top else None
-    cpu_ratio = rules_top.cpu_ratio if rules_top else None
-    lowest = None if ratio is None or cpu_ratio is None else min(ratio, cpu_ratio)
     targets.append(
-        Target(
-            "rules-only throughput at c=64",
-            ">= 0.45 x ceiling",
-            f"{_fmt(ratio, ' x')} measured, {_fmt(cpu_ratio, ' x')} from CPU per request",
-            None if lowest is None else lowest >= 0.45,
-            _margin(lowest, 0.45, "x"),
+        _throughput_at_least("rules-only throughput at c=64", rows.get(("rules", 64)), 0.12)
+    )
+    targets.append(_added_at_most("rules-only added p50 at c=1", _added_p50(rows, "rules"), 1.2))
+    targets.append(
+        _throughput_at_least(
+            "semantic unique ~30-token throughput at c=64", rows.get((TARGET_PROMPT, 64)), 0.06
         )
     )
-    targets.append(_added_at_most("rules-only added p50 at c=1", _added_p50(rows, "rules"), 1.5))
     semantic_one = rows.get((TARGET_PROMPT, 1))
     added = _added_p50(rows, TARGET_PROMPT)
     inference = semantic_one.classify_batch_ms if semantic_one else None

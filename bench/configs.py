@@ -152,8 +152,9 @@ class Addresses:
         return cls(free_port(), free_port(), free_port(), free_port())
 
 
-SAMPLE = 0.1
-"""envoy.observe_sample of the sampled stacks."""
+OBSERVE_ALL = 1.0
+"""envoy.observe_sample of the stacks that show the cost of observing every response (the
+product's default observes a tenth of stable's)."""
 
 
 def _base(

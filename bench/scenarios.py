@@ -44,7 +44,12 @@ SWITCHYARD = "Envoy + switchyard"
 SCENARIOS = [
     Scenario("ceiling", "ceiling", "static", "Envoy straight to the backend (no ext_proc)"),
     Scenario("trivial", "trivial", "static", "Envoy + trivial processor (JSON parse, one header)"),
-    Scenario("rules", "rules", "static", f"{SWITCHYARD}, rules-only"),
+    Scenario(
+        "rules",
+        "rules",
+        "static",
+        f"{SWITCHYARD}, rules-only, product defaults (stable observed at 10 %)",
+    ),
     Scenario("rules-no-observe", "rules-no-observe", "static", f"{SWITCHYARD}, rules, observe off"),
     *(
         Scenario(
@@ -61,16 +66,16 @@ SCENARIOS = [
     ),
     Scenario("rules-redis", "rules-redis", "static", f"{SWITCHYARD}, rules-only, state in Redis"),
     Scenario(
-        "rules-sampled",
-        "rules-sampled",
+        "rules-observe-all",
+        "rules-observe-all",
         "static",
-        f"{SWITCHYARD}, rules-only, observe_sample {configs.SAMPLE}",
+        f"{SWITCHYARD}, rules-only, every response observed (observe_sample 1)",
     ),
     Scenario(
-        "semantic-sampled-unique-32",
-        "semantic-sampled",
+        "semantic-observe-all-unique-32",
+        "semantic-observe-all",
         "unique",
-        f"{SWITCHYARD}, semantic, unique 32-token prompts, observe_sample {configs.SAMPLE}",
+        f"{SWITCHYARD}, semantic, unique 32-token prompts, every response observed",
         32,
     ),
     Scenario(
@@ -142,9 +147,15 @@ def start_stack(lab: Lab, name: str) -> Stack:
         # Rendered from the rules-only config: the same Envoy, filter for filter.
         config = configs.rules_config(addresses, lab.backend_address, observe=True)
         return lab.start_trivial(name, config, addresses)
-    rules_stacks = ("rules", "rules-no-observe", "rules-redis", "rules-sampled", "rules-baseline")
+    rules_stacks = (
+        "rules",
+        "rules-no-observe",
+        "rules-redis",
+        "rules-observe-all",
+        "rules-baseline",
+    )
     if name in (*rules_stacks, "rules-envoy-analysis"):
-        sample = configs.SAMPLE if name == "rules-sampled" else None
+        sample = configs.OBSERVE_ALL if name == "rules-observe-all" else None
         config = configs.rules_config(
             addresses, lab.backend_address, observe=name != "rules-no-observe", sample=sample
         )
@@ -154,10 +165,10 @@ def start_stack(lab: Lab, name: str) -> Stack:
             config = configs.with_envoy_analysis(config, configs.RULES_ROUTE)
         probe = configs.chat_body(configs.RULES_PROMPT)
         return lab.start_switchyard(name, config, addresses, probe, configs.RULES_ROUTE)
-    if name in ("semantic", "semantic-redis", "semantic-sampled", "semantic-baseline"):
+    if name in ("semantic", "semantic-redis", "semantic-observe-all", "semantic-baseline"):
         if not model_available():
             raise RuntimeError(f"no model in {configs.MODEL_DIR}: run `make model` first")
-        sample = configs.SAMPLE if name == "semantic-sampled" else None
+        sample = configs.OBSERVE_ALL if name == "semantic-observe-all" else None
         config = configs.semantic_config(addresses, lab.backend_address, sample)
         if name == "semantic-redis":
             config = configs.with_fleet_state(config, "general", lab.redis_url())
