@@ -11,7 +11,6 @@ from extproc.tools.devstack.core import (
     free_port,
     http_get,
     http_post,
-    launch,
     stop_all,
     wait_until,
 )
@@ -41,7 +40,6 @@ __all__ = [
     "free_port",
     "http_get",
     "http_post",
-    "launch",
     "prometheus",
     "redis",
     "scrape",

@@ -80,17 +80,6 @@ def wait_until(check: Callable[[], T], timeout: float, what: str, interval: floa
     raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
 
 
-def launch(
-    name: str,
-    command: list[str],
-    workdir: Path,
-    env: dict[str, str] | None = None,
-    cwd: Path | None = None,
-) -> subprocess.Popen[bytes]:
-    """Starts `command` with its output appended to `workdir/<name>.log`."""
-    return Proc.start(name, command, workdir, env=env, cwd=cwd).process
-
-
 def http_get(port: int, path: str, timeout: float = 5.0, tls: bool = False) -> tuple[int, bytes]:
     conn = (
         http.client.HTTPSConnection(
