@@ -2,7 +2,8 @@
 
 One fast backend serves every stack. Each stack is an Envoy (--concurrency 1)
 with, for all but the ceiling, an ext_proc processor: switchyard itself, or
-the trivial processor behind the very Envoy config switchyard renders.
+the trivial processor behind the Envoy config switchyard renders with every resource
+inline (`switchyard envoy --static`: the trivial processor serves no xDS).
 All stacks run side by side for the whole benchmark and take turns, so a
 change in the machine's load touches every scenario alike.
 """
@@ -150,9 +151,12 @@ class Lab:
         command = [sys.executable, "-P", "-m", "extproc.cli"]
         return ["env", f"PYTHONPATH={self.baseline_src}", *command]
 
-    def _render_envoy(self, name: str, config_file: Path) -> Path:
+    def _render_envoy(self, name: str, config_file: Path, static: bool = False) -> Path:
+        """`switchyard envoy` (that stack's own, for a -baseline one); with `static` every
+        resource inline, for a processor that serves no xDS."""
         bootstrap = self.workdir / f"{name}-envoy.yaml"
         command = [*self._switchyard(name), "envoy", "-c", str(config_file), "-o", str(bootstrap)]
+        command += ["--static"] if static else []
         Proc.start(f"{name}-render", command, self.workdir, cwd=REPO).wait(timeout=60)
         if not bootstrap.exists():
             raise RuntimeError(f"switchyard envoy did not render {bootstrap}")
@@ -188,7 +192,8 @@ class Lab:
         return stack
 
     def start_trivial(self, name: str, config: dict[str, Any], addresses: Addresses) -> Stack:
-        """switchyard's rendered Envoy config for `config`, with the trivial processor behind it."""
+        """switchyard's Envoy config for `config`, all of it inline, with the trivial processor
+        behind it: only the processor differs from the rules stack."""
         config_file = self._write(f"{name}.yaml", config)
         command = [
             *taskset(self.pinning.processor),
@@ -200,7 +205,7 @@ class Lab:
             RULES_ROUTE,
         ]
         processor = self._keep(Proc.start(f"{name}-processor", command, self.workdir, cwd=REPO))
-        bootstrap = self._render_envoy(name, config_file)
+        bootstrap = self._render_envoy(name, config_file, static=True)
         envoy = self._envoy(f"{name}-envoy", bootstrap, self.pinning.envoy, addresses.admin)
         stack = Stack(name, envoy, addresses.admin, addresses.listen, processor, None, config_file)
         self._check(stack, RULES_ROUTE)
