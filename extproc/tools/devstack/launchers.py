@@ -49,8 +49,29 @@ def taskset(cpus: str | None) -> list[str]:
     return ["taskset", "-c", cpus] if cpus else []
 
 
-def _answers(port: int, path: str, tls: bool = False) -> Callable[[], bool]:
-    return lambda: http_get(port, path, tls=tls)[0] == 200
+def _serving(
+    name: str,
+    command: list[str],
+    workdir: Path,
+    port: tuple[str, int],
+    path: str,
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    tls: bool = False,
+) -> Proc:
+    """`command` started as `name`, ready when GET `path` on its port (named) says 200."""
+    label, number = port
+    return Proc.start(
+        name,
+        command,
+        workdir,
+        env=env,
+        cwd=cwd,
+        ports={label: number},
+        probe=lambda: http_get(number, path, tls=tls)[0] == 200,
+        what=f"{path} to answer",
+    )
 
 
 def fake_backend(
@@ -64,14 +85,7 @@ def fake_backend(
     its /stats answers (over TLS when `args` give it a certificate)."""
     tls = "--tls-cert" in args
     command = [*switchyard, "fake-backend", "--name", name, "--port", str(port), *args]
-    return Proc.start(
-        f"backend-{name}",
-        command,
-        workdir,
-        ports={"http": port},
-        probe=_answers(port, "/stats", tls),
-        what="/stats to answer",
-    )
+    return _serving(f"backend-{name}", command, workdir, ("http", port), "/stats", tls=tls)
 
 
 def switchyard(
@@ -88,16 +102,7 @@ def switchyard(
 ) -> Proc:
     """`switchyard [args] serve -c config`; ready when /healthz on `metrics_port` says 200."""
     command = [*taskset(cpus), *switchyard, *args, "serve", "-c", str(config)]
-    return Proc.start(
-        name,
-        command,
-        workdir,
-        env=env,
-        cwd=cwd,
-        ports={"metrics": metrics_port},
-        probe=_answers(metrics_port, "/healthz"),
-        what="/healthz",
-    )
+    return _serving(name, command, workdir, ("metrics", metrics_port), "/healthz", env=env, cwd=cwd)
 
 
 def write_bootstrap(
@@ -142,16 +147,7 @@ def envoy(
         "--log-level",
         log_level,
     ]
-    return Proc.start(
-        name,
-        command,
-        workdir,
-        env=env,
-        cwd=cwd,
-        ports={"admin": admin_port},
-        probe=_answers(admin_port, "/ready"),
-        what="admin /ready",
-    )
+    return _serving(name, command, workdir, ("admin", admin_port), "/ready", env=env, cwd=cwd)
 
 
 def scrape(
@@ -180,10 +176,7 @@ def prometheus(
         f"--storage.tsdb.path={workdir / f'{name}-data'}",
         f"--web.listen-address=127.0.0.1:{port}",
     ]
-    return Proc.start(
-        name, command, workdir, ports={"http": port}, probe=_answers(port, "/-/ready"),
-        what="/-/ready",
-    )  # fmt: skip
+    return _serving(name, command, workdir, ("http", port), "/-/ready")
 
 
 def redis(
