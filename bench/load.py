@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench.configs import SYSTEM_PROMPT, chat_body
-from bench.procs import taskset
+from extproc.tools.devstack import taskset
 
 _WORD_TEXT = """
 the a patient doctor asked about dose pain fever child medicine safe daily code python error

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.configs import MODEL_DIR
-from bench.procs import CLOCK_TICKS, ENVOY
+from extproc.tools.devstack import CLOCK_TICKS, envoy_binary
 
 
 def _first_line(command: list[str]) -> str:
@@ -47,7 +47,7 @@ def _version(module: str) -> str:
 
 def describe() -> dict[str, object]:
     model = MODEL_DIR / "model.onnx"
-    envoy_version = _first_line([ENVOY, "--version"]).split("version:")[-1].strip()
+    envoy_version = _first_line([envoy_binary(), "--version"]).split("version:")[-1].strip()
     return {
         "nproc": os.cpu_count(),
         "cpu_model": _cpu_model(),

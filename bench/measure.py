@@ -16,9 +16,10 @@ from typing import Any
 
 from bench.load import run_wrk, wrk_command
 from bench.machine import CpuSample
-from bench.procs import Proc, envoy_counters, prometheus_values, wait_idle
+from bench.procs import envoy_counters, prometheus_values, wait_idle
 from bench.scenarios import Scenario
 from bench.stacks import Stack
+from extproc.tools.devstack import Proc
 
 ENVOY_COUNTERS = r"ext_proc|downstream_rq_[0-9]xx|downstream_rq_total"
 ROUTING = "http.ingress.ext_proc.switchyard."

@@ -1,85 +1,21 @@
-"""Processes the benchmark starts, and what /proc and HTTP say about them.
+"""What /proc and HTTP say about the processes the benchmark starts.
 
 Every process runs on 127.0.0.1 on a free port, with its output in a log file
-of the run's work directory; `Proc.cpu_seconds` and `Proc.memory` read
-/proc/PID/{stat,status}, which cover every thread of the process.
+of the run's work directory (extproc.tools.devstack starts them); `Proc.cpu_seconds`
+and `Proc.memory` read /proc/PID/{stat,status}, which cover every thread of the process.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from extproc.tools.devstack import http_get, launch, wait_until
+from extproc.tools.devstack import Proc, http_get
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-SWITCHYARD = str(BIN / "switchyard")
-ENVOY = str(BIN / "envoy")  # execs the real binary: the PID is Envoy's own
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def taskset(cpus: str | None) -> list[str]:
-    """The command prefix that pins a process to `cpus` ("0", "1", "0-1"), or nothing."""
-    return ["taskset", "-c", cpus] if cpus else []
-
-
-@dataclass
-class Proc:
-    name: str
-    command: list[str]
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @classmethod
-    def start(
-        cls, name: str, command: list[str], workdir: Path, env: dict[str, str] | None = None
-    ) -> Proc:
-        process = launch(name, command, workdir, env, cwd=REPO)
-        return cls(name, command, process, workdir / f"{name}.log")
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            tail = self.log.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{tail}")
-
-    def cpu_seconds(self) -> float:
-        """user + system CPU time of every thread so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        # After "pid (comm)": state is field 3, utime 14 and stime 15 (1-based).
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-    def memory(self) -> dict[str, float]:
-        """Resident memory now (VmRSS) and at its peak (VmHWM), in MiB."""
-        out: dict[str, float] = {}
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0]) / 1024
-        return out
-
-    def terminate(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
 
 
 def wait_idle(procs: list[Proc], timeout: float = 8.0, busy: float = 0.05) -> float:
@@ -121,14 +57,6 @@ def prometheus_values(port: int, names: tuple[str, ...]) -> dict[str, float]:
         if name in names:
             out[name] = float(value)
     return out
-
-
-def wait_http(port: int, path: str, proc: Proc, timeout: float, what: str) -> None:
-    def ready() -> bool:
-        proc.check_alive()
-        return http_get(port, path)[0] == 200
-
-    wait_until(ready, timeout, what)
 
 
 def json_dump(path: Path, data: Any) -> None:

@@ -2,7 +2,8 @@
 
 One fast backend serves every stack. Each stack is an Envoy (--concurrency 1)
 with, for all but the ceiling, an ext_proc processor: switchyard itself, or
-the trivial processor behind the very Envoy config switchyard renders.
+the trivial processor behind the Envoy config switchyard renders with every resource
+inline (`switchyard envoy --static`: the trivial processor serves no xDS).
 All stacks run side by side for the whole benchmark and take turns, so a
 change in the machine's load touches every scenario alike.
 """
@@ -10,7 +11,6 @@ change in the machine's load touches every scenario alike.
 from __future__ import annotations
 
 import http.client
-import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +20,9 @@ import yaml
 
 from bench import envoy_bootstrap
 from bench.configs import RULES_PROMPT, RULES_ROUTE, Addresses, chat_body
-from bench.procs import ENVOY, REPO, SWITCHYARD, Proc, taskset, wait_http
-from extproc.tools.devstack import free_port, wait_until
+from bench.procs import REPO
+from extproc.tools import devstack
+from extproc.tools.devstack import SWITCHYARD, Proc, free_port, taskset, wait_until
 
 
 @dataclass(frozen=True)
@@ -92,26 +93,13 @@ class Lab:
     """Another checkout's source tree (`git archive REV | tar -x -C DIR`): the -baseline
     stacks run switchyard from it, with this venv's packages, for a same-run comparison."""
 
-    def _start(self, name: str, command: list[str]) -> Proc:
-        proc = Proc.start(name, command, self.workdir)
+    def _keep(self, proc: Proc) -> Proc:
         self.procs.append(proc)
         return proc
 
     def _envoy(self, name: str, bootstrap: Path, cpus: str | None, admin: int) -> Proc:
-        command = [
-            *taskset(cpus),
-            ENVOY,
-            "-c",
-            str(bootstrap),
-            "--concurrency",
-            "1",
-            "--disable-hot-restart",
-            "--log-level",
-            "warn",
-        ]
-        proc = self._start(name, command)
-        wait_http(admin, "/ready", proc, 30, f"{name} /ready")
-        return proc
+        proc = devstack.envoy(self.workdir, bootstrap, admin, name=name, cpus=cpus, cwd=REPO)
+        return self._keep(proc).wait_ready(30)
 
     def _write(self, name: str, data: dict[str, Any]) -> Path:
         path = self.workdir / name
@@ -135,18 +123,8 @@ class Lab:
 
     def _start_redis(self) -> str:
         port = free_port()
-        command = [*taskset(self.pinning.backend), "redis-server", "--port", str(port),
-                   "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                   "--dir", str(self.workdir)]  # fmt: skip
-        proc = self._start("redis", command)
-
-        def answers() -> bool:
-            proc.check_alive()
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
-
-        wait_until(answers, 10, "redis-server")
+        proc = devstack.redis(self.workdir, port, name="redis", cpus=self.pinning.backend)
+        self._keep(proc).wait_ready(10)
         return f"redis://127.0.0.1:{port}/0"
 
     def start_ceiling(self, name: str) -> Stack:
@@ -165,7 +143,7 @@ class Lab:
 
     def _switchyard(self, name: str) -> list[str]:
         if not name.endswith("-baseline"):
-            return [SWITCHYARD]
+            return SWITCHYARD
         if self.baseline_src is None:
             raise RuntimeError(f"{name}: run with --baseline DIR (another checkout's source)")
         # -P: without it, `-m` puts the working directory (this checkout) ahead of
@@ -173,10 +151,13 @@ class Lab:
         command = [sys.executable, "-P", "-m", "extproc.cli"]
         return ["env", f"PYTHONPATH={self.baseline_src}", *command]
 
-    def _render_envoy(self, name: str, config_file: Path) -> Path:
+    def _render_envoy(self, name: str, config_file: Path, static: bool = False) -> Path:
+        """`switchyard envoy` (that stack's own, for a -baseline one); with `static` every
+        resource inline, for a processor that serves no xDS."""
         bootstrap = self.workdir / f"{name}-envoy.yaml"
         command = [*self._switchyard(name), "envoy", "-c", str(config_file), "-o", str(bootstrap)]
-        Proc.start(f"{name}-render", command, self.workdir).process.wait(timeout=60)
+        command += ["--static"] if static else []
+        Proc.start(f"{name}-render", command, self.workdir, cwd=REPO).wait(timeout=60)
         if not bootstrap.exists():
             raise RuntimeError(f"switchyard envoy did not render {bootstrap}")
         return bootstrap
@@ -185,16 +166,17 @@ class Lab:
         self, name: str, config: dict[str, Any], addresses: Addresses, probe: bytes, route: str
     ) -> Stack:
         config_file = self._write(f"{name}.yaml", config)
-        command = [
-            *taskset(self.pinning.processor),
-            *self._switchyard(name),
-            "serve",
-            "-c",
-            str(config_file),
-        ]
-        processor = self._start(f"{name}-switchyard", command)
+        processor = devstack.switchyard(
+            self.workdir,
+            config_file,
+            addresses.metrics,
+            name=f"{name}-switchyard",
+            cwd=REPO,
+            cpus=self.pinning.processor,
+            switchyard=self._switchyard(name),
+        )
         # Loading the model takes a few seconds; rules-only starts at once.
-        wait_http(addresses.metrics, "/healthz", processor, 120, f"{name} switchyard /healthz")
+        self._keep(processor).wait_ready(120)
         bootstrap = self._render_envoy(name, config_file)
         envoy = self._envoy(f"{name}-envoy", bootstrap, self.pinning.envoy, addresses.admin)
         stack = Stack(
@@ -210,7 +192,8 @@ class Lab:
         return stack
 
     def start_trivial(self, name: str, config: dict[str, Any], addresses: Addresses) -> Stack:
-        """switchyard's rendered Envoy config for `config`, with the trivial processor behind it."""
+        """switchyard's Envoy config for `config`, all of it inline, with the trivial processor
+        behind it: only the processor differs from the rules stack."""
         config_file = self._write(f"{name}.yaml", config)
         command = [
             *taskset(self.pinning.processor),
@@ -221,8 +204,8 @@ class Lab:
             "--route",
             RULES_ROUTE,
         ]
-        processor = self._start(f"{name}-processor", command)
-        bootstrap = self._render_envoy(name, config_file)
+        processor = self._keep(Proc.start(f"{name}-processor", command, self.workdir, cwd=REPO))
+        bootstrap = self._render_envoy(name, config_file, static=True)
         envoy = self._envoy(f"{name}-envoy", bootstrap, self.pinning.envoy, addresses.admin)
         stack = Stack(name, envoy, addresses.admin, addresses.listen, processor, None, config_file)
         self._check(stack, RULES_ROUTE)

@@ -17,7 +17,6 @@ import http.client
 import json
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,20 +26,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
-import yaml
-
 from extproc.config import BackendConfig, Config
-from extproc.envoy_config import bootstrap as render_bootstrap
 from extproc.rollout.report import build_report, report_data
 from extproc.rollout.report_html import prometheus_history, render_html
-from extproc.tools.devstack import (
-    ProcessExited,
-    free_port,
-    http_get,
-    http_post,
-    launch,
-    wait_until,
-)
+from extproc.tools import devstack
+from extproc.tools.devstack import Proc, http_get, http_post
 
 PROMPTS: list[tuple[str, dict[str, object], dict[str, str]]] = [
     ("I have a fever and a stiff neck since last night, should I worry?", {}, {}),
@@ -82,9 +72,6 @@ def _port(address: str) -> int:
     return int(address.rsplit(":", 1)[1])
 
 
-SWITCHYARD_CMD = [sys.executable, "-m", "extproc.cli"]
-
-
 def strict_backend_flags(backend: BackendConfig, keys: dict[str, str]) -> list[str]:
     """fake-backend flags that make it as strict as the server it stands for: the model
     name it serves, and a key made up for this run, recorded in `keys` under the
@@ -103,10 +90,16 @@ class LocalProcesses:
 
     def __init__(self, prefix: str) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix=prefix))
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.processes: dict[str, Proc] = {}
 
-    def _start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
-        self.processes[name] = launch(name, args, self.workdir, env)
+    def _keep(self, proc: Proc) -> Proc:
+        self.processes[proc.name] = proc
+        return proc
+
+    def launch_switchyard(self, name: str, config_path: Path, config: Config) -> Proc:
+        """`switchyard serve` for `config` (saved at `config_path`), not waited for."""
+        metrics = _port(config.server.metrics_listen)
+        return self._keep(devstack.switchyard(self.workdir, config_path, metrics, name=name))
 
     def start_fake_backends(
         self, config: Config, latency_ms: Callable[[BackendConfig], int]
@@ -114,54 +107,33 @@ class LocalProcesses:
         """One strict fake backend per configured backend, up and answering; returns the
         made-up provider keys, which Envoy must find in its environment."""
         keys: dict[str, str] = {}
-        for backend in config.backends:
-            self._start(
-                f"backend-{backend.name}",
-                [
-                    *SWITCHYARD_CMD,
-                    "fake-backend",
-                    "--name",
+        backends = [
+            self._keep(
+                devstack.fake_backend(
+                    self.workdir,
                     backend.name,
-                    "--port",
-                    str(_port(backend.address)),
+                    _port(backend.address),
                     "--latency-ms",
                     str(latency_ms(backend)),
                     *strict_backend_flags(backend, keys),
-                ],
+                )
             )
-        for backend in config.backends:
-            port = _port(backend.address)
-            wait_until(
-                lambda port=port: http_get(port, "/stats")[0] == 200,  # type: ignore[misc]
-                60,
-                f"backend {backend.name}",
-            )
+            for backend in config.backends
+        ]
+        for backend in backends:
+            backend.wait_ready(60)
         return keys
 
     def start_envoy(self, name: str, config: Config, keys: dict[str, str]) -> None:
         """Envoy with the bootstrap rendered from `config` (its routes and clusters then come
         from switchyard, already running), until its admin says ready."""
-        bootstrap = self.workdir / f"{name}.yaml"
-        bootstrap.write_text(yaml.safe_dump(render_bootstrap(config), sort_keys=False))
-        envoy = shutil.which("envoy") or str(Path(sys.executable).parent / "envoy")
-        command = [envoy, "-c", str(bootstrap), "--disable-hot-restart", "--log-level", "warn"]
-        self._start(name, [*command, "--concurrency", "1"], env=keys)
+        bootstrap = devstack.write_bootstrap(self.workdir / f"{name}.yaml", config)
         admin = _port(config.envoy.admin)
-        wait_until(
-            lambda: self.processes[name].poll() is None and http_get(admin, "/ready")[0] == 200,
-            30,
-            name,
-        )
+        envoy = devstack.envoy(self.workdir, bootstrap, admin, name=name, env=keys)
+        self._keep(envoy).wait_ready(30)
 
     def stop_all(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        devstack.stop_all(self.processes.values(), timeout=15)
 
 
 class Demo(LocalProcesses):
@@ -179,54 +151,21 @@ class Demo(LocalProcesses):
         keys = self.start_fake_backends(
             self.config, lambda backend: 10 + 7 * (sum(map(ord, backend.name)) % 6)
         )
-        self._start("switchyard", [*SWITCHYARD_CMD, "serve", "-c", str(self.config_path)])
-        metrics = _port(self.config.server.metrics_listen)
-        wait_until(
-            lambda: self._alive("switchyard") and http_get(metrics, "/healthz")[0] == 200,
-            60,
-            "switchyard",
-        )
+        self.launch_switchyard("switchyard", self.config_path, self.config).wait_ready(60)
         self.start_envoy("envoy", self.config, keys)
         self._start_prometheus()
 
     def _start_prometheus(self) -> None:
-        binary = shutil.which("prometheus")
-        if binary is None:
+        if shutil.which("prometheus") is None:
             _say("(prometheus not installed: the HTML report will have no charts)")
             return
-        targets = [("switchyard", "/metrics", self.config.server.metrics_listen)]
+        targets = [devstack.scrape("switchyard", self.config.server.metrics_listen)]
         if self.config.envoy.stats_listen:
-            targets.append(("envoy", "/stats/prometheus", self.config.envoy.stats_listen))
-        scrape = {
-            "global": {"scrape_interval": "1s"},
-            "scrape_configs": [
-                {"job_name": job, "metrics_path": path, "static_configs": [{"targets": [address]}]}
-                for job, path, address in targets
-            ],
-        }
-        (self.workdir / "prometheus.yml").write_text(yaml.safe_dump(scrape))
-        port = free_port()
-        self._start(
-            "prometheus",
-            [
-                binary,
-                f"--config.file={self.workdir / 'prometheus.yml'}",
-                f"--storage.tsdb.path={self.workdir / 'prometheus'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-        )
-        wait_until(
-            lambda: self._alive("prometheus") and http_get(port, "/-/ready")[0] == 200,
-            30,
-            "prometheus",
-        )
-        self.prometheus_url = f"http://127.0.0.1:{port}"
-
-    def _alive(self, name: str) -> bool:
-        if self.processes[name].poll() is not None:
-            log = (self.workdir / f"{name}.log").read_text(errors="replace")[-3000:]
-            raise ProcessExited(f"{name} exited early:\n{log}")
-        return True
+            targets.append(
+                devstack.scrape("envoy", self.config.envoy.stats_listen, "/stats/prometheus")
+            )
+        prometheus = self._keep(devstack.prometheus(self.workdir, targets)).wait_ready(30)
+        self.prometheus_url = f"http://127.0.0.1:{prometheus.ports['http']}"
 
     def chat(
         self,

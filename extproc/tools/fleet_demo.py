@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 
 from extproc.config import Config, parse_config
-from extproc.tools.demo import SWITCHYARD_CMD, LocalProcesses, _port, _say, run_show
-from extproc.tools.devstack import RedisServer, free_port, http_get, http_post, wait_until
+from extproc.tools.demo import LocalProcesses, _port, _say, run_show
+from extproc.tools.devstack import Proc, RedisServer, free_port, http_get, http_post, wait_until
 
 REPLICAS = 2
 
@@ -63,26 +63,17 @@ class FleetDemo(LocalProcesses):
         path.write_text(yaml.safe_dump(data, sort_keys=False))
         return parse_config(data, str(path))
 
-    def _start_switchyard(self, index: int) -> None:
-        self._launch_switchyard(index)
-        self._wait_switchyard(index)
-
-    def _launch_switchyard(self, index: int) -> None:
+    def _launch_switchyard(self, index: int) -> Proc:
         config_file = self.workdir / f"replica-{index}.yaml"
-        self._start(f"switchyard-{index}", [*SWITCHYARD_CMD, "serve", "-c", str(config_file)])
-
-    def _wait_switchyard(self, index: int) -> None:
-        metrics = _port(self.replicas[index].server.metrics_listen)
-        wait_until(lambda: http_get(metrics, "/healthz")[0] == 200, 60, f"switchyard {index}")
+        return self.launch_switchyard(f"switchyard-{index}", config_file, self.replicas[index])
 
     def start(self) -> None:
         self.redis.start()
         # The replicas load their encoders side by side, while the backends start.
-        for index in range(REPLICAS):
-            self._launch_switchyard(index)
+        switchyards = [self._launch_switchyard(index) for index in range(REPLICAS)]
         keys = self.start_fake_backends(self.config, lambda backend: 20)
         for index, replica in enumerate(self.replicas):
-            self._wait_switchyard(index)
+            switchyards[index].wait_ready(60)
             self.start_envoy(f"envoy-{index}", replica, keys)
 
     def status(self, index: int) -> dict[str, Any]:
@@ -181,9 +172,8 @@ class FleetDemo(LocalProcesses):
                 thread.join()
 
         _say("\n== 4. Replica 1 is killed (SIGKILL) and started again ==")
-        self.processes["switchyard-1"].send_signal(signal.SIGKILL)
-        self.processes["switchyard-1"].wait()
-        self._start_switchyard(1)
+        self.processes["switchyard-1"].stop(signal.SIGKILL)
+        self._launch_switchyard(1).wait_ready(60)
         self.show_status()
         _say(
             "   it kept the fleet's rollback instead of re-opening the canary at "

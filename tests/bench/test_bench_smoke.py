@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.configs import RULES_PROMPT, RULES_ROUTE, chat_body
+from bench.scenarios import start_stack
+from bench.stacks import Lab, Pinning
+
 REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.e2e
@@ -71,3 +75,14 @@ def test_quick_run_is_well_formed(tmp_path: Path) -> None:
     for heading in ("## Targets", "## Machine", "## How it was run", "## Results", "## Raw runs"):
         assert heading in text
     assert "rules-only throughput at c=64" in text
+
+
+def test_the_trivial_processor_stack_starts_and_routes(tmp_path: Path) -> None:
+    """Its Envoy gets every resource inline: the trivial processor serves no xDS."""
+    lab = Lab(tmp_path, Pinning.named("none"))
+    try:
+        lab.start_backend()
+        stack = start_stack(lab, "trivial")  # waits until a request is routed
+        assert stack.probe(chat_body(RULES_PROMPT)) == (200, RULES_ROUTE)
+    finally:
+        lab.stop()

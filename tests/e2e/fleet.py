@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from extproc.tools.devstack import RedisServer
 from tests.e2e.stack import Stack, free_port, http_get
-from tests.redis_server import RedisServer
 
 FLEET_STATE = {
     "store": "redis",

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,26 +22,13 @@ from typing import Any
 import yaml
 
 from extproc.config import load_config
-from extproc.envoy_config import bootstrap as render_bootstrap
+from extproc.tools import devstack
+from extproc.tools.devstack import Proc, free_port, http_get, http_post
 from extproc.tools.devstack import (
-    ProcessExited,
-    free_port,
-    http_get,
-    http_post,
-    launch,
-    wait_until,
+    wait_until as wait_until,  # for the tests that import it from here
 )
 
-BIN = Path(sys.executable).parent
-SWITCHYARD = str(BIN / "switchyard")
-
-
-def fake_backend_command(name: str, port: int, *extra: str) -> list[str]:
-    """`switchyard fake-backend` for one backend, seeded so that runs repeat."""
-    return [SWITCHYARD, "fake-backend", "--name", name, "--port", str(port), "--seed", "1", *extra]
-
-
-ENVOY = str(BIN / "envoy")
+(SWITCHYARD,) = devstack.SWITCHYARD  # the installed command: the tests run from the virtualenv
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / "build" / "model"
 
@@ -130,7 +116,7 @@ class Client:
 class Backend:
     name: str
     port: int
-    process: subprocess.Popen[bytes]
+    process: Proc
     tls: bool = False
 
     def answers(self) -> bool:
@@ -153,8 +139,8 @@ class Stack:
     workdir: Path
     config: dict[str, Any]
     backends: dict[str, Backend] = field(default_factory=dict)
-    switchyard: subprocess.Popen[bytes] | None = None
-    envoy: subprocess.Popen[bytes] | None = None
+    switchyard: Proc | None = None
+    envoy: Proc | None = None
     env: dict[str, str] = field(default_factory=dict)
     serve_args: list[str] = field(default_factory=list)
     backend_args: dict[str, list[str]] = field(default_factory=dict)
@@ -202,21 +188,20 @@ class Stack:
         """Starts the fake backends without waiting for them (see `wait_backends`)."""
         for backend in self.config.get("backends", []):
             port = int(backend["address"].rsplit(":", 1)[1])
-            extra = self.backend_args.get(backend["name"], [])
-            process = launch(
-                f"backend-{backend['name']}",
-                fake_backend_command(backend["name"], port, *extra),
-                self.workdir,
-            )
-            self.backends[backend["name"]] = Backend(
-                backend["name"], port, process, tls="--tls-cert" in extra
-            )
+            self.launch_backend(backend["name"], port, *self.backend_args.get(backend["name"], []))
+
+    def launch_backend(self, name: str, port: int, *extra: str) -> Backend:
+        """`switchyard fake-backend` for one backend, seeded so that runs repeat (its log
+        is appended to when it is started again)."""
+        process = devstack.fake_backend(self.workdir, name, port, "--seed", "1", *extra)
+        backend = self.backends[name] = Backend(name, port, process, tls="--tls-cert" in extra)
+        return backend
 
     def wait_backends(self) -> None:
         # As long as switchyard may take: they start side by side, and on a busy machine
         # a dozen interpreters starting at once took over 15 s.
         for backend in self.backends.values():
-            wait_until(backend.answers, 60, f"backend {backend.name}")
+            backend.process.wait_ready(60)
 
     def start_switchyard(self, timeout: float = 60) -> None:
         self.launch_switchyard()
@@ -224,21 +209,13 @@ class Stack:
 
     def launch_switchyard(self) -> None:
         """Starts switchyard without waiting for it (see `wait_switchyard`)."""
-        self.switchyard = launch(
-            "switchyard",
-            [SWITCHYARD, *self.serve_args, "serve", "-c", str(self.config_path)],
-            self.workdir,
-            self.env,
+        self.switchyard = devstack.switchyard(
+            self.workdir, self.config_path, self.metrics_port, args=self.serve_args, env=self.env
         )
 
     def wait_switchyard(self, timeout: float = 60) -> None:
-        wait_until(self._switchyard_up, timeout, "switchyard /healthz")
-
-    def _switchyard_up(self) -> bool:
         assert self.switchyard is not None
-        if self.switchyard.poll() is not None:
-            raise ProcessExited(f"switchyard exited: {self.log('switchyard')[-2000:]}")
-        return http_get(self.metrics_port, "/healthz")[0] == 200
+        self.switchyard.wait_ready(timeout)
 
     def start_envoy(self, edit: Callable[[dict[str, Any]], None] | None = None) -> None:
         """Renders Envoy's bootstrap as `switchyard envoy` does (a test may edit it) and starts Envoy."""
@@ -247,23 +224,20 @@ class Stack:
 
     def launch_envoy(self, edit: Callable[[dict[str, Any]], None] | None = None) -> None:
         """Renders the bootstrap and starts Envoy without waiting (see `wait_envoy`)."""
-        bootstrap = self.workdir / "envoy.yaml"
         # Rendered here rather than by a `switchyard envoy` process: one interpreter start
         # less per stack (tests/unit/test_backends.py runs the command itself).
-        rendered = render_bootstrap(load_config(self.config_path))
-        if edit is not None:
-            edit(rendered)
-        bootstrap.write_text(yaml.safe_dump(rendered, sort_keys=False))
-        command = [ENVOY, "-c", str(bootstrap), "--disable-hot-restart", "--log-level", "warn"]
-        self.envoy = launch("envoy", [*command, "--concurrency", "1"], self.workdir, self.envoy_env)
+        bootstrap = devstack.write_bootstrap(
+            self.workdir / "envoy.yaml", load_config(self.config_path), edit=edit
+        )
+        self.envoy = devstack.envoy(self.workdir, bootstrap, self.admin_port, env=self.envoy_env)
 
     def wait_envoy(self) -> None:
-        wait_until(lambda: http_get(self.admin_port, "/ready")[0] == 200, 30, "envoy /ready")
+        assert self.envoy is not None
+        self.envoy.wait_ready(30)
 
     def stop_switchyard(self, sig: int = signal.SIGKILL) -> None:
-        if self.switchyard is not None and self.switchyard.poll() is None:
-            self.switchyard.send_signal(sig)
-            self.switchyard.wait(timeout=60)
+        if self.switchyard is not None:
+            self.switchyard.stop(sig, timeout=60)
         self.switchyard = None
 
     def envoy_stats(self) -> dict[str, int]:
@@ -325,18 +299,11 @@ class Stack:
         # then each interpreter's exit) cost ~1.5 s per stack, and the tests of a graceful
         # stop send SIGTERM themselves. Every log line is already in its file (Python's
         # logging flushes each record).
-        python = [self.switchyard, *(b.process for b in self.backends.values())]
-        for process in python:
-            if process is not None and process.poll() is None:
-                process.kill()
-        if self.envoy is not None and self.envoy.poll() is None:
-            self.envoy.terminate()
-        for process in [self.envoy, self.switchyard, *(b.process for b in self.backends.values())]:
+        backends = [backend.process for backend in self.backends.values()]
+        for process in [self.switchyard, *backends]:
             if process is not None:
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+                process.kill()
+        devstack.stop_all([self.envoy, self.switchyard, *backends], timeout=10)
 
 
 OBSERVE_ALL = {"observe_sample": 1}

@@ -282,8 +282,7 @@ def make_certificates(folder: Path) -> None:
 
 def restart_envoy(stack: Stack) -> None:
     assert stack.envoy is not None
-    stack.envoy.terminate()
-    stack.envoy.wait(timeout=20)
+    stack.envoy.stop(timeout=20)
     wait_until(lambda: _closed(stack.admin_port), 10, "old Envoy's admin port to close")
     stack.start_envoy()
 
@@ -297,20 +296,13 @@ def _closed(port: int) -> bool:
 
 
 def restart_provider(stack: Stack, cert: str, folder: Path) -> None:
-    backend = stack.backends["provider"]
-    backend.process.terminate()
-    backend.process.wait(timeout=10)
-    with open(stack.workdir / "backend-provider.log", "ab") as log:
-        backend.process = subprocess.Popen(
-            [
-                SWITCHYARD, "fake-backend", "--name", "provider", "--port", str(backend.port),
-                "--tls-cert", str(folder / f"{cert}.pem"), "--tls-key", str(folder / f"{cert}.key"),
-                "--require-key", KEY_A,
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    wait_until(lambda: http_get(backend.port, "/stats", tls=True)[0] == 200, 15, "provider")
+    provider = stack.backends["provider"]
+    provider.process.stop()
+    stack.launch_backend(
+        "provider", provider.port,
+        "--tls-cert", str(folder / f"{cert}.pem"), "--tls-key", str(folder / f"{cert}.key"),
+        "--require-key", KEY_A,
+    ).process.wait_ready(15)  # fmt: skip
 
 
 def test_tls_provider_verified_against_its_ca_and_its_name(tmp_path: Path) -> None:

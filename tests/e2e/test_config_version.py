@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -18,16 +17,14 @@ from typing import Any
 import pytest
 
 from tests.e2e.stack import (
-    Backend,
     Load,
     Stack,
-    fake_backend_command,
+    free_port,
     http_get,
     make_config,
     running_stack,
     wait_until,
 )
-from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -95,14 +92,7 @@ def _change(stack: Stack, edit: Any) -> tuple[str, float]:
 
 def _start_backend(stack: Stack, name: str, model: str) -> dict[str, Any]:
     port = free_port()
-    with open(stack.workdir / f"backend-{name}.log", "wb") as log:
-        process = subprocess.Popen(
-            fake_backend_command(name, port, "--served-model", model),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    stack.backends[name] = Backend(name, port, process)
-    wait_until(lambda: http_get(port, "/stats")[0] == 200, 15, f"backend {name}")
+    stack.launch_backend(name, port, "--served-model", model).process.wait_ready(15)
     return {"name": name, "address": f"127.0.0.1:{port}", "model": model}
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from extproc.tools import devstack
 from tests.e2e.stack import (
     MODEL_DIR,
     OBSERVE_ALL,
@@ -30,7 +30,6 @@ from tests.e2e.stack import (
     Load,
     Stack,
     canary_config,
-    free_port,
     http_get,
     http_post,
     running_stack,
@@ -84,26 +83,14 @@ def _config() -> dict[str, Any]:
     return config
 
 
-def _prometheus_config(stack: Stack) -> dict[str, Any]:
+def _scrape_configs(stack: Stack) -> list[dict[str, Any]]:
     target_labels = {"namespace": NAMESPACE, "pod": "switchyard-0"}
-    return {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [
-            {
-                "job_name": "switchyard",
-                "static_configs": [
-                    {"targets": [f"127.0.0.1:{stack.metrics_port}"], "labels": target_labels}
-                ],
-            },
-            {
-                "job_name": "envoy",
-                "metrics_path": "/stats/prometheus",
-                "static_configs": [
-                    {"targets": [stack.config["envoy"]["stats_listen"]], "labels": target_labels}
-                ],
-            },
-        ],
-    }
+    return [
+        devstack.scrape("switchyard", f"127.0.0.1:{stack.metrics_port}", labels=target_labels),
+        devstack.scrape(
+            "envoy", stack.config["envoy"]["stats_listen"], "/stats/prometheus", target_labels
+        ),
+    ]
 
 
 class Prometheus:
@@ -128,28 +115,14 @@ class Prometheus:
 
 @contextlib.contextmanager
 def running_prometheus(tmp_path: Path, stack: Stack) -> Iterator[Prometheus]:
-    config = tmp_path / "prometheus.yml"
-    config.write_text(yaml.safe_dump(_prometheus_config(stack)))
-    port = free_port()
-    with open(tmp_path / "prometheus.log", "wb") as log:
-        process = subprocess.Popen(
-            [
-                tool("prometheus"),
-                f"--config.file={config}",
-                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    process = devstack.prometheus(tmp_path, _scrape_configs(stack))
     try:
-        prometheus = Prometheus(port)
-        wait_until(lambda: http_get(port, "/-/ready")[0] == 200, 30, "prometheus /-/ready")
-        wait_until(prometheus.targets_up, 20, "both scrape targets up", interval=0.5)
-        yield prometheus
+        process.wait_ready(30)
+        server = Prometheus(process.ports["http"])
+        wait_until(server.targets_up, 20, "both scrape targets up", interval=0.5)
+        yield server
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        process.stop(timeout=20)
 
 
 def _burst(stack: Stack, requests: int = 96) -> None:

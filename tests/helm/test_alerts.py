@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import re
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -18,8 +17,9 @@ from extproc.metrics import Metrics
 from extproc.request.metrics import RequestMetrics
 from extproc.rollout.metrics import RolloutMetrics
 from extproc.store.metrics import StoreMetrics
+from extproc.tools import devstack
+from extproc.tools.devstack import free_port
 from tests.helm.conftest import CHART, render, switchyard_yaml, tool
-from tests.ports import free_port
 
 ALERTS = CHART / "files" / "alerts.yaml"
 
@@ -81,27 +81,9 @@ def test_envoy_fail_open_metric_is_what_envoy_exports(tmp_path: Path) -> None:
         capture_output=True,
         timeout=60,
     )
-    envoy = subprocess.Popen(
-        [
-            tool("envoy"),
-            "-c",
-            str(tmp_path / "envoy.yaml"),
-            "--disable-hot-restart",
-            "--log-level",
-            "error",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    envoy = devstack.envoy(tmp_path, tmp_path / "envoy.yaml", admin, log_level="error")
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=1).read()
-                break
-            except (OSError, urllib.error.URLError):
-                assert time.monotonic() < deadline, "Envoy did not become ready"
-                time.sleep(0.2)
+        envoy.wait_ready(20)
         request = urllib.request.Request(
             f"http://127.0.0.1:{listen}/v1/chat/completions",
             data=b'{"messages":[{"role":"user","content":"hi"}]}',
@@ -116,8 +98,7 @@ def test_envoy_fail_open_metric_is_what_envoy_exports(tmp_path: Path) -> None:
             .decode()
         )
     finally:
-        envoy.terminate()
-        envoy.wait(timeout=10)
+        envoy.stop()
     (name,) = set(re.findall(r"\b(envoy_[a-z_]+)", _exprs()))
     sample = re.search(rf"^{name}\{{[^}}]*\}} (\d+)$", stats, re.M)
     assert sample, f"{name} not in Envoy's /stats/prometheus"

@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.stack import Client, fake_backend_command, http_get, wait_until
+from extproc.tools.devstack import fake_backend, free_port, stop_all
+from tests.e2e.stack import Client, wait_until
 from tests.helm.conftest import CHART, one, render, switchyard_yaml, write_values
 from tests.image.pod import NOT_SERVING, SERVING, Pod, PodFailed, StandIn, engine, grpc_health
-from tests.ports import free_port
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -112,21 +112,12 @@ def fake_backends(names: tuple[str, ...], workdir: Path) -> Iterator[dict[str, i
     processes = []
     try:
         for name, port in ports.items():
-            with open(workdir / f"backend-{name}.log", "wb") as log:
-                processes.append(
-                    subprocess.Popen(
-                        fake_backend_command(name, port),
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                    )
-                )
-        for port in ports.values():
-            wait_until(lambda p=port: http_get(p, "/stats")[0] == 200, 15, f"backend :{port}")
+            processes.append(fake_backend(workdir, name, port, "--seed", "1"))
+        for process in processes:
+            process.wait_ready(15)
         yield ports
     finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=10)
+        stop_all(processes)
 
 
 @dataclass

@@ -10,7 +10,7 @@ import pytest
 from extproc.cli import main
 from extproc.http_api import HttpApi
 from extproc.metrics import Metrics
-from tests.ports import free_port
+from extproc.tools.devstack import free_port
 
 TOKEN = "purge-token"
 

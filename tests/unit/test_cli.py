@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ports import free_port
+from extproc.tools.devstack import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SWITCHYARD = str(Path(sys.executable).parent / "switchyard")

@@ -10,7 +10,7 @@ import pytest
 from extproc.http_api import HttpApi
 from extproc.metrics import Metrics
 from extproc.rollout.canary import CanaryState
-from tests.ports import free_port
+from extproc.tools.devstack import free_port
 
 
 def no_action(route: str, action: str) -> CanaryState:

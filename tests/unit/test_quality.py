@@ -30,7 +30,7 @@ from extproc.rollout.quality import (
 )
 from extproc.rollout.traffic import TrafficStats
 from extproc.rollout.window import Summary
-from tests.ports import free_port
+from extproc.tools.devstack import free_port
 
 PATTERNS = Config().quality.refusal_patterns
 

@@ -26,7 +26,7 @@ from extproc.rollout.traffic import TrafficStats
 from extproc.store.clock import StoreClock
 from extproc.store.metrics import StoreMetrics
 from extproc.store.redis_store import RedisStore
-from tests.redis_server import RedisServer
+from extproc.tools.devstack import RedisServer
 
 
 def fleet_config(url: str, **state: Any) -> Config:

@@ -377,7 +377,7 @@ def test_report_puts_the_shadow_beside_the_primary() -> None:
 
 
 async def test_launch_is_committed_once_for_the_whole_fleet(tmp_path: Path) -> None:
-    from tests.redis_server import RedisServer
+    from extproc.tools.devstack import RedisServer
     from tests.unit.test_redis_store import Replica, eventually
 
     server = RedisServer(tmp_path)

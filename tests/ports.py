@@ -1,5 +1,0 @@
-"""Free TCP ports for the servers a test starts: the package's one allocator."""
-
-from extproc.tools.devstack import free_port
-
-__all__ = ["free_port"]
