@@ -1,5 +1,5 @@
 """Free TCP ports for the servers a test starts: the package's one allocator."""
 
-from extproc.tools.devstack import free_port
+from extproc.tools.devstack import free_port, free_ports
 
-__all__ = ["free_port"]
+__all__ = ["free_port", "free_ports"]

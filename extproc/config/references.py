@@ -46,6 +46,7 @@ def cross_reference_issues(cfg: Config) -> list[ConfigIssue]:
                 "(a unix socket takes no TLS)",
             )
         )
+    issues += _worker_issues(cfg)
     label_names = {label.name for label in cfg.labels}
     if cfg.classifier.fallback in label_names:
         issues.append(
@@ -139,6 +140,34 @@ def cross_reference_issues(cfg: Config) -> list[ConfigIssue]:
                     )
                 )
     issues += _gateway_issues(cfg, backend_names)
+    return issues
+
+
+def _worker_issues(cfg: Config) -> list[ConfigIssue]:
+    workers = cfg.server.workers
+    if workers == 1:
+        return []
+    issues = []
+    if cfg.state.store != "redis":
+        issues.append(
+            ConfigIssue(
+                "server.workers",
+                f"{workers} workers need state.store: redis (each worker is a member of the "
+                "fleet, like a replica, and they share the rollout state there); expected "
+                "state.store: redis, or workers: 1",
+            )
+        )
+    processor = cfg.envoy.processor
+    if processor is not None and not processor.startswith("unix:"):
+        port = int(processor.rpartition(":")[2])
+        if port + workers - 1 > 65535:
+            issues.append(
+                ConfigIssue(
+                    "envoy.processor",
+                    f"{workers} workers are reached on ports {port}-{port + workers - 1}, "
+                    "beyond 65535: expected a lower port",
+                )
+            )
     return issues
 
 

@@ -63,6 +63,13 @@ class ServerConfig(Model):
     """onnxruntime intra-op threads per classification. One is the most work per CPU
     (batches run one after another); more lowers the latency of long prompts on an idle
     machine."""
+    workers: int = Field(default=1, ge=1, le=64)
+    """Processes serving ext_proc, for a pod whose CPU request is more than one core (one
+    Python process uses one core at most). Worker i > 0 serves ext_proc on `listen`'s port
+    + i (a unix socket: its path + `.i`) and /metrics on `metrics_listen`'s port + i;
+    worker 0 alone serves xDS, the admin HTTP API and watches the config file. More than
+    one needs state.store redis: every worker is then a member of the fleet. Takes effect
+    when switchyard restarts (Envoy's bootstrap names every worker). docs/WORKERS.md."""
     chat_paths: list[Annotated[str, Field(pattern=r"^/")]] = ["/v1/chat/completions"]
     """Path prefixes of chat requests (POST). Envoy forwards no other path, except those
     listed in `passthrough`; GET /v1/models it answers itself."""
@@ -82,6 +89,34 @@ class ServerConfig(Model):
         if self.tls is not None and self.listen.startswith("unix:"):
             raise ValueError("tls: expected a host:port listen address (a unix socket has no TLS)")
         return self
+
+    @model_validator(mode="after")
+    def _worker_ports(self) -> ServerConfig:
+        if self.workers == 1:
+            return self
+        ranges = {}
+        for key in ("listen", "metrics_listen"):
+            address: str = getattr(self, key)
+            if address.startswith("unix:"):
+                continue
+            port = int(address.rpartition(":")[2])
+            if port + self.workers - 1 > 65535:
+                raise ValueError(
+                    f"workers: {self.workers} workers need ports {port}-"
+                    f"{port + self.workers - 1} from {key}, beyond 65535: expected a lower "
+                    f"{key} port or fewer workers"
+                )
+            ranges[key] = range(port, port + self.workers)
+        if len(ranges) == 2 and set(ranges["listen"]) & set(ranges["metrics_listen"]):
+            raise ValueError(
+                f"workers: listen's ports {_span(ranges['listen'])} and metrics_listen's "
+                f"{_span(ranges['metrics_listen'])} overlap: expected ranges apart"
+            )
+        return self
+
+
+def _span(ports: range) -> str:
+    return f"{ports.start}-{ports.stop - 1}"
 
 
 class EnvoyConfig(Model):

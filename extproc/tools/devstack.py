@@ -56,6 +56,27 @@ def free_port() -> int:
     raise RuntimeError(f"no free port between {_LOW} and {_HIGH}")
 
 
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports (a switchyard with server.workers)."""
+    for _ in range(1000):
+        first = free_port()
+        ports = range(first, first + count)
+        if any(port in _handed_out for port in ports[1:]) or ports.stop > _HIGH:
+            continue
+        free = True
+        for port in ports[1:]:
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    free = False
+                    break
+        if free:
+            _handed_out.update(ports)
+            return first
+    raise RuntimeError(f"no {count} consecutive free ports between {_LOW} and {_HIGH}")
+
+
 class ProcessExited(SwitchyardError, RuntimeError):
     """A process a wait depends on is gone: waiting longer cannot help."""
 
