@@ -157,18 +157,41 @@ def _worker_issues(cfg: Config) -> list[ConfigIssue]:
                 "state.store: redis, or workers: 1",
             )
         )
-    processor = cfg.envoy.processor
-    if processor is not None and not processor.startswith("unix:"):
-        port = int(processor.rpartition(":")[2])
-        if port + workers - 1 > 65535:
+    addresses = {
+        "server.listen": cfg.server.listen,
+        "server.metrics_listen": cfg.server.metrics_listen,
+        "envoy.processor": cfg.envoy.processor,
+    }
+    ports: dict[str, range] = {}
+    for key, address in addresses.items():
+        if address is None or address.startswith("unix:"):
+            continue
+        port = int(address.rpartition(":")[2])
+        ports[key] = range(port, port + workers)
+        if ports[key].stop - 1 > 65535:
             issues.append(
                 ConfigIssue(
-                    "envoy.processor",
-                    f"{workers} workers are reached on ports {port}-{port + workers - 1}, "
-                    "beyond 65535: expected a lower port",
+                    "server.workers",
+                    f"{workers} workers need {key}'s port and the {workers - 1} after it "
+                    f"({_span(ports[key])}), beyond 65535: expected a lower port or fewer "
+                    "workers",
                 )
             )
+    serving, metrics = ports.get("server.listen"), ports.get("server.metrics_listen")
+    if serving and metrics and set(serving) & set(metrics):
+        issues.append(
+            ConfigIssue(
+                "server.workers",
+                f"worker i serves on server.listen's port + i ({_span(serving)}) and "
+                f"server.metrics_listen's port + i ({_span(metrics)}): expected the two "
+                "ranges apart",
+            )
+        )
     return issues
+
+
+def _span(ports: range) -> str:
+    return f"{ports.start}-{ports.stop - 1}"
 
 
 def _gateway_issues(cfg: Config, backend_names: set[str]) -> list[ConfigIssue]:

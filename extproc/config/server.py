@@ -90,34 +90,6 @@ class ServerConfig(Model):
             raise ValueError("tls: expected a host:port listen address (a unix socket has no TLS)")
         return self
 
-    @model_validator(mode="after")
-    def _worker_ports(self) -> ServerConfig:
-        if self.workers == 1:
-            return self
-        ranges = {}
-        for key in ("listen", "metrics_listen"):
-            address: str = getattr(self, key)
-            if address.startswith("unix:"):
-                continue
-            port = int(address.rpartition(":")[2])
-            if port + self.workers - 1 > 65535:
-                raise ValueError(
-                    f"workers: {self.workers} workers need ports {port}-"
-                    f"{port + self.workers - 1} from {key}, beyond 65535: expected a lower "
-                    f"{key} port or fewer workers"
-                )
-            ranges[key] = range(port, port + self.workers)
-        if len(ranges) == 2 and set(ranges["listen"]) & set(ranges["metrics_listen"]):
-            raise ValueError(
-                f"workers: listen's ports {_span(ranges['listen'])} and metrics_listen's "
-                f"{_span(ranges['metrics_listen'])} overlap: expected ranges apart"
-            )
-        return self
-
-
-def _span(ports: range) -> str:
-    return f"{ports.start}-{ports.stop - 1}"
-
 
 class EnvoyConfig(Model):
     listen: str = "127.0.0.1:10000"

@@ -225,14 +225,14 @@ class WorkerPool:
                 except ConnectionError:
                     ack.set_result(f"worker {child.worker} stopped")
                 waits.append(ack)
-            try:
-                answers = await asyncio.wait_for(asyncio.gather(*waits), timeout_s)
-            except TimeoutError:
-                late = [c.worker for c, a in zip(children, waits, strict=True) if not a.done()]
-                answers = [f"no answer within {timeout_s:g}s from worker(s) {late}"]
-            for child, answer in zip(children, answers, strict=False):
-                if answer is not None:
-                    return f"worker {child.worker}: {answer}"
+            if waits:
+                await asyncio.wait(waits, timeout=timeout_s)
+            for child, ack in zip(children, waits, strict=True):
+                if not ack.done():
+                    ack.cancel()
+                    return f"worker {child.worker}: no answer within {timeout_s:g}s"
+                if ack.result() is not None:
+                    return f"worker {child.worker}: {ack.result()}"
             return None
 
     async def _tell(self, message: dict[str, Any]) -> None:
@@ -277,3 +277,5 @@ class WorkerPool:
                     process.kill()
         for task in self._supervisors:
             task.cancel()
+        self._children.clear()
+        self._metrics.running.set(0)
