@@ -54,10 +54,9 @@ class Proc:
             raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{tail}")
 
     def cpu_seconds(self) -> float:
-        """user + system CPU time of every thread so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        # After "pid (comm)": state is field 3, utime 14 and stime 15 (1-based).
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        """user + system CPU time of every thread so far, with that of the live processes
+        it started (switchyard's other workers, server.workers)."""
+        return sum(_cpu_seconds(pid) for pid in _family(self.pid))
 
     def memory(self) -> dict[str, float]:
         """Resident memory now (VmRSS) and at its peak (VmHWM), in MiB."""
@@ -80,6 +79,29 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+
+
+def _family(pid: int) -> list[int]:
+    """`pid` and its live descendants."""
+    family, index = [pid], 0
+    while index < len(family):
+        current = family[index]
+        index += 1
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        family += [int(child) for child in children]
+    return family
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # a descendant that just exited
+        return 0.0
+    # After "pid (comm)": state is field 3, utime 14 and stime 15 (1-based).
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def wait_idle(procs: list[Proc], timeout: float = 8.0, busy: float = 0.05) -> float:
