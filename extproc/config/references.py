@@ -318,6 +318,14 @@ def config_warnings(cfg: Config) -> list[ConfigIssue]:
                 "configured (auth.keys_file): whoever reaches Envoy's listener spends those keys",
             )
         )
+    if cfg.server.workers > 1 and not cfg.quality.share_ids:
+        issues.append(
+            ConfigIssue(
+                "quality.share_ids",
+                "false with several workers: POST /feedback reaches worker 0, which knows only "
+                "the request ids it served itself (about 1 in server.workers)",
+            )
+        )
     return issues
 
 

@@ -146,9 +146,11 @@ class WorkerPool:
                 code = await child.process.wait()
                 self._children.pop(worker, None)
                 self._metrics.running.set(len(self._children))
+                # An offer it had not answered needs it no more: its next start brings
+                # every version worker 0 holds by then.
                 for ack in child.acks.values():
                     if not ack.done():
-                        ack.set_result(f"worker {worker} stopped")
+                        ack.set_result(None)
                 child.channel.close()
                 if self._stopping:
                     return
@@ -222,8 +224,8 @@ class WorkerPool:
                             "config": self._versions[version],
                         }
                     )
-                except ConnectionError:
-                    ack.set_result(f"worker {child.worker} stopped")
+                except ConnectionError:  # stopped: started again with what is held
+                    ack.set_result(None)
                 waits.append(ack)
             if waits:
                 await asyncio.wait(waits, timeout=timeout_s)

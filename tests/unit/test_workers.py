@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from extproc.config import Config, load_config
+from extproc.config import Config, config_warnings, load_config
 from extproc.envoy_config import bootstrap, render
 from extproc.errors import ConfigError
 from extproc.workers.addresses import worker_address, worker_addresses
@@ -58,6 +58,14 @@ def test_several_workers_need_the_shared_store(tmp_path: Path) -> None:
     assert f"s.yaml:{line}: server.workers" in text
     ok = _example(tmp_path, {"workers": 2}, state={"store": "redis"})
     assert load_config(ok).server.workers == 2
+
+
+def test_feedback_without_shared_ids_is_a_warning_with_workers(tmp_path: Path) -> None:
+    path = _example(
+        tmp_path, {"workers": 2}, state={"store": "redis"}, quality={"share_ids": False}
+    )
+    warnings = [str(issue) for issue in config_warnings(load_config(path))]
+    assert any("quality.share_ids" in w and "worker 0" in w for w in warnings)
 
 
 def test_the_workers_ports_must_exist_and_stay_apart(tmp_path: Path) -> None:
@@ -191,3 +199,18 @@ async def test_a_dead_child_is_started_again_with_what_worker_0_holds(tmp_path: 
     await asyncio.sleep(0.5)
     assert pool.live == []
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+async def test_a_child_that_dies_during_an_offer_gets_the_version_when_restarted(
+    tmp_path: Path,
+) -> None:
+    pool = WorkerPool([sys.executable, str(RECORDER), str(tmp_path)], 2, WorkerMetrics())
+    await pool.start("v1", Config())
+    try:
+        first = pool.pids()[1]
+        # Not a refusal: the restarted worker builds it from its start message.
+        assert await pool.offer("die", Config(), timeout_s=10) is None
+        await _until(lambda: pool.pids().get(1, first) != first)
+        assert _told(tmp_path, 1)[-1] == ["start", "v1", ["die", "v1"]]
+    finally:
+        await pool.stop(1.0)

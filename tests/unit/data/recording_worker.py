@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +27,9 @@ class Recorder:
     async def take_offer(self, version: str, config: Config) -> None:
         if version == "bad":
             raise ValueError("this worker cannot load it")
+        if version == "die" and not (OUT / "died").exists():
+            (OUT / "died").touch()
+            os._exit(1)  # a crash half-way through building it (once)
         if version == "slow":
             await asyncio.sleep(5)
         record("offer", version, config.server.workers)
