@@ -15,13 +15,22 @@ import re
 import signal
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.fleet import FLEET_STATE
-from tests.e2e.stack import Load, Stack, http_get, make_config, running_stack, wait_until
+from tests.e2e.stack import (
+    Load,
+    Stack,
+    backend_shares,
+    http_get,
+    make_config,
+    running_stack,
+    wait_until,
+)
 from tests.ports import free_ports
 from tests.redis_server import RedisServer
 
@@ -114,13 +123,6 @@ def _fail_opens(stack: Stack) -> int:
     return sum(v for k, v in stats.items() if k.endswith(".failure_mode_allowed"))
 
 
-def _shares(sent: list[Any]) -> dict[str, float]:
-    counts: dict[str, int] = {}
-    for item in sent:
-        counts[item.backend] = counts.get(item.backend, 0) + 1
-    return {name: count / len(sent) for name, count in counts.items()}
-
-
 def test_both_workers_decide_and_a_reload_reaches_both_before_envoy_switches(
     tmp_path: Path,
 ) -> None:
@@ -140,7 +142,7 @@ def test_both_workers_decide_and_a_reload_reaches_both_before_envoy_switches(
                     {"backend": "b", "weight": weights[1]},
                 ]
                 stack.write_config()
-                old = wait_until(lambda old=old: _reloaded(stack, old), 15, "the reload")
+                old = wait_until(partial(_reloaded, stack, old), 15, "the reload")
                 time.sleep(1.0)
             since = time.monotonic()
             wait_until(lambda: len(load.since(since)) > 400, 30, "traffic on the last weights")
@@ -148,7 +150,7 @@ def test_both_workers_decide_and_a_reload_reaches_both_before_envoy_switches(
             time.sleep(1.0)
             after = _decisions(stack)
         stable = [s for s in load.since(since) if s.cohort == "stable"]
-        assert 0.6 < _shares(stable).get("b", 0) < 0.8, _shares(stable)
+        assert 0.6 < backend_shares(stable).get("b", 0) < 0.8, backend_shares(stable)
         # Both workers still decide on the new version.
         assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
         failed = [s for s in load.sent if s.status != 200]
