@@ -85,6 +85,8 @@ class Child:
     process: asyncio.subprocess.Process
     channel: Channel
     acks: dict[int, asyncio.Future[str | None]] = field(default_factory=dict)
+    reader: asyncio.Task[None] | None = None
+    """Reads its messages (held: the loop keeps only weak references to tasks)."""
     ready: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -189,7 +191,7 @@ class WorkerPool:
                 await process.wait()
                 child.channel.close()
                 raise
-            child.reader = reader  # type: ignore[attr-defined]  # held: the loop keeps weak refs
+            child.reader = reader
             self._children[worker] = child
             self._metrics.running.set(len(self._children))
             log.info("worker %d (pid %d) serving", worker, process.pid)
