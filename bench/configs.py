@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from bench.procs import REPO
+from extproc.tools.devstack import free_ports
 from tests.e2e.stack import free_port
 
 MODEL_DIR = REPO / "build" / "model"
@@ -148,8 +149,9 @@ class Addresses:
     metrics: int
 
     @classmethod
-    def pick(cls) -> Addresses:
-        return cls(free_port(), free_port(), free_port(), free_port())
+    def pick(cls, workers: int = 1) -> Addresses:
+        """With several workers, worker i serves on the gRPC and metrics ports + i."""
+        return cls(free_port(), free_port(), free_ports(workers), free_ports(workers))
 
 
 OBSERVE_ALL = 1.0
@@ -259,6 +261,12 @@ def with_fleet_state(config: dict[str, Any], route: str, redis_url: str) -> dict
     shared store has something to keep: the request path then also does the canary's
     bookkeeping (cohort hash, per-second buckets flushed to Redis)."""
     return {**with_canary(config, route), "state": {"store": "redis", "redis_url": redis_url}}
+
+
+def with_workers(config: dict[str, Any], workers: int) -> dict[str, Any]:
+    """`config` served by `workers` processes (server.workers; its addresses from
+    Addresses.pick(workers))."""
+    return {**config, "server": {**config["server"], "workers": workers}}
 
 
 def with_envoy_analysis(config: dict[str, Any], route: str) -> dict[str, Any]:

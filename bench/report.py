@@ -261,6 +261,12 @@ class Doc:
                 "`--pin load`: wrk and the backend Envoy on CPU 1; Envoy and the processor are "
                 "left to the scheduler on both CPUs."
             ),
+            "both": (
+                "`--pin both`: the system under test (its Envoy and every switchyard worker) "
+                f"on CPUs {pin['envoy']}, wrk and the backend Envoy on CPU {pin['load']}: on a "
+                "machine with four or more cores those are cores of their own; on two, wrk "
+                "and the backend share core 1 with the system under test."
+            ),
             "none": "`--pin none`: no pinning; every process may run on every CPU.",
         }[pin["mode"]]
         scenarios = [

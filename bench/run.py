@@ -53,7 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--pin",
         default="split",
-        choices=["split", "load", "none"],
+        choices=["split", "load", "both", "none"],
         help="CPU pinning (see docs/BENCHMARKS.md)",
     )
     parser.add_argument("--results-dir", type=Path, default=RESULTS)

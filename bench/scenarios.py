@@ -66,6 +66,12 @@ SCENARIOS = [
     ),
     Scenario("rules-redis", "rules-redis", "static", f"{SWITCHYARD}, rules-only, state in Redis"),
     Scenario(
+        "rules-2-workers",
+        "rules-2-workers",
+        "static",
+        f"{SWITCHYARD}, rules-only, state in Redis, server.workers: 2",
+    ),
+    Scenario(
         "rules-observe-all",
         "rules-observe-all",
         "static",
@@ -142,7 +148,7 @@ def start_stack(lab: Lab, name: str) -> Stack:
     """Starts the stack `name` on `lab`'s backend."""
     if name == "ceiling":
         return lab.start_ceiling(name)
-    addresses = Addresses.pick()
+    addresses = Addresses.pick(workers=2 if name == "rules-2-workers" else 1)
     if name == "trivial":
         # Rendered from the rules-only config: the same Envoy, filter for filter.
         config = configs.rules_config(addresses, lab.backend_address, observe=True)
@@ -154,13 +160,15 @@ def start_stack(lab: Lab, name: str) -> Stack:
         "rules-observe-all",
         "rules-baseline",
     )
-    if name in (*rules_stacks, "rules-envoy-analysis"):
+    if name in (*rules_stacks, "rules-envoy-analysis", "rules-2-workers"):
         sample = configs.OBSERVE_ALL if name == "rules-observe-all" else None
         config = configs.rules_config(
             addresses, lab.backend_address, observe=name != "rules-no-observe", sample=sample
         )
-        if name == "rules-redis":
+        if name in ("rules-redis", "rules-2-workers"):
             config = configs.with_fleet_state(config, configs.RULES_ROUTE, lab.redis_url())
+        if name == "rules-2-workers":
+            config = configs.with_workers(config, 2)
         if name == "rules-envoy-analysis":
             config = configs.with_envoy_analysis(config, configs.RULES_ROUTE)
         probe = configs.chat_body(configs.RULES_PROMPT)

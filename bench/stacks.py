@@ -11,6 +11,7 @@ change in the machine's load touches every scenario alike.
 from __future__ import annotations
 
 import http.client
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,14 @@ class Pinning:
             # Only wrk and the backend are kept off the system under test's core 0;
             # Envoy and the processor may use both cores.
             return cls(mode, load="1", backend="1")
-        raise ValueError(f"unknown pinning {mode!r}: expected none, load or split")
+        if mode == "both":
+            # The system under test pinned to two cores (server.workers: 2 has a core per
+            # worker); wrk and the backend on the cores beyond them when the machine has
+            # them, else on core 1 beside it (a 2-core machine has no third core).
+            cpus = os.cpu_count() or 1
+            rest = "1" if cpus < 4 else f"2-{cpus - 1}"
+            return cls(mode, load=rest, backend=rest, envoy="0,1", processor="0,1")
+        raise ValueError(f"unknown pinning {mode!r}: expected none, load, both or split")
 
 
 @dataclass

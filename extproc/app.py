@@ -26,6 +26,10 @@ from extproc.server import ExternalProcessor, Health, start_grpc_server
 from extproc.store import make_store
 from extproc.store.clock import StoreClock
 from extproc.store.metrics import StoreMetrics
+from extproc.workers.addresses import worker_address
+from extproc.workers.channel import Channel
+from extproc.workers.follower import connect, follow
+from extproc.workers.pool import WorkerMetrics, WorkerPool
 
 if TYPE_CHECKING:
     from extproc.cache.shared import SharedCache
@@ -40,7 +44,18 @@ Measured with make bench (one core): added p50 at c=1 2.56 -> 1.65 ms rules-only
 
 
 class Switchyard:
-    def __init__(self, config_path: Path, config: Config) -> None:
+    def __init__(
+        self,
+        config_path: Path,
+        config: Config,
+        worker: int = 0,
+        worker_command: list[str] | None = None,
+    ) -> None:
+        """worker: 0 for the process `switchyard serve` starts, i for its child worker i
+        (server.workers); worker_command: how worker 0 starts a child (the CLI up to
+        `serve -c FILE`)."""
+        self.worker = worker
+        self._worker_command = worker_command
         # One registry (what /metrics serves); each area declares its own metrics on it.
         self.metrics = Metrics()
         registry = self.metrics.registry
@@ -66,7 +81,13 @@ class Switchyard:
         if shared_ids:
             self.store.share_requests(self.quality)
         self.controller = CanaryController(
-            lambda: self.config, self.rollouts, self.store, self.traffic, self.clock
+            lambda: self.config,
+            self.rollouts,
+            self.store,
+            self.traffic,
+            self.clock,
+            # Envoy's counters are the pod's: read (and added to the fleet's) once.
+            reads_envoy_stats=worker == 0,
         )
         self.shared_cache: SharedCache | None = None
         if config.state.store == "redis":
@@ -108,7 +129,9 @@ class Switchyard:
         self.controller.adopt(config)
         self.quality.configure(config)
 
-    async def run(self) -> None:
+    async def run(self, channel: Channel | None = None) -> None:
+        """Serves until SIGTERM; a child worker (`channel` to worker 0) also until worker 0
+        goes."""
         sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         cfg = self.config.server
         loop = asyncio.get_running_loop()
@@ -118,6 +141,7 @@ class Switchyard:
         await self.store.start()
         if self.shared_cache is not None:
             await self.shared_cache.start(self.cache)
+        pool = await self._start_workers()
         processor = ExternalProcessor(
             self.reloader.runtimes,
             self.metrics,
@@ -126,11 +150,14 @@ class Switchyard:
             self.quality,
             self.cache,
         )
-        xds = self.reloader.xds if self.config.envoy.xds else None
-        server = await start_grpc_server(cfg.listen, processor, self.health, cfg.tls, xds)
+        # Worker 0 alone serves Envoy's config, the admin API and watches the file.
+        leader = self.worker == 0
+        xds = self.reloader.xds if self.config.envoy.xds and leader else None
+        listen = worker_address(cfg.listen, self.worker)
+        server = await start_grpc_server(listen, processor, self.health, cfg.tls, xds)
         admin_token = os.environ.get(cfg.admin_token_env) or None
         api = HttpApi(
-            cfg.metrics_listen,
+            worker_address(cfg.metrics_listen, self.worker),
             self.metrics,
             self.admin.act,
             self.admin.status,
@@ -139,18 +166,27 @@ class Switchyard:
             admin_token,
             self.quality.feedback,
             purge_cache=self.admin.purge_cache,
+            read_only=not leader,
         )
         api.start()
-        self._announce(admin_token)
         stop = asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reloader.reload()))
-        tasks = [
-            asyncio.create_task(self.reloader.watch()),
-            asyncio.create_task(self.controller.run()),
-        ]
+        tasks = [asyncio.create_task(self.controller.run())]
+        if leader:
+            self._announce(admin_token)
+            loop.add_signal_handler(signal.SIGINT, stop.set)
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reloader.reload()))
+            tasks.append(asyncio.create_task(self.reloader.watch()))
+        else:
+            # Ctrl-C reaches every process of the terminal: worker 0 stops the children.
+            loop.add_signal_handler(signal.SIGINT, lambda: None)
+            assert channel is not None
+            log.info("worker %d serving ext_proc on %s", self.worker, listen)
+            await channel.send({"op": "ready"})
+            tasks.append(asyncio.create_task(follow(channel, self.reloader, stop)))
         await stop.wait()
+        if pool is not None:
+            pool.terminate()  # the children drain alongside
         # Report NOT_SERVING first, keep accepting streams while Envoy and the
         # probes notice, then let the streams in flight finish.
         log.info("shutting down: draining for %.1fs", cfg.drain_s)
@@ -164,11 +200,26 @@ class Switchyard:
         await asyncio.sleep(0)
         self.reloader.xds.close()
         await stopping
+        if pool is not None:
+            await pool.stop(cfg.grace_s)
         await self.store.close()
         if self.shared_cache is not None:
             await self.shared_cache.close()
         api.stop()
         log.info("stopped")
+
+    async def _start_workers(self) -> WorkerPool | None:
+        """Worker 0 of several starts the others, and serves once they all do."""
+        workers = self.config.server.workers
+        if self.worker != 0 or workers == 1:
+            return None
+        if self._worker_command is None:
+            raise RuntimeError("server.workers > 1 needs the command that starts a worker")
+        pool = WorkerPool(self._worker_command, workers, WorkerMetrics(self.metrics.registry))
+        await pool.start(self.reloader.version, self.config)
+        self.reloader.workers = pool
+        log.info("%d workers serving ext_proc", workers)
+        return pool
 
     def _announce(self, admin_token: str | None) -> None:
         """What is served where, and the settings an operator must not miss."""
@@ -193,3 +244,16 @@ class Switchyard:
                 "backend %s: insecure_skip_verify is set, its TLS certificate is NOT verified",
                 name,
             )
+
+
+async def run_worker(config_path: Path, worker: int, fd: int) -> None:
+    """A child worker: the config versions come from worker 0 over the pipe `fd`."""
+    channel, current, versions = await connect(fd)
+    app = Switchyard(config_path, versions[current], worker=worker)
+    runtimes = app.reloader.runtimes
+    for version, config in versions.items():
+        if version != current:
+            await app.reloader.take_offer(version, config)
+    if not runtimes.holds(current):  # the same digest, unless the two builds differ
+        runtimes.offer(current, runtimes.current)
+    await app.run(channel)

@@ -82,9 +82,11 @@ class HttpApi:
         admin_token: str | None,
         feedback: Feedback | None = None,
         purge_cache: PurgeCache | None = None,
+        read_only: bool = False,
     ) -> None:
         """admin_token: what POST requests must present; None admits loopback clients only.
-        feedback: takes a POST /feedback body, gives the status and the answer."""
+        feedback: takes a POST /feedback body, gives the status and the answer.
+        read_only: a child worker (server.workers): GET only, every POST is worker 0's."""
         host, _, port = address.rpartition(":")
 
         class Handler(BaseHTTPRequestHandler):
@@ -108,6 +110,15 @@ class HttpApi:
                     self._json(404, {"error": f"no such path {self.path}"})
 
             def do_POST(self) -> None:
+                if read_only:
+                    self._json(
+                        404,
+                        {
+                            "error": "a child worker takes no POST: send it to worker 0 "
+                            "(server.metrics_listen)"
+                        },
+                    )
+                    return
                 denied = authorize(
                     self.headers.get("authorization"), self.client_address[0], admin_token
                 )

@@ -17,6 +17,7 @@ from extproc.request.metrics import RequestMetrics
 from extproc.request.runtime import Runtime, RuntimeHolder, build_runtime, check_reload
 from extproc.rollout.canary import Rollouts
 from extproc.upstream import upstream_mapping
+from extproc.workers.pool import NoWorkers, Workers
 from extproc.xds import REMOVAL_ORDER, XdsServer, snapshot
 
 log = logging.getLogger("switchyard")
@@ -57,6 +58,9 @@ class ConfigReloader:
             build_runtime(config, rollouts, request_metrics), self._served.version
         )
         self._stamp = self._stamps()
+        self.workers: Workers = NoWorkers()
+        """The other workers (server.workers), which hold every version before Envoy may
+        name it; set by the app once they run."""
         self._reloading = asyncio.Lock()
         # The pending retirement of the previous config version (held: the loop keeps only
         # weak references to tasks).
@@ -96,8 +100,20 @@ class ConfigReloader:
                 self._cache.configure(running)
                 return False
             self.runtimes.offer(served.version, runtime)
-            if config.envoy.xds and not await self._offer_envoy(config, served):
+            # Every worker holds the version before Envoy may match a request with it.
+            refused = await self.workers.offer(
+                served.version, config, config.envoy.xds_ack_timeout_s
+            )
+            if refused is not None:
+                self._metrics.config_reloads.labels("worker_refused").inc()
+                log.error(
+                    "config %s refused, the running config stays: %s", served.version, refused
+                )
+            if refused is not None or (
+                config.envoy.xds and not await self._offer_envoy(config, served)
+            ):
                 self.runtimes.withdraw(served.version)
+                await self.workers.withdraw(served.version)
                 self._cache.configure(running)
                 return False
             self._served = served
@@ -107,10 +123,12 @@ class ConfigReloader:
                 log.warning("config: changes to state.* take effect when switchyard restarts")
             self._adopt(config)
             self.runtimes.switch(served.version)
+            await self.workers.switch(served.version)
         if config.envoy.xds:
             self._retiring = asyncio.create_task(self._retire_previous(config, served))
         else:
             self.runtimes.retire_all_but(served.version)
+            await self.workers.retire_all_but(served.version)
         return True
 
     def _compile(self) -> tuple[Config, Runtime, EnvoyResources]:
@@ -154,11 +172,36 @@ class ConfigReloader:
             if self._served is not served:
                 return  # a newer version took over meanwhile
             self.runtimes.retire_all_but(served.version)
+            await self.workers.retire_all_but(served.version)
             error = await self.xds.publish(
                 snapshot(served), config.envoy.xds_ack_timeout_s, REMOVAL_ORDER
             )
             if error is not None:
                 log.error("xds: retiring the previous config version: %s", error)
+
+    # A child worker's side of the hand-off (extproc.workers): worker 0 validated the
+    # config, checked the reload and talks to Envoy; a child builds and follows.
+
+    async def take_offer(self, version: str, config: Config) -> None:
+        runtime = await asyncio.get_running_loop().run_in_executor(
+            None, build_runtime, config, self._rollouts, self._request_metrics
+        )
+        self.runtimes.offer(version, runtime)
+
+    def take_switch(self, version: str) -> None:
+        if not self.runtimes.holds(version):
+            log.error("config %s: told to switch to a version this worker does not hold", version)
+            return
+        config = self.runtimes.for_version(version).config
+        self._cache.configure(config)
+        self._adopt(config)
+        self.runtimes.switch(version)
+
+    def take_withdraw(self, version: str) -> None:
+        self.runtimes.withdraw(version)
+
+    def take_retire(self, version: str) -> None:
+        self.runtimes.retire_all_but(version)
 
     def _stamps(self) -> tuple[Stamp, ...]:
         """The config file's, and the client keys file's (it is part of the config)."""

@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = with_config(sub.add_parser("serve", help="run the ext_proc server"))
+    # How worker 0 starts worker i (server.workers); not for people.
+    p.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--worker-fd", type=int, default=-1, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_serve)
     p = with_config(
         sub.add_parser(

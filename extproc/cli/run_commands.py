@@ -15,14 +15,32 @@ log = logging.getLogger("switchyard")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from extproc.app import Switchyard
+    from extproc.app import Switchyard, run_worker
 
+    if args.worker > 0:
+        from extproc.workers.follower import die_with_parent
+
+        die_with_parent()
+        asyncio.run(run_worker(Path(args.config), args.worker, args.worker_fd))
+        return 0
     config = load_or_exit(args.config)
     require_model(config, args.config)
     for issue in config_warnings(config):
         log.warning("config %s: %s", args.config, issue)
+    worker_command = [
+        sys.executable,
+        "-m",
+        "extproc.cli",
+        "--log-level",
+        args.log_level,
+        "--log-format",
+        args.log_format,
+        "serve",
+        "-c",
+        str(args.config),
+    ]
     try:
-        app = Switchyard(Path(args.config), config)
+        app = Switchyard(Path(args.config), config, worker_command=worker_command)
         asyncio.run(app.run())
     except OSError as exc:
         print(f"switchyard: {exc}", file=sys.stderr)

@@ -46,6 +46,7 @@ def cross_reference_issues(cfg: Config) -> list[ConfigIssue]:
                 "(a unix socket takes no TLS)",
             )
         )
+    issues += _worker_issues(cfg)
     label_names = {label.name for label in cfg.labels}
     if cfg.classifier.fallback in label_names:
         issues.append(
@@ -140,6 +141,57 @@ def cross_reference_issues(cfg: Config) -> list[ConfigIssue]:
                 )
     issues += _gateway_issues(cfg, backend_names)
     return issues
+
+
+def _worker_issues(cfg: Config) -> list[ConfigIssue]:
+    workers = cfg.server.workers
+    if workers == 1:
+        return []
+    issues = []
+    if cfg.state.store != "redis":
+        issues.append(
+            ConfigIssue(
+                "server.workers",
+                f"{workers} workers need state.store: redis (each worker is a member of the "
+                "fleet, like a replica, and they share the rollout state there); expected "
+                "state.store: redis, or workers: 1",
+            )
+        )
+    addresses = {
+        "server.listen": cfg.server.listen,
+        "server.metrics_listen": cfg.server.metrics_listen,
+        "envoy.processor": cfg.envoy.processor,
+    }
+    ports: dict[str, range] = {}
+    for key, address in addresses.items():
+        if address is None or address.startswith("unix:"):
+            continue
+        port = int(address.rpartition(":")[2])
+        ports[key] = range(port, port + workers)
+        if ports[key].stop - 1 > 65535:
+            issues.append(
+                ConfigIssue(
+                    "server.workers",
+                    f"{workers} workers need {key}'s port and the {workers - 1} after it "
+                    f"({_span(ports[key])}), beyond 65535: expected a lower port or fewer "
+                    "workers",
+                )
+            )
+    serving, metrics = ports.get("server.listen"), ports.get("server.metrics_listen")
+    if serving and metrics and set(serving) & set(metrics):
+        issues.append(
+            ConfigIssue(
+                "server.workers",
+                f"worker i serves on server.listen's port + i ({_span(serving)}) and "
+                f"server.metrics_listen's port + i ({_span(metrics)}): expected the two "
+                "ranges apart",
+            )
+        )
+    return issues
+
+
+def _span(ports: range) -> str:
+    return f"{ports.start}-{ports.stop - 1}"
 
 
 def _gateway_issues(cfg: Config, backend_names: set[str]) -> list[ConfigIssue]:
@@ -264,6 +316,14 @@ def config_warnings(cfg: Config) -> list[ConfigIssue]:
                 "auth",
                 f"backends {', '.join(spent)} carry a credential and no client auth is "
                 "configured (auth.keys_file): whoever reaches Envoy's listener spends those keys",
+            )
+        )
+    if cfg.server.workers > 1 and not cfg.quality.share_ids:
+        issues.append(
+            ConfigIssue(
+                "quality.share_ids",
+                "false with several workers: POST /feedback reaches worker 0, which knows only "
+                "the request ids it served itself (about 1 in server.workers)",
             )
         )
     return issues

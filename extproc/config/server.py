@@ -63,6 +63,13 @@ class ServerConfig(Model):
     """onnxruntime intra-op threads per classification. One is the most work per CPU
     (batches run one after another); more lowers the latency of long prompts on an idle
     machine."""
+    workers: int = Field(default=1, ge=1, le=64)
+    """Processes serving ext_proc, for a pod whose CPU request is more than one core (one
+    Python process uses one core at most). Worker i > 0 serves ext_proc on `listen`'s port
+    + i (a unix socket: its path + `.i`) and /metrics on `metrics_listen`'s port + i;
+    worker 0 alone serves xDS, the admin HTTP API and watches the config file. More than
+    one needs state.store redis: every worker is then a member of the fleet. Takes effect
+    when switchyard restarts (Envoy's bootstrap names every worker). docs/WORKERS.md."""
     chat_paths: list[Annotated[str, Field(pattern=r"^/")]] = ["/v1/chat/completions"]
     """Path prefixes of chat requests (POST). Envoy forwards no other path, except those
     listed in `passthrough`; GET /v1/models it answers itself."""

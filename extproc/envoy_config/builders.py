@@ -201,14 +201,17 @@ def endpoint_address(address: str) -> Any:
     return socket_address(address)
 
 
-def load_assignment(cluster: str, address: Any) -> Any:
-    """A cluster's one endpoint."""
-    endpoint = endpoint_components_pb2.LbEndpoint(
-        endpoint=endpoint_components_pb2.Endpoint(address=address)
-    )
+def load_assignment(cluster: str, *addresses: Any) -> Any:
+    """A cluster's endpoints (most have one)."""
+    endpoints = [
+        endpoint_components_pb2.LbEndpoint(
+            endpoint=endpoint_components_pb2.Endpoint(address=address)
+        )
+        for address in addresses
+    ]
     return endpoint_pb2.ClusterLoadAssignment(
         cluster_name=cluster,
-        endpoints=[endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=[endpoint])],
+        endpoints=[endpoint_components_pb2.LocalityLbEndpoints(lb_endpoints=endpoints)],
     )
 
 

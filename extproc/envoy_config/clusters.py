@@ -7,7 +7,7 @@ import ipaddress
 import json
 from typing import Any
 
-from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2
+from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2, outlier_detection_pb2
 from envoy.config.core.v3 import address_pb2, base_pb2
 from envoy.extensions.clusters.aggregate.v3 import cluster_pb2 as aggregate_pb2
 from envoy.extensions.filters.http.upstream_codec.v3 import upstream_codec_pb2
@@ -38,6 +38,7 @@ from extproc.envoy_config.names import (
     XDS_CLUSTER,
 )
 from extproc.request.adapt import BackendAdapter
+from extproc.workers.addresses import worker_addresses
 
 _TLS_SOCKET = "envoy.transport_sockets.tls"
 Cluster = cluster_pb2.Cluster
@@ -53,6 +54,23 @@ def is_ip(host: str) -> bool:
 
 def _one_endpoint(name: str, address: str) -> Any:
     return load_assignment(name, endpoint_address(address))
+
+
+def _workers_outlier_detection() -> Any:
+    """A worker that stopped (crashed, restarting) is out of the rotation after its first
+    failed streams: a refused connection or reset counts as a gateway failure (local-origin
+    errors are not split out), and the ejection lasts until it serves again. Every worker
+    may be ejected: Envoy's panic threshold then spreads streams over all of them, and
+    the ones that fail open."""
+    return outlier_detection_pb2.OutlierDetection(
+        consecutive_5xx=uint32(2),
+        consecutive_gateway_failure=uint32(2),
+        enforcing_consecutive_gateway_failure=uint32(100),
+        interval=seconds(1),
+        base_ejection_time=seconds(2),
+        max_ejection_time=seconds(10),
+        max_ejection_percent=uint32(100),
+    )
 
 
 def _file(path: object) -> Any:
@@ -83,7 +101,9 @@ def _processor_tls(tls: ProcessorTlsConfig) -> Any:
     return _tls_socket(tls_pb2.UpstreamTlsContext(sni=tls.server_name, common_tls_context=common))
 
 
-def _processor_cluster(name: str, address: str, tls: ProcessorTlsConfig | None) -> Any:
+def _processor_cluster(name: str, addresses: list[str], tls: ProcessorTlsConfig | None) -> Any:
+    """switchyard's workers (server.workers): one endpoint each. Several: each stream goes
+    to the worker with the fewest in flight, and a dead one is ejected."""
     cluster = Cluster(
         name=name,
         type="STATIC",
@@ -92,8 +112,11 @@ def _processor_cluster(name: str, address: str, tls: ProcessorTlsConfig | None) 
         # One gRPC stream per request: the default 1024 concurrent requests
         # would make Envoy fail open under load rather than wait.
         circuit_breakers=circuit_breaker(max_requests=100_000, max_pending_requests=100_000),
-        load_assignment=_one_endpoint(name, address),
+        load_assignment=load_assignment(name, *map(endpoint_address, addresses)),
     )
+    if len(addresses) > 1:
+        cluster.lb_policy = Cluster.LbPolicy.Value("LEAST_REQUEST")
+        cluster.outlier_detection.CopyFrom(_workers_outlier_detection())
     if tls is not None:
         cluster.transport_socket.CopyFrom(_processor_tls(tls))
     return cluster
@@ -103,12 +126,14 @@ def static_clusters(config: Config) -> list[Any]:
     """The clusters Envoy starts with: switchyard's (routing, observing, xDS) and the admin's."""
     tls = config.envoy.processor_tls
     address = config.processor_address
+    workers = worker_addresses(address, config.server.workers)
     clusters = [
-        _processor_cluster(EXT_PROC_CLUSTER, address, tls),
+        _processor_cluster(EXT_PROC_CLUSTER, workers, tls),
         # Its own cluster: observe streams stay open a while after each request, and
         # would otherwise count against the routing streams' circuit breaker.
-        _processor_cluster(OBSERVE_CLUSTER, address, tls),
-        _processor_cluster(XDS_CLUSTER, address, tls),
+        _processor_cluster(OBSERVE_CLUSTER, workers, tls),
+        # Worker 0 alone serves xDS.
+        _processor_cluster(XDS_CLUSTER, [address], tls),
     ]
     if config.envoy.stats_listen is not None:
         clusters.append(

@@ -159,6 +159,9 @@ class RuntimeHolder:
             return self.current
         return self._by_version.get(version, self.current)
 
+    def holds(self, version: str) -> bool:
+        return version in self._by_version
+
     def offer(self, version: str, runtime: Runtime) -> None:
         """Envoy may match requests with this version from now on."""
         self._by_version[version] = runtime

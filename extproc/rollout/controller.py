@@ -58,8 +58,12 @@ class CanaryController:
         store: DecidingStore,
         traffic: TrafficStats,
         clock: Callable[[], float],
+        reads_envoy_stats: bool = True,
     ) -> None:
+        """reads_envoy_stats: False in all but one process per Envoy (server.workers), so
+        that analysis.source envoy counts each request once."""
         self._config = config
+        self._reads_envoy_stats = reads_envoy_stats
         self._rollouts = rollouts
         self._store = store
         self._traffic = traffic
@@ -89,7 +93,7 @@ class CanaryController:
         while True:
             await asyncio.sleep(self._config().analysis.interval_s)
             try:
-                if self._config().analysis.source == "envoy":
+                if self._config().analysis.source == "envoy" and self._reads_envoy_stats:
                     await self._read_envoy_stats()
                 await self.analyze_once()
             except Exception:

@@ -432,6 +432,14 @@ class Load:
             return [s for s in self.sent if s.at >= start]
 
 
+def backend_shares(sent: list[Sent]) -> dict[str, float]:
+    """Each backend's share of the requests sent."""
+    counts: dict[str, int] = {}
+    for item in sent:
+        counts[item.backend] = counts.get(item.backend, 0) + 1
+    return {name: count / len(sent) for name, count in counts.items()}
+
+
 def canary_config(**canary: Any) -> dict[str, Any]:
     """A keyword route `clinical` (med-v1) with a 10 % canary med-v2, and a default route."""
     routes: list[dict[str, Any]] = [

@@ -19,6 +19,7 @@ import pytest
 from tests.e2e.stack import (
     Load,
     Stack,
+    backend_shares,
     free_port,
     http_get,
     make_config,
@@ -96,13 +97,6 @@ def _start_backend(stack: Stack, name: str, model: str) -> dict[str, Any]:
     return {"name": name, "address": f"127.0.0.1:{port}", "model": model}
 
 
-def _shares(sent: list[Any]) -> dict[str, float]:
-    counts: dict[str, int] = {}
-    for item in sent:
-        counts[item.backend] = counts.get(item.backend, 0) + 1
-    return {name: count / len(sent) for name, count in counts.items()}
-
-
 def test_saved_changes_reach_envoy_under_load_with_no_request_sent_to_the_wrong_backend(
     tmp_path: Path,
 ) -> None:
@@ -125,7 +119,7 @@ def test_saved_changes_reach_envoy_under_load_with_no_request_sent_to_the_wrong_
             since = time.monotonic()
             wait_until(lambda: len(load.since(since)) > 600, 30, "traffic on the new weights")
             stable = [s for s in load.since(since) if s.cohort == "stable"]
-            assert 0.6 < _shares(stable).get("b", 0) < 0.8, _shares(stable)
+            assert 0.6 < backend_shares(stable).get("b", 0) < 0.8, backend_shares(stable)
 
             # A backend the config did not have joins the route.
             added = _start_backend(stack, "c", "model-c")

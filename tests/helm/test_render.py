@@ -131,6 +131,7 @@ def test_servicemonitor_scrapes_ports_of_the_metrics_service() -> None:
     endpoints = one(sidecar, "ServiceMonitor")["spec"]["endpoints"]
     assert {e["port"]: e["path"] for e in endpoints} == {
         "metrics": "/metrics",
+        "metrics-w1": "/metrics",  # the second worker's (config.server.workers: 2)
         "envoy-stats": "/stats/prometheus",
     }
 

@@ -56,6 +56,27 @@ def free_port() -> int:
     raise RuntimeError(f"no free port between {_LOW} and {_HIGH}")
 
 
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports (a switchyard with server.workers)."""
+    for _ in range(1000):
+        first = free_port()
+        ports = range(first, first + count)
+        if any(port in _handed_out for port in ports[1:]) or ports.stop > _HIGH:
+            continue
+        free = True
+        for port in ports[1:]:
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    free = False
+                    break
+        if free:
+            _handed_out.update(ports)
+            return first
+    raise RuntimeError(f"no {count} consecutive free ports between {_LOW} and {_HIGH}")
+
+
 class ProcessExited(SwitchyardError, RuntimeError):
     """A process a wait depends on is gone: waiting longer cannot help."""
 
@@ -203,10 +224,9 @@ class Proc:
             return self.process.wait(timeout=timeout)
 
     def cpu_seconds(self) -> float:
-        """user + system CPU time of every thread so far (/proc/PID/stat)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        # After "pid (comm)": state is field 3, utime 14 and stime 15 (1-based).
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        """user + system CPU time of every thread so far, with that of the live processes
+        it started (switchyard's other workers, server.workers)."""
+        return sum(_cpu_seconds(pid) for pid in _family(self.pid))
 
     def memory(self) -> dict[str, float]:
         """Resident memory now (VmRSS) and at its peak (VmHWM), in MiB."""
@@ -225,3 +245,27 @@ def stop_all(procs: Iterable[Proc | None], timeout: float = 10.0) -> None:
         proc.terminate()
     for proc in alive:
         proc.stop(timeout=timeout)
+
+
+def _family(pid: int) -> list[int]:
+    """`pid` and its live descendants."""
+    family, index = [pid], 0
+    while index < len(family):
+        current = family[index]
+        index += 1
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        family += [int(child) for child in children]
+    return family
+
+
+def _cpu_seconds(pid: int) -> float:
+    """user + system CPU time of `pid`'s threads so far (/proc/PID/stat)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # a descendant that just exited
+        return 0.0
+    # After "pid (comm)": state is field 3, utime 14 and stime 15 (1-based).
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS

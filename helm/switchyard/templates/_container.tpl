@@ -33,6 +33,9 @@ env:
   {{- end }}
 ports:
   - {name: metrics, containerPort: {{ $.Values.ports.metrics }}, protocol: TCP}
+  {{- range $i := untilStep 1 (int (include "switchyard.workers" $)) 1 }}
+  - {name: metrics-w{{ $i }}, containerPort: {{ add $.Values.ports.metrics $i }}, protocol: TCP}
+  {{- end }}
   {{- if not $sidecar }}
   - {name: grpc, containerPort: {{ $.Values.ports.grpc }}, protocol: TCP}
   {{- end }}

@@ -72,6 +72,17 @@ true
 {{- $server.admin_token_env -}}
 {{- end -}}
 
+{{/* switchyard's processes per pod (config.server.workers, docs/WORKERS.md): worker i
+serves ext_proc and /metrics on the ports after worker 0's. Sidecar mode only: the Envoy
+switchyard renders lists every worker, a gateway's EnvoyExtensionPolicy one Service port. */}}
+{{- define "switchyard.workers" -}}
+{{- $workers := int ((.Values.config.server | default dict).workers | default 1) -}}
+{{- if and (gt $workers 1) (not (include "switchyard.sidecar" .)) -}}
+{{- fail "config.server.workers: more than 1 only with mode: sidecar (the pod's own Envoy spreads streams over the workers; a gateway's EnvoyExtensionPolicy reaches one port)" -}}
+{{- end -}}
+{{- $workers -}}
+{{- end -}}
+
 {{/* Where switchyard serves ext_proc, given the mode and the transport. */}}
 {{- define "switchyard.listen" -}}
 {{- if not (include "switchyard.sidecar" .) -}}
@@ -168,6 +179,10 @@ their own rollout state.
 {{- $replicas = "autoscaling.enabled is true" -}}
 {{- else if gt (int $.Values.replicaCount) 1 -}}
 {{- $replicas = printf "replicaCount is %d" (int $.Values.replicaCount) -}}
+{{- end -}}
+{{- $workers := int ((.cfg.server | default dict).workers | default 1) -}}
+{{- if and (gt $workers 1) (ne ($state.store | default "memory") "redis") -}}
+{{- fail (printf "config.server.workers: %d workers each keep the rollout state as a member of the fleet: set config.state.store: redis with config.state.redis_url (or redis.enabled: true), or workers: 1" $workers) -}}
 {{- end -}}
 {{- if and $canaries $replicas (ne ($state.store | default "memory") "redis") -}}
 {{- fail (printf "config.state.store: routes %s have a canary and %s, but the rollout state is kept in each replica's memory: replicas would disagree and a restarted pod would re-open a rolled-back canary. Set config.state.store: redis with config.state.redis_url (or redis.enabled: true), or run one replica" (join ", " $canaries) $replicas) -}}
