@@ -3,52 +3,57 @@ tests/e2e/test_workers.py (2 workers, real Envoy and redis-server, strict backen
 CLIENTS closed-loop clients, worker 1 killed (SIGKILL) KILLS times; per kill, the
 requests Envoy failed open and how long until worker 1 serves and gets streams again.
 
-    .venv/bin/python bench/worker_restart.py CLIENTS KILLS
+    .venv/bin/python -m bench.worker_restart CLIENTS KILLS
 """
 
+from __future__ import annotations
+
+import argparse
 import os
 import signal
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.e2e.stack import Load, Stack, http_get, wait_until
+from tests.e2e.workers_stack import fail_opens, worker_children, worker_decisions, workers_stack
 
-from tests.e2e.stack import Load, http_get, wait_until
-from tests.e2e.test_workers import _children, _decisions, _fail_opens, _workers_stack
 
-threads, kills = int(sys.argv[1]), int(sys.argv[2])
-work = Path(tempfile.mkdtemp(prefix="worker-restart-"))
-with _workers_stack(work) as stack:
-    with Load(stack, "hello there", threads=threads) as load:
+def kill_worker_1(stack: Stack) -> tuple[int, float, float]:
+    """Kills worker 1 once: the requests failed open, seconds until its replacement serves
+    and until it gets streams again."""
+    [child] = worker_children(stack)
+    before = fail_opens(stack)
+    killed_at = time.monotonic()
+    os.kill(child, signal.SIGKILL)
+    wait_until(lambda: worker_children(stack) not in ([], [child]), 30, "a new worker 1")
+    wait_until(lambda: http_get(stack.metrics_port + 1, "/healthz")[0] == 200, 60, "worker 1")
+    serving_after = time.monotonic() - killed_at
+    decided = worker_decisions(stack)[1]
+    wait_until(lambda: worker_decisions(stack)[1] > decided + 20, 30, "worker 1's streams")
+    streams_after = time.monotonic() - killed_at
+    time.sleep(2)  # fail-opens of the streams the kill cut are counted when they time out
+    return fail_opens(stack) - before, serving_after, streams_after
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("clients", type=int)
+    parser.add_argument("kills", type=int)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="worker-restart-"))
+    with workers_stack(work) as stack, Load(stack, "hello there", threads=args.clients) as load:
         wait_until(lambda: len(load.sent) > 300, 60, "traffic")
-        rows = []
-        for k in range(kills):
-            [child] = _children(stack)
-            before, sent_before = _fail_opens(stack), len(load.sent)
-            t0 = time.monotonic()
-            os.kill(child, signal.SIGKILL)
-
-            def restarted(old: int = child) -> bool:
-                return _children(stack) not in ([], [old])
-
-            wait_until(restarted, 30, "a new worker 1")
-            wait_until(lambda: http_get(stack.metrics_port + 1, "/healthz")[0] == 200, 60, "w1")
-            up = time.monotonic() - t0
-            decided = _decisions(stack)[1]
-
-            def again(d: float = decided) -> bool:
-                return _decisions(stack)[1] > d + 20
-
-            wait_until(again, 30, "w1 streams again")
-            back = time.monotonic() - t0
-            time.sleep(2)
-            fail_opens = _fail_opens(stack) - before
-            rows.append((fail_opens, len(load.sent) - sent_before, round(up, 2), round(back, 2)))
-            print(f"kill {k}: {fail_opens} failed open of {rows[-1][1]}", flush=True)
+        kills = []
+        for k in range(args.kills):
+            kills.append(kill_worker_1(stack))
+            print(f"kill {k}: {kills[-1][0]} failed open", flush=True)
     failed = [s for s in load.sent if s.status != 200]
-    print(f"{threads} clients: fail-opens per kill {[r[0] for r in rows]}")
+    print(f"{args.clients} clients: fail-opens per kill {[k[0] for k in kills]}")
     print(f"non-2xx: {len(failed)} of {len(load.sent)}")
-    print(f"serving again after (s) {[r[2] for r in rows]}")
-    print(f"streams again after (s) {[r[3] for r in rows]}")
+    print(f"serving again after (s) {[round(k[1], 2) for k in kills]}")
+    print(f"streams again after (s) {[round(k[2], 2) for k in kills]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -6,14 +6,14 @@ import asyncio
 import logging
 import os
 import signal
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from extproc.admin import Admin, LoopBridge
 from extproc.cache.service import ResponseCache
-from extproc.config import Config, insecure_backends
+from extproc.cache.shared import SharedCache
+from extproc.config import Config
 from extproc.http_api import HttpApi
+from extproc.logs import announce
 from extproc.metrics import Metrics
 from extproc.reload import ConfigReloader
 from extproc.request.metrics import RequestMetrics
@@ -28,19 +28,10 @@ from extproc.store.clock import StoreClock
 from extproc.store.metrics import StoreMetrics
 from extproc.workers.addresses import worker_address
 from extproc.workers.channel import Channel
-from extproc.workers.follower import connect, follow
-from extproc.workers.pool import WorkerMetrics, WorkerPool
-
-if TYPE_CHECKING:
-    from extproc.cache.shared import SharedCache
+from extproc.workers.follower import follow
+from extproc.workers.pool import start_workers
 
 log = logging.getLogger("switchyard")
-
-GIL_SWITCH_INTERVAL_S = 0.0005
-"""gRPC's poller thread, the classifier thread and the event loop hand the GIL to each
-other on every request; Python's default (5 ms) lets a busy thread keep it that long.
-Measured with make bench (one core): added p50 at c=1 2.56 -> 1.65 ms rules-only,
-9.4 -> 8.2 ms semantic."""
 
 
 class Switchyard:
@@ -89,11 +80,8 @@ class Switchyard:
             # Envoy's counters are the pod's: read (and added to the fleet's) once.
             reads_envoy_stats=worker == 0,
         )
-        self.shared_cache: SharedCache | None = None
-        if config.state.store == "redis":
-            from extproc.cache.shared import SharedCache
-
-            self.shared_cache = SharedCache(config.state, self.store.replica)
+        redis = config.state.store == "redis"
+        self.shared_cache = SharedCache(config.state, self.store.replica) if redis else None
         self.cache = ResponseCache(registry, replication=self.shared_cache)
         self.cache.configure(config)
         self.reloader = ConfigReloader(
@@ -132,7 +120,6 @@ class Switchyard:
     async def run(self, channel: Channel | None = None) -> None:
         """Serves until SIGTERM; a child worker (`channel` to worker 0) also until worker 0
         goes."""
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         cfg = self.config.server
         loop = asyncio.get_running_loop()
         self.bridge.attach(loop)
@@ -141,7 +128,13 @@ class Switchyard:
         await self.store.start()
         if self.shared_cache is not None:
             await self.shared_cache.start(self.cache)
-        pool = await self._start_workers()
+        # Worker 0 alone starts the other workers (and serves once they all do), serves
+        # Envoy's config and the admin API, and watches the file.
+        leader = self.worker == 0
+        workers = await start_workers(
+            self.worker, self._worker_command, self.config, self.reloader.version, self.metrics
+        )
+        self.reloader.workers = workers
         processor = ExternalProcessor(
             self.reloader.runtimes,
             self.metrics,
@@ -150,8 +143,6 @@ class Switchyard:
             self.quality,
             self.cache,
         )
-        # Worker 0 alone serves Envoy's config, the admin API and watches the file.
-        leader = self.worker == 0
         xds = self.reloader.xds if self.config.envoy.xds and leader else None
         listen = worker_address(cfg.listen, self.worker)
         server = await start_grpc_server(listen, processor, self.health, cfg.tls, xds)
@@ -173,7 +164,7 @@ class Switchyard:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         tasks = [asyncio.create_task(self.controller.run())]
         if leader:
-            self._announce(admin_token)
+            announce(self.config, admin_token)
             loop.add_signal_handler(signal.SIGINT, stop.set)
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reloader.reload()))
             tasks.append(asyncio.create_task(self.reloader.watch()))
@@ -182,11 +173,9 @@ class Switchyard:
             loop.add_signal_handler(signal.SIGINT, lambda: None)
             assert channel is not None
             log.info("worker %d serving ext_proc on %s", self.worker, listen)
-            await channel.send({"op": "ready"})
             tasks.append(asyncio.create_task(follow(channel, self.reloader, stop)))
         await stop.wait()
-        if pool is not None:
-            pool.terminate()  # the children drain alongside
+        workers.terminate()  # the children drain alongside
         # Report NOT_SERVING first, keep accepting streams while Envoy and the
         # probes notice, then let the streams in flight finish.
         log.info("shutting down: draining for %.1fs", cfg.drain_s)
@@ -200,60 +189,9 @@ class Switchyard:
         await asyncio.sleep(0)
         self.reloader.xds.close()
         await stopping
-        if pool is not None:
-            await pool.stop(cfg.grace_s)
+        await workers.stop(cfg.grace_s)
         await self.store.close()
         if self.shared_cache is not None:
             await self.shared_cache.close()
         api.stop()
         log.info("stopped")
-
-    async def _start_workers(self) -> WorkerPool | None:
-        """Worker 0 of several starts the others, and serves once they all do."""
-        workers = self.config.server.workers
-        if self.worker != 0 or workers == 1:
-            return None
-        if self._worker_command is None:
-            raise RuntimeError("server.workers > 1 needs the command that starts a worker")
-        pool = WorkerPool(self._worker_command, workers, WorkerMetrics(self.metrics.registry))
-        await pool.start(self.reloader.version, self.config)
-        self.reloader.workers = pool
-        log.info("%d workers serving ext_proc", workers)
-        return pool
-
-    def _announce(self, admin_token: str | None) -> None:
-        """What is served where, and the settings an operator must not miss."""
-        cfg = self.config.server
-        log.info(
-            "serving ext_proc on %s (%s), metrics on %s",
-            cfg.listen,
-            "mutual TLS" if cfg.tls else "plaintext",
-            cfg.metrics_listen,
-        )
-        if admin_token is None:
-            log.warning(
-                "$%s is unset or empty: POST /rollout on %s answers loopback clients only; set it "
-                "to accept the bearer token from anywhere",
-                cfg.admin_token_env,
-                cfg.metrics_listen,
-            )
-        else:
-            log.info("POST /rollout requires the bearer token from $%s", cfg.admin_token_env)
-        for name in insecure_backends(self.config):
-            log.warning(
-                "backend %s: insecure_skip_verify is set, its TLS certificate is NOT verified",
-                name,
-            )
-
-
-async def run_worker(config_path: Path, worker: int, fd: int) -> None:
-    """A child worker: the config versions come from worker 0 over the pipe `fd`."""
-    channel, current, versions = await connect(fd)
-    app = Switchyard(config_path, versions[current], worker=worker)
-    runtimes = app.reloader.runtimes
-    for version, config in versions.items():
-        if version != current:
-            await app.reloader.take_offer(version, config)
-    if not runtimes.holds(current):  # the same digest, unless the two builds differ
-        runtimes.offer(current, runtimes.current)
-    await app.run(channel)

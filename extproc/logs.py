@@ -1,4 +1,4 @@
-"""Logging setup and prompt redaction.
+"""Logging setup, prompt redaction and the start-up announcement.
 
 Prompts are health, finance and legal data: switchyard never logs them unless
 server.log_prompts is on, and even then only redacted, at debug level.
@@ -10,6 +10,8 @@ import json
 import logging
 import re
 import sys
+
+from extproc.config import Config, insecure_backends
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 _DIGITS = re.compile(r"\d")
@@ -49,3 +51,28 @@ def configure_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+def announce(config: Config, admin_token: str | None) -> None:
+    """What is served where, and the settings an operator must not miss."""
+    log = logging.getLogger("switchyard")
+    cfg = config.server
+    log.info(
+        "serving ext_proc on %s (%s), metrics on %s",
+        cfg.listen,
+        "mutual TLS" if cfg.tls else "plaintext",
+        cfg.metrics_listen,
+    )
+    if admin_token is None:
+        log.warning(
+            "$%s is unset or empty: POST /rollout on %s answers loopback clients only; set it "
+            "to accept the bearer token from anywhere",
+            cfg.admin_token_env,
+            cfg.metrics_listen,
+        )
+    else:
+        log.info("POST /rollout requires the bearer token from $%s", cfg.admin_token_env)
+    for name in insecure_backends(config):
+        log.warning(
+            "backend %s: insecure_skip_verify is set, its TLS certificate is NOT verified", name
+        )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable
 
 import grpc
@@ -243,6 +244,13 @@ def _server_credentials(tls: ServerTlsConfig) -> grpc.ServerCredentials:
     )
 
 
+GIL_SWITCH_INTERVAL_S = 0.0005
+"""gRPC's poller thread, the classifier thread and the event loop hand the GIL to each
+other on every request; Python's default (5 ms) lets a busy thread keep it that long.
+Measured with make bench (one core): added p50 at c=1 2.56 -> 1.65 ms rules-only,
+9.4 -> 8.2 ms semantic."""
+
+
 async def start_grpc_server(
     listen: str,
     processor: ExternalProcessor,
@@ -250,7 +258,9 @@ async def start_grpc_server(
     tls: ServerTlsConfig | None,
     xds: XdsServer | None = None,
 ) -> grpc.aio.Server:
-    """ext_proc and health, and Envoy's xDS when switchyard serves Envoy's config: one port."""
+    """ext_proc and health, and Envoy's xDS when switchyard serves Envoy's config: one port.
+    The process's GIL switch interval is set for the threads that serve them."""
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", 70 * 1024 * 1024),

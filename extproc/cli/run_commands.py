@@ -15,13 +15,13 @@ log = logging.getLogger("switchyard")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from extproc.app import Switchyard, run_worker
+    from extproc.app import Switchyard
 
     if args.worker > 0:
         from extproc.workers.follower import die_with_parent
 
         die_with_parent()
-        asyncio.run(run_worker(Path(args.config), args.worker, args.worker_fd))
+        asyncio.run(_run_worker(Path(args.config), args.worker, args.worker_fd))
         return 0
     config = load_or_exit(args.config)
     require_model(config, args.config)
@@ -46,6 +46,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"switchyard: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+async def _run_worker(config_path: Path, worker: int, fd: int) -> None:
+    """A child worker (server.workers): the config versions come from worker 0 over the
+    pipe `fd`."""
+    from extproc.app import Switchyard
+    from extproc.workers.follower import connect
+
+    channel, current, versions = await connect(fd)
+    app = Switchyard(config_path, versions[current], worker=worker)
+    runtimes = app.reloader.runtimes
+    for version, config in versions.items():
+        if version != current:
+            await app.reloader.take_offer(version, config)
+    if not runtimes.holds(current):  # the same digest, unless the two builds differ
+        runtimes.offer(current, runtimes.current)
+    await app.run(channel)
 
 
 def cmd_fake_backend(args: argparse.Namespace) -> int:

@@ -49,7 +49,9 @@ async def connect(fd: int) -> tuple[Channel, str, dict[str, Config]]:
 
 
 async def follow(channel: Channel, target: Follower, stop: asyncio.Event) -> None:
-    """Applies worker 0's messages until it goes, then sets `stop`."""
+    """Tells worker 0 this worker serves, then applies its messages until it goes, and
+    sets `stop`."""
+    await channel.send({"op": "ready"})
     while (message := await channel.receive()) is not None:
         op, version = message.get("op"), str(message.get("version"))
         if op == "offer":

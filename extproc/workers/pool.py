@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from extproc.config import Config
-from extproc.metrics import MetricGroup
+from extproc.metrics import MetricGroup, Metrics
 from extproc.workers.channel import Channel
 
 log = logging.getLogger("switchyard.workers")
@@ -47,6 +47,12 @@ class Workers(Protocol):
 
     async def retire_all_but(self, version: str) -> None: ...
 
+    def terminate(self) -> None:
+        """Children drain as worker 0 does (SIGTERM); none is started again."""
+
+    async def stop(self, within_s: float) -> None:
+        """Waits for the children to exit, kills those still running after within_s."""
+
 
 class NoWorkers:
     async def offer(self, version: str, config: Config, timeout_s: float) -> str | None:
@@ -59,6 +65,12 @@ class NoWorkers:
         pass
 
     async def retire_all_but(self, version: str) -> None:
+        pass
+
+    def terminate(self) -> None:
+        pass
+
+    async def stop(self, within_s: float) -> None:
         pass
 
 
@@ -283,3 +295,21 @@ class WorkerPool:
             task.cancel()
         self._children.clear()
         self._metrics.running.set(0)
+
+
+async def start_workers(
+    worker: int, command: list[str] | None, config: Config, version: str, metrics: Metrics
+) -> Workers:
+    """In worker 0, workers 1..N-1 started and serving `version`; NoWorkers in a child or
+    when server.workers is 1.
+
+    command: how worker 0 starts a child (the CLI up to `serve -c FILE`)."""
+    workers = config.server.workers
+    if worker != 0 or workers == 1:
+        return NoWorkers()
+    if command is None:
+        raise RuntimeError("server.workers > 1 needs the command that starts a worker")
+    pool = WorkerPool(command, workers, WorkerMetrics(metrics.registry))
+    await pool.start(version, config)
+    log.info("%d workers serving ext_proc", workers)
+    return pool

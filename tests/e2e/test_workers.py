@@ -8,85 +8,33 @@ each request agreed on the config version, through reloads and a worker's restar
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import re
 import signal
 import time
-from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from extproc.tools.devstack import RedisServer, free_ports
-from tests.e2e.fleet import FLEET_STATE
 from tests.e2e.stack import (
     Load,
     Stack,
     backend_shares,
     http_get,
-    make_config,
-    running_stack,
     wait_until,
+)
+from tests.e2e.workers_stack import (
+    WORKERS,
+    fail_opens,
+    worker_children,
+    worker_decisions,
+    worker_metric,
+    workers_stack,
 )
 
 pytestmark = pytest.mark.e2e
-
-MODELS = {"a": "model-a", "b": "model-b", "v2": "model-v2"}
-WORKERS = 2
-
-
-def _config(redis_url: str) -> dict[str, Any]:
-    routes = [
-        {
-            "name": "chat",
-            "backends": [{"backend": "a", "weight": 70}, {"backend": "b", "weight": 30}],
-            "canary": {"backend": "v2", "percent": 20, "steps": [20, 50, 100], "auto": False},
-        }
-    ]
-    config = make_config(
-        list(MODELS),
-        routes,
-        "chat",
-        analysis={"interval_s": 0.5},
-        # Generous: a loaded test machine must not make Envoy fail open by timeout; only
-        # a worker that is gone may.
-        envoy={"message_timeout_ms": 5000},
-        state={**FLEET_STATE, "redis_url": redis_url},
-    )
-    config["server"].update(
-        workers=WORKERS,
-        listen=f"127.0.0.1:{free_ports(WORKERS)}",
-        metrics_listen=f"127.0.0.1:{free_ports(WORKERS)}",
-    )
-    for backend in config["backends"]:
-        backend["model"] = MODELS[backend["name"]]
-    return config
-
-
-@contextlib.contextmanager
-def _workers_stack(tmp_path: Path) -> Iterator[Stack]:
-    redis = RedisServer(tmp_path)
-    redis.start()
-    strict = {name: ["--served-model", model] for name, model in MODELS.items()}
-    try:
-        with running_stack(tmp_path, _config(redis.url), backend_args=strict) as stack:
-            wait_until(lambda: _children(stack), 30, "worker 1")
-            yield stack
-    finally:
-        redis.stop()
-
-
-def _children(stack: Stack) -> list[int]:
-    """Worker 0's child processes (the workers it started)."""
-    assert stack.switchyard is not None
-    pid = stack.switchyard.pid
-    with contextlib.suppress(OSError):
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    return []
 
 
 def _alive(pid: int) -> bool:
@@ -95,17 +43,6 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return "\nState:\tZ" not in status
-
-
-def _metric(stack: Stack, worker: int, name: str) -> float:
-    """The sum of a metric's samples on one worker's /metrics."""
-    text = http_get(stack.metrics_port + worker, "/metrics")[1].decode()
-    pattern = re.compile(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", re.M)
-    return sum(float(value) for value in pattern.findall(text))
-
-
-def _decisions(stack: Stack) -> list[float]:
-    return [_metric(stack, w, "switchyard_decisions_total") for w in range(WORKERS)]
 
 
 def _status(stack: Stack) -> dict[str, Any]:
@@ -117,20 +54,15 @@ def _reloaded(stack: Stack, old: str) -> str | None:
     return version if version != old else None
 
 
-def _fail_opens(stack: Stack) -> int:
-    stats = stack.envoy_stats()
-    return sum(v for k, v in stats.items() if k.endswith(".failure_mode_allowed"))
-
-
 def test_both_workers_decide_and_a_reload_reaches_both_before_envoy_switches(
     tmp_path: Path,
 ) -> None:
-    with _workers_stack(tmp_path) as stack:
+    with workers_stack(tmp_path) as stack:
         # A child worker serves metrics, not the admin API.
         assert http_get(stack.metrics_port + 1, "/healthz")[0] == 200
         with Load(stack, "hello there", threads=6) as load:
             wait_until(lambda: len(load.sent) > 300, 30, "traffic")
-            assert all(count > 30 for count in _decisions(stack)), _decisions(stack)
+            assert all(count > 30 for count in worker_decisions(stack)), worker_decisions(stack)
             old = _status(stack)["config"]["version"]
 
             # Weights 70/30 -> 30/70, twice over: every worker decides with the version
@@ -145,57 +77,59 @@ def test_both_workers_decide_and_a_reload_reaches_both_before_envoy_switches(
                 time.sleep(1.0)
             since = time.monotonic()
             wait_until(lambda: len(load.since(since)) > 400, 30, "traffic on the last weights")
-            before = _decisions(stack)
+            before = worker_decisions(stack)
             time.sleep(1.0)
-            after = _decisions(stack)
+            after = worker_decisions(stack)
         stable = [s for s in load.since(since) if s.cohort == "stable"]
         assert 0.6 < backend_shares(stable).get("b", 0) < 0.8, backend_shares(stable)
         # Both workers still decide on the new version.
         assert all(a > b for a, b in zip(after, before, strict=True)), (before, after)
         failed = [s for s in load.sent if s.status != 200]
         assert not failed, f"{len(failed)} of {len(load.sent)} failed, first: {failed[:3]}"
-        assert _fail_opens(stack) == 0
-        reloads = _metric(stack, 0, 'switchyard_config_reloads_total{result="success"}')
+        assert fail_opens(stack) == 0
+        reloads = worker_metric(stack, 0, 'switchyard_config_reloads_total{result="success"}')
         assert reloads == 3
         log = stack.log("switchyard")
         assert "worker_refused" not in log and "cannot build it" not in log
 
 
 def test_a_killed_worker_costs_only_fail_opens_and_is_started_again(tmp_path: Path) -> None:
-    with _workers_stack(tmp_path) as stack:
-        [child] = _children(stack)
+    with workers_stack(tmp_path) as stack:
+        [child] = worker_children(stack)
         with Load(stack, "hello there", threads=6) as load:
             wait_until(lambda: len(load.sent) > 300, 30, "traffic")
-            opened_before = _fail_opens(stack)
+            opened_before = fail_opens(stack)
             os.kill(child, signal.SIGKILL)
             killed_at = time.monotonic()
             wait_until(
-                lambda: _children(stack) and _children(stack) != [child], 30, "worker 1 again"
+                lambda: worker_children(stack) and worker_children(stack) != [child],
+                30,
+                "worker 1 again",
             )
             wait_until(
                 lambda: http_get(stack.metrics_port + 1, "/healthz")[0] == 200, 60, "worker 1"
             )
             restarted_after = time.monotonic() - killed_at
-            serving = _decisions(stack)[1]
-            wait_until(lambda: _decisions(stack)[1] > serving + 30, 30, "worker 1's streams")
+            serving = worker_decisions(stack)[1]
+            wait_until(lambda: worker_decisions(stack)[1] > serving + 30, 30, "worker 1's streams")
         failed = [s for s in load.sent if s.status != 200]
-        fail_opens = _fail_opens(stack) - opened_before
+        opened = fail_opens(stack) - opened_before
         print(
-            f"worker 1 restarted after {restarted_after:.2f}s; {fail_opens} of "
+            f"worker 1 restarted after {restarted_after:.2f}s; {opened} of "
             f"{len(load.sent)} requests failed open meanwhile"
         )
         # Every request was answered: the ones worker 1 held failed open (to the default
         # route's split, rewritten for its backend), none failed.
         assert not failed, f"{len(failed)} of {len(load.sent)} failed, first: {failed[:3]}"
-        assert fail_opens < 50
-        assert _metric(stack, 0, "switchyard_worker_restarts_total") == 1
-        assert _metric(stack, 0, "switchyard_workers_running") == WORKERS - 1
+        assert opened < 50
+        assert worker_metric(stack, 0, "switchyard_worker_restarts_total") == 1
+        assert worker_metric(stack, 0, "switchyard_workers_running") == WORKERS - 1
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_stopping_worker_0_leaves_no_child_behind(tmp_path: Path, sig: int) -> None:
-    with _workers_stack(tmp_path) as stack:
-        children = _children(stack)
+    with workers_stack(tmp_path) as stack:
+        children = worker_children(stack)
         assert len(children) == WORKERS - 1
         stack.stop_switchyard(sig)
         wait_until(lambda: not any(_alive(pid) for pid in children), 15, "no child left")
