@@ -6,6 +6,7 @@ next to the numbers they depend on, and only state what the numbers show.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,8 +65,9 @@ def _verdict(target: Target) -> str:
 class Doc:
     """The sections of docs/BENCHMARKS.md, each a method reading the same results."""
 
-    def __init__(self, results: dict[str, Any]) -> None:
+    def __init__(self, results: dict[str, Any], kept: Sequence[str] = ()) -> None:
         self.results = results
+        self.kept = kept
         self.rows = aggregate(results)
         self.settings = results["settings"]
         self.concurrencies: list[int] = self.settings["concurrencies"]
@@ -393,6 +395,7 @@ class Doc:
         sections.append(self.observe_cost())
         sections.append(self.state_store_cost())
         sections.append(self.failover_cost())
+        sections.extend(self.kept)
         return "\n\n".join(s for s in sections if s)
 
     def state_store_cost(self) -> str:
@@ -778,5 +781,20 @@ class Doc:
         )
 
 
-def render(results: dict[str, Any]) -> str:
-    return Doc(results).render()
+_KEPT_HEADING = re.compile(r"^### .*by hand\)$", re.M)
+_NEXT_HEADING = re.compile(r"^##", re.M)
+
+
+def kept_by_hand(doc: str) -> list[str]:
+    """The `### … (…, by hand)` sections of a BENCHMARKS.md: measurements `make bench` does
+    not take (bench-heavy, --pin both), carried into the doc it writes next."""
+    sections = []
+    for heading in _KEPT_HEADING.finditer(doc):
+        end = _NEXT_HEADING.search(doc, heading.end())
+        sections.append(doc[heading.start() : end.start() if end else len(doc)].rstrip())
+    return sections
+
+
+def render(results: dict[str, Any], kept: Sequence[str] = ()) -> str:
+    """BENCHMARKS.md from one results JSON; `kept`: the hand-kept sections to carry over."""
+    return Doc(results, kept).render()

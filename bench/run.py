@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         saved = json.loads(args.from_json.read_text())
         doc = args.doc or DOC
-        doc.write_text(report.render(saved))
+        doc.write_text(report.render(saved, _kept(doc)))
         _log(f"wrote {doc}")
         return 0
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -220,9 +220,14 @@ def main(argv: list[str] | None = None) -> int:
     _log(f"wrote {path} ({results['elapsed_s']} s)")
     print(report.summary_text(results))
     if args.doc:
-        args.doc.write_text(report.render(results))
+        args.doc.write_text(report.render(results, _kept(args.doc)))
         _log(f"wrote {args.doc}")
     return 1 if results["skipped"] else 0
+
+
+def _kept(doc: Path) -> list[str]:
+    """The hand-kept sections of the doc about to be rewritten."""
+    return report.kept_by_hand(doc.read_text()) if doc.exists() else []
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from bench.configs import RULES_PROMPT, RULES_ROUTE, chat_body
+from bench.report import kept_by_hand
 from bench.scenarios import start_stack
 from bench.stacks import Lab, Pinning
 
@@ -27,6 +28,11 @@ pytestmark = pytest.mark.e2e
 def test_quick_run_is_well_formed(tmp_path: Path) -> None:
     assert shutil.which("wrk"), "wrk missing: make test installs it (scripts/system-deps.sh)"
     doc = tmp_path / "BENCHMARKS.md"
+    # A section make bench does not measure survives the rewrite; the rest is replaced.
+    doc.write_text(
+        "# Benchmarks\n\nstale header\n\n### Large bodies (`make bench-heavy`, by hand)\n\n"
+        "measured elsewhere: 1.10 x\n\n## Raw runs\n\nstale runs\n"
+    )
     done = subprocess.run(
         [
             sys.executable,
@@ -75,6 +81,22 @@ def test_quick_run_is_well_formed(tmp_path: Path) -> None:
     for heading in ("## Targets", "## Machine", "## How it was run", "## Results", "## Raw runs"):
         assert heading in text
     assert "rules-only throughput at c=64" in text
+    assert "measured elsewhere: 1.10 x" in text
+    assert "stale header" not in text and "stale runs" not in text
+    assert text.index("measured elsewhere") < text.index("## Raw runs")
+
+
+def test_only_sections_kept_by_hand_are_carried_over() -> None:
+    doc = (
+        "# Benchmarks\n\n## Results\n\n### Throughput\n\nt\n\n"
+        "### Two workers (`--pin both`, by hand)\n\nw 1.20 x\n\n"
+        "### Heavy (by hand)\n\nh 1.10 x\n\n## Handler micro-benchmark\n\nm\n"
+    )
+    assert kept_by_hand(doc) == [
+        "### Two workers (`--pin both`, by hand)\n\nw 1.20 x",
+        "### Heavy (by hand)\n\nh 1.10 x",
+    ]
+    assert kept_by_hand("# Benchmarks\n\n## Results\n") == []
 
 
 def test_the_trivial_processor_stack_starts_and_routes(tmp_path: Path) -> None:
