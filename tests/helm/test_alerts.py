@@ -19,6 +19,7 @@ from extproc.rollout.metrics import RolloutMetrics
 from extproc.store.metrics import StoreMetrics
 from extproc.tools import devstack
 from extproc.tools.devstack import free_port
+from extproc.workers.pool import WorkerMetrics
 from tests.helm.conftest import CHART, render, switchyard_yaml, tool
 
 ALERTS = CHART / "files" / "alerts.yaml"
@@ -38,12 +39,12 @@ def test_promtool_accepts_the_rules() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 6 rules found" in result.stdout
+    assert "SUCCESS: 7 rules found" in result.stdout
 
 
 def test_switchyard_metrics_in_the_rules_exist() -> None:
     registry = Metrics().registry  # the server's, with every area's metrics on it
-    for area in (RequestMetrics, RolloutMetrics, StoreMetrics, CacheMetrics):
+    for area in (RequestMetrics, RolloutMetrics, StoreMetrics, CacheMetrics, WorkerMetrics):
         area(registry)
     exported = {family.name for family in registry.collect()}
     named = set(re.findall(r"\b(switchyard_[a-z_]+)", _exprs()))
@@ -53,6 +54,7 @@ def test_switchyard_metrics_in_the_rules_exist() -> None:
         "switchyard_config_reloads_total",
         "switchyard_classifier_degraded_total",
         "switchyard_state_store_up",
+        "switchyard_worker_restarts_total",
     }
     for name in named:
         assert name.removesuffix("_total") in exported, name  # counters: the family name
