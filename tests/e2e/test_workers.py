@@ -17,8 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.e2e.stack import (
+    MODEL_DIR,
+    REPO,
     Load,
     Stack,
     backend_shares,
@@ -35,6 +38,9 @@ from tests.e2e.workers_stack import (
 )
 
 pytestmark = pytest.mark.e2e
+
+EXAMPLE = yaml.safe_load((REPO / "switchyard.yaml").read_text())
+EXAMPLE_LABELS = {label["name"]: label for label in EXAMPLE["labels"]}
 
 
 def _alive(pid: int) -> bool:
@@ -133,3 +139,49 @@ def test_stopping_worker_0_leaves_no_child_behind(tmp_path: Path, sig: int) -> N
         assert len(children) == WORKERS - 1
         stack.stop_switchyard(sig)
         wait_until(lambda: not any(_alive(pid) for pid in children), 15, "no child left")
+
+
+def _semantic(config: dict[str, Any]) -> None:
+    """Medical questions to v2 by meaning; the rest to the 70/30 split (no canary)."""
+    config["labels"] = [EXAMPLE_LABELS["medical"], EXAMPLE_LABELS["finance"]]
+    config["classifier"] = {**EXAMPLE["classifier"], "model": str(MODEL_DIR)}
+    del config["routes"][0]["canary"]
+    clinical = {"name": "clinical", "match": {"label": "medical"}, "backends": [{"backend": "v2"}]}
+    config["routes"].insert(0, clinical)
+
+
+def _route_decisions(stack: Stack, worker: int, route: str) -> float:
+    text = http_get(stack.metrics_port + worker, "/metrics")[1].decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("switchyard_decisions_total{") and f'route="{route}"' in line
+    )
+
+
+def _decided_by_every_worker(stack: Stack, route: str) -> bool:
+    return all(_route_decisions(stack, w, route) >= 10 for w in range(WORKERS))
+
+
+def test_every_worker_routes_by_meaning_and_a_label_added_live_reaches_each(
+    tmp_path: Path,
+) -> None:
+    with workers_stack(tmp_path, adjust=_semantic) as stack:
+        medical = "What dose of ibuprofen is safe for a child with a fever of 39 degrees?"
+        with Load(stack, medical, threads=6) as load:
+            wait_until(partial(_decided_by_every_worker, stack, "clinical"), 60, "both workers")
+        assert {s.status for s in load.sent} == {200}
+        assert {s.backend for s in load.sent} == {"v2"}
+
+        old = _status(stack)["config"]["version"]
+        stack.config["labels"].append(EXAMPLE_LABELS["cooking"])
+        kitchen = {"name": "kitchen", "match": {"label": "cooking"}, "backends": [{"backend": "a"}]}
+        stack.config["routes"].insert(0, kitchen)
+        stack.write_config()
+        wait_until(partial(_reloaded, stack, old), 60, "the reload")
+        time.sleep(1.0)  # requests Envoy matched with the old version have finished
+        with Load(stack, "How long should I knead bread dough before it rises?", threads=6) as load:
+            wait_until(partial(_decided_by_every_worker, stack, "kitchen"), 60, "both workers")
+        assert {s.status for s in load.sent} == {200}
+        assert {s.backend for s in load.sent} == {"a"}
+        assert fail_opens(stack) == 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +47,18 @@ def workers_config(redis_url: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def workers_stack(tmp_path: Path) -> Iterator[Stack]:
+def workers_stack(
+    tmp_path: Path, adjust: Callable[[dict[str, Any]], None] | None = None
+) -> Iterator[Stack]:
+    """The stack on `workers_config`, first changed by `adjust` when given."""
     redis = RedisServer(tmp_path)
     redis.start()
     strict = {name: ["--served-model", model] for name, model in MODELS.items()}
+    config = workers_config(redis.url)
+    if adjust is not None:
+        adjust(config)
     try:
-        with running_stack(tmp_path, workers_config(redis.url), backend_args=strict) as stack:
+        with running_stack(tmp_path, config, backend_args=strict) as stack:
             wait_until(lambda: worker_children(stack), 30, "worker 1")
             yield stack
     finally:
