@@ -100,7 +100,9 @@ def header_map(headers: core_pb2.HeaderMap) -> dict[str, str]:
     """Envoy's headers as a dict; Envoy sends lower-case names, values in raw_value."""
     out: dict[str, str] = {}
     for header in headers.headers:
-        value = header.raw_value.decode("utf-8", "replace") if header.raw_value else header.value
+        # Each read of a protobuf field makes a new object: read each once.
+        key, raw = header.key, header.raw_value
+        value = raw.decode("utf-8", "replace") if raw else header.value
         # Repeated headers (cookie, mostly) are joined the way HTTP allows.
-        out[header.key] = f"{out[header.key]}; {value}" if header.key in out else value
+        out[key] = f"{out[key]}; {value}" if key in out else value
     return out

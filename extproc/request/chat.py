@@ -66,9 +66,15 @@ def _bad(message: str) -> RequestError:
     return RequestError(400, "invalid_request_body", message)
 
 
-def _nesting_depth_exceeds(data: object, limit: int) -> bool:
+def _nesting_depth_exceeds(data: object, limit: int, body: bytes | None = None) -> bool:
     """Walks the parsed containers level by level: the cost follows the JSON's values
-    (which json.loads has built already), not the bytes of its strings."""
+    (which json.loads has built already), not the bytes of its strings.
+
+    Every container in `data` opened with a `[` or `{` in `body`, the text it was parsed
+    from: a body with at most `limit` of them cannot nest deeper, and the walk is skipped
+    (two byte counts, ~0.2 us on a chat body, against ~5 us for the walk)."""
+    if body is not None and body.count(b"[") + body.count(b"{") <= limit:
+        return False
     level: list[dict[str, Any] | list[Any]] = [data] if isinstance(data, dict | list) else []
     for _ in range(limit):
         if not level:
@@ -81,6 +87,10 @@ def _nesting_depth_exceeds(data: object, limit: int) -> bool:
                     children.append(value)
         level = children
     return bool(level)
+
+
+def _too_deep() -> RequestError:
+    return _bad(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
 
 
 def _content_text(content: object, index: int) -> str:
@@ -115,7 +125,6 @@ def _load_json(body: bytes) -> Any:
 
 def parse_chat(body: bytes) -> ChatRequest:
     """Parses a chat completion body; raises RequestError(400) with the reason."""
-    too_deep = _bad(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         data = _load_json(body)
     except UnicodeDecodeError:
@@ -123,9 +132,9 @@ def parse_chat(body: bytes) -> ChatRequest:
     except json.JSONDecodeError as exc:
         raise _bad(f"body is not valid JSON: {exc.msg} at position {exc.pos}") from None
     except RecursionError:  # json's C scanner counts its own depth against the limit
-        raise too_deep from None
-    if _nesting_depth_exceeds(data, MAX_JSON_DEPTH):
-        raise too_deep
+        raise _too_deep() from None
+    if _nesting_depth_exceeds(data, MAX_JSON_DEPTH, body):
+        raise _too_deep()
     if not isinstance(data, dict):
         raise _bad("expected a JSON object")
     messages = data.get("messages")

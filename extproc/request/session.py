@@ -29,7 +29,7 @@ def _cookie(header: str, name: str) -> str | None:
 
 def _fingerprint(parts: Sequence[str], headers: Mapping[str, str], chat: ChatRequest) -> str | None:
     """SHA-256 over the configured parts, or None when none of them has a value."""
-    digest = hashlib.sha256()
+    hashed: list[bytes] = []  # hashed at once: the digest of their concatenation
     found = False
     for part in parts:
         kind, _, name = part.partition(":")
@@ -46,9 +46,8 @@ def _fingerprint(parts: Sequence[str], headers: Mapping[str, str], chat: ChatReq
         encoded = (value or "").encode()
         found = found or bool(encoded)
         # Length-prefixed, so that different lists of values never hash alike.
-        digest.update(b"%d:" % len(encoded))
-        digest.update(encoded)
-    return "fp:" + digest.hexdigest() if found else None
+        hashed += (b"%d:" % len(encoded), encoded)
+    return "fp:" + hashlib.sha256(b"".join(hashed)).hexdigest() if found else None
 
 
 def session_key(
