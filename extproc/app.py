@@ -29,7 +29,7 @@ from extproc.store.metrics import StoreMetrics
 from extproc.workers.addresses import worker_address
 from extproc.workers.channel import Channel
 from extproc.workers.follower import follow
-from extproc.workers.pool import start_workers
+from extproc.workers.pool import worker_pool
 
 log = logging.getLogger("switchyard")
 
@@ -46,7 +46,6 @@ class Switchyard:
         (server.workers); worker_command: how worker 0 starts a child (the CLI up to
         `serve -c FILE`)."""
         self.worker = worker
-        self._worker_command = worker_command
         # One registry (what /metrics serves); each area declares its own metrics on it.
         self.metrics = Metrics()
         registry = self.metrics.registry
@@ -84,6 +83,7 @@ class Switchyard:
         self.shared_cache = SharedCache(config.state, self.store.replica) if redis else None
         self.cache = ResponseCache(registry, replication=self.shared_cache)
         self.cache.configure(config)
+        self.workers = worker_pool(worker, worker_command, config, self.metrics)
         self.reloader = ConfigReloader(
             config_path,
             config,
@@ -92,6 +92,7 @@ class Switchyard:
             self.request_metrics,
             self.cache,
             self._adopt,
+            self.workers,
         )
         self.controller.adopt(config)
         self.admin = Admin(
@@ -131,10 +132,7 @@ class Switchyard:
         # Worker 0 alone starts the other workers (and serves once they all do), serves
         # Envoy's config and the admin API, and watches the file.
         leader = self.worker == 0
-        workers = await start_workers(
-            self.worker, self._worker_command, self.config, self.reloader.version, self.metrics
-        )
-        self.reloader.workers = workers
+        await self.workers.start(self.reloader.version, self.config)
         processor = ExternalProcessor(
             self.reloader.runtimes,
             self.metrics,
@@ -175,7 +173,7 @@ class Switchyard:
             log.info("worker %d serving ext_proc on %s", self.worker, listen)
             tasks.append(asyncio.create_task(follow(channel, self.reloader, stop)))
         await stop.wait()
-        workers.terminate()  # the children drain alongside
+        self.workers.terminate()  # the children drain alongside
         # Report NOT_SERVING first, keep accepting streams while Envoy and the
         # probes notice, then let the streams in flight finish.
         log.info("shutting down: draining for %.1fs", cfg.drain_s)
@@ -189,7 +187,7 @@ class Switchyard:
         await asyncio.sleep(0)
         self.reloader.xds.close()
         await stopping
-        await workers.stop(cfg.grace_s)
+        await self.workers.stop(cfg.grace_s)
         await self.store.close()
         if self.shared_cache is not None:
             await self.shared_cache.close()

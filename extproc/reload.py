@@ -42,8 +42,11 @@ class ConfigReloader:
         request_metrics: RequestMetrics,
         cache: ResponseCache,
         adopt: Callable[[Config], None],
+        workers: Workers | None = None,
     ) -> None:
-        """adopt: hands a config that replaced the running one to the rest of the server."""
+        """adopt: hands a config that replaced the running one to the rest of the server.
+        workers: the other workers (server.workers), which hold every version before Envoy
+        may name it."""
         self.config_path = config_path
         self._rollouts = rollouts
         self._metrics = metrics
@@ -58,9 +61,7 @@ class ConfigReloader:
             build_runtime(config, rollouts, request_metrics), self._served.version
         )
         self._stamp = self._stamps()
-        self.workers: Workers = NoWorkers()
-        """The other workers (server.workers), which hold every version before Envoy may
-        name it; set by the app once they run."""
+        self.workers = NoWorkers() if workers is None else workers
         self._reloading = asyncio.Lock()
         # The pending retirement of the previous config version (held: the loop keeps only
         # weak references to tasks).

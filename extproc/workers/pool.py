@@ -36,7 +36,11 @@ STOP_MARGIN_S = 5.0
 
 
 class Workers(Protocol):
-    """What the config reloader asks of the other workers (NoWorkers when there are none)."""
+    """What the app and the config reloader ask of the other workers (NoWorkers when there
+    are none)."""
+
+    async def start(self, version: str, config: Config) -> None:
+        """Starts them serving `version`; returns once they all serve."""
 
     async def offer(self, version: str, config: Config, timeout_s: float) -> str | None:
         """None once every live child holds the version; otherwise why not."""
@@ -55,6 +59,9 @@ class Workers(Protocol):
 
 
 class NoWorkers:
+    async def start(self, version: str, config: Config) -> None:
+        pass
+
     async def offer(self, version: str, config: Config, timeout_s: float) -> str | None:
         return None
 
@@ -143,6 +150,7 @@ class WorkerPool:
             self._supervisors.append(asyncio.create_task(self._supervise(worker, started)))
             first_starts.append(started)
         await asyncio.gather(*first_starts)
+        log.info("%d of %d workers serving ext_proc", len(self._children) + 1, self._workers)
 
     async def _supervise(self, worker: int, started: asyncio.Future[None]) -> None:
         backoff = RESTART_BACKOFF_S[0]
@@ -297,11 +305,11 @@ class WorkerPool:
         self._metrics.running.set(0)
 
 
-async def start_workers(
-    worker: int, command: list[str] | None, config: Config, version: str, metrics: Metrics
+def worker_pool(
+    worker: int, command: list[str] | None, config: Config, metrics: Metrics
 ) -> Workers:
-    """In worker 0, workers 1..N-1 started and serving `version`; NoWorkers in a child or
-    when server.workers is 1.
+    """What worker `worker` runs beside itself: in worker 0, workers 1..N-1 (started by
+    `Workers.start`); NoWorkers in a child or when server.workers is 1.
 
     command: how worker 0 starts a child (the CLI up to `serve -c FILE`)."""
     workers = config.server.workers
@@ -309,7 +317,4 @@ async def start_workers(
         return NoWorkers()
     if command is None:
         raise RuntimeError("server.workers > 1 needs the command that starts a worker")
-    pool = WorkerPool(command, workers, WorkerMetrics(metrics.registry))
-    await pool.start(version, config)
-    log.info("%d workers serving ext_proc", workers)
-    return pool
+    return WorkerPool(command, workers, WorkerMetrics(metrics.registry))
