@@ -32,6 +32,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -174,6 +175,18 @@ class Encoders:
             encoder.save()
 
 
+Variant = tuple[str, Callable[[list[Label]], LabelClassifier]]
+
+
+def encoder_variants(encoders: Encoders, names: str) -> list[Variant]:
+    """One variant per encoder name of a comma-separated list (ValueError for an unknown one)."""
+    chosen = names.split(",")
+    unknown = sorted(set(chosen) - set(ENCODERS))
+    if unknown:
+        raise ValueError(f"unknown encoder(s) {unknown}; expected some of {sorted(ENCODERS)}")
+    return [(name, partial(encoders.classifier, encoder=name)) for name in chosen]
+
+
 @dataclass(frozen=True)
 class Score:
     accuracy: float
@@ -209,7 +222,7 @@ def score(clf: LabelClassifier, queries: Sequence[tuple[str, str]]) -> Score:
 
 def run(
     configs_: Sequence[Config],
-    variants: Sequence[tuple[str, Callable[[list[Label]], LabelClassifier]]],
+    variants: Sequence[Variant],
     *,
     after_config: Callable[[], None] = lambda: None,
 ) -> dict[tuple[str, str], Score]:
@@ -275,13 +288,10 @@ def main() -> None:
     if args.cache is not None:
         args.cache.mkdir(parents=True, exist_ok=True)
     encoders = Encoders(args.model_dir, args.cache)
-    names = args.encoders.split(",")
-    unknown = sorted(set(names) - set(ENCODERS))
-    if unknown:
-        parser.error(f"unknown encoder(s) {unknown}; expected some of {sorted(ENCODERS)}")
-    variants = [
-        (name, lambda labels, name=name: encoders.classifier(labels, name)) for name in names
-    ]
+    try:
+        variants = encoder_variants(encoders, args.encoders)
+    except ValueError as e:
+        parser.error(str(e))
     results = run(configs(read_intents(args.csv), args.part), variants, after_config=encoders.save)
     print(summary(results))
 

@@ -1,0 +1,43 @@
+"""The few-shot configs that bench/banking77.py and bench/hwu64.py cut from a public intent
+set: examples never reappear as queries, and out-of-scope intents get no label."""
+
+from __future__ import annotations
+
+from bench.banking77 import FALLBACK
+from bench.hwu64 import OOS_INTENTS, configs
+
+# 12 intents of 19 prompts, 2 of 12 (configured at k = 5 only), 2 of 4 (never configured).
+INTENTS = {
+    **{f"big{i}": [f"big{i} prompt {j}" for j in range(19)] for i in range(12)},
+    **{f"mid{i}": [f"mid{i} prompt {j}" for j in range(12)] for i in range(2)},
+    **{f"tiny{i}": [f"tiny{i} prompt {j}" for j in range(4)] for i in range(2)},
+}
+
+
+def test_hwu64_configs_keep_examples_out_of_the_queries() -> None:
+    made = configs(INTENTS, [0, 1])
+    assert [name for name, _, _ in made] == [
+        "hwu14 k=5 s=0",
+        "hwu14-oos6 k=5 s=0",
+        "hwu14 k=5 s=1",
+        "hwu14-oos6 k=5 s=1",
+        "hwu12 k=10 s=0",
+        "hwu12-oos6 k=10 s=0",
+        "hwu12 k=10 s=1",
+        "hwu12-oos6 k=10 s=1",
+    ]
+    for name, labels, queries in made:
+        k = int(name.split("k=")[1].split()[0])
+        examples = {text for label in labels for text in label.examples}
+        assert all(len(label.examples) == k for label in labels)
+        assert not examples & {text for text, _ in queries}
+        configured = {label.name for label in labels}
+        assert not any(name.startswith("tiny") for name in configured)
+        out_of_scope = [text for text, expected in queries if expected == FALLBACK]
+        if "-oos" in name:
+            assert len(configured) == (14 if k == 5 else 12) - OOS_INTENTS
+            assert out_of_scope and all(text.split()[0] not in configured for text in out_of_scope)
+        else:
+            assert not out_of_scope
+        for text, expected in queries:
+            assert expected == FALLBACK or text.startswith(expected + " ")
