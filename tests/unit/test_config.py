@@ -93,7 +93,7 @@ def test_a_good_config_loads_with_defaults_from_the_model() -> None:
             lambda d: d["routes"][0].update(
                 match={"any_of": [{"keywords": ["x"]}, {"regex": "y", "label": "medical"}]}
             ),
-            'routes "r1".match.any_of[1].label: unknown label \'medical\'',
+            "routes \"r1\".match.any_of[1].label: unknown label 'medical'",
         ),
         (
             lambda d: d["routes"][0].update(

@@ -19,7 +19,6 @@ from proto import core_pb2, ext_proc_pb2, http_status_pb2, processing_mode_pb2
 REPO = Path(__file__).resolve().parents[2]
 
 
-
 def _header(key: str, value: str) -> core_pb2.HeaderValue:
     return core_pb2.HeaderValue(key=key, raw_value=value.encode())
 
