@@ -1,17 +1,20 @@
 """Close English intents on real prompts: few-shot configs cut from the BANKING77 test split
-(docs/research/2026-classifier-log.md, seventh and eighth rounds).
+(docs/research/2026-classifier-log.md, seventh to tenth rounds).
 
-    .venv/bin/python bench/banking77.py --csv banking77_test.csv [--part dev|held]
+    .venv/bin/python bench/banking77.py --csv banking77_test.csv [--part dev|held|all]
         [--encoders use+minilm-when-unsure,minilm] [--cache DIR]
 
 The CSV (PolyAI BANKING77 test split, columns ``text,category``; CC-BY-4.0) is not part of
 this repository: pass its path with ``--csv`` or ``SWITCHYARD_BANKING77_CSV``. Its intents
-are taken in file order.
+are taken in file order; dev and held use the first 31 of them, as the logged rounds did.
 
 * dev (to choose a rule): the first 21 intents, seeds 0-2, k = 5 and 10 examples per
   intent, with and without 4 intents out of scope (12 configs);
-* held (scored once a rule is fixed): the other intents (seeds 100, 101) and all intents
-  with 5 out of scope (seeds 200, 201), k = 5 and 10 (8 configs).
+* held (scored once a rule is fixed): the other 10 (seeds 100, 101) and all 31 with 5 out
+  of scope (seeds 200, 201), k = 5 and 10 (8 configs);
+* all (the scale of a whole bank, tenth round): every intent of the file (77 in the full
+  split), seeds 300 and 301, k = 5, 10, 20 and 30, with and without 7 out of scope (16
+  configs).
 
 A config's labels get k prompts of their intent as examples, drawn by the seed; the
 intent's other prompts are the queries. An out-of-scope intent has no label and 10 of its
@@ -48,6 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 FALLBACK = "other"
 CSV_ENV = "SWITCHYARD_BANKING77_CSV"
 DEV_INTENTS = 21
+HELD_INTENTS = 10
 OOS_PROMPTS = 10
 
 Config = tuple[str, list[Label], list[tuple[str, str]]]
@@ -84,7 +88,8 @@ def split(
 
 def configs(by_intent: dict[str, list[str]], part: str) -> list[Config]:
     intents = list(by_intent)
-    dev, rest = intents[:DEV_INTENTS], intents[DEV_INTENTS:]
+    dev = intents[:DEV_INTENTS]
+    held = intents[DEV_INTENTS : DEV_INTENTS + HELD_INTENTS]
     out: list[Config] = []
     if part == "dev":
         for seed in (0, 1, 2):
@@ -94,15 +99,24 @@ def configs(by_intent: dict[str, list[str]], part: str) -> list[Config]:
     elif part == "held":
         for seed in (100, 101):
             for k in (5, 10):
-                out.append((f"held{len(rest)} k={k} s={seed}", *split(by_intent, rest, seed, k)))
+                out.append((f"held{len(held)} k={k} s={seed}", *split(by_intent, held, seed, k)))
+                first = dev + held
                 out.append(
                     (
-                        f"all{len(intents)}-oos5 k={k} s={seed}",
-                        *split(by_intent, intents, seed + 100, k, 5),
+                        f"all{len(first)}-oos5 k={k} s={seed}",
+                        *split(by_intent, first, seed + 100, k, 5),
                     )
                 )
+    elif part == "all":
+        for k in (5, 10, 20, 30):
+            for seed in (300, 301):
+                family = f"all{len(intents)}"
+                out.append((f"{family} k={k} s={seed}", *split(by_intent, intents, seed, k)))
+                out.append(
+                    (f"{family}-oos7 k={k} s={seed}", *split(by_intent, intents, seed + 100, k, 7))
+                )
     else:
-        raise ValueError(f"part must be dev or held, got {part!r}")
+        raise ValueError(f"part must be dev, held or all, got {part!r}")
     return out
 
 
@@ -278,7 +292,7 @@ def summary(results: dict[tuple[str, str], Score]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, default=os.environ.get(CSV_ENV))
-    parser.add_argument("--part", choices=("dev", "held"), default="dev")
+    parser.add_argument("--part", choices=("dev", "held", "all"), default="dev")
     parser.add_argument("--encoders", default="use+minilm-when-unsure,minilm")
     parser.add_argument("--model-dir", type=Path, default=REPO / "build" / "model")
     parser.add_argument("--cache", type=Path, help="directory for an embedding cache")

@@ -3,6 +3,7 @@ set: examples never reappear as queries, and out-of-scope intents get no label."
 
 from __future__ import annotations
 
+from bench import banking77
 from bench.banking77 import FALLBACK
 from bench.hwu64 import OOS_INTENTS, configs
 
@@ -41,3 +42,18 @@ def test_hwu64_configs_keep_examples_out_of_the_queries() -> None:
             assert not out_of_scope
         for text, expected in queries:
             assert expected == FALLBACK or text.startswith(expected + " ")
+
+
+def test_banking77_parts_keep_examples_out_of_the_queries() -> None:
+    by_intent = {f"i{n}": [f"i{n} prompt {j}" for j in range(40)] for n in range(40)}
+    parts = {part: banking77.configs(by_intent, part) for part in ("dev", "held", "all")}
+    assert len(parts["dev"]) == 12 and len(parts["held"]) == 8 and len(parts["all"]) == 16
+    assert parts["held"][0][0] == "held10 k=5 s=100"
+    assert parts["held"][1][0] == "all31-oos5 k=5 s=100"  # the first 31 intents, whatever the file
+    assert parts["all"][-1][0] == "all40-oos7 k=30 s=301"
+    for made in parts.values():
+        for _, labels, queries in made:
+            examples = {text for label in labels for text in label.examples}
+            assert not examples & {text for text, _ in queries}
+            dropped = {text.split()[0] for text, expected in queries if expected == FALLBACK}
+            assert not dropped & {label.name for label in labels}
