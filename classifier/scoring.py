@@ -64,6 +64,13 @@ class Centering:
         return l2_normalise(embeddings - means)
 
 
+# Rows of the example-by-example similarity computed at once in leave_one_out: memory grows
+# with rows x examples, not with examples squared. A pasted catalogue of 20,000 examples
+# needed 1.6 GB at once, more than the pod's limit during a live reload; in blocks of 256
+# rows it needs 20 MB, for 5-10 % more time than one block of 1,024 (1.9 s against 1.75).
+LEAVE_ONE_OUT_ROWS = 256
+
+
 class ExampleIndex:
     """Centred example embeddings grouped by label, scored with the centroid/nearest blend."""
 
@@ -92,6 +99,7 @@ class ExampleIndex:
         self._starts = np.searchsorted(self._ids, np.arange(n_labels))
         self._sums = np.add.reduceat(self._examples, self._starts, axis=0)
         self._centroids = l2_normalise(self._sums)
+        self._leave_one_out: np.ndarray | None = None
 
     def scores(self, embeddings: np.ndarray, languages: Sequence[str | None]) -> np.ndarray:
         """Label scores [n, n_labels] for raw (uncentred) embeddings, higher is closer."""
@@ -104,13 +112,22 @@ class ExampleIndex:
 
     def leave_one_out(self) -> tuple[np.ndarray, np.ndarray]:
         """Each example's scores [n_examples, n_labels] with itself left out of its label,
-        and its label id. A label's only example scores -1 on its own label (nothing left)."""
+        and its label id. A label's only example scores -1 on its own label (nothing left).
+        Computed once (the examples do not change); callers get their own copies."""
+        if self._leave_one_out is None:
+            self._leave_one_out = self._compute_leave_one_out()
+        return self._leave_one_out.copy(), self._ids.copy()
+
+    def _compute_leave_one_out(self) -> np.ndarray:
         x = self._examples
-        sims = x @ x.T
-        np.fill_diagonal(sims, -np.inf)
-        nearest = np.maximum.reduceat(sims, self._starts, axis=1)
-        centroid = x @ self._centroids.T
         rows = np.arange(len(x))
+        nearest = np.empty((len(x), len(self._starts)), dtype=x.dtype)
+        for start in range(0, len(x), LEAVE_ONE_OUT_ROWS):
+            block = rows[start : start + LEAVE_ONE_OUT_ROWS]
+            sims = x[block] @ x.T
+            sims[block - start, block] = -np.inf
+            nearest[block] = np.maximum.reduceat(sims, self._starts, axis=1)
+        centroid = x @ self._centroids.T
         rest = self._sums[self._ids] - x  # own label's sum without the example itself
         norms = np.linalg.norm(rest, axis=1)
         own_centroid = np.where(
@@ -121,5 +138,5 @@ class ExampleIndex:
             np.isfinite(nearest[rows, self._ids]), nearest[rows, self._ids], -1.0
         )
         w = self._centroid_weight
-        blended = w * centroid + (1 - w) * nearest
-        return blended.astype(np.float32), self._ids.copy()
+        blended: np.ndarray = (w * centroid + (1 - w) * nearest).astype(np.float32)
+        return blended

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
+import classifier.scoring
 from classifier.conversation import TurnPolicy, combine_turns
 from classifier.decision import decide
 from classifier.labels import ENCODERS
@@ -114,3 +117,52 @@ def test_the_centroid_weight_blends_centroid_and_nearest() -> None:
     # MiniLM keeps the weight it was tuned with; the multilingual encoder uses 0.7.
     weights = {spec.subdir: spec.centroid_weight for spec in ENCODERS["minilm+use"]}
     assert weights == {"": 0.5, "use": 0.7}
+
+
+def _random_index(n: int, dim: int, sizes: list[int]) -> ExampleIndex:
+    rng = np.random.default_rng(7)
+    examples = rng.standard_normal((n, dim)).astype(np.float32)
+    examples /= np.linalg.norm(examples, axis=1, keepdims=True)
+    ids = rng.permutation(np.repeat(np.arange(len(sizes)), sizes))
+    none = Centering(overall=np.zeros(dim, dtype=np.float32), by_language={})
+    return ExampleIndex(examples, [None] * n, ids.tolist(), len(sizes), none)
+
+
+def test_leave_one_out_in_blocks_scores_each_example_without_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every example scored against the index with itself removed, whatever the block size;
+    a label's only example scores -1 on it; callers get copies they may change."""
+    sizes = [1, 9, 20, 3]
+    index = _random_index(sum(sizes), 16, sizes)
+    monkeypatch.setattr(classifier.scoring, "LEAVE_ONE_OUT_ROWS", 7)  # uneven blocks
+    scores, own = index.leave_one_out()
+    x, ids = index._examples, index._ids
+    for i in range(len(x)):
+        keep = np.arange(len(x)) != i
+        if (ids[keep] == ids[i]).any():
+            alone = ExampleIndex(
+                x[keep], [None] * (len(x) - 1), ids[keep].tolist(), 4, index.centering
+            )
+            expected = alone.scores(x[i : i + 1], [None])[0]
+        else:  # its label has nothing left: its own column is -1, the others as usual
+            expected = index.scores(x[i : i + 1], [None])[0]
+            expected[ids[i]] = -1.0
+        np.testing.assert_allclose(scores[i], expected, atol=1e-5)
+        assert own[i] == ids[i]
+    scores[:] = 0
+    np.testing.assert_array_equal(index.leave_one_out()[0] != 0, True)
+
+
+def test_leave_one_out_of_a_pasted_catalogue_stays_within_memory() -> None:
+    """20,000 examples: the whole similarity matrix would take 1.6 GB at once; in blocks the
+    peak is a few dozen MB (a live reload must not take the pod over its memory limit)."""
+    index = _random_index(20_000, 32, [20] * 8 + [19_840])
+    tracemalloc.start()
+    try:
+        scores, _ = index.leave_one_out()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert scores.shape == (20_000, 9)
+    assert peak < 100 * 2**20, f"peak {peak / 2**20:.0f} MB"
