@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +26,11 @@ log = logging.getLogger("switchyard")
 RETIRE_MARGIN_S = 1.0
 """After a switch, Envoy keeps the previous version's routes this long past the ext_proc
 message timeout: a request routed with the previous version reaches Envoy's router by then."""
+
+WORKER_BUILD_ALLOWANCE = 3.0
+"""The other workers build each new config after worker 0, on the same cores, beside each
+other and the traffic: they get Envoy's ack timeout plus this many times worker 0's own
+build time to hold it (embedding a 3,000-example label takes each several seconds)."""
 
 Stamp = tuple[float, int] | None
 
@@ -82,9 +88,11 @@ class ConfigReloader:
         async with self._reloading:
             running = self.runtimes.current.config
             try:
+                started = time.monotonic()
                 config, runtime, served = await asyncio.get_running_loop().run_in_executor(
                     None, self._compile
                 )
+                built_s = time.monotonic() - started
             except Exception as exc:  # invalid, or a model that fails to load
                 self._metrics.config_reloads.labels("failure").inc()
                 why = str(exc) if isinstance(exc, ConfigError) else f"{type(exc).__name__}: {exc}"
@@ -103,7 +111,9 @@ class ConfigReloader:
             self.runtimes.offer(served.version, runtime)
             # Every worker holds the version before Envoy may match a request with it.
             refused = await self.workers.offer(
-                served.version, config, config.envoy.xds_ack_timeout_s
+                served.version,
+                config,
+                config.envoy.xds_ack_timeout_s + WORKER_BUILD_ALLOWANCE * built_s,
             )
             if refused is not None:
                 self._metrics.config_reloads.labels("worker_refused").inc()
