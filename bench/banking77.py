@@ -289,23 +289,32 @@ def summary(results: dict[tuple[str, str], Score]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--csv", type=Path, default=os.environ.get(CSV_ENV))
-    parser.add_argument("--part", choices=("dev", "held", "all"), default="dev")
+def parse_arguments(
+    parser: argparse.ArgumentParser, csv_env: str, what: str
+) -> tuple[argparse.Namespace, Encoders, list[Variant]]:
+    """Adds the options every intent-set script shares (--csv, --encoders, --model-dir,
+    --cache) to the script's own, parses them, and returns the arguments, the encoders and
+    one variant per encoder name; what: the CSV's name for the error when it is missing."""
+    parser.add_argument("--csv", type=Path, default=os.environ.get(csv_env))
     parser.add_argument("--encoders", default="use+minilm-when-unsure,minilm")
     parser.add_argument("--model-dir", type=Path, default=REPO / "build" / "model")
     parser.add_argument("--cache", type=Path, help="directory for an embedding cache")
     args = parser.parse_args()
     if args.csv is None:
-        parser.error(f"the BANKING77 test CSV: --csv PATH or {CSV_ENV}")
+        parser.error(f"the {what} CSV: --csv PATH or {csv_env}")
     if args.cache is not None:
         args.cache.mkdir(parents=True, exist_ok=True)
     encoders = Encoders(args.model_dir, args.cache)
     try:
-        variants = encoder_variants(encoders, args.encoders)
+        return args, encoders, encoder_variants(encoders, args.encoders)
     except ValueError as e:
         parser.error(str(e))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("dev", "held", "all"), default="dev")
+    args, encoders, variants = parse_arguments(parser, CSV_ENV, "BANKING77 test")
     results = run(configs(read_intents(args.csv), args.part), variants, after_config=encoders.save)
     print(summary(results))
 

@@ -16,22 +16,12 @@ embedding cache are bench/banking77.py's.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.banking77 import (
-    REPO,
-    Config,
-    Encoders,
-    encoder_variants,
-    read_intents,
-    run,
-    split,
-    summary,
-)
+from bench.banking77 import Config, parse_arguments, read_intents, run, split, summary
 
 CSV_ENV = "SWITCHYARD_HWU64_CSV"
 OOS_INTENTS = 6
@@ -58,21 +48,8 @@ def configs(by_intent: dict[str, list[str]], seeds: list[int]) -> list[Config]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--csv", type=Path, default=os.environ.get(CSV_ENV))
     parser.add_argument("--seeds", default="0,1,2", help="dev: 0,1,2; fresh draws: 3,4,5,6")
-    parser.add_argument("--encoders", default="use+minilm-when-unsure,minilm")
-    parser.add_argument("--model-dir", type=Path, default=REPO / "build" / "model")
-    parser.add_argument("--cache", type=Path, help="directory for an embedding cache")
-    args = parser.parse_args()
-    if args.csv is None:
-        parser.error(f"the HWU64 test CSV: --csv PATH or {CSV_ENV}")
-    if args.cache is not None:
-        args.cache.mkdir(parents=True, exist_ok=True)
-    encoders = Encoders(args.model_dir, args.cache)
-    try:
-        variants = encoder_variants(encoders, args.encoders)
-    except ValueError as e:
-        parser.error(str(e))
+    args, encoders, variants = parse_arguments(parser, CSV_ENV, "HWU64 test")
     seeds = [int(seed) for seed in args.seeds.split(",")]
     results = run(configs(read_intents(args.csv), seeds), variants, after_config=encoders.save)
     print(summary(results))
