@@ -143,23 +143,29 @@ def test_stopping_worker_0_leaves_no_child_behind(tmp_path: Path, sig: int) -> N
 
 
 def test_a_reload_that_takes_every_worker_long_to_build_is_waited_for(tmp_path: Path) -> None:
-    """A 3,000-example catalogue takes each worker seconds to embed, longer than Envoy's
-    ack timeout: worker 0 waits for its children as long as its own build took (and more),
-    rather than refusing a config every worker can build."""
+    """A 1,000-example catalogue takes each worker seconds to embed, longer than Envoy's
+    ack timeout (2 s here): worker 0 waits for its children as long as its own build took
+    (and more), rather than refusing a config every worker can build."""
     with workers_stack(tmp_path, adjust=_semantic) as stack:
         medical = "What dose of ibuprofen is safe for a child with a fever of 39 degrees?"
         with Load(stack, medical, threads=4) as load:
             wait_until(partial(_decided_by_every_worker, stack, "clinical"), 60, "both workers")
             old = _status(stack)["config"]["version"]
             big = catalogue()
-            stack.config["labels"].append({"name": big.name, "examples": list(big.examples)})
+            examples = list(big.examples[:1000])
+            stack.config["labels"].append({"name": big.name, "examples": examples})
             stack.config["envoy"]["xds_ack_timeout_s"] = 2.0
             stack.write_config()
-            wait_until(partial(_reloaded, stack, old), 240, "the reload")
+            wait_until(
+                lambda: _reloaded(stack, old) or "refused" in stack.log("switchyard"),
+                240,
+                "the reload, or its refusal",
+            )
+        refusals = [line for line in stack.log("switchyard").splitlines() if "refused" in line]
+        assert not refusals, refusals
+        assert _reloaded(stack, old)
         assert {s.status for s in load.sent} == {200}
         assert {s.backend for s in load.sent} == {"v2"}
-        log = stack.log("switchyard")
-        assert "no answer within" not in log and "refused" not in log
         assert worker_metric(stack, 0, 'switchyard_config_reloads_total{result="success"}') == 1
 
 
