@@ -129,6 +129,10 @@ def calibrate_label(
     taken = np.zeros(len(GRID))
     most = -1.0
     for name, scores, n_examples in neighbours:
+        if len(scores) == 0:  # takes none of its examples (most labels, with many labels)
+            if most < 0.0:
+                nearest, most = name, 0.0
+            continue
         share = _share_at_least(scores, GRID) * len(scores) / max(n_examples, 1)
         taken += share
         if share.sum() > most:

@@ -164,6 +164,25 @@ class Simulation:
     own: np.ndarray  # [n_examples] each example's label id
 
 
+def _taken_by_label(sim: Simulation, n_labels: int) -> list[dict[int, np.ndarray]]:
+    """Per label: the examples of each other label that it would take were their own label
+    not configured (its score is their best other), as {their label id: their scores on
+    it}. One pass over the examples: a per-pair scan costs labels squared times examples
+    (25 s of a 692-label config's load)."""
+    taken: list[dict[int, np.ndarray]] = [{} for _ in range(n_labels)]
+    if sim.near.shape[1] < 2:
+        return taken
+    best_other = sim.near.argmax(axis=1)
+    order = np.lexsort((sim.own, best_other))  # grouped by the label taking, then by owner
+    pairs = np.stack([best_other[order], sim.own[order]], axis=1)
+    starts = np.flatnonzero(np.any(np.diff(pairs, axis=0) != 0, axis=1)) + 1
+    for group in np.split(order, starts):
+        if len(group):
+            taker, owner = int(best_other[group[0]]), int(sim.own[group[0]])
+            taken[taker][owner] = sim.near[group, taker]
+    return taken
+
+
 def _calibrate_all(
     sim: Simulation, names: Sequence[str]
 ) -> tuple[list[LabelThreshold], np.ndarray]:
@@ -177,20 +196,18 @@ def _calibrate_all(
         near_best,
         sim.far.max(axis=1),
     )
-    best_other = sim.near.argmax(axis=1)
+    counts = np.bincount(sim.own, minlength=len(names))
+    taken = _taken_by_label(sim, len(names))
+    no_scores = np.empty(0, dtype=sim.near.dtype)
     result = []
     for label_id, name in enumerate(names):
         mine = sim.own == label_id
-        n = int(mine.sum())
+        n = int(counts[label_id])
         if n < MIN_CALIBRATION_EXAMPLES:
             result.append(LabelThreshold(name, pooled.threshold, POOLED, n, pooled))
             continue
         neighbours = [
-            (
-                other,
-                sim.near[(sim.own == other_id) & (best_other == label_id), label_id],
-                int((sim.own == other_id).sum()),
-            )
+            (other, taken[label_id].get(other_id, no_scores), int(counts[other_id]))
             for other_id, other in enumerate(names)
             if other_id != label_id
         ]

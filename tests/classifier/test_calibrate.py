@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import yaml
 
-from classifier.calibrate import calibrate
+import classifier.labels
+from classifier.calibrate import calibrate, calibrate_label
 from classifier.encoder import Encoder
 from classifier.evaluate import load_jsonl
-from classifier.labels import Label, LabelClassifier
+from classifier.labels import Label, LabelClassifier, Simulation
 from extproc.cli import main
 from extproc.config import ClassifierConfig
 from tests.classifier.conftest import DATA, REPO
@@ -191,3 +192,34 @@ def test_tune_needs_out_of_scope_rows(
     data.write_text('{"text": "What dose of ibuprofen for a child?", "label": "medical"}\n')
     assert main(["tune", "-c", str(path), str(data)]) == 2
     assert "no out-of-scope rows" in capsys.readouterr().err
+
+
+def test_per_label_calibration_is_the_same_with_many_labels_taking_nothing() -> None:
+    """The neighbours each label is calibrated against, found in one pass over the examples,
+    are those of the plain per-pair scan; a label that takes no example of another still
+    counts as a neighbour (nothing taken), and the first such names the nearest when no
+    label takes any."""
+    rng = np.random.default_rng(3)
+    names = [f"l{i}" for i in range(40)]
+    own = np.repeat(np.arange(40), 6)
+    near = rng.normal(0.3, 0.1, (len(own), 40)).astype(np.float32)
+    near[np.arange(len(own)), own] = -np.inf
+    in_scope = near.copy()
+    in_scope[np.arange(len(own)), own] = rng.normal(0.5, 0.1, len(own))
+    sim = Simulation(in_scope, near, rng.normal(0.1, 0.1, (50, 40)).astype(np.float32), own)
+    taken = classifier.labels._taken_by_label(sim, len(names))
+    best_other = near.argmax(axis=1)
+    for label_id in range(len(names)):
+        for other_id in range(len(names)):
+            expected = near[(own == other_id) & (best_other == label_id), label_id]
+            got = taken[label_id].get(other_id, np.empty(0, dtype=np.float32))
+            np.testing.assert_array_equal(np.sort(got), np.sort(expected))
+    thresholds, _ = classifier.labels._calibrate_all(sim, names)
+    assert all(t.source == "calibrated" for t in thresholds)
+    lonely = calibrate_label(
+        in_scope[own == 0, 0],
+        np.ones(6, dtype=bool),
+        [("a", np.empty(0), 6), ("b", np.empty(0), 6)],
+        sim.far[:, 0],
+    )
+    assert lonely.nearest == "a" and lonely.rejected_near == 1.0
