@@ -293,6 +293,7 @@ def config_warnings(cfg: Config) -> list[ConfigIssue]:
                     "no route's match names this label: its prompts take the default route",
                 )
             )
+    issues += _repeated_examples(cfg)
     every_label = {label.name for label in cfg.labels if label.action == "route"}
     every_label.add(cfg.classifier.fallback)
     catch_all: str | None = None
@@ -326,6 +327,30 @@ def config_warnings(cfg: Config) -> list[ConfigIssue]:
                 "the request ids it served itself (about 1 in server.workers)",
             )
         )
+    return issues
+
+
+def _repeated_examples(cfg: Config) -> list[ConfigIssue]:
+    """Examples given twice (the same words, whatever the case and spacing): in two labels
+    a prompt like it goes to whichever scores higher by a hair; in one label each copy
+    finds the other when left out, so the calibration sees a perfect match where real
+    prompts have none."""
+    issues: list[ConfigIssue] = []
+    first: dict[str, tuple[str, int]] = {}
+    for label in cfg.labels:
+        for index, example in enumerate(label.examples):
+            key = " ".join(example.casefold().split())
+            where = f'labels "{label.name}".examples[{index}]'
+            if key not in first:
+                first[key] = (label.name, index)
+                continue
+            name, at = first[key]
+            why = (
+                "a repeat adds nothing and makes the label look tighter than it is"
+                if name == label.name
+                else "a prompt like it goes to whichever label scores higher; keep it in one"
+            )
+            issues.append(ConfigIssue(where, f'repeats labels "{name}".examples[{at}]: {why}'))
     return issues
 
 

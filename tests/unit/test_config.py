@@ -366,6 +366,42 @@ def test_warnings_for_labels_no_route_uses_and_routes_after_a_catch_all() -> Non
     ]
 
 
+def test_an_example_given_twice_is_named_with_its_first_place() -> None:
+    from extproc.config import config_warnings
+
+    data = {
+        "labels": [
+            {"name": "billing", "examples": ["Refund my order", "Where is my invoice?"]},
+            {"name": "support", "examples": ["reset my password", "  refund MY order "]},
+            {"name": "other_desk", "examples": ["reset my password", "Reset my  password"]},
+        ],
+        "backends": [{"name": "a", "address": "127.0.0.1:1"}],
+        "routes": [
+            {
+                "name": "r",
+                "match": {"label": ["billing", "support", "other_desk"]},
+                "backends": [{"backend": "a"}],
+            },
+            {"name": "rest", "backends": [{"backend": "a"}]},
+        ],
+        "default_route": "rest",
+    }
+    warnings = [str(issue) for issue in config_warnings(parse_config(data, "t"))]
+    in_two = "a prompt like it goes to whichever label scores higher; keep it in one"
+    assert warnings == [
+        f'labels "support".examples[1]: repeats labels "billing".examples[0]: {in_two}',
+        f'labels "other_desk".examples[0]: repeats labels "support".examples[0]: {in_two}',
+        f'labels "other_desk".examples[1]: repeats labels "support".examples[0]: {in_two}',
+    ]
+    data["labels"] = [{"name": "billing", "examples": ["refund", "invoice", "Refund"]}]
+    data["routes"][0]["match"] = {"label": "billing"}
+    (warning,) = [str(issue) for issue in config_warnings(parse_config(data, "t"))]
+    assert warning == (
+        'labels "billing".examples[2]: repeats labels "billing".examples[0]: a repeat adds '
+        "nothing and makes the label look tighter than it is"
+    )
+
+
 def test_a_model_without_the_encoders_subfolder_is_named(tmp_path: Path) -> None:
     from extproc.config import model_issues
 
