@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from extproc.cache.service import ResponseCache
-from extproc.config import Config, load_config
+from extproc.config import Config, config_warnings, load_config
 from extproc.envoy_config import EnvoyResources, resources
 from extproc.errors import ConfigError
 from extproc.metrics import Metrics
@@ -146,6 +146,8 @@ class ConfigReloader:
         """Everything that can fail, off the event loop: validation, the model, Envoy's
         resources as Envoy's own typed messages."""
         config = load_config(self.config_path)
+        for issue in config_warnings(config):  # what `switchyard check` would warn of
+            log.warning("config %s: %s", self.config_path, issue)
         runtime = build_runtime(config, self._rollouts, self._request_metrics)
         # A block label keeps what it blocked (unless the config says force).
         check_reload(str(self.config_path), self.runtimes.current, runtime)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import logging
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from extproc.app import Switchyard
@@ -64,3 +66,18 @@ async def test_a_change_that_keeps_every_request_where_it_goes_reloads(tmp_path:
     assert _reloads(app, "success") == 1
     assert app.config.routes[0].match is not None
     assert app.config.routes[0].match.keywords == ["hello", "bonjour"]
+
+
+async def test_a_reload_logs_what_check_would_warn_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app, path = _app(tmp_path)
+    changed = copy.deepcopy(CONFIG)
+    changed["routes"][0]["match"] = {"keywords": ["hello", "hi"]}
+    changed["routes"].insert(
+        0, {"name": "everything", "match": {"regex": ".*"}, "backends": [{"backend": "a"}]}
+    )
+    path.write_text(yaml.safe_dump(changed))
+    with caplog.at_level(logging.WARNING, logger="switchyard"):
+        assert await app.reloader.reload() is False  # moves requests: refused, warned first
+    assert "no request reaches this route: route 'everything' before it" in caplog.text
