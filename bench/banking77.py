@@ -4,9 +4,11 @@
     .venv/bin/python bench/banking77.py --csv banking77_test.csv [--part dev|held|all]
         [--encoders use+minilm-when-unsure,minilm] [--cache DIR]
 
-The CSV (PolyAI BANKING77 test split, columns ``text,category``; CC-BY-4.0) is not part of
-this repository: pass its path with ``--csv`` or ``SWITCHYARD_BANKING77_CSV``. Its intents
-are taken in file order; dev and held use the first 31 of them, as the logged rounds did.
+The CSV (PolyAI BANKING77 test split, columns ``text,category``; CC-BY-4.0; published as
+``banking_data/test.csv`` in the PolyAI-LDN/task-specific-datasets repository on GitHub) is
+not part of this repository: pass its path with ``--csv`` or ``SWITCHYARD_BANKING77_CSV``.
+Its intents are taken in file order; dev and held use the first 31 of them, as the logged
+rounds did.
 
 * dev (to choose a rule): the first 21 intents, seeds 0-2, k = 5 and 10 examples per
   intent, with and without 4 intents out of scope (12 configs);

@@ -6,8 +6,9 @@ arbitrating dev set of docs/research/2026-classifier-log.md, tenth round.
         [--encoders use+minilm-when-unsure,minilm] [--cache DIR]
 
 The CSV (columns ``text,category``: the HWU64 test split, 1,076 prompts, 64 intents of 3 to
-19 prompts; Liu et al. 2019, CC-BY-4.0) is not part of this repository: pass its path with
-``--csv`` or ``SWITCHYARD_HWU64_CSV``. Per seed, four configs: k = 5 examples per label
+19 prompts; Liu et al. 2019, CC-BY-4.0; the copy used here is ``data/hwu64/test.csv`` of
+the sogang-isds/TOATOD repository on GitHub) is not part of this repository: pass its path
+with ``--csv`` or ``SWITCHYARD_HWU64_CSV``. Per seed, four configs: k = 5 examples per label
 (the intents with at least 10 prompts) and k = 10 (at least 15), each with every such
 intent configured and with 6 of them out of scope. Scoring, the error split and the
 embedding cache are bench/banking77.py's.
