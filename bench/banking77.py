@@ -304,6 +304,13 @@ def parse_arguments(
     args = parser.parse_args()
     if args.csv is None:
         parser.error(f"the {what} CSV: --csv PATH or {csv_env}")
+    try:
+        with args.csv.open(encoding="utf-8", newline="") as f:
+            header = next(csv.reader(f), [])
+    except OSError as e:
+        parser.error(f"--csv {args.csv}: {e.strerror}")
+    if not {"text", "category"} <= set(header):
+        parser.error(f"--csv {args.csv}: expected the columns text,category, found {header}")
     if args.cache is not None:
         args.cache.mkdir(parents=True, exist_ok=True)
     encoders = Encoders(args.model_dir, args.cache)

@@ -3,9 +3,15 @@ set: examples never reappear as queries, and out-of-scope intents get no label."
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 from bench import banking77
 from bench.banking77 import FALLBACK
 from bench.hwu64 import OOS_INTENTS, configs
+
+REPO = Path(__file__).resolve().parents[2]
 
 # 12 intents of 19 prompts, 2 of 12 (configured at k = 5 only), 2 of 4 (never configured).
 INTENTS = {
@@ -57,3 +63,22 @@ def test_banking77_parts_keep_examples_out_of_the_queries() -> None:
             assert not examples & {text for text, _ in queries}
             dropped = {text.split()[0] for text, expected in queries if expected == FALLBACK}
             assert not dropped & {label.name for label in labels}
+
+
+def test_a_csv_that_is_missing_or_of_another_shape_gets_one_error_line(tmp_path: Path) -> None:
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n", encoding="utf-8")
+    for script, csv_path, expected in [
+        ("bench/hwu64.py", tmp_path / "missing.csv", "No such file or directory"),
+        ("bench/banking77.py", other, "expected the columns text,category, found ['a', 'b']"),
+    ]:
+        run = subprocess.run(
+            [sys.executable, script, "--csv", str(csv_path)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 2, run.stderr
+        assert "Traceback" not in run.stderr
+        assert run.stderr.splitlines()[-1].endswith(expected), run.stderr
