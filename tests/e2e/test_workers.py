@@ -161,8 +161,11 @@ def test_a_reload_that_takes_every_worker_long_to_build_is_waited_for(tmp_path: 
                 240,
                 "the reload, or its refusal",
             )
-        refusals = [line for line in stack.log("switchyard").splitlines() if "refused" in line]
+        log = stack.log("switchyard")
+        refusals = [line for line in log.splitlines() if "refused" in line]
         assert not refusals, refusals
+        # No route names the new label: the reload says so, as `switchyard check` would.
+        assert 'labels "catalogue": no route\'s match names this label' in log
         assert _reloaded(stack, old)
         assert {s.status for s in load.sent} == {200}
         assert {s.backend for s in load.sent} == {"v2"}
